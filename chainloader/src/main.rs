@@ -4,6 +4,7 @@
 #![no_main]
 
 mod arch;
+mod boot;
 
 use baremetal::serial::{Uart16550, COM1};
 use core::fmt::Write;

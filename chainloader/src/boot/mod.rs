@@ -1,0 +1,1 @@
+//! Multiboot2 loading and handoff (in progress).

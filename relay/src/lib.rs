@@ -1,0 +1,2 @@
+//! The relay: the host-side daemon for netbooting a target machine.
+pub mod tftp;

@@ -1,0 +1,1 @@
+//! GRUB 2 netboot fixture (in progress).

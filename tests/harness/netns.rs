@@ -1,0 +1,80 @@
+//! Network namespaces that a test creates for anything that serves DHCP, so
+//! that no DHCP server ever answers on the machine's own interfaces.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+fn run(args: &[&str]) {
+    let st = Command::new(args[0]).args(&args[1..]).status().unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(st.success(), "{args:?} failed: {st}");
+}
+
+/// A network namespace with a bridge `br0` (address `10.77.0.1/24`) and a
+/// tap device `tap0` on it for QEMU. Dropped: the namespace and everything in
+/// it is deleted, and processes spawned with `spawn` are killed.
+pub struct NetNs {
+    pub name: String,
+    children: Vec<Child>,
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+impl NetNs {
+    pub const HOST_ADDR: &'static str = "10.77.0.1";
+
+    pub fn new() -> NetNs {
+        let name = format!("nbt{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst));
+        run(&["ip", "netns", "add", &name]);
+        let ns = NetNs { name, children: vec![] };
+        ns.exec(&["ip", "link", "set", "lo", "up"]);
+        ns.exec(&["ip", "link", "add", "br0", "type", "bridge"]);
+        ns.exec(&["ip", "addr", "add", "10.77.0.1/24", "dev", "br0"]);
+        ns.exec(&["ip", "link", "set", "br0", "up"]);
+        ns.add_tap("tap0");
+        ns
+    }
+
+    /// Another tap on the bridge (for a second QEMU, say).
+    pub fn add_tap(&self, tap: &str) {
+        self.exec(&["ip", "tuntap", "add", tap, "mode", "tap"]);
+        self.exec(&["ip", "link", "set", tap, "master", "br0"]);
+        self.exec(&["ip", "link", "set", tap, "up"]);
+    }
+
+    /// Run a command to completion inside the namespace; it must succeed.
+    pub fn exec(&self, args: &[&str]) {
+        let mut full = vec!["ip", "netns", "exec", &self.name];
+        full.extend_from_slice(args);
+        run(&full);
+    }
+
+    /// A `Command` that runs inside the namespace.
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name, program]);
+        c
+    }
+
+    /// Start a long-running process inside the namespace; killed on drop.
+    pub fn spawn(&mut self, mut cmd: Command) -> &mut Child {
+        let child = cmd.stdin(Stdio::null()).spawn().expect("spawn in netns");
+        self.children.push(child);
+        self.children.last_mut().unwrap()
+    }
+}
+
+impl Default for NetNs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = Command::new("ip").args(["netns", "delete", &self.name]).status();
+    }
+}
