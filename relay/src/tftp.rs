@@ -1,1 +1,0 @@
-//! TFTP server (in progress).

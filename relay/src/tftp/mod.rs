@@ -1,0 +1,284 @@
+//! Read-only TFTP server (RFC 1350) with option negotiation (RFC 2347),
+//! blksize (RFC 2348), tsize and timeout (RFC 2349) and windowsize
+//! (RFC 7440).
+//!
+//! One socket on port 69 takes requests. Each accepted read request gets
+//! its own thread and a fresh ephemeral socket (a new TID, RFC 1350 section
+//! 4) on the same address and interface. The number of transfers in flight
+//! is bounded; requests beyond it get ERROR 0 "server busy".
+//!
+//! Why not `async-tftp`: it ties the server to an async runtime the rest of
+//! the relay does not use, does not bind sockets to a device, and its path
+//! handling follows symlinks out of the root. A thread per transfer with
+//! blocking sockets is simple, and a transfer is bounded by the network,
+//! not by threads.
+
+pub mod fs;
+pub mod options;
+mod transfer;
+pub mod wire;
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{anyhow, Context};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use wire::{ErrorCode, Packet, RequestKind};
+
+/// The windowsize cap (RFC 7440): 64 blocks of 1468 bytes fit the default
+/// socket buffers on both ends.
+pub const MAX_WINDOWSIZE: u16 = 64;
+
+/// Configuration of the TFTP server.
+#[derive(Debug, Clone)]
+pub struct TftpConfig {
+    /// Directory served; nothing outside it is reachable.
+    pub root: PathBuf,
+    /// Address to listen on, usually the interface's address and port 69.
+    pub bind: SocketAddr,
+    /// Interface to bind the sockets to (SO_BINDTODEVICE), so that nothing
+    /// arriving on another interface is answered.
+    pub interface: Option<String>,
+    /// Transfers allowed in flight at once.
+    pub max_transfers: usize,
+    /// Largest blksize granted; further capped by the path MTU minus 32.
+    pub max_blksize: u16,
+}
+
+/// A bound TFTP server; `run` serves until the process ends.
+pub struct TftpServer {
+    socket: UdpSocket,
+    shared: Arc<Shared>,
+}
+
+/// State shared between the listener and the transfer threads.
+struct Shared {
+    root: fs::Root,
+    interface: Option<String>,
+    max_transfers: usize,
+    max_blksize: u16,
+    running: AtomicUsize,
+    /// Transfers by client address, to recognise a retransmitted request.
+    by_peer: Mutex<HashMap<SocketAddr, Arc<TransferHandle>>>,
+}
+
+/// The listener's view of one transfer.
+struct TransferHandle {
+    /// The request datagram that started it.
+    request: Vec<u8>,
+    /// Set once the client has acknowledged anything.
+    progressed: AtomicBool,
+    /// Set when the client started over from the same port.
+    cancelled: AtomicBool,
+}
+
+/// Creates a UDP socket bound to `addr`, optionally to a device, with
+/// error messages that say what to do.
+pub(crate) fn bind_udp(addr: SocketAddr, interface: Option<&str>) -> anyhow::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).context("creating a UDP socket")?;
+    if let Some(ifname) = interface {
+        socket.bind_device(Some(ifname.as_bytes())).map_err(|e| match e.raw_os_error() {
+            Some(libc::EPERM) | Some(libc::EACCES) => anyhow!("binding to interface {ifname} needs root or CAP_NET_RAW"),
+            Some(libc::ENODEV) => anyhow!("no such interface: {ifname}"),
+            _ => anyhow!("binding to interface {ifname}: {e}"),
+        })?;
+    }
+    let place = interface.map_or_else(|| addr.ip().to_string(), str::to_string);
+    socket.bind(&addr.into()).map_err(|e| match e.raw_os_error() {
+        Some(libc::EADDRINUSE) => anyhow!("port {} on {place} is in use, is dnsmasq running?", addr.port()),
+        Some(libc::EACCES) => anyhow!("binding port {} needs root or CAP_NET_BIND_SERVICE", addr.port()),
+        Some(libc::EADDRNOTAVAIL) => {
+            anyhow!("address {} is not assigned to {place}; is the interface up and configured?", addr.ip())
+        }
+        _ => anyhow!("binding UDP {addr} on {place}: {e}"),
+    })?;
+    Ok(socket)
+}
+
+impl TftpServer {
+    /// Opens the root and binds the listening socket.
+    pub fn bind(cfg: TftpConfig) -> anyhow::Result<TftpServer> {
+        let root = fs::Root::open(&cfg.root).with_context(|| format!("TFTP root {}", cfg.root.display()))?;
+        if !root.canonical().is_dir() {
+            return Err(anyhow!("TFTP root {} is not a directory", cfg.root.display()));
+        }
+        let socket: UdpSocket = bind_udp(cfg.bind, cfg.interface.as_deref())?.into();
+        let shared = Arc::new(Shared {
+            root,
+            interface: cfg.interface,
+            max_transfers: cfg.max_transfers.max(1),
+            max_blksize: cfg.max_blksize.clamp(options::BLKSIZE_MIN, options::BLKSIZE_MAX),
+            running: AtomicUsize::new(0),
+            by_peer: Mutex::new(HashMap::new()),
+        });
+        Ok(TftpServer { socket, shared })
+    }
+
+    /// The address actually bound (tests bind port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.socket.local_addr().expect("a bound socket has a local address")
+    }
+
+    /// Serves requests until the process ends or the socket fails.
+    pub fn run(self) -> anyhow::Result<()> {
+        let local = self.local_addr();
+        tracing::info!(
+            "tftp: serving {} on {local}{}",
+            self.shared.root.canonical().display(),
+            self.shared.interface.as_deref().map(|i| format!(" ({i})")).unwrap_or_default()
+        );
+        // Requests are small; 64 KiB takes any datagram whole, so an
+        // oversized one is parsed (and refused) rather than cut.
+        let mut buf = vec![0u8; 65536];
+        let mut reply = Vec::with_capacity(516);
+        let mut consecutive_errors = 0u32;
+        loop {
+            let (len, peer) = match self.socket.recv_from(&mut buf) {
+                Ok(r) => {
+                    consecutive_errors = 0;
+                    r
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // Transient errors (ICMP-induced ECONNREFUSED, ENOBUFS)
+                    // must not end the server; a persistent one must not spin.
+                    consecutive_errors += 1;
+                    tracing::warn!("tftp: receive on {local} failed: {e}");
+                    if consecutive_errors > 100 {
+                        return Err(anyhow!("tftp: receive on {local} keeps failing: {e}"));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    continue;
+                }
+            };
+            self.handle_datagram(&buf[..len], peer, local, &mut reply);
+        }
+    }
+
+    fn send_error(&self, reply: &mut Vec<u8>, peer: SocketAddr, code: ErrorCode, message: &str) {
+        wire::encode_error(reply, code, message);
+        if let Err(e) = self.socket.send_to(reply, peer) {
+            tracing::debug!("tftp: sending error to {peer}: {e}");
+        }
+    }
+
+    fn handle_datagram(&self, datagram: &[u8], peer: SocketAddr, local: SocketAddr, reply: &mut Vec<u8>) {
+        let request = match wire::parse(datagram) {
+            Ok(Packet::Request(req)) => req,
+            Ok(other) => {
+                // DATA/ACK/ERROR/OACK belong to a transfer's own port; a
+                // reply here could start an error ping-pong.
+                tracing::debug!("tftp: {peer}: ignoring {} sent to the request port", short(&other));
+                return;
+            }
+            Err(e) => {
+                tracing::debug!("tftp: {peer}: malformed request ({e}), {} bytes", datagram.len());
+                if !matches!(e, wire::ParseError::Truncated) {
+                    self.send_error(reply, peer, ErrorCode::IllegalOperation, &format!("malformed request: {e}"));
+                }
+                return;
+            }
+        };
+        let name = display_name(request.filename);
+        if request.kind == RequestKind::Write {
+            tracing::info!("tftp: {peer}: refused write request for {name}: server is read-only");
+            self.send_error(reply, peer, ErrorCode::AccessViolation, "write requests are not accepted: read-only server");
+            return;
+        }
+        if !request.mode.eq_ignore_ascii_case(b"octet") {
+            let mode = display_name(request.mode);
+            tracing::info!("tftp: {peer}: refused {name}: transfer mode {mode} is not supported");
+            self.send_error(reply, peer, ErrorCode::IllegalOperation, &format!("mode {mode} not supported, use octet (binary)"));
+            return;
+        }
+        if request.trailing_garbage {
+            tracing::debug!("tftp: {peer}: ignoring an incomplete option at the end of the request for {name}");
+        }
+
+        let handle = Arc::new(TransferHandle {
+            request: datagram.to_vec(),
+            progressed: AtomicBool::new(false),
+            cancelled: AtomicBool::new(false),
+        });
+        {
+            let mut by_peer = self.shared.by_peer.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(old) = by_peer.get(&peer) {
+                if old.request == datagram && !old.progressed.load(Ordering::Acquire) {
+                    // The client resent its request before our answer got
+                    // there; the running transfer answers it.
+                    tracing::debug!("tftp: {peer}: duplicate request for {name}, transfer already under way");
+                    return;
+                }
+                // The client started over from the same port.
+                old.cancelled.store(true, Ordering::Release);
+            }
+            let running = self.shared.running.load(Ordering::Acquire);
+            if running >= self.shared.max_transfers {
+                drop(by_peer);
+                tracing::warn!("tftp: {peer}: refused {name}: server busy ({running} transfers in flight)");
+                self.send_error(reply, peer, ErrorCode::NotDefined, "server busy, try again later");
+                return;
+            }
+            self.shared.running.fetch_add(1, Ordering::AcqRel);
+            by_peer.insert(peer, handle.clone());
+        }
+
+        let shared = self.shared.clone();
+        let job = transfer::Job {
+            peer,
+            local_ip: local.ip(),
+            filename: request.filename.to_vec(),
+            options: request.options.iter().map(|(n, v)| (n.to_vec(), v.to_vec())).collect(),
+        };
+        let spawned = std::thread::Builder::new().name(format!("tftp {peer}")).spawn({
+            let handle = handle.clone();
+            move || {
+                transfer::run(&shared, &handle, job);
+                finish(&shared, peer, &handle);
+            }
+        });
+        if let Err(e) = spawned {
+            finish(&self.shared, peer, &handle);
+            tracing::warn!("tftp: {peer}: cannot start a transfer thread: {e}");
+            self.send_error(reply, peer, ErrorCode::NotDefined, "server busy, try again later");
+        }
+    }
+}
+
+/// Releases a transfer's slot and, unless superseded, its peer entry.
+fn finish(shared: &Shared, peer: SocketAddr, handle: &Arc<TransferHandle>) {
+    let mut by_peer = shared.by_peer.lock().unwrap_or_else(|p| p.into_inner());
+    if by_peer.get(&peer).is_some_and(|h| Arc::ptr_eq(h, handle)) {
+        by_peer.remove(&peer);
+    }
+    shared.running.fetch_sub(1, Ordering::AcqRel);
+}
+
+/// A file name from the wire, printable in a log line.
+pub(crate) fn display_name(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() + 2);
+    s.push('"');
+    for c in String::from_utf8_lossy(&bytes[..bytes.len().min(256)]).chars() {
+        s.extend(c.escape_debug());
+    }
+    if bytes.len() > 256 {
+        s.push_str("...");
+    }
+    s.push('"');
+    s
+}
+
+fn short(p: &Packet<'_>) -> &'static str {
+    match p {
+        Packet::Request(_) => "request",
+        Packet::Data { .. } => "DATA",
+        Packet::Ack { .. } => "ACK",
+        Packet::Error { .. } => "ERROR",
+        Packet::Oack { .. } => "OACK",
+    }
+}
