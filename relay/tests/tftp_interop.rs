@@ -75,9 +75,10 @@ fn tftp_hpa_throughput_16_mib() {
     eprintln!("tftp-hpa 16 MiB at blksize 512: {secs:.3} s, {:.1} MiB/s", 16.0 / secs);
 }
 
-fn atftp_get(port: u16, name: &str, out: &Path, options: &[&str]) {
+/// Runs an atftp download with --trace; returns what it printed.
+fn atftp_get(port: u16, name: &str, out: &Path, options: &[&str]) -> String {
     let mut cmd = Command::new("atftp");
-    cmd.args(["--get", "-r", name, "-l"]).arg(out);
+    cmd.args(["--trace", "--get", "-r", name, "-l"]).arg(out);
     for o in options {
         cmd.args(["--option", o]);
     }
@@ -89,6 +90,7 @@ fn atftp_get(port: u16, name: &str, out: &Path, options: &[&str]) {
         String::from_utf8_lossy(&res.stdout),
         String::from_utf8_lossy(&res.stderr)
     );
+    format!("{}{}", String::from_utf8_lossy(&res.stdout), String::from_utf8_lossy(&res.stderr))
 }
 
 #[test]
@@ -109,7 +111,10 @@ fn atftp_fetches_with_and_without_options() {
             }
             let dest = out.path().join(format!("{name}.{i}"));
             let t = Instant::now();
-            atftp_get(fx.addr.port(), name, &dest, opts);
+            let log = atftp_get(fx.addr.port(), name, &dest, opts);
+            if opts.contains(&"tsize enable") {
+                assert!(log.contains(&format!("tsize: {len}")), "tsize not granted to atftp: {log}");
+            }
             eprintln!("atftp {opts:?} {name}: {:.3} s", t.elapsed().as_secs_f64());
             same_file(&fx.root.path().join(name), &dest);
         }

@@ -68,13 +68,19 @@ pub fn negotiate(options: &[(&[u8], &[u8])], limits: &Limits, file_size: u64) ->
         if out.granted.iter().any(|(n, _)| *n == canonical) {
             continue; // a repeated option: the first one counts
         }
+        if canonical == "tsize" {
+            // RFC 2349 wants "0" in a read request, but the value carries no
+            // meaning there and atftp 0.8 sends "enable"; dnsmasq accepts
+            // any value too.
+            out.granted.push(("tsize", file_size.to_string()));
+            continue;
+        }
         let Some(number) = parse_number(value) else { continue };
         let granted = match canonical {
             "blksize" if number >= u64::from(BLKSIZE_MIN) => {
                 out.blksize = number.min(u64::from(max_blksize)) as u16;
                 out.blksize.to_string()
             }
-            "tsize" => file_size.to_string(),
             "timeout" if (1..=255).contains(&number) => {
                 out.timeout_secs = Some(number as u8);
                 number.to_string()
@@ -119,9 +125,11 @@ mod tests {
 
     #[test]
     fn ignores_out_of_range_and_garbage() {
-        let o = opts(&[("blksize", "7"), ("timeout", "0"), ("timeout", "256"), ("windowsize", "0"), ("tsize", "-1")]);
+        let o = opts(&[("blksize", "7"), ("timeout", "0"), ("timeout", "256"), ("windowsize", "0"), ("blksize", "+9")]);
         let n = negotiate(&o, &LIMITS, 1);
         assert!(n.granted.is_empty(), "{:?}", n.granted);
+        // atftp 0.8 sends "tsize enable": still answered with the size.
+        assert_eq!(negotiate(&opts(&[("tsize", "enable")]), &LIMITS, 77).describe(), "tsize=77");
         let o = opts(&[("blksize", "99999999999999999999999"), ("blksize", "1024")]);
         assert_eq!(negotiate(&o, &LIMITS, 1).blksize, 1024);
         let o = opts(&[("blksize", "1024"), ("blksize", "512")]);
