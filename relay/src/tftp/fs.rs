@@ -269,6 +269,50 @@ fn check_servable(st: &libc::stat) -> Result<(), OpenError> {
 mod tests {
     use super::*;
 
+    /// Both resolvers (openat2 and the fallback) refuse the same escapes
+    /// and serve the same legitimate names.
+    #[test]
+    fn openat2_and_fallback_agree() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), b"s").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        std::fs::create_dir(r.join("sub")).unwrap();
+        std::fs::write(r.join("sub/ok"), b"ok").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", r.join("abs")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), r.join("dirlink")).unwrap();
+        std::os::unix::fs::symlink("sub/ok", r.join("inside")).unwrap();
+        let root = Root::open(r).unwrap();
+        assert!(root.openat2_works(), "this kernel has openat2; the main path must be tested");
+        let cases: &[(&[u8], Option<&[u8]>)] = &[
+            (b"sub/ok", Some(b"ok")),
+            (b"inside", Some(b"ok")),
+            (b"abs", None),
+            (b"dirlink/secret", None),
+            (b"sub", None),
+            (b"missing", None),
+        ];
+        for (name, want) in cases {
+            let relative = normalise(name, root.canonical()).unwrap();
+            let via_openat2 = root.open_request(name);
+            let via_fallback = root.open_fallback(&relative);
+            for (how, got) in [("openat2", via_openat2), ("fallback", via_fallback)] {
+                match (want, got) {
+                    (Some(content), Ok(f)) => {
+                        let mut buf = vec![0; f.size as usize];
+                        std::os::unix::fs::FileExt::read_exact_at(&f.file, &mut buf, 0).unwrap();
+                        assert_eq!(&buf[..], *content, "{how} {name:?}");
+                    }
+                    (None, Err(e)) => {
+                        let expect_not_found = *name == b"missing";
+                        assert_eq!(matches!(e, OpenError::NotFound), expect_not_found, "{how} {name:?}: {e}");
+                    }
+                    (want, got) => panic!("{how} {:?}: want {want:?}, got {:?}", String::from_utf8_lossy(name), got.map(|f| f.size)),
+                }
+            }
+        }
+    }
+
     #[test]
     fn normalisation() {
         let root = Path::new("/srv/tftp");
