@@ -73,6 +73,14 @@ fn tftp_hpa_throughput_16_mib() {
     same_file(&fx.root.path().join("sixteen"), &dest);
     // Reported, not asserted: timing depends on the machine's load.
     eprintln!("tftp-hpa 16 MiB at blksize 512: {secs:.3} s, {:.1} MiB/s", 16.0 / secs);
+    if Command::new("atftp").arg("--version").output().is_ok() {
+        let dest = out.path().join("sixteen.atftp");
+        let t = Instant::now();
+        atftp_get(fx.addr.port(), "sixteen", &dest, &["blksize 1428", "windowsize 8"]);
+        let secs = t.elapsed().as_secs_f64();
+        same_file(&fx.root.path().join("sixteen"), &dest);
+        eprintln!("atftp 16 MiB at blksize 1428, windowsize 8: {secs:.3} s, {:.1} MiB/s", 16.0 / secs);
+    }
 }
 
 /// Runs an atftp download with --trace; returns what it printed.
