@@ -46,7 +46,7 @@ pub struct Request<'a> {
     pub kind: RequestKind,
     pub filename: &'a [u8],
     pub mode: &'a [u8],
-    pub options: Vec<(&'a [u8], &'a [u8])>,
+    pub options: RawOptions<'a>,
     /// Bytes after the last complete option pair (an option name without a
     /// value, or a string without its NUL). Ignored, but worth a debug log.
     pub trailing_garbage: bool,
@@ -58,7 +58,7 @@ pub enum Packet<'a> {
     Data { block: u16, payload: &'a [u8] },
     Ack { block: u16 },
     Error { code: u16, message: &'a [u8] },
-    Oack { options: Vec<(&'a [u8], &'a [u8])> },
+    Oack { options: RawOptions<'a> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,9 +92,12 @@ fn take_cstr(buf: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((&buf[..nul], &buf[nul + 1..]))
 }
 
+/// Option name/value pairs as they appear on the wire.
+pub type RawOptions<'a> = Vec<(&'a [u8], &'a [u8])>;
+
 /// Parses `name\0value\0` pairs. Returns the pairs and whether bytes were
 /// left over that did not form a complete pair.
-fn parse_options(mut rest: &[u8]) -> Result<(Vec<(&[u8], &[u8])>, bool), ParseError> {
+fn parse_options(mut rest: &[u8]) -> Result<(RawOptions<'_>, bool), ParseError> {
     let mut options = Vec::new();
     while !rest.is_empty() {
         let Some((name, after_name)) = take_cstr(rest) else {

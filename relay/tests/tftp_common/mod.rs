@@ -4,7 +4,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use relay::tftp::{TftpConfig, TftpServer};
 
@@ -106,7 +106,7 @@ fn decode(p: &[u8]) -> Reply {
             let parts: Vec<String> = p[2..].split(|&b| b == 0).map(|s| String::from_utf8_lossy(s).into_owned()).collect();
             assert_eq!(parts.last().map(String::as_str), Some(""), "OACK must end with NUL: {p:?}");
             let parts = &parts[..parts.len() - 1];
-            assert!(parts.len() % 2 == 0, "OACK with an odd number of strings: {parts:?}");
+            assert!(parts.len().is_multiple_of(2), "OACK with an odd number of strings: {parts:?}");
             Reply::Oack(parts.chunks(2).map(|c| (c[0].clone(), c[1].clone())).collect())
         }
         _ => Reply::Other(p.to_vec()),
@@ -139,20 +139,16 @@ impl Client {
     /// The next packet, or None after `timeout`.
     pub fn recv_within(&mut self, timeout: Duration) -> Option<Reply> {
         let mut buf = vec![0u8; 70000];
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.checked_duration_since(Instant::now())?;
-            self.sock.set_read_timeout(Some(left.max(Duration::from_millis(1)))).unwrap();
-            match self.sock.recv_from(&mut buf) {
-                Ok((n, from)) => {
-                    if self.tid.is_none() {
-                        self.tid = Some(from);
-                    }
-                    return Some(decode(&buf[..n]));
+        self.sock.set_read_timeout(Some(timeout.max(Duration::from_millis(1)))).unwrap();
+        match self.sock.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                if self.tid.is_none() {
+                    self.tid = Some(from);
                 }
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => return None,
-                Err(e) => panic!("recv: {e}"),
+                Some(decode(&buf[..n]))
             }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => None,
+            Err(e) => panic!("recv: {e}"),
         }
     }
 
