@@ -369,3 +369,16 @@ fn bind_errors_are_clear() {
     .unwrap();
     assert!(format!("{err:#}").contains("/nonexistent-tftp-root"), "{err:#}");
 }
+
+#[test]
+fn on_the_wildcard_address_the_transfer_answers_from_the_address_asked() {
+    let fx = start_on("0.0.0.0:0".parse().unwrap(), 4, 1468, |root| std::fs::write(root.join("f"), b"abc").unwrap());
+    // 127.0.0.2 is local but not the client's own address (127.0.0.1):
+    // without IP_PKTINFO the reply would come from 127.0.0.1.
+    let server = std::net::SocketAddr::from(([127, 0, 0, 2], fx.addr.port()));
+    let mut c = Client::new(server);
+    c.send_request(&rrq(b"f", b"octet", &[]));
+    assert_eq!(c.recv(), Reply::Data(1, b"abc".to_vec()));
+    assert_eq!(c.tid.unwrap().ip(), server.ip(), "DATA came from another address than the request went to");
+    c.send(&ack(1));
+}

@@ -20,7 +20,8 @@ pub mod wire;
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -54,6 +55,8 @@ pub struct TftpConfig {
 pub struct TftpServer {
     socket: UdpSocket,
     shared: Arc<Shared>,
+    /// Whether requests carry IP_PKTINFO (wildcard bind).
+    learn_local: bool,
 }
 
 /// State shared between the listener and the transfer threads.
@@ -108,6 +111,12 @@ impl TftpServer {
             return Err(anyhow!("TFTP root {} is not a directory", cfg.root.display()));
         }
         let socket: UdpSocket = bind_udp(cfg.bind, cfg.interface.as_deref())?.into();
+        // Bound to the wildcard address, the server learns from IP_PKTINFO
+        // which local address each request was sent to, so that the
+        // transfer answers from that same address (a client ignores DATA
+        // from an address it did not ask). Enabled before any request can
+        // be queued without it.
+        let learn_local = cfg.bind.ip().is_unspecified() && cfg.bind.is_ipv4() && enable_pktinfo(&socket);
         let shared = Arc::new(Shared {
             root,
             interface: cfg.interface,
@@ -116,7 +125,7 @@ impl TftpServer {
             running: AtomicUsize::new(0),
             by_peer: Mutex::new(HashMap::new()),
         });
-        Ok(TftpServer { socket, shared })
+        Ok(TftpServer { socket, shared, learn_local })
     }
 
     /// The address actually bound (tests bind port 0).
@@ -138,7 +147,12 @@ impl TftpServer {
         let mut reply = Vec::with_capacity(516);
         let mut consecutive_errors = 0u32;
         loop {
-            let (len, peer) = match self.socket.recv_from(&mut buf) {
+            let received = if self.learn_local {
+                recv_with_local_addr(&self.socket, &mut buf)
+            } else {
+                self.socket.recv_from(&mut buf).map(|(n, peer)| (n, peer, None))
+            };
+            let (len, peer, dst) = match received {
                 Ok(r) => {
                     consecutive_errors = 0;
                     r
@@ -156,7 +170,8 @@ impl TftpServer {
                     continue;
                 }
             };
-            self.handle_datagram(&buf[..len], peer, local, &mut reply);
+            let local_ip = dst.unwrap_or(local.ip());
+            self.handle_datagram(&buf[..len], peer, local_ip, &mut reply);
         }
     }
 
@@ -167,7 +182,7 @@ impl TftpServer {
         }
     }
 
-    fn handle_datagram(&self, datagram: &[u8], peer: SocketAddr, local: SocketAddr, reply: &mut Vec<u8>) {
+    fn handle_datagram(&self, datagram: &[u8], peer: SocketAddr, local_ip: IpAddr, reply: &mut Vec<u8>) {
         let request = match wire::parse(datagram) {
             Ok(Packet::Request(req)) => req,
             Ok(other) => {
@@ -231,7 +246,7 @@ impl TftpServer {
         let shared = self.shared.clone();
         let job = transfer::Job {
             peer,
-            local_ip: local.ip(),
+            local_ip,
             filename: request.filename.to_vec(),
             options: request.options.iter().map(|(n, v)| (n.to_vec(), v.to_vec())).collect(),
         };
@@ -247,6 +262,62 @@ impl TftpServer {
             tracing::warn!("tftp: {peer}: cannot start a transfer thread: {e}");
             self.send_error(reply, peer, ErrorCode::NotDefined, "server busy, try again later");
         }
+    }
+}
+
+/// Asks for IP_PKTINFO control messages on an IPv4 socket.
+fn enable_pktinfo(socket: &UdpSocket) -> bool {
+    let on: libc::c_int = 1;
+    // SAFETY: `on` is a valid int for the duration of the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_PKTINFO,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    rc == 0
+}
+
+/// recvmsg that also returns the local address the datagram was for
+/// (IP_PKTINFO's ipi_spec_dst), when the kernel supplied it.
+fn recv_with_local_addr(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<(usize, SocketAddr, Option<IpAddr>)> {
+    // Control buffer, u64-aligned as cmsghdr requires.
+    let mut control = [0u64; 16];
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    // SAFETY: recvmsg writes at most msg_namelen bytes of address into the
+    // storage, at most iov_len bytes into `buf` and at most msg_controllen
+    // bytes into `control`, all of which outlive the call; the CMSG macros
+    // walk only the control bytes the kernel reported.
+    unsafe {
+        let (received, peer) = socket2::SockAddr::try_init(|storage, len| {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_name = storage.cast();
+            msg.msg_namelen = *len;
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = std::mem::size_of_val(&control);
+            let n = libc::recvmsg(socket.as_raw_fd(), &mut msg, 0);
+            if n < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            *len = msg.msg_namelen;
+            let mut local = None;
+            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+            while !cmsg.is_null() {
+                if (*cmsg).cmsg_level == libc::IPPROTO_IP && (*cmsg).cmsg_type == libc::IP_PKTINFO {
+                    let info: libc::in_pktinfo = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                    local = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(info.ipi_spec_dst.s_addr))));
+                }
+                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            }
+            Ok((n as usize, local))
+        })?;
+        let peer = peer.as_socket().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "non-IP sender"))?;
+        Ok((received.0, peer, received.1))
     }
 }
 

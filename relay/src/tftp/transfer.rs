@@ -96,6 +96,7 @@ pub(super) fn run(shared: &Shared, handle: &TransferHandle, job: Job) {
         }
     };
     allow_fragmentation(&socket, peer.is_ipv4());
+    tracing::debug!("tftp: {peer}: transfer socket {:?}", socket.local_addr().ok().and_then(|a| a.as_socket()));
     let socket: UdpSocket = socket.into();
     let mut scratch = Vec::with_capacity(516);
 

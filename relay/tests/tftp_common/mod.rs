@@ -23,12 +23,17 @@ pub fn init_logs() {
 /// Starts a server on 127.0.0.1 (ephemeral port) whose root `setup` fills.
 /// The server thread lives until the test process ends.
 pub fn start(max_transfers: usize, max_blksize: u16, setup: impl FnOnce(&Path)) -> Fixture {
+    start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), max_transfers, max_blksize, setup)
+}
+
+/// Like `start`, on a given address.
+pub fn start_on(bind: SocketAddr, max_transfers: usize, max_blksize: u16, setup: impl FnOnce(&Path)) -> Fixture {
     init_logs();
     let root = tempfile::tempdir().unwrap();
     setup(root.path());
     let server = TftpServer::bind(TftpConfig {
         root: root.path().to_path_buf(),
-        bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        bind,
         interface: None,
         max_transfers,
         max_blksize,
