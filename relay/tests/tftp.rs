@@ -382,3 +382,45 @@ fn on_the_wildcard_address_the_transfer_answers_from_the_address_asked() {
     assert_eq!(c.tid.unwrap().ip(), server.ip(), "DATA came from another address than the request went to");
     c.send(&ack(1));
 }
+
+#[test]
+fn bind_errors_name_the_interface_and_the_missing_capability() {
+    let root = tempfile::tempdir().unwrap();
+    let cfg = |bind: &str, interface: Option<&str>| relay::tftp::TftpConfig {
+        root: root.path().to_path_buf(),
+        bind: bind.parse().unwrap(),
+        interface: interface.map(str::to_string),
+        max_transfers: 1,
+        max_blksize: 512,
+    };
+    let first = relay::tftp::TftpServer::bind(cfg("127.0.0.1:0", Some("lo"))).unwrap();
+    let port = first.local_addr().port();
+    let err = relay::tftp::TftpServer::bind(cfg(&format!("127.0.0.1:{port}"), Some("lo"))).err().unwrap();
+    assert_eq!(err.to_string(), format!("port {port} on lo is in use, is dnsmasq running?"));
+    let err = relay::tftp::TftpServer::bind(cfg("127.0.0.1:0", Some("nosuchif0"))).err().unwrap();
+    assert_eq!(err.to_string(), "no such interface: nosuchif0");
+
+    let unprivileged_start: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .map(|s| s.trim().parse().unwrap())
+        .unwrap_or(1024);
+    assert!(unprivileged_start > 69, "this machine lets anyone bind port 69 (ip_unprivileged_port_start={unprivileged_start})");
+    let no_caps = cfg("127.0.0.1:69", None);
+    let err = std::thread::spawn(move || {
+        // Capabilities are per thread on Linux: drop all of them in this one
+        // (root without CAP_NET_BIND_SERVICE, as an unprivileged user).
+        #[repr(C)]
+        struct Header {
+            version: u32,
+            pid: i32,
+        }
+        let mut header = Header { version: 0x2008_0522, pid: 0 };
+        let data = [0u32; 6];
+        // SAFETY: capset reads a v3 header and two zeroed data structs.
+        let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) };
+        assert_eq!(rc, 0, "capset: {}", std::io::Error::last_os_error());
+        relay::tftp::TftpServer::bind(no_caps).err().map(|e| e.to_string())
+    })
+    .join()
+    .unwrap();
+    assert_eq!(err.as_deref(), Some("binding port 69 needs root or CAP_NET_BIND_SERVICE"));
+}

@@ -56,7 +56,9 @@ impl fmt::Display for OpenError {
             OpenError::NotFound => write!(f, "file not found"),
             OpenError::Escape(why) => write!(f, "access violation: {why}"),
             OpenError::NotRegular(kind) => write!(f, "access violation: not a regular file ({kind})"),
-            OpenError::NotWorldReadable => write!(f, "access violation: file is not world-readable"),
+            OpenError::NotWorldReadable => {
+                write!(f, "access violation: file is not world-readable (a server running as root serves only those; chmod o+r)")
+            }
             OpenError::PermissionDenied => write!(f, "access violation: permission denied"),
             OpenError::Io(e) => write!(f, "cannot read file: {e}"),
         }
