@@ -424,3 +424,16 @@ fn bind_errors_name_the_interface_and_the_missing_capability() {
     .unwrap();
     assert_eq!(err.as_deref(), Some("binding port 69 needs root or CAP_NET_BIND_SERVICE"));
 }
+
+#[test]
+fn serves_over_ipv6() {
+    let fx = start_on("[::1]:0".parse().unwrap(), 4, 1468, |root| std::fs::write(root.join("f"), pattern(2000, 12)).unwrap());
+    let sock = std::net::UdpSocket::bind("[::1]:0").unwrap();
+    let mut c = Client { sock, server: fx.addr, tid: None };
+    c.send_request(&rrq(b"f", b"octet", &[("blksize", "65464"), ("tsize", "0")]));
+    // Loopback MTU 65536 minus 52 bytes of IPv6/UDP/TFTP headers, capped by
+    // the configured 1468.
+    assert_eq!(opts(&c.recv()), vec![("blksize".into(), "1468".into()), ("tsize".into(), "2000".into())]);
+    c.send(&ack(0));
+    assert_eq!(c.download(1468, 1, false), pattern(2000, 12));
+}
