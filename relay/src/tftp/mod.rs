@@ -7,11 +7,14 @@
 //! 4) on the same address and interface. The number of transfers in flight
 //! is bounded; requests beyond it get ERROR 0 "server busy".
 //!
-//! Why not `async-tftp`: it ties the server to an async runtime the rest of
-//! the relay does not use, does not bind sockets to a device, and its path
-//! handling follows symlinks out of the root. A thread per transfer with
-//! blocking sockets is simple, and a transfer is bounded by the network,
-//! not by threads.
+//! Why not `async-tftp` (which has windowsize): its directory handler
+//! joins the request to the root, checks `is_file()` and then opens the
+//! path, so a symlink in the root leads outside and the check races with
+//! the open; it needs an async executor the rest of the relay does not use;
+//! and the relay needs its own hands on every socket (SO_BINDTODEVICE,
+//! IP_PKTINFO, IP_MTU for blksize). A thread per transfer with blocking
+//! sockets is simple, and a transfer is bounded by the network, not by
+//! threads (`max_transfers` bounds them anyway).
 
 pub mod fs;
 pub mod options;
