@@ -1,1 +1,761 @@
-//! (in progress)
+//! Multiboot2 kernel images: finding and checking the header, reading its
+//! tags, and planning where every byte of the kernel goes.
+//!
+//! The rules follow the Multiboot2 specification and, where the
+//! specification leaves room, what GRUB 2 does (`multiboot_mbi2.c`,
+//! `multiboot_elfxx.c`), because the kernels this loader boots were written
+//! against GRUB.
+//!
+//! The header is parsed by hand rather than with the `multiboot2-header`
+//! crate: the loader needs GRUB's exact walking rule (tags advance by their
+//! size rounded up to 8, with no header_length cross-check that could reject
+//! a kernel GRUB boots), an error naming any unknown non-optional tag, the
+//! optional flag of the information request and framebuffer tags, and a
+//! guarantee that hostile bytes produce an error, never a panic; this file is
+//! shorter than the glue that would be needed around the crate.
+
+use crate::memmap::{Allocator, Conflict, Preference, Range, FOUR_GIB};
+use alloc::vec::Vec;
+use core::fmt;
+
+pub const HEADER_MAGIC: u32 = 0xE852_50D6;
+/// What the kernel finds in EAX.
+pub const BOOTLOADER_MAGIC: u32 = 0x36d7_6289;
+/// The header must lie within this many bytes from the start of the image.
+pub const SEARCH_LEN: usize = 32 * 1024;
+/// Modules are page-aligned, as GRUB always does (this satisfies the module
+/// alignment tag).
+pub const MODULE_ALIGN: u64 = 0x1000;
+
+const TAG_OPTIONAL: u16 = 1;
+
+/// Header tag types.
+pub mod htag {
+    pub const END: u16 = 0;
+    pub const INFORMATION_REQUEST: u16 = 1;
+    pub const ADDRESS: u16 = 2;
+    pub const ENTRY_ADDRESS: u16 = 3;
+    pub const CONSOLE_FLAGS: u16 = 4;
+    pub const FRAMEBUFFER: u16 = 5;
+    pub const MODULE_ALIGN: u16 = 6;
+    pub const EFI_BS: u16 = 7;
+    pub const ENTRY_ADDRESS_EFI32: u16 = 8;
+    pub const ENTRY_ADDRESS_EFI64: u16 = 9;
+    pub const RELOCATABLE: u16 = 10;
+}
+
+/// Boot information (MBI) tag names, for messages.
+pub fn mbi_tag_name(t: u32) -> &'static str {
+    match t {
+        0 => "end",
+        1 => "command line",
+        2 => "boot loader name",
+        3 => "module",
+        4 => "basic memory information",
+        5 => "BIOS boot device",
+        6 => "memory map",
+        7 => "VBE information",
+        8 => "framebuffer information",
+        9 => "ELF sections",
+        10 => "APM table",
+        11 => "EFI32 system table",
+        12 => "EFI64 system table",
+        13 => "SMBIOS tables",
+        14 => "ACPI old RSDP",
+        15 => "ACPI new RSDP",
+        16 => "networking information",
+        17 => "EFI memory map",
+        18 => "EFI boot services not terminated",
+        19 => "EFI32 image handle",
+        20 => "EFI64 image handle",
+        21 => "image load base address",
+        _ => "unknown",
+    }
+}
+
+fn header_tag_name(t: u16) -> &'static str {
+    match t {
+        0 => "end",
+        1 => "information request",
+        2 => "address",
+        3 => "entry address",
+        4 => "console flags",
+        5 => "framebuffer",
+        6 => "module alignment",
+        7 => "EFI boot services",
+        8 => "EFI i386 entry address",
+        9 => "EFI amd64 entry address",
+        10 => "relocatable",
+        _ => "unknown",
+    }
+}
+
+/// MBI tags this loader can put in the boot information, so a kernel may
+/// require them. Bootdev (5) is absent because a network boot has no BIOS
+/// boot drive, VBE (7) and APM (10) because the loader stays in text mode and
+/// does not query APM, EFI tags because this is a BIOS loader, SMBIOS (13)
+/// because no loader defines it. (GRUB 2 accepts requests for several of
+/// these and then silently leaves them out; the specification says a loader
+/// that cannot satisfy a required request must fail, which is what happens.)
+pub const SUPPLIED_MBI_TAGS: &[u32] = &[0, 1, 2, 3, 4, 6, 8, 9, 14, 15, 16, 21];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddressTag {
+    pub header_addr: u32,
+    pub load_addr: u32,
+    pub load_end_addr: u32,
+    pub bss_end_addr: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FramebufferTag {
+    pub width: u32,
+    pub height: u32,
+    pub depth: u32,
+    pub optional: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadPreference {
+    None,
+    Low,
+    High,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Relocatable {
+    pub min_addr: u32,
+    pub max_addr: u32,
+    pub align: u32,
+    pub preference: LoadPreference,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InfoRequest {
+    pub optional: bool,
+    pub types: Vec<u32>,
+}
+
+/// A checked Multiboot2 header and its tags.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// Offset of the header in the image.
+    pub offset: usize,
+    pub header_length: u32,
+    pub info_requests: Vec<InfoRequest>,
+    pub address: Option<AddressTag>,
+    pub entry: Option<u32>,
+    pub console_flags: Option<u32>,
+    pub framebuffer: Option<FramebufferTag>,
+    pub module_align: bool,
+    /// EFI-only tags, accepted and ignored on BIOS as GRUB does (the kernel
+    /// is entered at its BIOS entry; EFI entry points need EFI boot services).
+    pub efi_bs: bool,
+    pub efi_entry32: Option<u32>,
+    pub efi_entry64: Option<u32>,
+    pub relocatable: Option<Relocatable>,
+}
+
+/// Console flag bits.
+pub const CONSOLE_REQUIRED: u32 = 1;
+pub const CONSOLE_EGA_TEXT_SUPPORTED: u32 = 2;
+
+/// Everything that can be wrong with a kernel image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mb2Error {
+    TooShort(usize),
+    NoHeader,
+    /// A header tag runs past the end of the searched area or is malformed.
+    BadTag { offset: usize, tag_type: u16, size: u32 },
+    NoEndTag,
+    UnsupportedTag { tag_type: u16 },
+    CannotSupply { tag: u32 },
+    FramebufferRequired(FramebufferTag),
+    NoUsableConsole,
+    AddressWithoutEntry,
+    BadAddressTag(&'static str),
+    NotElf,
+    Elf(&'static str),
+    ElfRelocs,
+    EntryNotInSegment(u64),
+    /// A segment or section's file bytes run past the end of the image.
+    PastEndOfFile { what: &'static str, offset: u64, len: u64, file_len: usize },
+    Above4G(Range),
+    Reserved { what: &'static str, range: Range, reserved: Range, reserved_for: &'static str },
+    NotRam { what: &'static str, range: Range },
+    BadRelocatable { min: u32, max: u32, size: u64 },
+    NoRoomRelocatable { size: u64, align: u32, min: u32, max: u32 },
+    NoRoom { what: &'static str, size: u64 },
+}
+
+impl fmt::Display for Mb2Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use Mb2Error::*;
+        match self {
+            TooShort(n) => write!(f, "kernel image is only {n} bytes long"),
+            NoHeader => write!(f, "no Multiboot2 header (magic 0xe85250d6, architecture 0, valid checksum, 8-byte aligned) in the first 32 KiB"),
+            BadTag { offset, tag_type, size } => write!(f, "Multiboot2 header tag at offset {offset:#x} (type {tag_type}, size {size}) is malformed or runs past the first 32 KiB"),
+            NoEndTag => write!(f, "Multiboot2 header has no end tag within the first 32 KiB"),
+            UnsupportedTag { tag_type } => write!(f, "Multiboot2 header tag type {tag_type} ({}) is not supported and not marked optional", header_tag_name(*tag_type)),
+            CannotSupply { tag } => write!(f, "information request tag asks for tag {tag} ({}), which this loader cannot supply", mbi_tag_name(*tag)),
+            FramebufferRequired(fb) => write!(f, "kernel requires a {}x{}x{} graphics framebuffer (non-optional framebuffer tag); this loader only offers the EGA text console", fb.width, fb.height, fb.depth),
+            NoUsableConsole => write!(f, "kernel requires a console but does not support EGA text, the only console this loader offers"),
+            AddressWithoutEntry => write!(f, "load address tag without entry address tag"),
+            BadAddressTag(why) => write!(f, "address tag: {why}"),
+            NotElf => write!(f, "kernel is not an ELF file and its Multiboot2 header has no address tag"),
+            Elf(why) => write!(f, "ELF: {why}"),
+            ElfRelocs => write!(f, "ELF files with relocation sections are not supported (GRUB 2 refuses them too)"),
+            EntryNotInSegment(e) => write!(f, "ELF entry point {e:#x} isn't in a segment"),
+            PastEndOfFile { what, offset, len, file_len } => write!(f, "{what} at file offset {offset:#x}+{len:#x} runs past the end of the {file_len}-byte file"),
+            Above4G(r) => write!(f, "kernel segment {r} is not below 4 GiB"),
+            Reserved { what, range, reserved, reserved_for } => write!(f, "{what} {range} overlaps reserved memory {reserved} ({reserved_for})"),
+            NotRam { what, range } => write!(f, "{what} {range} is not in usable RAM (E820)"),
+            BadRelocatable { min, max, size } => write!(f, "relocatable tag: invalid min/max address {min:#x}/{max:#x} for a load size of {size:#x}"),
+            NoRoomRelocatable { size, align, min, max } => write!(f, "relocatable kernel: no free usable RAM for {size:#x} bytes aligned to {align:#x} within {min:#x}-{max:#x}"),
+            NoRoom { what, size } => write!(f, "no free usable RAM below 4 GiB for {what} ({size} bytes)"),
+        }
+    }
+}
+
+fn rd16(d: &[u8], o: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(d.get(o..o.checked_add(2)?)?.try_into().ok()?))
+}
+fn rd32(d: &[u8], o: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(d.get(o..o.checked_add(4)?)?.try_into().ok()?))
+}
+fn rd64(d: &[u8], o: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(d.get(o..o.checked_add(8)?)?.try_into().ok()?))
+}
+
+/// Finds the Multiboot2 header (magic, architecture 0 = i386, checksum) at
+/// an 8-byte aligned offset within the first 32 KiB and parses its tags.
+pub fn parse_header(image: &[u8]) -> Result<Header, Mb2Error> {
+    // GRUB refuses files shorter than 32 bytes outright.
+    if image.len() < 32 {
+        return Err(Mb2Error::TooShort(image.len()));
+    }
+    let area = &image[..image.len().min(SEARCH_LEN)];
+    let offset = (0..area.len().saturating_sub(15))
+        .step_by(8)
+        .find(|&o| {
+            let w = |i: usize| rd32(area, o + 4 * i).unwrap_or(0);
+            w(0) == HEADER_MAGIC
+                && w(1) == 0
+                && w(0).wrapping_add(w(1)).wrapping_add(w(2)).wrapping_add(w(3)) == 0
+        })
+        .ok_or(Mb2Error::NoHeader)?;
+    let header_length = rd32(area, offset + 8).unwrap_or(0);
+
+    let mut h = Header {
+        offset,
+        header_length,
+        info_requests: Vec::new(),
+        address: None,
+        entry: None,
+        console_flags: None,
+        framebuffer: None,
+        module_align: false,
+        efi_bs: false,
+        efi_entry32: None,
+        efi_entry64: None,
+        relocatable: None,
+    };
+    // Tags follow the 16-byte fixed part, each padded to 8 bytes. Like GRUB,
+    // walk to the end tag; unlike GRUB, stop with an error instead of reading
+    // beyond the searched area.
+    let mut p = offset + 16;
+    loop {
+        let (Some(ty), Some(flags), Some(size)) = (rd16(area, p), rd16(area, p + 2), rd32(area, p + 4)) else {
+            return Err(Mb2Error::NoEndTag);
+        };
+        let bad = Mb2Error::BadTag { offset: p, tag_type: ty, size };
+        if size < 8 || p + size as usize > area.len() {
+            return Err(bad);
+        }
+        let body = &area[p..p + size as usize];
+        let optional = flags & TAG_OPTIONAL != 0;
+        let field = |o: usize| rd32(body, o).ok_or(bad.clone());
+        match ty {
+            htag::END => break,
+            htag::INFORMATION_REQUEST => {
+                let types = (8..body.len() / 4 * 4).step_by(4).filter_map(|o| rd32(body, o)).collect();
+                h.info_requests.push(InfoRequest { optional, types });
+            }
+            htag::ADDRESS => {
+                h.address = Some(AddressTag {
+                    header_addr: field(8)?,
+                    load_addr: field(12)?,
+                    load_end_addr: field(16)?,
+                    bss_end_addr: field(20)?,
+                })
+            }
+            htag::ENTRY_ADDRESS => h.entry = Some(field(8)?),
+            htag::CONSOLE_FLAGS => h.console_flags = Some(field(8)?),
+            htag::FRAMEBUFFER => {
+                h.framebuffer =
+                    Some(FramebufferTag { width: field(8)?, height: field(12)?, depth: field(16)?, optional })
+            }
+            htag::MODULE_ALIGN => h.module_align = true,
+            htag::EFI_BS => h.efi_bs = true,
+            htag::ENTRY_ADDRESS_EFI32 => h.efi_entry32 = Some(field(8)?),
+            htag::ENTRY_ADDRESS_EFI64 => h.efi_entry64 = Some(field(8)?),
+            htag::RELOCATABLE => {
+                h.relocatable = Some(Relocatable {
+                    min_addr: field(8)?,
+                    max_addr: field(12)?,
+                    align: field(16)?,
+                    preference: match field(20)? {
+                        1 => LoadPreference::Low,
+                        2 => LoadPreference::High,
+                        _ => LoadPreference::None,
+                    },
+                })
+            }
+            _ if optional => {}
+            _ => return Err(Mb2Error::UnsupportedTag { tag_type: ty }),
+        }
+        p += (size as usize).div_ceil(8) * 8;
+    }
+    h.check_supportable()?;
+    Ok(h)
+}
+
+impl Header {
+    /// Refuses what this loader cannot give the kernel.
+    fn check_supportable(&self) -> Result<(), Mb2Error> {
+        for r in self.info_requests.iter().filter(|r| !r.optional) {
+            if let Some(&t) = r.types.iter().find(|t| !SUPPLIED_MBI_TAGS.contains(t)) {
+                return Err(Mb2Error::CannotSupply { tag: t });
+            }
+        }
+        if let Some(fb) = self.framebuffer {
+            if !fb.optional {
+                return Err(Mb2Error::FramebufferRequired(fb));
+            }
+        }
+        if let Some(c) = self.console_flags {
+            if c & CONSOLE_REQUIRED != 0 && c & CONSOLE_EGA_TEXT_SUPPORTED == 0 {
+                return Err(Mb2Error::NoUsableConsole);
+            }
+        }
+        if self.address.is_some() && self.entry.is_none() {
+            return Err(Mb2Error::AddressWithoutEntry);
+        }
+        Ok(())
+    }
+}
+
+/// One piece of the kernel: `file_len` bytes from the (decompressed) image at
+/// `file_offset` go to `dest_phys`, and the rest up to `mem_len` is zeroed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    pub file_offset: u64,
+    pub file_len: u64,
+    pub dest_phys: u64,
+    pub mem_len: u64,
+}
+
+impl Segment {
+    pub fn dest(&self) -> Range {
+        Range::new(self.dest_phys, self.dest_phys + self.mem_len)
+    }
+}
+
+/// The ELF section header table for MBI tag 9, with `sh_addr` filled in for
+/// the sections the loader placed in memory itself (those with no address).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ElfSections {
+    pub num: u32,
+    pub entsize: u32,
+    pub shndx: u32,
+    pub table: Vec<u8>,
+}
+
+/// Where the kernel goes and how it is entered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadPlan {
+    /// Program segments, then any non-allocated ELF sections GRUB would
+    /// also load (symbol and string tables), in that order.
+    pub segments: Vec<Segment>,
+    /// Physical entry point (EIP at handoff).
+    pub entry: u32,
+    /// MBI tag 21: where the image was loaded (relocatable) or linked.
+    pub load_base: u32,
+    /// Lowest to highest byte of the program segments.
+    pub kernel_range: Range,
+    /// MBI tag 9 (GRUB gives it for every kernel, empty for a.out-kludge ones).
+    pub elf_sections: ElfSections,
+}
+
+/// Plans the kernel's placement. `mem` holds usable RAM with the loader's
+/// own reservations; the kernel's ranges are reserved in it on success.
+/// `avoid`, when given, is a copy of `mem` that additionally has the staged
+/// downloads reserved: free-placement choices (relocation base, sections)
+/// are tried there first so that they do not land on data still to be copied.
+pub fn plan_load(
+    image: &[u8],
+    h: &Header,
+    mem: &mut Allocator,
+    mut avoid: Option<&mut Allocator>,
+) -> Result<LoadPlan, Mb2Error> {
+    let mut plan = match h.address {
+        Some(a) => plan_aout(image, h, a)?,
+        None => plan_elf(image, h)?,
+    };
+    let link_base = plan.load_base as u64;
+
+    if let Some(rel) = h.relocatable {
+        let size = plan.kernel_range.len();
+        if size > rel.max_addr as u64 || (rel.min_addr as u64) > rel.max_addr as u64 - size {
+            return Err(Mb2Error::BadRelocatable { min: rel.min_addr, max: rel.max_addr, size });
+        }
+        let pref = if rel.preference == LoadPreference::High { Preference::High } else { Preference::Low };
+        let align = rel.align.max(1) as u64;
+        let (min, max_end) = (rel.min_addr as u64, rel.max_addr as u64);
+        let base = avoid
+            .as_deref_mut()
+            .and_then(|a| a.find(size, align, min, max_end, pref))
+            .or_else(|| mem.find(size, align, min, max_end, pref))
+            .ok_or(Mb2Error::NoRoomRelocatable { size, align: rel.align, min: rel.min_addr, max: rel.max_addr })?;
+        let delta = base.wrapping_sub(plan.kernel_range.start);
+        for s in plan.segments.iter_mut() {
+            s.dest_phys = s.dest_phys.wrapping_add(delta);
+        }
+        plan.kernel_range = Range::new(base, base + size);
+        plan.load_base = base as u32;
+        plan.entry = (plan.entry as u64).wrapping_add(base).wrapping_sub(link_base) as u32;
+    }
+
+    for s in plan.segments.iter().filter(|s| s.mem_len > 0) {
+        reserve(mem, s.dest(), "kernel segment")?;
+        if let Some(a) = avoid.as_deref_mut() {
+            a.reserve_always(s.dest(), "kernel");
+        }
+    }
+
+    if h.address.is_none() {
+        place_sections(image, &mut plan, mem, avoid)?;
+    }
+    Ok(plan)
+}
+
+fn reserve(mem: &mut Allocator, r: Range, what: &'static str) -> Result<(), Mb2Error> {
+    if r.end > FOUR_GIB {
+        return Err(Mb2Error::Above4G(r));
+    }
+    mem.reserve(r, "kernel").map_err(|c| match c {
+        Conflict::NotUsableRam => Mb2Error::NotRam { what, range: r },
+        Conflict::Reserved { range, what: reserved_for } => {
+            Mb2Error::Reserved { what, range: r, reserved: range, reserved_for }
+        }
+    })
+}
+
+/// The a.out kludge: the address tag says which part of the file goes where.
+fn plan_aout(image: &[u8], h: &Header, a: AddressTag) -> Result<LoadPlan, Mb2Error> {
+    // load_addr 0xffffffff means "the file starts at header_addr minus the
+    // header's offset", as in GRUB.
+    let load_addr = if a.load_addr == u32::MAX {
+        (a.header_addr as u64)
+            .checked_sub(h.offset as u64)
+            .ok_or(Mb2Error::BadAddressTag("header_addr is below the header's file offset"))?
+    } else {
+        a.load_addr as u64
+    };
+    let into_image = (a.header_addr as u64)
+        .checked_sub(load_addr)
+        .ok_or(Mb2Error::BadAddressTag("header_addr is below load_addr"))?;
+    let file_offset = (h.offset as u64)
+        .checked_sub(into_image)
+        .ok_or(Mb2Error::BadAddressTag("load_addr lies before the start of the file"))?;
+    let file_len = if a.load_end_addr == 0 {
+        image.len() as u64 - file_offset
+    } else {
+        (a.load_end_addr as u64)
+            .checked_sub(load_addr)
+            .ok_or(Mb2Error::BadAddressTag("load_end_addr is below load_addr"))?
+    };
+    if file_offset + file_len > image.len() as u64 {
+        return Err(Mb2Error::PastEndOfFile {
+            what: "address tag load range",
+            offset: file_offset,
+            len: file_len,
+            file_len: image.len(),
+        });
+    }
+    let mem_len = if a.bss_end_addr == 0 {
+        file_len
+    } else {
+        (a.bss_end_addr as u64)
+            .checked_sub(load_addr)
+            .filter(|&m| m >= file_len)
+            .ok_or(Mb2Error::BadAddressTag("bss_end_addr is below load_end_addr"))?
+    };
+    let seg = Segment { file_offset, file_len, dest_phys: load_addr, mem_len };
+    if seg.dest().end > FOUR_GIB {
+        return Err(Mb2Error::Above4G(seg.dest()));
+    }
+    Ok(LoadPlan {
+        segments: alloc::vec![seg],
+        entry: h.entry.unwrap_or(0),
+        load_base: load_addr as u32,
+        kernel_range: seg.dest(),
+        elf_sections: ElfSections { num: 0, entsize: 0, shndx: 0, table: Vec::new() },
+    })
+}
+
+/// ELF32 (EM_386) or ELF64 (EM_X86_64) fields, widened.
+struct Elf {
+    is64: bool,
+    entry: u64,
+    phoff: u64,
+    shoff: u64,
+    phentsize: u64,
+    phnum: u64,
+    shentsize: u64,
+    shnum: u64,
+    shstrndx: u64,
+}
+
+struct Phdr {
+    ty: u32,
+    offset: u64,
+    vaddr: u64,
+    paddr: u64,
+    filesz: u64,
+    memsz: u64,
+}
+
+const PT_LOAD: u32 = 1;
+const SHT_RELA: u32 = 4;
+const SHT_NOBITS: u32 = 8;
+const SHT_REL: u32 = 9;
+
+fn elf_header(image: &[u8]) -> Result<Elf, Mb2Error> {
+    use Mb2Error::Elf as E;
+    if image.len() < 52 || &image[..4] != b"\x7fELF" {
+        return Err(Mb2Error::NotElf);
+    }
+    if image[5] != 1 {
+        return Err(E("not little-endian"));
+    }
+    let is64 = match image[4] {
+        1 => false,
+        2 => true,
+        _ => return Err(E("invalid ELF class")),
+    };
+    let t = |o| rd16(image, o).ok_or(E("header truncated"));
+    let machine = t(18)?;
+    if (!is64 && machine != 3) || (is64 && machine != 62) {
+        return Err(E("wrong machine (need EM_386 for ELF32, EM_X86_64 for ELF64)"));
+    }
+    if rd32(image, 20) != Some(1) {
+        return Err(E("invalid ELF version"));
+    }
+    let ty = t(16)?;
+    if ty != 2 && ty != 3 {
+        return Err(E("not an executable (ET_EXEC or ET_DYN)"));
+    }
+    let w = |o| rd32(image, o).map(u64::from).ok_or(E("header truncated"));
+    let q = |o| rd64(image, o).ok_or(E("header truncated"));
+    let h = |o| t(o).map(u64::from);
+    Ok(if is64 {
+        Elf {
+            is64,
+            entry: q(24)?,
+            phoff: q(32)?,
+            shoff: q(40)?,
+            phentsize: h(54)?,
+            phnum: h(56)?,
+            shentsize: h(58)?,
+            shnum: h(60)?,
+            shstrndx: h(62)?,
+        }
+    } else {
+        Elf {
+            is64,
+            entry: w(24)?,
+            phoff: w(28)?,
+            shoff: w(32)?,
+            phentsize: h(42)?,
+            phnum: h(44)?,
+            shentsize: h(46)?,
+            shnum: h(48)?,
+            shstrndx: h(50)?,
+        }
+    })
+}
+
+fn phdr(image: &[u8], e: &Elf, i: u64) -> Option<Phdr> {
+    let o = usize::try_from(e.phoff.checked_add(i.checked_mul(e.phentsize)?)?).ok()?;
+    Some(if e.is64 {
+        Phdr {
+            ty: rd32(image, o)?,
+            offset: rd64(image, o + 8)?,
+            vaddr: rd64(image, o + 16)?,
+            paddr: rd64(image, o + 24)?,
+            filesz: rd64(image, o + 32)?,
+            memsz: rd64(image, o + 40)?,
+        }
+    } else {
+        let r = |k| rd32(image, o + k).map(u64::from);
+        Phdr { ty: rd32(image, o)?, offset: r(4)?, vaddr: r(8)?, paddr: r(12)?, filesz: r(16)?, memsz: r(20)? }
+    })
+}
+
+fn plan_elf(image: &[u8], h: &Header) -> Result<LoadPlan, Mb2Error> {
+    let e = elf_header(image)?;
+    let min_ph = if e.is64 { 56 } else { 32 };
+    if e.phnum > 0 && e.phentsize < min_ph {
+        return Err(Mb2Error::Elf("program header entries too small"));
+    }
+    // GRUB reads program headers from the first 32 KiB only.
+    if e.phoff + e.phnum * e.phentsize > SEARCH_LEN.min(image.len()) as u64 {
+        return Err(Mb2Error::Elf("program header at a too high offset"));
+    }
+    let phdrs: Vec<Phdr> =
+        (0..e.phnum).map(|i| phdr(image, &e, i)).collect::<Option<_>>().ok_or(Mb2Error::Elf("program header truncated"))?;
+
+    let mut segments = Vec::new();
+    let (mut lo, mut hi) = (u64::MAX, 0u64);
+    for p in phdrs.iter().filter(|p| p.ty == PT_LOAD) {
+        let end = p.paddr.checked_add(p.memsz).filter(|&x| x <= FOUR_GIB);
+        let Some(end) = end else {
+            return Err(Mb2Error::Above4G(Range::new(p.paddr, p.paddr.saturating_add(p.memsz))));
+        };
+        if p.filesz > p.memsz {
+            return Err(Mb2Error::Elf("segment with p_filesz larger than p_memsz"));
+        }
+        if p.offset.checked_add(p.filesz).is_none_or(|x| x > image.len() as u64) {
+            return Err(Mb2Error::PastEndOfFile {
+                what: "ELF segment",
+                offset: p.offset,
+                len: p.filesz,
+                file_len: image.len(),
+            });
+        }
+        lo = lo.min(p.paddr);
+        hi = hi.max(end);
+        if p.memsz > 0 {
+            segments.push(Segment { file_offset: p.offset, file_len: p.filesz, dest_phys: p.paddr, mem_len: p.memsz });
+        }
+    }
+    if segments.is_empty() {
+        return Err(Mb2Error::Elf("no loadable segment"));
+    }
+    // GRUB's rule: the entry is a virtual address; find the program header
+    // (any type) whose virtual range holds it and translate to physical.
+    let entry = match h.entry {
+        Some(a) => a as u64,
+        None => {
+            let p = phdrs
+                .iter()
+                .find(|p| p.vaddr <= e.entry && e.entry < p.vaddr.wrapping_add(p.memsz))
+                .ok_or(Mb2Error::EntryNotInSegment(e.entry))?;
+            let phys = e.entry - p.vaddr + p.paddr;
+            if phys > u32::MAX as u64 {
+                return Err(Mb2Error::Elf("entry point above 4 GiB"));
+            }
+            phys
+        }
+    };
+    Ok(LoadPlan {
+        segments,
+        entry: entry as u32,
+        load_base: lo as u32,
+        kernel_range: Range::new(lo, hi),
+        elf_sections: ElfSections { num: 0, entsize: 0, shndx: 0, table: Vec::new() },
+    })
+}
+
+/// Reads the section header table for tag 9 and places the sections that
+/// have no address (symbol and string tables) in free memory, as GRUB does.
+fn place_sections(
+    image: &[u8],
+    plan: &mut LoadPlan,
+    mem: &mut Allocator,
+    mut avoid: Option<&mut Allocator>,
+) -> Result<(), Mb2Error> {
+    let e = elf_header(image)?;
+    if e.shoff == 0 || e.shentsize == 0 {
+        return Ok(());
+    }
+    let min_sh = if e.is64 { 64 } else { 40 };
+    if e.shentsize < min_sh {
+        return Err(Mb2Error::Elf("section header entries too small"));
+    }
+    let at = |i: u64, k: usize| usize::try_from(e.shoff + i * e.shentsize).ok().map(|o| o + k);
+    // Extended numbering: shnum 0 and SHN_XINDEX live in section 0.
+    let mut shnum = e.shnum;
+    if shnum == 0 {
+        shnum = if e.is64 { at(0, 32).and_then(|o| rd64(image, o)) } else { at(0, 20).and_then(|o| rd32(image, o)).map(u64::from) }
+            .ok_or(Mb2Error::Elf("section header table truncated"))?;
+    }
+    let mut shndx = e.shstrndx;
+    if shndx == 0xffff {
+        shndx = at(0, if e.is64 { 40 } else { 24 }).and_then(|o| rd32(image, o)).map(u64::from).unwrap_or(0);
+    }
+    let table_len = shnum.checked_mul(e.shentsize).filter(|&l| l <= u32::MAX as u64);
+    let table_end = table_len.and_then(|l| e.shoff.checked_add(l)).filter(|&x| x <= image.len() as u64);
+    let Some(table_end) = table_end else {
+        return Err(Mb2Error::PastEndOfFile {
+            what: "ELF section header table",
+            offset: e.shoff,
+            len: table_len.unwrap_or(u64::MAX),
+            file_len: image.len(),
+        });
+    };
+    let mut table = image[e.shoff as usize..table_end as usize].to_vec();
+    for i in 0..shnum as usize {
+        let o = i * e.shentsize as usize;
+        let s = &table[o..o + e.shentsize as usize];
+        let ty = rd32(s, 4).unwrap_or(0);
+        if ty == SHT_REL || ty == SHT_RELA {
+            return Err(Mb2Error::ElfRelocs);
+        }
+        let (addr, off, size, align) = if e.is64 {
+            (rd64(s, 16), rd64(s, 24), rd64(s, 32), rd64(s, 48))
+        } else {
+            let r = |k| rd32(s, k).map(u64::from);
+            (r(12), r(16), r(20), r(32))
+        };
+        let (addr, off, size, align) = (addr.unwrap_or(0), off.unwrap_or(0), size.unwrap_or(0), align.unwrap_or(1));
+        if addr != 0 || size == 0 {
+            continue;
+        }
+        let nobits = ty == SHT_NOBITS;
+        if !nobits && off.checked_add(size).is_none_or(|x| x > image.len() as u64) {
+            return Err(Mb2Error::PastEndOfFile { what: "ELF section", offset: off, len: size, file_len: image.len() });
+        }
+        let align = align.clamp(1, 1 << 30);
+        let place = |a: &mut Allocator| a.find(size, align, 0x1000, FOUR_GIB, Preference::Low);
+        let dest = avoid
+            .as_deref_mut()
+            .and_then(place)
+            .or_else(|| place(mem))
+            .ok_or(Mb2Error::NoRoom { what: "ELF section", size })?;
+        let r = Range::new(dest, dest + size);
+        mem.reserve_always(r, "ELF section");
+        if let Some(a) = avoid.as_deref_mut() {
+            a.reserve_always(r, "ELF section");
+        }
+        plan.segments.push(Segment {
+            file_offset: off,
+            file_len: if nobits { 0 } else { size },
+            dest_phys: dest,
+            mem_len: size,
+        });
+        let slot = o + if e.is64 { 16 } else { 12 };
+        if e.is64 {
+            table[slot..slot + 8].copy_from_slice(&dest.to_le_bytes());
+        } else {
+            table[slot..slot + 4].copy_from_slice(&(dest as u32).to_le_bytes());
+        }
+    }
+    plan.elf_sections = ElfSections { num: shnum as u32, entsize: e.shentsize as u32, shndx: shndx as u32, table };
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "multiboot2_tests.rs"]
+mod tests;
