@@ -1,0 +1,407 @@
+//! The DHCP server: full mode (addresses + boot information) on a dedicated
+//! interface, and the shared reply building that proxyDHCP uses too.
+//!
+//! `Dhcp::handle` is the whole protocol decision, free of sockets, so unit
+//! tests feed it real captured packets; `serve` is the socket loop.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use dhcproto::v4::{DhcpOption, Flags, HType, Message, MessageType, Opcode, OptionCode, UnknownOption};
+use dhcproto::{Decodable, Decoder, Encodable};
+use tracing::{debug, info, warn};
+
+use crate::config::Config;
+use crate::iface::Interface;
+use crate::leases::{unix_now, Leases};
+use crate::tagging::{self, fmt_mac, mac_file_name, Client, ConfigFile, Decision, Mac, Rule};
+
+pub const SERVER_PORT: u16 = 67;
+pub const CLIENT_PORT: u16 = 68;
+/// The PXE boot server port, where ROMs send their ProxyDHCP REQUEST.
+pub const PXE_PORT: u16 = 4011;
+pub const DEFAULT_LEASE_SECS: u32 = 3600;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Addresses and boot information: the only DHCP server on the link.
+    Full,
+    /// Boot information only, beside the site's DHCP server.
+    Proxy,
+}
+
+/// Everything the server decides with.
+pub struct Dhcp {
+    pub iface: Interface,
+    pub mode: Mode,
+    pub tftp_root: PathBuf,
+    pub rules: Vec<Rule>,
+    /// Full mode only.
+    pub leases: Option<Leases>,
+    pub lease_secs: u32,
+    pub router: Option<Ipv4Addr>,
+    pub dns: Vec<Ipv4Addr>,
+    pub domain: Option<String>,
+    /// Our own probe's transaction id, ignored when it loops back.
+    pub ignore_xid: Option<u32>,
+}
+
+/// A reply to send.
+#[derive(Debug)]
+pub struct Reply {
+    pub message: Message,
+    pub to: SocketAddrV4,
+}
+
+impl Reply {
+    pub fn bytes(&self) -> Vec<u8> {
+        self.message.to_vec().expect("encoding a message we built")
+    }
+}
+
+/// The pool of a subnet when the config gives none: .100-.199 of a /24,
+/// otherwise the upper half of the subnet, clipped to usable addresses.
+pub fn default_range(iface: &Interface) -> (Ipv4Addr, Ipv4Addr) {
+    let net = u32::from(iface.network());
+    let bcast = u32::from(iface.broadcast());
+    let size = bcast - net + 1;
+    if size == 256 {
+        return (Ipv4Addr::from(net + 100), Ipv4Addr::from(net + 199));
+    }
+    if size <= 4 {
+        return (Ipv4Addr::from(net + 1), Ipv4Addr::from(bcast.saturating_sub(1).max(net + 1)));
+    }
+    (Ipv4Addr::from(net + size / 2), Ipv4Addr::from(bcast - 1))
+}
+
+impl Dhcp {
+    pub fn new(
+        iface: Interface,
+        mode: Mode,
+        tftp_root: PathBuf,
+        config: &Config,
+        state_dir: Option<&std::path::Path>,
+    ) -> anyhow::Result<Dhcp> {
+        let rules = config.rules.iter().cloned().map(Rule::new).collect::<anyhow::Result<Vec<_>>>()?;
+        let leases = match mode {
+            Mode::Proxy => None,
+            Mode::Full => {
+                let range = config.dhcp.range.unwrap_or_else(|| default_range(&iface));
+                for ip in [range.0, range.1] {
+                    anyhow::ensure!(iface.contains(ip), "DHCP range {} - {} is not in {}'s subnet {}/{}", range.0, range.1, iface.name, iface.network(), iface.prefix_len());
+                }
+                let statics: HashMap<Mac, Ipv4Addr> = config
+                    .hosts
+                    .iter()
+                    .map(|h| Ok((tagging::parse_mac(&h.mac)?, h.ip)))
+                    .collect::<anyhow::Result<_>>()?;
+                Some(Leases::open(state_dir, range, vec![iface.addr], statics)?)
+            }
+        };
+        Ok(Dhcp {
+            iface,
+            mode,
+            tftp_root,
+            rules,
+            leases,
+            lease_secs: config.dhcp.lease_secs.unwrap_or(DEFAULT_LEASE_SECS),
+            router: config.dhcp.router,
+            dns: config.dhcp.dns.clone(),
+            domain: config.dhcp.domain.clone(),
+            ignore_xid: None,
+        })
+    }
+
+    /// One datagram in, at most one reply out. `local_port` is 67 or 4011.
+    pub fn handle(&mut self, pkt: &[u8], src: SocketAddrV4, local_port: u16) -> Option<Reply> {
+        let msg = match Message::decode(&mut Decoder::new(pkt)) {
+            Ok(m) => m,
+            Err(e) => {
+                debug!("dhcp: dropped {} bytes from {src}: not a DHCP message ({e})", pkt.len());
+                return None;
+            }
+        };
+        if msg.opcode() != Opcode::BootRequest || msg.htype() != HType::Eth {
+            debug!("dhcp: dropped a non-request or non-Ethernet message from {src}");
+            return None;
+        }
+        if self.ignore_xid == Some(msg.xid()) {
+            return None;
+        }
+        let Some(mtype) = msg.opts().msg_type() else {
+            debug!("dhcp: dropped a BOOTP message without option 53 from {src}");
+            return None;
+        };
+        let client = Client::from_message(&msg, &self.iface.name)?;
+        match (self.mode, local_port) {
+            (_, PXE_PORT) => self.proxy_request(&msg, &client, mtype, src),
+            (Mode::Proxy, _) => self.proxy_discover(&msg, &client, mtype),
+            (Mode::Full, _) => self.full(&msg, &client, mtype),
+        }
+    }
+
+    fn full(&mut self, msg: &Message, client: &Client, mtype: MessageType) -> Option<Reply> {
+        let now = unix_now();
+        let mac = client.mac;
+        let requested = match msg.opts().get(OptionCode::RequestedIpAddress) {
+            Some(DhcpOption::RequestedIpAddress(ip)) => Some(*ip),
+            _ => None,
+        };
+        let server_id = match msg.opts().get(OptionCode::ServerIdentifier) {
+            Some(DhcpOption::ServerIdentifier(ip)) => Some(*ip),
+            _ => None,
+        };
+        let leases = self.leases.as_mut()?;
+        match mtype {
+            MessageType::Discover => {
+                let decision = self.decide(client);
+                let leases = self.leases.as_mut()?;
+                let Some(ip) = leases.choose(&mac, requested, now) else {
+                    warn!("dhcp: {} DISCOVER: no free address in the pool; not answering", fmt_mac(&mac));
+                    return None;
+                };
+                leases.offer(&mac, ip, now);
+                Some(self.reply(msg, client, MessageType::Offer, ip, &decision))
+            }
+            MessageType::Request => {
+                if server_id.is_some_and(|s| s != self.iface.addr) {
+                    debug!("dhcp: {} chose server {}", fmt_mac(&mac), server_id.unwrap());
+                    return None;
+                }
+                let ip = requested.or_else(|| (!msg.ciaddr().is_unspecified()).then(|| msg.ciaddr()))?;
+                let secs = self.lease_secs;
+                match leases.bind(&mac, ip, now, secs) {
+                    Ok(true) => {
+                        let decision = self.decide(client);
+                        Some(self.reply(msg, client, MessageType::Ack, ip, &decision))
+                    }
+                    Ok(false) => {
+                        info!("dhcp: {} REQUEST {ip}: NAK (not available to this client)", fmt_mac(&mac));
+                        Some(self.nak(msg))
+                    }
+                    Err(e) => {
+                        warn!("dhcp: {} REQUEST {ip}: saving the lease failed: {e:#}; NAK", fmt_mac(&mac));
+                        Some(self.nak(msg))
+                    }
+                }
+            }
+            MessageType::Decline => {
+                if let Some(ip) = requested {
+                    warn!("dhcp: {} DECLINE {ip}: address in use by another host, taken out of the pool", fmt_mac(&mac));
+                    if let Err(e) = leases.mark_bad(ip, now) {
+                        warn!("dhcp: saving leases: {e:#}");
+                    }
+                }
+                None
+            }
+            MessageType::Release => {
+                info!("dhcp: {} RELEASE {}", fmt_mac(&mac), msg.ciaddr());
+                if let Err(e) = leases.release(&mac, msg.ciaddr()) {
+                    warn!("dhcp: saving leases: {e:#}");
+                }
+                None
+            }
+            MessageType::Inform => {
+                let decision = self.decide(client);
+                Some(self.reply(msg, client, MessageType::Ack, Ipv4Addr::UNSPECIFIED, &decision))
+            }
+            other => {
+                debug!("dhcp: {} {other:?}: ignored", fmt_mac(&mac));
+                None
+            }
+        }
+    }
+
+    /// The tagging decision, with a per-target config file resolved against
+    /// the TFTP root.
+    pub fn decide(&self, client: &Client) -> Decision {
+        let mut d = tagging::decide(&self.rules, client);
+        if d.config_file == Some(ConfigFile::PerTarget) {
+            let own = format!("chainloader.cfg/{}", mac_file_name(&client.mac));
+            let path = if self.tftp_root.join(&own).is_file() { own } else { "chainloader.cfg/default".to_string() };
+            d.config_file = Some(ConfigFile::Path(path));
+        }
+        d
+    }
+
+    /// Builds an OFFER or ACK (full or proxy) and logs the decision.
+    pub(crate) fn reply(&self, req: &Message, client: &Client, mtype: MessageType, yiaddr: Ipv4Addr, d: &Decision) -> Reply {
+        let mut m = Message::default();
+        m.set_opcode(Opcode::BootReply)
+            .set_htype(HType::Eth)
+            .set_xid(req.xid())
+            .set_flags(req.flags())
+            .set_chaddr(req.chaddr())
+            .set_giaddr(req.giaddr())
+            .set_yiaddr(yiaddr)
+            .set_ciaddr(if mtype == MessageType::Ack { req.ciaddr() } else { Ipv4Addr::UNSPECIFIED });
+        let next_server = d.next_server.unwrap_or(self.iface.addr);
+        let o = m.opts_mut();
+        o.insert(DhcpOption::MessageType(mtype));
+        o.insert(DhcpOption::ServerIdentifier(self.iface.addr));
+        if self.mode == Mode::Full {
+            if !yiaddr.is_unspecified() {
+                o.insert(DhcpOption::AddressLeaseTime(self.lease_secs));
+                o.insert(DhcpOption::Renewal(self.lease_secs / 2));
+                o.insert(DhcpOption::Rebinding(self.lease_secs / 8 * 7));
+            }
+            o.insert(DhcpOption::SubnetMask(self.iface.netmask));
+            o.insert(DhcpOption::BroadcastAddr(self.iface.broadcast()));
+            if let Some(r) = self.router {
+                o.insert(DhcpOption::Router(vec![r]));
+            }
+            if !self.dns.is_empty() {
+                o.insert(DhcpOption::DomainNameServer(self.dns.clone()));
+            }
+            if let Some(dn) = &self.domain {
+                o.insert(DhcpOption::Unknown(UnknownOption::new(OptionCode::DomainName, dn.as_bytes().to_vec())));
+            }
+        }
+        // Option 60 "PXEClient" tells a PXE ROM that this offer carries the
+        // boot information itself, so it does not wait for a ProxyDHCP offer;
+        // option 43 with PXE_DISCOVERY_CONTROL = 8 tells it to download the
+        // boot file at once instead of running boot server discovery.
+        if client.is_pxe() {
+            o.insert(DhcpOption::ClassIdentifier(b"PXEClient".to_vec()));
+            o.insert(DhcpOption::VendorExtensions(vec![6, 1, 8, 255]));
+        }
+        let mut file = None;
+        if d.boot_file.is_some() || d.config_file.is_some() {
+            m.set_siaddr(next_server);
+        }
+        if let Some(f) = &d.boot_file {
+            m.set_fname_str(f);
+            m.opts_mut().insert(DhcpOption::BootfileName(f.as_bytes().to_vec()));
+            file = Some(f.clone());
+        }
+        let mut cfg = None;
+        if let Some(ConfigFile::Path(p)) = &d.config_file {
+            m.opts_mut().insert(DhcpOption::Unknown(UnknownOption::new(OptionCode::from(209u8), p.as_bytes().to_vec())));
+            cfg = Some(p.clone());
+        }
+        for (code, v) in &d.options {
+            let code = OptionCode::from(*code);
+            m.opts_mut().remove(code);
+            m.opts_mut().insert(DhcpOption::Unknown(UnknownOption::new(code, v.clone())));
+        }
+        let reqtype = req.opts().msg_type().map_or("?".into(), |t| format!("{t:?}").to_uppercase());
+        let mode = if self.mode == Mode::Proxy { "proxy" } else { "dhcp" };
+        info!(
+            "{mode}: {} {reqtype} vendor={:?} user={:?} arch={:?} rule={} -> {:?} ip={} file={} next-server={} 209={}{}",
+            fmt_mac(&client.mac),
+            client.vendor_class.as_deref().unwrap_or(""),
+            client.user_classes.first().map(String::as_str).unwrap_or(""),
+            client.arch,
+            d.rule,
+            mtype,
+            if yiaddr.is_unspecified() { "-".to_string() } else { yiaddr.to_string() },
+            file.as_deref().unwrap_or("-"),
+            if m.siaddr().is_unspecified() { "-".into() } else { next_server.to_string() },
+            cfg.as_deref().unwrap_or("-"),
+            d.note.as_ref().map(|n| format!(" ({n})")).unwrap_or_default(),
+        );
+        let to = reply_destination(req, mtype);
+        Reply { message: m, to }
+    }
+
+    fn nak(&self, req: &Message) -> Reply {
+        let mut m = Message::default();
+        m.set_opcode(Opcode::BootReply)
+            .set_htype(HType::Eth)
+            .set_xid(req.xid())
+            .set_flags(req.flags().set_broadcast())
+            .set_chaddr(req.chaddr())
+            .set_giaddr(req.giaddr());
+        m.opts_mut().insert(DhcpOption::MessageType(MessageType::Nak));
+        m.opts_mut().insert(DhcpOption::ServerIdentifier(self.iface.addr));
+        Reply { message: m, to: reply_destination(req, MessageType::Nak) }
+    }
+}
+
+/// RFC 2131 4.1: through a relay agent to its port 67; to ciaddr when the
+/// client has an address; otherwise broadcast, which every PXE ROM accepts
+/// (unicasting to an address the client does not have yet would need an ARP
+/// entry forged with raw sockets).
+pub fn reply_destination(req: &Message, mtype: MessageType) -> SocketAddrV4 {
+    if !req.giaddr().is_unspecified() {
+        return SocketAddrV4::new(req.giaddr(), SERVER_PORT);
+    }
+    if !req.ciaddr().is_unspecified() && mtype != MessageType::Nak {
+        return SocketAddrV4::new(req.ciaddr(), CLIENT_PORT);
+    }
+    SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT)
+}
+
+/// Serves one socket until it fails. `local_port` tells the port it is on.
+pub fn serve(socket: UdpSocket, local_port: u16, dhcp: &std::sync::Mutex<Dhcp>) -> anyhow::Result<()> {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let (n, src) = match socket.recv_from(&mut buf) {
+            Ok(x) => x,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).context("receiving DHCP"),
+        };
+        let std::net::SocketAddr::V4(src) = src else { continue };
+        let reply = dhcp.lock().unwrap_or_else(|p| p.into_inner()).handle(&buf[..n], src, local_port);
+        if let Some(r) = reply {
+            if let Err(e) = socket.send_to(&r.bytes(), r.to) {
+                warn!("dhcp: sending to {}: {e}", r.to);
+            }
+        }
+    }
+}
+
+/// Broadcasts a DISCOVER on the interface (from port 68, broadcast flag
+/// set so that servers answer by broadcast) and waits `wait` for any OFFER.
+/// Returns the server that answered, if any, and the probe's xid.
+pub fn probe_other_server(ifname: &str, wait: Duration) -> anyhow::Result<(Option<Ipv4Addr>, u32)> {
+    let sock = {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+        s.bind_device(Some(ifname.as_bytes())).map_err(|e| crate::iface::bind_error(e, CLIENT_PORT, ifname))?;
+        s.set_broadcast(true)?;
+        // A DHCP client on the host may hold port 68 as well.
+        s.set_reuse_address(true)?;
+        s.bind(&std::net::SocketAddr::from((Ipv4Addr::UNSPECIFIED, CLIENT_PORT)).into())
+            .map_err(|e| crate::iface::bind_error(e, CLIENT_PORT, ifname))?;
+        UdpSocket::from(s)
+    };
+    let xid: u32 = rand::random();
+    // A locally administered MAC, so that no real host's lease is touched.
+    let mut mac: Mac = rand::random();
+    mac[0] = (mac[0] & 0xfe) | 0x02;
+    let mut m = Message::new_with_id(xid, Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED, &mac);
+    m.set_flags(Flags::default().set_broadcast());
+    m.opts_mut().insert(DhcpOption::MessageType(MessageType::Discover));
+    m.opts_mut().insert(DhcpOption::ClassIdentifier(b"relay-probe".to_vec()));
+    sock.send_to(&m.to_vec()?, (Ipv4Addr::BROADCAST, SERVER_PORT)).with_context(|| format!("sending a probe DISCOVER on {ifname}"))?;
+    let deadline = Instant::now() + wait;
+    let mut buf = [0u8; 1500];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok((None, xid));
+        }
+        sock.set_read_timeout(Some(left))?;
+        let (n, src) = match sock.recv_from(&mut buf) {
+            Ok(x) => x,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => return Ok((None, xid)),
+            Err(e) => return Err(e).context("waiting for DHCP offers"),
+        };
+        let Ok(reply) = Message::decode(&mut Decoder::new(&buf[..n])) else { continue };
+        if reply.xid() != xid || reply.opcode() != Opcode::BootReply || reply.opts().msg_type() != Some(MessageType::Offer) {
+            continue;
+        }
+        let server = match reply.opts().get(OptionCode::ServerIdentifier) {
+            Some(DhcpOption::ServerIdentifier(ip)) => *ip,
+            _ => match src {
+                std::net::SocketAddr::V4(a) => *a.ip(),
+                _ => Ipv4Addr::UNSPECIFIED,
+            },
+        };
+        return Ok((Some(server), xid));
+    }
+}
