@@ -1,1 +1,355 @@
-//! (in progress)
+//! Building the Multiboot2 boot information (MBI) the kernel finds at EBX.
+//!
+//! The tags come in the order GRUB 2 (`grub_multiboot2_make_mbi`) writes them
+//! on a BIOS machine, with the same sizes and field layouts, so that a kernel
+//! sees the same structure as under GRUB:
+//!
+//! 21 load base, 1 command line, 2 boot loader name, 3 modules, 6 memory
+//! map, 9 ELF sections, 4 basic meminfo, 16 network, 8 framebuffer,
+//! 14 ACPI old RSDP, 15 ACPI new RSDP, 0 end.
+//!
+//! (GRUB also writes an APM tag (10) when the BIOS has APM, and a boot
+//! device tag (5) only when booting from a disk; neither applies here.)
+
+use crate::memmap::E820Entry;
+use crate::multiboot2::ElfSections;
+
+pub mod tag {
+    pub const END: u32 = 0;
+    pub const CMDLINE: u32 = 1;
+    pub const BOOT_LOADER_NAME: u32 = 2;
+    pub const MODULE: u32 = 3;
+    pub const BASIC_MEMINFO: u32 = 4;
+    pub const MMAP: u32 = 6;
+    pub const FRAMEBUFFER: u32 = 8;
+    pub const ELF_SECTIONS: u32 = 9;
+    pub const ACPI_OLD: u32 = 14;
+    pub const ACPI_NEW: u32 = 15;
+    pub const NETWORK: u32 = 16;
+    pub const LOAD_BASE_ADDR: u32 = 21;
+}
+
+/// Framebuffer type 2: EGA text.
+pub const FB_TYPE_EGA_TEXT: u8 = 2;
+
+/// One module as the kernel sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Module<'a> {
+    pub start: u32,
+    /// One past the last byte (start + size), as GRUB sets it.
+    pub end: u32,
+    pub string: &'a str,
+}
+
+/// The EGA text console (what GRUB reports in text mode: 0xB8000, pitch
+/// 2 * columns, 16 bits per character cell).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EgaText {
+    pub columns: u32,
+    pub rows: u32,
+}
+
+/// Everything that goes into the MBI.
+#[derive(Clone, Debug)]
+pub struct BootInfo<'a> {
+    pub load_base: u32,
+    pub cmdline: &'a str,
+    pub loader_name: &'a str,
+    pub modules: &'a [Module<'a>],
+    /// The sanitised map (see `memmap::sanitize`), E820 types as they are.
+    pub mmap: &'a [E820Entry],
+    /// `(mem_lower, mem_upper)` in KiB (see `memmap::meminfo`).
+    pub meminfo: (u32, u32),
+    pub elf_sections: Option<&'a ElfSections>,
+    /// The raw DHCPACK packet.
+    pub dhcp_ack: Option<&'a [u8]>,
+    pub framebuffer: Option<EgaText>,
+    /// The 20-byte ACPI 1.0 RSDP (revision 0).
+    pub acpi_old: Option<&'a [u8]>,
+    /// The whole ACPI 2.0+ RSDP (`length` bytes).
+    pub acpi_new: Option<&'a [u8]>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BufferTooSmall {
+    pub need: usize,
+    pub have: usize,
+}
+
+impl core::fmt::Display for BufferTooSmall {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "boot information needs {} bytes, buffer has {}", self.need, self.have)
+    }
+}
+
+/// Appends tags into a byte buffer; counts only when the buffer is absent.
+struct Writer<'b> {
+    buf: Option<&'b mut [u8]>,
+    pos: usize,
+}
+
+impl Writer<'_> {
+    fn bytes(&mut self, b: &[u8]) {
+        if let Some(buf) = self.buf.as_deref_mut() {
+            buf[self.pos..self.pos + b.len()].copy_from_slice(b);
+        }
+        self.pos += b.len();
+    }
+    fn u8(&mut self, v: u8) {
+        self.bytes(&[v]);
+    }
+    fn u16(&mut self, v: u16) {
+        self.bytes(&v.to_le_bytes());
+    }
+    fn u32(&mut self, v: u32) {
+        self.bytes(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.bytes(&v.to_le_bytes());
+    }
+    /// Pads with zeros to the next 8-byte boundary (every tag starts there).
+    fn align8(&mut self) {
+        while self.pos % 8 != 0 {
+            self.u8(0);
+        }
+    }
+    fn header(&mut self, ty: u32, size: usize) {
+        self.u32(ty);
+        self.u32(size as u32);
+    }
+    /// A tag whose payload is a NUL-terminated string.
+    fn string_tag(&mut self, ty: u32, s: &str) {
+        self.header(ty, 8 + s.len() + 1);
+        self.bytes(s.as_bytes());
+        self.u8(0);
+        self.align8();
+    }
+}
+
+fn write_all(info: &BootInfo, w: &mut Writer) {
+    w.u32(0); // total_size, patched at the end
+    w.u32(0); // reserved
+
+    w.header(tag::LOAD_BASE_ADDR, 12);
+    w.u32(info.load_base);
+    w.align8();
+
+    w.string_tag(tag::CMDLINE, info.cmdline);
+    w.string_tag(tag::BOOT_LOADER_NAME, info.loader_name);
+
+    for m in info.modules {
+        w.header(tag::MODULE, 16 + m.string.len() + 1);
+        w.u32(m.start);
+        w.u32(m.end);
+        w.bytes(m.string.as_bytes());
+        w.u8(0);
+        w.align8();
+    }
+
+    w.header(tag::MMAP, 16 + 24 * info.mmap.len());
+    w.u32(24); // entry_size
+    w.u32(0); // entry_version
+    for e in info.mmap {
+        w.u64(e.base);
+        w.u64(e.len);
+        w.u32(e.kind);
+        w.u32(0);
+    }
+    w.align8();
+
+    // GRUB writes tag 9 for every kernel; with num = 0 for a.out-kludge ones.
+    // Its layout uses 32-bit num/entsize/shndx fields (20-byte header).
+    let empty = ElfSections { num: 0, entsize: 0, shndx: 0, table: alloc::vec::Vec::new() };
+    let s = info.elf_sections.unwrap_or(&empty);
+    w.header(tag::ELF_SECTIONS, 20 + s.table.len());
+    w.u32(s.num);
+    w.u32(s.entsize);
+    w.u32(s.shndx);
+    w.bytes(&s.table);
+    w.align8();
+
+    w.header(tag::BASIC_MEMINFO, 16);
+    w.u32(info.meminfo.0);
+    w.u32(info.meminfo.1);
+
+    if let Some(ack) = info.dhcp_ack {
+        w.header(tag::NETWORK, 8 + ack.len());
+        w.bytes(ack);
+        w.align8();
+    }
+
+    if let Some(fb) = info.framebuffer {
+        // multiboot_tag_framebuffer_common: 32 bytes, no colour info for text.
+        w.header(tag::FRAMEBUFFER, 32);
+        w.u64(0xb8000);
+        w.u32(2 * fb.columns); // pitch
+        w.u32(fb.columns);
+        w.u32(fb.rows);
+        w.u8(16); // bpp
+        w.u8(FB_TYPE_EGA_TEXT);
+        w.u16(0); // reserved
+    }
+
+    if let Some(r) = info.acpi_old {
+        w.header(tag::ACPI_OLD, 8 + r.len());
+        w.bytes(r);
+        w.align8();
+    }
+    if let Some(r) = info.acpi_new {
+        w.header(tag::ACPI_NEW, 8 + r.len());
+        w.bytes(r);
+        w.align8();
+    }
+
+    w.header(tag::END, 8);
+}
+
+/// The MBI's size in bytes.
+pub fn size(info: &BootInfo) -> usize {
+    let mut w = Writer { buf: None, pos: 0 };
+    write_all(info, &mut w);
+    w.pos
+}
+
+/// Writes the MBI into `buf` (which should be 8-byte aligned where it will
+/// finally sit) and returns its size.
+pub fn write(info: &BootInfo, buf: &mut [u8]) -> Result<usize, BufferTooSmall> {
+    let need = size(info);
+    if buf.len() < need {
+        return Err(BufferTooSmall { need, have: buf.len() });
+    }
+    let buf = &mut buf[..need];
+    buf.fill(0);
+    let mut w = Writer { buf: Some(&mut *buf), pos: 0 };
+    write_all(info, &mut w);
+    buf[..4].copy_from_slice(&(need as u32).to_le_bytes());
+    Ok(need)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    fn words(b: &[u8]) -> Vec<u32> {
+        b.chunks(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect()
+    }
+
+    fn minimal<'a>(mmap: &'a [E820Entry]) -> BootInfo<'a> {
+        BootInfo {
+            load_base: 0x100000,
+            cmdline: "",
+            loader_name: "chainloader 0.1.0",
+            modules: &[],
+            mmap,
+            meminfo: (639, 523136),
+            elf_sections: None,
+            dhcp_ack: None,
+            framebuffer: None,
+            acpi_old: None,
+            acpi_new: None,
+        }
+    }
+
+    #[test]
+    fn minimal_layout() {
+        let mmap = [E820Entry::new(0, 0x9fc00, 1), E820Entry::new(0x100000, 0x1fee0000, 1)];
+        let info = minimal(&mmap);
+        let mut buf = vec![0xaau8; 512];
+        let n = write(&info, &mut buf).unwrap();
+        let w = words(&buf[..n]);
+        let expect: Vec<u32> = vec![
+            n as u32, 0, // total_size, reserved
+            21, 12, 0x100000, 0, // load base (12 bytes, padded)
+            1, 9, 0, 0, // cmdline "" (8 + 1 -> 16)
+        ];
+        assert_eq!(&w[..10], &expect[..]);
+        // Boot loader name: 8 + 17 + 1 = 26 -> padded to 32.
+        assert_eq!(&w[10..12], &[2, 26]);
+        assert_eq!(&buf[48..65], b"chainloader 0.1.0");
+        assert_eq!(buf[65], 0);
+        // mmap at 72: 16 + 2 * 24 = 64.
+        assert_eq!(&w[18..22], &[6, 64, 24, 0]);
+        assert_eq!(&w[22..28], &[0, 0, 0x9fc00, 0, 1, 0]);
+        assert_eq!(&w[28..34], &[0x100000, 0, 0x1fee0000, 0, 1, 0]);
+        // ELF sections, empty: 20 bytes -> 24.
+        assert_eq!(&w[34..40], &[9, 20, 0, 0, 0, 0]);
+        // Basic meminfo: 16.
+        assert_eq!(&w[40..44], &[4, 16, 639, 523136]);
+        // End.
+        assert_eq!(&w[44..46], &[0, 8]);
+        assert_eq!(n, 46 * 4);
+        assert_eq!(size(&info), n);
+    }
+
+    #[test]
+    fn all_tags_in_grub_order_and_aligned() {
+        let mmap = [E820Entry::new(0, 0x9fc00, 1)];
+        let mods = [
+            Module { start: 0x200000, end: 0x200123, string: "initrd arg=1" },
+            Module { start: 0x201000, end: 0x201000, string: "" },
+        ];
+        let secs = ElfSections { num: 2, entsize: 40, shndx: 1, table: vec![7u8; 80] };
+        let rsdp_v1 = *b"RSD PTR \x00BOCHS \x00\x00\x00\x00\x00";
+        let mut rsdp_v2 = vec![0u8; 36];
+        rsdp_v2[..8].copy_from_slice(b"RSD PTR ");
+        let ack = vec![0x02u8; 300];
+        let info = BootInfo {
+            cmdline: "console=ttyS0",
+            modules: &mods,
+            elf_sections: Some(&secs),
+            dhcp_ack: Some(&ack),
+            framebuffer: Some(EgaText { columns: 80, rows: 25 }),
+            acpi_old: Some(&rsdp_v1),
+            acpi_new: Some(&rsdp_v2),
+            ..minimal(&mmap)
+        };
+        let mut buf = vec![0u8; 2048];
+        let n = write(&info, &mut buf).unwrap();
+        assert_eq!(u32::from_le_bytes(buf[..4].try_into().unwrap()) as usize, n);
+        // Walk the tags.
+        let mut p = 8;
+        let mut seen = Vec::new();
+        loop {
+            assert_eq!(p % 8, 0);
+            let ty = u32::from_le_bytes(buf[p..p + 4].try_into().unwrap());
+            let sz = u32::from_le_bytes(buf[p + 4..p + 8].try_into().unwrap()) as usize;
+            seen.push((ty, sz));
+            if ty == 0 {
+                p += 8;
+                break;
+            }
+            if ty == 3 && seen.iter().filter(|t| t.0 == 3).count() == 1 {
+                assert_eq!(&buf[p + 8..p + 16], &[0, 0, 0x20, 0, 0x23, 0x01, 0x20, 0]);
+                assert_eq!(&buf[p + 16..p + 29], b"initrd arg=1\0");
+            }
+            if ty == 8 {
+                let w = words(&buf[p..p + 32]);
+                assert_eq!(&w[..7], &[8, 32, 0xb8000, 0, 160, 80, 25]);
+                assert_eq!(&buf[p + 28..p + 32], &[16, 2, 0, 0]);
+            }
+            p += sz.div_ceil(8) * 8;
+        }
+        assert_eq!(p, n);
+        assert_eq!(
+            seen,
+            vec![
+                (21, 12),
+                (1, 8 + 14),
+                (2, 8 + 18),
+                (3, 16 + 13),
+                (3, 17),
+                (6, 16 + 24),
+                (9, 20 + 80),
+                (4, 16),
+                (16, 8 + 300),
+                (8, 32),
+                (14, 28),
+                (15, 44),
+                (0, 8)
+            ]
+        );
+        assert_eq!(write(&info, &mut buf[..n - 1]), Err(BufferTooSmall { need: n, have: n - 1 }));
+    }
+}
