@@ -226,6 +226,31 @@ pub fn write(info: &BootInfo, buf: &mut [u8]) -> Result<usize, BufferTooSmall> {
     Ok(need)
 }
 
+/// The ACPI RSDPs in a BIOS area (the first KiB of the EBDA, or
+/// 0xE0000-0xFFFFF), found as GRUB finds them: a 16-byte aligned "RSD PTR "
+/// whose first 20 bytes sum to zero. A revision 0 pointer is the old RSDP
+/// (tag 14); one with a later revision, a `length` below 1 KiB and a zero
+/// sum over `length` bytes is the new RSDP (tag 15). Returns `(old, new)`.
+pub fn find_rsdp(area: &[u8]) -> (Option<&[u8]>, Option<&[u8]>) {
+    let sum = |b: &[u8]| b.iter().fold(0u8, |a, &x| a.wrapping_add(x));
+    let (mut old, mut new) = (None, None);
+    for off in (0..area.len().saturating_sub(19)).step_by(16) {
+        let p = &area[off..];
+        if &p[..8] != b"RSD PTR " || sum(&p[..20]) != 0 {
+            continue;
+        }
+        if p[15] == 0 {
+            old = old.or(Some(&p[..20]));
+        } else if p.len() >= 36 {
+            let len = u32::from_le_bytes([p[20], p[21], p[22], p[23]]) as usize;
+            if (36..1024).contains(&len) && len <= p.len() && sum(&p[..len]) == 0 {
+                new = new.or(Some(&p[..len]));
+            }
+        }
+    }
+    (old, new)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,5 +376,43 @@ mod tests {
             ]
         );
         assert_eq!(write(&info, &mut buf[..n - 1]), Err(BufferTooSmall { need: n, have: n - 1 }));
+    }
+
+    fn rsdp(rev: u8, len: usize) -> Vec<u8> {
+        let mut r = vec![0u8; len.max(20)];
+        r[..8].copy_from_slice(b"RSD PTR ");
+        r[9..15].copy_from_slice(b"BOCHS ");
+        r[15] = rev;
+        if len >= 36 {
+            r[20..24].copy_from_slice(&(len as u32).to_le_bytes());
+        }
+        let s = r[..20].iter().fold(0u8, |a, &x| a.wrapping_add(x));
+        r[8] = 0u8.wrapping_sub(s);
+        if len >= 36 {
+            let s = r[..len].iter().fold(0u8, |a, &x| a.wrapping_add(x));
+            r[32] = 0u8.wrapping_sub(s);
+        }
+        r
+    }
+
+    #[test]
+    fn rsdp_search() {
+        let mut area = vec![0u8; 0x2000];
+        // A misaligned copy is ignored; a bad checksum too.
+        area[0x108..0x11c].copy_from_slice(&rsdp(0, 20));
+        let mut bad = rsdp(0, 20);
+        bad[8] ^= 1;
+        area[0x200..0x214].copy_from_slice(&bad);
+        assert_eq!(find_rsdp(&area), (None, None));
+        area[0x400..0x414].copy_from_slice(&rsdp(0, 20));
+        let (old, new) = find_rsdp(&area);
+        assert_eq!(old, Some(&rsdp(0, 20)[..]));
+        assert_eq!(new, None);
+        // A revision 2 RSDP is only the new one (GRUB's v1 lookup wants revision 0).
+        let mut area = vec![0u8; 0x2000];
+        area[0x800..0x824].copy_from_slice(&rsdp(2, 36));
+        assert_eq!(find_rsdp(&area), (None, Some(&rsdp(2, 36)[..])));
+        area[0x81f] ^= 0x55; // breaks the extended checksum
+        assert_eq!(find_rsdp(&area), (None, None));
     }
 }

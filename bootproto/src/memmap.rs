@@ -326,6 +326,72 @@ impl Allocator {
     }
 }
 
+/// One move done at handoff: `len` bytes from `src` to `dst` (memmove
+/// semantics), then `zero` bytes zeroed after them (bss).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Move {
+    pub src: u64,
+    pub dst: u64,
+    pub len: u64,
+    pub zero: u64,
+}
+
+impl Move {
+    pub fn source(&self) -> Range {
+        Range::new(self.src, self.src + self.len)
+    }
+    pub fn dest(&self) -> Range {
+        Range::new(self.dst, self.dst + self.len + self.zero)
+    }
+}
+
+/// Orders the handoff copies so that none overwrites the source of a copy
+/// still to come (a copy overlapping its *own* source is fine: it is a
+/// memmove). Each byte is still copied once. On failure returns the index
+/// (in the input order) of a copy that could not be scheduled, together
+/// with the index of the copy whose source it would overwrite.
+pub fn order_copies(copies: &mut Vec<Move>) -> Result<(), (usize, usize)> {
+    let mut pending: Vec<(usize, Move)> = copies.iter().copied().enumerate().collect();
+    let mut out = Vec::with_capacity(copies.len());
+    while !pending.is_empty() {
+        let ready = (0..pending.len()).find(|&i| {
+            let d = pending[i].1.dest();
+            pending.iter().enumerate().all(|(j, (_, o))| j == i || o.len == 0 || !d.overlaps(&o.source()))
+        });
+        match ready {
+            Some(i) => out.push(pending.remove(i).1),
+            None => {
+                let (ia, a) = pending[0];
+                let ib = pending.iter().skip(1).find(|(_, o)| a.dest().overlaps(&o.source())).map_or(ia, |p| p.0);
+                return Err((ia, ib));
+            }
+        }
+    }
+    *copies = out;
+    Ok(())
+}
+
+/// Where a module staged at `staged` ends up: where it is, if that is
+/// page-aligned and free in `mem` (so it needs no copy, as the GRUB 2 rule
+/// of page-aligned modules is already met), otherwise a page-aligned block
+/// above 1 MiB, preferably one that `avoid` (which also has the staged
+/// downloads reserved) has free. Reserves the result in both.
+pub fn place_module(mem: &mut Allocator, avoid: &mut Allocator, staged: Range) -> Option<u64> {
+    let len = staged.len();
+    if staged.start % PAGE == 0 && mem.check(staged).is_ok() {
+        mem.reserve_always(staged, "module");
+        avoid.reserve_always(staged, "module");
+        return Some(staged.start);
+    }
+    let at = avoid
+        .find(len, PAGE, ONE_MIB, FOUR_GIB, Preference::Low)
+        .or_else(|| mem.find(len, PAGE, ONE_MIB, FOUR_GIB, Preference::Low))?;
+    let r = Range::new(at, at + len.max(1));
+    mem.reserve_always(r, "module");
+    avoid.reserve_always(r, "module");
+    Some(at)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,5 +496,38 @@ mod tests {
         let h = a.alloc(0x1800, 0x1000, 0, FOUR_GIB, Preference::High, "m").unwrap();
         assert_eq!(h, 0x1ffde000);
         assert!(a.find(0x4000_0000, 1, 0, FOUR_GIB, Preference::Low).is_none());
+    }
+
+    #[test]
+    fn copies_are_ordered_to_spare_pending_sources() {
+        // Kernel to 16 MiB, but module B's staged bytes sit there: B first.
+        let k = Move { src: 0x3000000, dst: 0x1000000, len: 0x100000, zero: 0x10000 };
+        let b = Move { src: 0x1080000, dst: 0x2000000, len: 0x1000, zero: 0 };
+        let mut v = vec![k, b];
+        order_copies(&mut v).unwrap();
+        assert_eq!(v, vec![b, k]);
+        // Overlap with its own source is a memmove: fine.
+        let mut v = vec![Move { src: 0x1001000, dst: 0x1000000, len: 0x100000, zero: 0 }];
+        assert!(order_copies(&mut v).is_ok());
+        // A cycle cannot be ordered.
+        let a = Move { src: 0x200000, dst: 0x300000, len: 0x1000, zero: 0 };
+        let b = Move { src: 0x300000, dst: 0x200000, len: 0x1000, zero: 0 };
+        assert_eq!(order_copies(&mut vec![a, b]), Err((0, 1)));
+    }
+
+    #[test]
+    fn modules_stay_where_staged_when_possible() {
+        let mut mem = Allocator::new(&qemu_512m());
+        mem.reserve(Range::new(0x100000, 0x400000), "kernel").unwrap();
+        let mut avoid = mem.clone();
+        let staged = Range::new(0x2000000, 0x2000123);
+        avoid.reserve_always(Range::new(0x2000000, 0x3000000), "staged");
+        assert_eq!(place_module(&mut mem, &mut avoid, staged), Some(0x2000000));
+        // Not page-aligned: moved to the first free page-aligned block above 1 MiB.
+        let staged = Range::new(0x2001010, 0x2002010);
+        assert_eq!(place_module(&mut mem, &mut avoid, staged), Some(0x400000));
+        // Staged where the kernel goes: moved.
+        let staged = Range::new(0x200000, 0x201000);
+        assert_eq!(place_module(&mut mem, &mut avoid, staged), Some(0x401000));
     }
 }
