@@ -437,3 +437,45 @@ fn serves_over_ipv6() {
     c.send(&ack(0));
     assert_eq!(c.download(1468, 1, false), pattern(2000, 12));
 }
+
+#[test]
+fn a_window_restarts_after_the_last_block_the_client_got_in_order() {
+    // RFC 7440: the client ACKs the last block it got in order; the next
+    // window starts right after it.
+    let content = pattern(8 * 100 + 1, 13);
+    let fx = start(4, 1468, |root| std::fs::write(root.join("f"), &content).unwrap());
+    let mut c = Client::new(fx.addr);
+    c.send_request(&rrq(b"f", b"octet", &[("blksize", "100"), ("windowsize", "4")]));
+    assert!(matches!(c.recv(), Reply::Oack(_)));
+    c.send(&ack(0));
+    for block in 1..=4u16 {
+        assert!(matches!(c.recv(), Reply::Data(b, _) if b == block));
+    }
+    c.send(&ack(2)); // as if block 3 was lost
+    for block in 3..=6u16 {
+        let start = (block as usize - 1) * 100;
+        assert_eq!(c.recv(), Reply::Data(block, content[start..start + 100].to_vec()));
+    }
+    c.send(&ack(6));
+    assert_eq!(c.recv(), Reply::Data(7, content[600..700].to_vec()));
+    assert_eq!(c.recv(), Reply::Data(8, content[700..800].to_vec()));
+    assert_eq!(c.recv(), Reply::Data(9, content[800..].to_vec()));
+    c.send(&ack(9));
+}
+
+#[test]
+fn a_file_that_shrinks_mid_transfer_ends_it_with_an_error() {
+    let fx = start(4, 1468, |root| std::fs::write(root.join("f"), pattern(5000, 14)).unwrap());
+    let mut c = Client::new(fx.addr);
+    c.send_request(&rrq(b"f", b"octet", &[]));
+    assert!(matches!(c.recv(), Reply::Data(1, _)));
+    std::fs::OpenOptions::new().write(true).open(fx.root.path().join("f")).unwrap().set_len(600).unwrap();
+    // Block 2 (bytes 512..1024) can no longer be read whole: rather than
+    // send a short block that would end the transfer with a wrong file,
+    // the server gives up with an error.
+    c.send(&ack(1));
+    match c.recv() {
+        Reply::Error(0, msg) => assert!(msg.contains("shrank"), "{msg}"),
+        other => panic!("expected ERROR 0, got {other:?}"),
+    }
+}
