@@ -188,6 +188,7 @@ impl Root {
             return Err(OpenError::Escape("file changed while being opened"));
         }
         check_servable(&st2)?;
+        advise_sequential(&file);
         Ok(ServedFile { file, size: st2.st_size as u64 })
     }
 
@@ -252,7 +253,17 @@ impl Root {
         }
         let st = fstat(fd).map_err(OpenError::Io)?;
         check_servable(&st)?;
+        advise_sequential(&file);
         Ok(ServedFile { file, size: st.st_size as u64 })
+    }
+}
+
+/// A transfer reads the file front to back: let the kernel read ahead
+/// aggressively, so a kernel image not yet in the page cache streams.
+fn advise_sequential(file: &File) {
+    // SAFETY: a valid fd; posix_fadvise only sets a hint.
+    unsafe {
+        libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_SEQUENTIAL);
     }
 }
 
