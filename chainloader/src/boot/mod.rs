@@ -1,1 +1,358 @@
-//! Multiboot2 loading and handoff (in progress).
+//! Booting the downloaded Multiboot2 kernel.
+//!
+//! Two steps, split so that every check happens while the network still
+//! works (a failure can be reported, retried, or end in the reboot
+//! countdown):
+//!
+//! * [`prepare`]: decompress gzip files into free RAM, check the header,
+//!   plan where kernel segments, ELF sections, modules and the boot
+//!   information go, build the boot information, and order the moves.
+//!   Nothing outside the staging area and free RAM is written.
+//! * [`boot`]: quiesce the NIC (the caller's closure: UNDI close, shutdown),
+//!   then do the planned moves, each byte once, and jump to the kernel in
+//!   32-bit protected mode with paging off.
+//!
+//! The planning is `bootproto` (host-tested); this file holds the few places
+//! that touch physical memory directly, each with its SAFETY argument.
+
+extern crate alloc;
+
+pub mod heap;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use bootproto::mbi::{self, BootInfo, EgaText, Module};
+use bootproto::memmap::{self, Allocator, Move, Preference, Range, FOUR_GIB, ONE_MIB, PAGE};
+use bootproto::{gzip, multiboot2};
+use core::fmt;
+
+pub use bootproto::memmap::E820Entry;
+
+core::arch::global_asm!(include_str!("handoff.S"), options(att_syntax));
+
+extern "C" {
+    /// handoff.S: leaves long mode and jumps to `entry` with EAX/EBX set.
+    fn mb2_handoff(entry: u32, mbi: u32) -> !;
+    static __image_start: u8;
+    static __bss_end: u8;
+}
+
+/// The boot loader name in MBI tag 2.
+pub const LOADER_NAME: &str = concat!("chainloader ", env!("CARGO_PKG_VERSION"));
+
+/// The most moves [`boot`] can do (kernel segments, ELF sections, modules
+/// that must move, the boot information). The list is copied onto the stack
+/// before the first move, so that no move can overwrite it.
+pub const MAX_MOVES: usize = 64;
+
+/// A downloaded file, as it lies in the staging area.
+#[derive(Clone, Copy, Debug)]
+pub struct StagedFile<'a> {
+    /// The path it was fetched from (for messages).
+    pub name: &'a str,
+    /// Kernel: its command line (MBI tag 1). Module: its string (tag 3).
+    pub args: &'a str,
+    pub data: &'a [u8],
+}
+
+/// Why the kernel cannot be booted. Every variant names what is wrong.
+#[derive(Clone, Debug)]
+pub enum BootError {
+    NoStagingArea,
+    Kernel { name: String, err: multiboot2::Mb2Error },
+    Gzip { name: String, err: gzip::GzipError },
+    NoRoom { what: String, size: u64 },
+    Unorderable { a: String, b: String },
+    TooManyMoves(usize),
+}
+
+impl fmt::Display for BootError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BootError::NoStagingArea => {
+                write!(f, "no usable RAM above 1 MiB and below 4 GiB to stage downloads in (E820)")
+            }
+            BootError::Kernel { name, err } => write!(f, "{name}: {err}"),
+            BootError::Gzip { name, err } => write!(f, "{name}: {err}"),
+            BootError::NoRoom { what, size } => write!(f, "no free usable RAM below 4 GiB for {what} ({size} bytes)"),
+            BootError::Unorderable { a, b } => write!(
+                f,
+                "cannot place {a}: its destination overlaps the downloaded bytes of {b} and no copy order avoids that"
+            ),
+            BootError::TooManyMoves(n) => write!(f, "{n} pieces to move at handoff; at most {MAX_MOVES} are supported"),
+        }
+    }
+}
+
+/// Ranges never handed to a kernel, a module or the boot information, and
+/// never used for staging: the real-mode IVT and BIOS data area, the
+/// chainloader's image, .bss, stack and page tables, and the rest of base
+/// memory and the ROM area (PXE stack, EBDA, VGA, option ROMs, BIOS).
+fn firmware_and_self() -> [(Range, &'static str); 3] {
+    // Only the addresses of the linker symbols are taken.
+    let (start, end) = (core::ptr::addr_of!(__image_start) as u64, core::ptr::addr_of!(__bss_end) as u64);
+    [
+        (Range::new(0, 0x1000), "real-mode IVT and BIOS data area"),
+        (Range::new(start, end), "chainloader"),
+        (Range::new(end, ONE_MIB), "PXE stack, EBDA and ROM area"),
+    ]
+}
+
+fn base_allocator(e820: &[E820Entry]) -> Allocator {
+    let mut a = Allocator::new(e820);
+    for (r, what) in firmware_and_self() {
+        a.reserve_always(r, what);
+    }
+    a
+}
+
+/// Where to stage downloads: the largest usable region above 16 MiB below
+/// 4 GiB (else above 1 MiB), as `(base, len)`. Staging files at page-aligned
+/// addresses lets modules stay where they were downloaded.
+pub fn staging_area(e820: &[E820Entry]) -> Result<(u64, u64), BootError> {
+    let reserved: Vec<Range> = firmware_and_self().iter().map(|(r, _)| *r).collect();
+    memmap::staging_area(e820, &reserved).ok_or(BootError::NoStagingArea)
+}
+
+/// Where a kernel or module went, for the progress display.
+#[derive(Clone, Debug)]
+pub struct Placement {
+    pub range: Range,
+    /// Decompressed from gzip.
+    pub gunzipped: bool,
+    /// Left where it was downloaded (no copy at handoff).
+    pub in_place: bool,
+}
+
+/// A checked, planned boot, ready for [`boot`].
+pub struct PreparedBoot {
+    pub entry: u32,
+    pub mbi_addr: u32,
+    pub mbi_len: usize,
+    pub load_base: u32,
+    pub kernel: Placement,
+    pub modules: Vec<Placement>,
+    moves: Vec<Move>,
+    /// Owns the boot information until it is moved into place.
+    _mbi: Vec<u8>,
+}
+
+impl fmt::Display for PreparedBoot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "kernel {}{}, entry {:#x}", self.kernel.range, if self.kernel.gunzipped { " (gunzipped)" } else { "" }, self.entry)?;
+        for (i, m) in self.modules.iter().enumerate() {
+            write!(
+                f,
+                "; module {i} {}{}{}",
+                m.range,
+                if m.gunzipped { " (gunzipped)" } else { "" },
+                if m.in_place { " (in place)" } else { "" }
+            )?;
+        }
+        write!(f, "; boot information {:#x} ({} bytes)", self.mbi_addr, self.mbi_len)
+    }
+}
+
+fn phys(s: &[u8]) -> u64 {
+    s.as_ptr() as u64
+}
+
+/// Decompresses `f` if it is gzip, into free RAM reserved in `avoid` (high
+/// addresses first, away from where kernels load). Returns the bytes to use.
+fn gunzip_if_needed<'a>(f: &StagedFile<'a>, avoid: &mut Allocator) -> Result<(&'a [u8], bool), BootError> {
+    if !gzip::is_gzip(f.data) {
+        return Ok((f.data, false));
+    }
+    let gz = |err| BootError::Gzip { name: f.name.into(), err };
+    let info = gzip::parse(f.data).map_err(gz)?;
+    let size = info.isize as u64;
+    let at = avoid
+        .alloc(size.max(1), PAGE, ONE_MIB, FOUR_GIB, Preference::High, "decompressed file")
+        .ok_or_else(|| BootError::NoRoom { what: format!("decompressing {}", f.name), size })?;
+    // SAFETY: [at, at+size) is usable RAM below 4 GiB (E820 type 1, identity
+    // mapped) that `avoid` had free: it is not the chainloader, the firmware
+    // areas, a staged download, or an earlier decompressed file, and it is
+    // now reserved, so nothing else gets it. No other reference to it exists.
+    let out = unsafe { core::slice::from_raw_parts_mut(at as *mut u8, size as usize) };
+    let n = gzip::decompress_into(f.data, out).map_err(gz)?;
+    Ok((&out[..n], true))
+}
+
+/// What the BIOS data area says about the text console, as GRUB reports it
+/// in MBI tag 8 (EGA text at 0xB8000); `None` in a graphics mode.
+fn ega_text_console() -> Option<EgaText> {
+    // SAFETY: the BIOS data area (0x400-0x4FF) is always mapped and readable;
+    // these are plain byte/word reads of firmware-maintained fields.
+    let (mode, cols, rows) = unsafe {
+        (
+            core::ptr::read_volatile(0x449 as *const u8),
+            core::ptr::read_volatile(0x44a as *const u16),
+            core::ptr::read_volatile(0x484 as *const u8),
+        )
+    };
+    let text = matches!(mode & 0x7f, 0..=3 | 7);
+    if !text {
+        return None;
+    }
+    // GRUB says 80x25 for mode 3; for other text modes, what the BIOS says.
+    if mode & 0x7f == 3 || cols == 0 {
+        return Some(EgaText { columns: 80, rows: 25 });
+    }
+    Some(EgaText { columns: cols as u32, rows: if rows == 0 { 25 } else { rows as u32 + 1 } })
+}
+
+/// The ACPI RSDPs (old, new) from the first KiB of the EBDA, then the BIOS
+/// area 0xE0000-0xFFFFF, as GRUB searches them.
+fn acpi_rsdp() -> (Option<&'static [u8]>, Option<&'static [u8]>) {
+    // SAFETY: 0x40E is the BIOS data area's EBDA segment word.
+    let ebda = unsafe { core::ptr::read_volatile(0x40e as *const u16) } as usize * 16;
+    let mut found = (None, None);
+    let ebda_ok = (0x80000..0xa0000).contains(&ebda);
+    let areas = [(ebda, if ebda_ok { 1024 } else { 0 }), (0xe0000usize, 0x20000usize)];
+    for (base, len) in areas {
+        if len == 0 {
+            continue;
+        }
+        // SAFETY: the EBDA (below 640 KiB) and the BIOS area 0xE0000-0xFFFFF
+        // are firmware memory, identity-mapped and readable; nothing writes
+        // them while the chainloader runs, and the loader never writes there
+        // (both are in the reserved base memory/ROM range).
+        let area = unsafe { core::slice::from_raw_parts(base as *const u8, len) };
+        let (o, n) = mbi::find_rsdp(area);
+        found.0 = found.0.or(o);
+        found.1 = found.1.or(n);
+    }
+    found
+}
+
+/// Checks and plans the whole boot; see the module documentation. `e820` is
+/// the BIOS memory map, `dhcp_ack` the raw DHCPACK for MBI tag 16.
+pub fn prepare(
+    kernel: StagedFile,
+    modules: &[StagedFile],
+    e820: &[E820Entry],
+    dhcp_ack: Option<&[u8]>,
+) -> Result<PreparedBoot, BootError> {
+    // `mem`: where final placements may go. `avoid`: the same with every
+    // staged download reserved as well; free choices are made there first,
+    // so that they do not land on data that is still to be moved.
+    let mut mem = base_allocator(e820);
+    let mut avoid = mem.clone();
+    for f in core::iter::once(&kernel).chain(modules) {
+        let r = Range::new(phys(f.data), phys(f.data) + f.data.len() as u64);
+        avoid.reserve_always(Range::new(memmap::align_down(r.start, PAGE), memmap::align_up(r.end, PAGE)), "staged file");
+    }
+    let kerr = |err| BootError::Kernel { name: kernel.name.into(), err };
+
+    // The kernel.
+    let (image, k_gz) = gunzip_if_needed(&kernel, &mut avoid)?;
+    let header = multiboot2::parse_header(image).map_err(kerr)?;
+    let plan = multiboot2::plan_load(image, &header, &mut mem, Some(&mut avoid)).map_err(kerr)?;
+    let mut moves: Vec<Move> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    for (i, s) in plan.segments.iter().enumerate() {
+        moves.push(Move { src: phys(image) + s.file_offset, dst: s.dest_phys, len: s.file_len, zero: s.mem_len - s.file_len });
+        names.push(format!("{} segment {i} ({})", kernel.name, s.dest()));
+    }
+
+    // Modules: decompressed if gzip; left in place if page-aligned and free.
+    let mut mods: Vec<Module> = Vec::new();
+    let mut placements = Vec::new();
+    for m in modules {
+        let (data, gz) = gunzip_if_needed(m, &mut avoid)?;
+        let len = data.len() as u64;
+        if len == 0 {
+            // GRUB gives an empty module start = end = 0.
+            mods.push(Module { start: 0, end: 0, string: m.args });
+            placements.push(Placement { range: Range::new(0, 0), gunzipped: gz, in_place: true });
+            continue;
+        }
+        let staged = Range::new(phys(data), phys(data) + len);
+        let at = memmap::place_module(&mut mem, &mut avoid, staged)
+            .ok_or_else(|| BootError::NoRoom { what: format!("module {}", m.name), size: len })?;
+        let in_place = at == staged.start;
+        if !in_place {
+            moves.push(Move { src: staged.start, dst: at, len, zero: 0 });
+            names.push(format!("module {}", m.name));
+        }
+        let range = Range::new(at, at + len);
+        mods.push(Module { start: at as u32, end: (at + len) as u32, string: m.args });
+        placements.push(Placement { range, gunzipped: gz, in_place });
+    }
+
+    // The boot information.
+    let sanitized = memmap::sanitize(e820);
+    let (acpi_old, acpi_new) = acpi_rsdp();
+    let info = BootInfo {
+        load_base: plan.load_base,
+        cmdline: kernel.args,
+        loader_name: LOADER_NAME,
+        modules: &mods,
+        mmap: &sanitized,
+        meminfo: memmap::meminfo(&sanitized),
+        elf_sections: Some(&plan.elf_sections),
+        dhcp_ack,
+        framebuffer: ega_text_console(),
+        acpi_old,
+        acpi_new,
+    };
+    let size = mbi::size(&info);
+    let mut buf = alloc::vec![0u8; size];
+    mbi::write(&info, &mut buf).map_err(|_| BootError::NoRoom { what: "boot information".into(), size: size as u64 })?;
+    let place = |a: &mut Allocator| a.find(size as u64, 8, ONE_MIB, FOUR_GIB, Preference::Low);
+    let mbi_addr = place(&mut avoid)
+        .or_else(|| place(&mut mem))
+        .ok_or_else(|| BootError::NoRoom { what: "boot information".into(), size: size as u64 })?;
+    mem.reserve_always(Range::new(mbi_addr, mbi_addr + size as u64), "boot information");
+    moves.push(Move { src: phys(&buf), dst: mbi_addr, len: size as u64, zero: 0 });
+    names.push("the boot information".into());
+
+    if moves.len() > MAX_MOVES {
+        return Err(BootError::TooManyMoves(moves.len()));
+    }
+    memmap::order_copies(&mut moves).map_err(|(a, b)| BootError::Unorderable {
+        a: names[a].clone(),
+        b: names.get(b).cloned().unwrap_or_default(),
+    })?;
+
+    Ok(PreparedBoot {
+        entry: plan.entry,
+        mbi_addr: mbi_addr as u32,
+        mbi_len: size,
+        load_base: plan.load_base,
+        kernel: Placement { range: plan.kernel_range, gunzipped: k_gz, in_place: false },
+        modules: placements,
+        moves,
+        _mbi: buf,
+    })
+}
+
+/// Quiesces the NIC, moves everything into place and enters the kernel.
+pub fn boot(p: PreparedBoot, quiesce_nic: impl FnOnce()) -> ! {
+    quiesce_nic();
+    // The move list goes onto the stack (in the chainloader's .bss, which no
+    // move may touch) so that a move cannot overwrite the list itself.
+    let mut list = [Move { src: 0, dst: 0, len: 0, zero: 0 }; MAX_MOVES];
+    let n = p.moves.len().min(MAX_MOVES);
+    list[..n].copy_from_slice(&p.moves[..n]);
+    let (entry, mbi_addr) = (p.entry, p.mbi_addr);
+    // From here on the heap may be overwritten: `p` is not touched again.
+    core::mem::forget(p);
+    for m in &list[..n] {
+        // SAFETY: `prepare` checked every destination: usable RAM below
+        // 4 GiB (identity-mapped), clear of the chainloader image, .bss,
+        // stack and page tables, the firmware areas, and every other
+        // destination; and ordered the moves so that none overwrites a source
+        // still to be read. `ptr::copy` has memmove semantics for a
+        // destination overlapping its own source. The NIC is quiesced, so no
+        // DMA races these writes.
+        unsafe {
+            core::ptr::copy(m.src as *const u8, m.dst as *mut u8, m.len as usize);
+            core::ptr::write_bytes((m.dst + m.len) as *mut u8, 0, m.zero as usize);
+        }
+    }
+    // SAFETY: the kernel and its boot information are in place; the handoff
+    // never returns.
+    unsafe { mb2_handoff(entry, mbi_addr) }
+}
