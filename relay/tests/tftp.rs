@@ -293,7 +293,9 @@ fn retransmits_after_a_withheld_ack_and_ignores_duplicate_acks() {
     let content = pattern(2000, 8);
     let fx = start(4, 1468, |root| std::fs::write(root.join("f"), &content).unwrap());
     let mut c = Client::new(fx.addr);
-    c.send_request(&rrq(b"f", b"octet", &[("timeout", "1")]));
+    // timeout 2 s: long enough that the duplicate-ACK check below cannot
+    // see a timer retransmission on a loaded machine.
+    c.send_request(&rrq(b"f", b"octet", &[("timeout", "2")]));
     assert!(matches!(c.recv(), Reply::Oack(_)));
     // Withhold ACK 0: the OACK is sent again after the timeout.
     assert!(matches!(c.recv(), Reply::Oack(_)), "OACK not retransmitted");

@@ -95,9 +95,12 @@ fn tftp_hpa_through_a_lossy_link() {
     counters.stop.store(true, Ordering::Relaxed);
     assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stdout));
     assert!(std::fs::read(&dest).unwrap() == content, "file differs after a lossy transfer");
-    // 129 DATA + 5 retransmissions at most: duplicates must not snowball.
+    // 129 DATA and 5 timer retransmissions; with the Sorcerer's Apprentice
+    // bug each injected duplicate would double every later block (50+
+    // extra). The margin leaves room for timer retransmissions when a
+    // loaded machine delays the client by more than a second.
     let to_client = counters.to_client.load(Ordering::Relaxed);
-    assert!(to_client <= 129 + 6, "server sent {to_client} packets for 129 blocks");
+    assert!(to_client <= 129 + 20, "server sent {to_client} packets for 129 blocks");
 }
 
 #[test]
