@@ -1,0 +1,166 @@
+/* Reference kernel entry: the Multiboot2 header, the 32-bit entry a
+ * Multiboot2 loader jumps to (protected mode, paging off, EAX = 0x36d76289,
+ * EBX = physical address of the boot information), and the climb to long
+ * mode with the first 4 GiB identity mapped, then `kernel_main(magic, mbi)`.
+ *
+ * GDT selectors: 0x08 64-bit code, 0x10 flat data, 0x18 32-bit code,
+ * 0x20 the 64-bit TSS (two slots, filled in by Rust before `ltr`).
+ */
+
+.set MB2_MAGIC, 0xE85250D6
+
+.section .multiboot2.head, "a"
+.balign 8
+.globl mb2_header
+mb2_header:
+    .long MB2_MAGIC
+    .long 0                 /* architecture: i386 protected mode */
+    .long __mb2_len
+    .long __mb2_checksum
+    /* Information request, marked optional (flags bit 0) so that a loader
+     * lacking one of these still boots the kernel; the self-check reports
+     * what is missing instead. */
+    .balign 8
+1:  .word 1, 1
+    .long 2f - 1b
+    .long 1, 2, 3, 4, 6, 14, 15
+2:
+
+.section .multiboot2.end, "a"
+.balign 8
+    .word 0, 0
+    .long 8
+
+.set CR0_PE,   0x00000001
+.set CR0_MP,   0x00000002
+.set CR0_EM,   0x00000004
+.set CR0_PG,   0x80000000
+.set CR4_PAE,  0x00000020
+.set CR4_OSFXSR, 0x00000200
+.set CR4_OSXMMEXCPT, 0x00000400
+.set MSR_EFER, 0xC0000080
+.set EFER_LME, 0x00000100
+
+.section .text.entry, "ax"
+.code32
+.globl _start
+_start:
+    cli
+    cld
+    /* Keep what the loader handed over before any register is reused. */
+    movl %eax, mb2_entry_magic
+    movl %ebx, mb2_entry_info
+    /* The loader's GDT may be gone (the specification says so): load ours. */
+    lgdtl gdt_ptr
+    ljmpl $0x18, $1f
+1:
+    movw $0x10, %ax
+    movw %ax, %ds
+    movw %ax, %es
+    movw %ax, %fs
+    movw %ax, %gs
+    movw %ax, %ss
+    movl $__stack_top, %esp
+
+    /* Zero .bss (a loader should have done so; be sure). */
+    movl $__bss_start, %edi
+    movl $__bss_end, %ecx
+    subl %edi, %ecx
+    xorl %eax, %eax
+    rep stosb
+
+    /* Identity-map the first 4 GiB with 2 MiB pages. */
+    movl $pdpt, %eax
+    orl $3, %eax
+    movl %eax, pml4
+    xorl %ecx, %ecx
+2:  movl %ecx, %eax
+    shll $12, %eax
+    addl $pd, %eax
+    orl $3, %eax
+    movl %eax, pdpt(,%ecx,8)
+    incl %ecx
+    cmpl $4, %ecx
+    jb 2b
+    xorl %ecx, %ecx
+3:  movl %ecx, %eax
+    shll $21, %eax
+    orl $0x83, %eax             /* present, writable, 2 MiB page */
+    movl %eax, pd(,%ecx,8)
+    incl %ecx
+    cmpl $2048, %ecx
+    jb 3b
+
+    movl %cr4, %eax
+    orl $(CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT), %eax
+    movl %eax, %cr4
+    movl $pml4, %eax
+    movl %eax, %cr3
+    movl $MSR_EFER, %ecx
+    rdmsr
+    orl $EFER_LME, %eax
+    wrmsr
+    movl %cr0, %eax
+    andl $~CR0_EM, %eax
+    orl $(CR0_PG | CR0_MP | CR0_PE), %eax
+    movl %eax, %cr0
+    ljmpl $0x08, $entry64
+
+.code64
+entry64:
+    movw $0x10, %ax
+    movw %ax, %ds
+    movw %ax, %es
+    movw %ax, %ss
+    movw %ax, %fs
+    movw %ax, %gs
+    movabsq $__stack_top, %rsp
+    xorl %ebp, %ebp
+    movl mb2_entry_magic(%rip), %edi
+    movl mb2_entry_info(%rip), %esi
+    call kernel_main
+4:  cli
+    hlt
+    jmp 4b
+
+/* Last-resort reset: an empty IDT makes the next exception a triple fault. */
+.globl triple_fault
+triple_fault:
+    lidtq empty_idtr(%rip)
+    int3
+    jmp triple_fault
+
+.section .data
+.balign 8
+.globl mb2_entry_magic, mb2_entry_info
+mb2_entry_magic: .long 0
+mb2_entry_info:  .long 0
+.balign 16
+.globl gdt
+gdt:
+    .quad 0
+    .quad 0x00AF9A000000FFFF    /* 0x08 64-bit code */
+    .quad 0x00CF92000000FFFF    /* 0x10 flat data */
+    .quad 0x00CF9A000000FFFF    /* 0x18 32-bit code */
+    .quad 0, 0                  /* 0x20 TSS, filled in by arch::cpu */
+gdt_end:
+.balign 8
+gdt_ptr:
+    .word gdt_end - gdt - 1
+    .quad gdt
+.balign 8
+empty_idtr:
+    .word 0
+    .quad 0
+
+.section .bss.pagetables, "aw", @nobits
+.balign 4096
+pml4: .skip 4096
+pdpt: .skip 4096
+pd:   .skip 4096 * 4
+
+.section .bss
+.balign 16
+.skip 65536
+.globl __stack_top
+__stack_top:
