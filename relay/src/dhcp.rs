@@ -117,7 +117,14 @@ impl Dhcp {
 
     /// One datagram in, at most one reply out. `local_port` is 67 or 4011.
     pub fn handle(&mut self, pkt: &[u8], src: SocketAddrV4, local_port: u16) -> Option<Reply> {
-        let msg = match Message::decode(&mut Decoder::new(pkt)) {
+        let clean = match sanitize(pkt) {
+            Ok(c) => c,
+            Err(why) => {
+                debug!("dhcp: dropped {} bytes from {src}: {why}", pkt.len());
+                return None;
+            }
+        };
+        let msg = match Message::decode(&mut Decoder::new(&clean)) {
             Ok(m) => m,
             Err(e) => {
                 debug!("dhcp: dropped {} bytes from {src}: not a DHCP message ({e})", pkt.len());
@@ -319,6 +326,71 @@ impl Dhcp {
         m.opts_mut().insert(DhcpOption::ServerIdentifier(self.iface.addr));
         Reply { message: m, to: reply_destination(req, MessageType::Nak) }
     }
+}
+
+/// Offset of the options (after the fixed BOOTP header and magic cookie).
+const OPTIONS_AT: usize = 240;
+const MAGIC_COOKIE: [u8; 4] = [99, 130, 83, 99];
+
+/// Rebuilds a client datagram with only the options the server reads, each
+/// with the length its meaning requires, before `dhcproto` sees it.
+///
+/// dhcproto trusts option lengths in places: debug assertions on them
+/// (found by the mutation test), `len - 3` style arithmetic, fixed-size
+/// reads that ignore the length byte and so desynchronise the rest. With
+/// `panic = "abort"` one hostile datagram must not be able to end the server.
+/// A server needs few client options, so everything else is dropped here.
+pub fn sanitize(pkt: &[u8]) -> Result<Vec<u8>, &'static str> {
+    if pkt.len() < OPTIONS_AT {
+        return Err("shorter than a BOOTP header");
+    }
+    if pkt[236..240] != MAGIC_COOKIE {
+        return Err("no DHCP magic cookie");
+    }
+    if pkt[2] != 6 {
+        return Err("hardware address length is not 6 (not Ethernet)");
+    }
+    let mut out = pkt[..OPTIONS_AT].to_vec();
+    let mut i = OPTIONS_AT;
+    let mut ended = false;
+    // dhcproto joins repeated options (RFC 3396), which would undo the
+    // length checks below; the first of each is kept.
+    let mut seen = [false; 256];
+    while i < pkt.len() {
+        let code = pkt[i];
+        if code == 0 {
+            i += 1;
+            continue;
+        }
+        if code == 255 {
+            ended = true;
+            break;
+        }
+        let Some(&len) = pkt.get(i + 1) else { return Err("option without a length") };
+        let len = len as usize;
+        let Some(val) = pkt.get(i + 2..i + 2 + len) else { return Err("option runs past the end of the datagram") };
+        i += 2 + len;
+        let keep: Option<&[u8]> = match code {
+            53 if len == 1 => Some(val),
+            50 | 51 | 54 if len == 4 => Some(val),
+            57 if len == 2 => Some(val),
+            // Client architecture: a list of u16; the first is the one used.
+            93 if len >= 2 => Some(&val[..2]),
+            94 if len == 3 => Some(val),
+            12 | 43 | 55 | 60 | 61 | 77 | 97 | 175 if len >= 1 => Some(val),
+            _ => None,
+        };
+        if let Some(v) = keep.filter(|_| !std::mem::replace(&mut seen[code as usize], true)) {
+            out.push(code);
+            out.push(v.len() as u8);
+            out.extend_from_slice(v);
+        }
+    }
+    if !ended {
+        return Err("options not terminated by END");
+    }
+    out.push(255);
+    Ok(out)
 }
 
 /// RFC 2131 4.1: through a relay agent to its port 67; to ciaddr when the
