@@ -1,0 +1,38 @@
+#!/bin/sh
+# Builds the Multiboot2 test kernels and modules into target/dist/testkernels/.
+#   elf32.elf      ELF32 at 1 MiB            elf64.elf   the same as ELF64
+#   aout.bin       address tag at 2 MiB      reloc.bin   relocatable (16-128 MiB, 2 MiB aligned, high)
+#   elf32.elf.gz   gzip-compressed ELF32     unknown-tag.elf / efi64-req.elf  must be refused
+#   mod1.txt       a text module             mod2.bin.gz a gzip-compressed module
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+out=${1:-$here/../../target/dist/testkernels}
+mkdir -p "$out"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+kernel() { # name base defines...
+    name=$1; base=$2; shift 2
+    gcc -m32 -c "$@" -o "$tmp/$name.o" "$here/mbtest.S"
+    ld -m elf_i386 -nostdlib --build-id=none -z noexecstack --no-warn-rwx-segments --defsym=BASE="$base" -T "$here/link.ld" -o "$tmp/$name.elf" "$tmp/$name.o"
+}
+
+kernel elf32 0x100000
+cp "$tmp/elf32.elf" "$out/elf32.elf"
+objcopy -I elf32-i386 -O elf64-x86-64 "$tmp/elf32.elf" "$out/elf64.elf"
+kernel aout 0x200000 -DAOUT
+objcopy -O binary "$tmp/aout.elf" "$out/aout.bin"
+kernel reloc 0x200000 -DAOUT -DRELOC
+objcopy -O binary "$tmp/reloc.elf" "$out/reloc.bin"
+kernel unknown-tag 0x100000 -DUNKNOWN_TAG
+cp "$tmp/unknown-tag.elf" "$out/unknown-tag.elf"
+kernel efi64-req 0x100000 -DEFI64_REQ
+cp "$tmp/efi64-req.elf" "$out/efi64-req.elf"
+gzip -9 -n -c "$out/elf32.elf" > "$out/elf32.elf.gz"
+
+printf 'module one: plain text\n' > "$out/mod1.txt"
+# 100 KiB of a fixed pattern, gzip-compressed.
+i=0; : > "$tmp/mod2.bin"
+while [ $i -lt 1600 ]; do printf 'mod2 line %05d 0123456789abcdefghijklmnopqrstuvwxyz\n' $i >> "$tmp/mod2.bin"; i=$((i+1)); done
+gzip -9 -n -c "$tmp/mod2.bin" > "$out/mod2.bin.gz"
+ls -l "$out"
