@@ -371,21 +371,14 @@ pub fn order_copies(copies: &mut Vec<Move>) -> Result<(), (usize, usize)> {
     Ok(())
 }
 
-/// Where a module staged at `staged` ends up: where it is, if that is
-/// page-aligned and free in `mem` (so it needs no copy, as the GRUB 2 rule
-/// of page-aligned modules is already met), otherwise a page-aligned block
-/// above 1 MiB, preferably one that `avoid` (which also has the staged
-/// downloads reserved) has free. Reserves the result in both.
-pub fn place_module(mem: &mut Allocator, avoid: &mut Allocator, staged: Range) -> Option<u64> {
-    let len = staged.len();
-    if staged.start % PAGE == 0 && mem.check(staged).is_ok() {
-        mem.reserve_always(staged, "module");
-        avoid.reserve_always(staged, "module");
-        return Some(staged.start);
-    }
-    let at = avoid
-        .find(len, PAGE, ONE_MIB, FOUR_GIB, Preference::Low)
-        .or_else(|| mem.find(len, PAGE, ONE_MIB, FOUR_GIB, Preference::Low))?;
+/// Where a module goes, as GRUB 2 places it: the lowest page-aligned free
+/// block of usable RAM above 1 MiB (GRUB's own data occupies the memory
+/// below), in load order, which puts modules right after the kernel. Kernels
+/// that map only low memory early rely on that. If that block is where the
+/// module was staged, it needs no copy. Reserves the result in `mem`, and in
+/// `avoid` (the free-space view that also has staged downloads reserved).
+pub fn place_module(mem: &mut Allocator, avoid: &mut Allocator, len: u64) -> Option<u64> {
+    let at = mem.find(len, PAGE, ONE_MIB, FOUR_GIB, Preference::Low)?;
     let r = Range::new(at, at + len.max(1));
     mem.reserve_always(r, "module");
     avoid.reserve_always(r, "module");
@@ -516,18 +509,14 @@ mod tests {
     }
 
     #[test]
-    fn modules_stay_where_staged_when_possible() {
+    fn modules_go_right_after_the_kernel_like_grub() {
         let mut mem = Allocator::new(&qemu_512m());
-        mem.reserve(Range::new(0x100000, 0x400000), "kernel").unwrap();
+        mem.reserve_always(Range::new(0, ONE_MIB), "low memory");
+        mem.reserve(Range::new(0x100000, 0x103690), "kernel").unwrap();
         let mut avoid = mem.clone();
-        let staged = Range::new(0x2000000, 0x2000123);
-        avoid.reserve_always(Range::new(0x2000000, 0x3000000), "staged");
-        assert_eq!(place_module(&mut mem, &mut avoid, staged), Some(0x2000000));
-        // Not page-aligned: moved to the first free page-aligned block above 1 MiB.
-        let staged = Range::new(0x2001010, 0x2002010);
-        assert_eq!(place_module(&mut mem, &mut avoid, staged), Some(0x400000));
-        // Staged where the kernel goes: moved.
-        let staged = Range::new(0x200000, 0x201000);
-        assert_eq!(place_module(&mut mem, &mut avoid, staged), Some(0x401000));
+        assert_eq!(place_module(&mut mem, &mut avoid, 0x17), Some(0x104000));
+        assert_eq!(place_module(&mut mem, &mut avoid, 0x14b40), Some(0x105000));
+        assert_eq!(place_module(&mut mem, &mut avoid, 1), Some(0x11a000));
+        assert!(avoid.check(Range::new(0x104000, 0x105000)).is_err());
     }
 }

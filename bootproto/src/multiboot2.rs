@@ -727,12 +727,11 @@ fn place_sections(
         if !nobits && off.checked_add(size).is_none_or(|x| x > image.len() as u64) {
             return Err(Mb2Error::PastEndOfFile { what: "ELF section", offset: off, len: size, file_len: image.len() });
         }
+        // GRUB's first fit: the lowest free block above 1 MiB (below that
+        // is GRUB's own memory), i.e. right after the kernel.
         let align = align.clamp(1, 1 << 30);
-        let place = |a: &mut Allocator| a.find(size, align, 0x1000, FOUR_GIB, Preference::Low);
-        let dest = avoid
-            .as_deref_mut()
-            .and_then(place)
-            .or_else(|| place(mem))
+        let dest = mem
+            .find(size, align, crate::memmap::ONE_MIB, FOUR_GIB, Preference::Low)
             .ok_or(Mb2Error::NoRoom { what: "ELF section", size })?;
         let r = Range::new(dest, dest + size);
         mem.reserve_always(r, "ELF section");

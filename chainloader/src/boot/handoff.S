@@ -3,7 +3,7 @@
  *
  *   EAX = 0x36d76289, EBX = physical address of the boot information,
  *   CS = 32-bit flat code (0x18), DS/ES/FS/GS/SS = flat data (0x10),
- *   CR0.PE = 1, CR0.PG = 0, EFER.LME = 0, CR4 = 0 (as GRUB leaves it on a
+ *   CR0.PE = 1, CR0.PG = 0, CR0.MP = 0, EFER.LME = 0, CR4 = 0 (as GRUB leaves it on a
  *   BIOS machine), IF = 0, DF = 0, A20 on (it has been since entry).
  *
  * The GDT is the one modes.S loaded (gdt_ptr); the kernel must load its own
@@ -33,9 +33,10 @@ mb2_handoff:
     movw %ax, %fs
     movw %ax, %gs
     movw %ax, %ss
-    /* Paging off leaves long mode (LMA clears), then LME off. */
+    /* Paging off leaves long mode (LMA clears), then LME off. MP goes too:
+     * GRUB hands over CR0 = PE|ET and kernels may expect FPU defaults. */
     movl %cr0, %eax
-    andl $0x7fffffff, %eax
+    andl $0x7ffffffd, %eax
     movl %eax, %cr0
     movl $0xC0000080, %ecx
     rdmsr

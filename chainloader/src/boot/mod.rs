@@ -256,7 +256,7 @@ pub fn prepare(
         names.push(format!("{} segment {i} ({})", kernel.name, s.dest()));
     }
 
-    // Modules: decompressed if gzip; left in place if page-aligned and free.
+    // Modules: decompressed if gzip, placed as GRUB places them.
     let mut mods: Vec<Module> = Vec::new();
     let mut placements = Vec::new();
     for m in modules {
@@ -269,7 +269,7 @@ pub fn prepare(
             continue;
         }
         let staged = Range::new(phys(data), phys(data) + len);
-        let at = memmap::place_module(&mut mem, &mut avoid, staged)
+        let at = memmap::place_module(&mut mem, &mut avoid, len)
             .ok_or_else(|| BootError::NoRoom { what: format!("module {}", m.name), size: len })?;
         let in_place = at == staged.start;
         if !in_place {
@@ -300,9 +300,9 @@ pub fn prepare(
     let size = mbi::size(&info);
     let mut buf = alloc::vec![0u8; size];
     mbi::write(&info, &mut buf).map_err(|_| BootError::NoRoom { what: "boot information".into(), size: size as u64 })?;
-    let place = |a: &mut Allocator| a.find(size as u64, 8, ONE_MIB, FOUR_GIB, Preference::Low);
-    let mbi_addr = place(&mut avoid)
-        .or_else(|| place(&mut mem))
+    // GRUB's first fit again: usually in the gap after the kernel's sections.
+    let mbi_addr = mem
+        .find(size as u64, 8, ONE_MIB, FOUR_GIB, Preference::Low)
         .ok_or_else(|| BootError::NoRoom { what: "boot information".into(), size: size as u64 })?;
     mem.reserve_always(Range::new(mbi_addr, mbi_addr + size as u64), "boot information");
     moves.push(Move { src: phys(&buf), dst: mbi_addr, len: size as u64, zero: 0 });
