@@ -1,0 +1,197 @@
+//! chainloader.0 boots Multiboot2 kernels of every kind, end to end under
+//! QEMU's PXE ROM: the `mbtest` kernels (tests/kernels/) print what they
+//! received on COM1 and exit through isa-debug-exit.
+//!
+//! Also the differential test: the same kernel and modules booted through
+//! GRUB 2 netboot must receive the same command line, modules, memory
+//! information, memory map and ACPI RSDP.
+
+use e2e::grub::{GrubModule, GrubNetboot};
+use e2e::qemu::{debug_exit_status, Qemu, QemuConfig};
+use e2e::{dist, repo_root, write_file};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// Generous: several QEMUs share two cores.
+const BOOT: Duration = Duration::from_secs(180);
+
+/// The test kernels, built once per run by tests/kernels/build.sh.
+fn testkernels() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::Builder::new().prefix("netboot-testkernels-").tempdir().unwrap().keep();
+        let st = std::process::Command::new(repo_root().join("tests/kernels/build.sh"))
+            .arg(&dir)
+            .output()
+            .expect("cannot run tests/kernels/build.sh");
+        assert!(st.status.success(), "build.sh failed: {}", String::from_utf8_lossy(&st.stderr));
+        dir
+    })
+}
+
+fn tk(name: &str) -> Vec<u8> {
+    std::fs::read(testkernels().join(name)).unwrap()
+}
+
+/// A TFTP root with chainloader.0, the test kernels and `cfg` as
+/// chainloader.cfg/default.
+fn root(cfg: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix("netboot-mb2-").tempdir().unwrap();
+    std::fs::copy(dist("chainloader.0"), dir.path().join("chainloader.0")).unwrap();
+    for e in std::fs::read_dir(testkernels()).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+    }
+    write_file(dir.path(), "chainloader.cfg/default", cfg);
+    dir
+}
+
+/// Boots `cfg` through chainloader.0 and returns the console once the test
+/// kernel is done (it must exit with 0x10).
+fn boot_mbtest(cfg: &str) -> String {
+    let dir = root(cfg);
+    let mut q = Qemu::start(&QemuConfig::user_net(dir.path(), "chainloader.0"));
+    q.expect(r"mbtest: done", BOOT);
+    assert_eq!(q.wait_exit(Duration::from_secs(30)), Some(debug_exit_status(0x10)));
+    q.output()
+}
+
+/// The kernel's report lines, "mbtest: " stripped, CRs removed.
+fn report(console: &str) -> Vec<String> {
+    console
+        .lines()
+        .filter_map(|l| l.trim_end_matches('\r').strip_prefix("mbtest: ").map(str::to_string))
+        .collect()
+}
+
+fn line<'a>(r: &'a [String], prefix: &str) -> &'a str {
+    r.iter().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no '{prefix}' line in {r:#?}"))
+}
+
+/// Byte sum the kernel prints for a module (`sum=` field).
+fn sum(b: &[u8]) -> String {
+    format!("{:08x}", b.iter().map(|&x| x as u32).fold(0u32, u32::wrapping_add))
+}
+
+fn gunzip(b: &[u8]) -> Vec<u8> {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("gzip -dc")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    out.stdout
+}
+
+#[test]
+fn elf32_kernel_with_two_modules_one_gzipped() {
+    let out = boot_mbtest("kernel elf32.elf console=ttyS0 test=1\nmodule mod1.txt first module\nmodule mod2.bin.gz\n");
+    let r = report(&out);
+    assert!(line(&r, "eax=").starts_with("eax=36d76289"), "{r:#?}");
+    // 32-bit flat protected mode, paging off, interrupts off.
+    let l = line(&r, "eax=");
+    assert!(l.contains("cr0=00000011") && l.contains("cs=00000018") && l.contains("ds=00000010"), "{l}");
+    let eflags = u32::from_str_radix(l.split("eflags=").nth(1).unwrap().get(..8).unwrap(), 16).unwrap();
+    assert_eq!(eflags & 0x200, 0, "IF must be clear: {l}");
+    assert_eq!(line(&r, "bss"), "bss zeroed");
+    assert_eq!(line(&r, "tag 21 "), "tag 21 size 12 load_base=00100000");
+    assert_eq!(line(&r, "tag 1 "), "tag 1 size 29 'console=ttyS0 test=1'");
+    assert!(line(&r, "tag 2 ").contains("'chainloader "));
+    let mods: Vec<&String> = r.iter().filter(|l| l.starts_with("tag 3 ")).collect();
+    assert_eq!(mods.len(), 2, "{r:#?}");
+    assert!(mods[0].ends_with(&format!("sum={} 'first module'", sum(&tk("mod1.txt")))), "{}", mods[0]);
+    assert!(mods[1].ends_with(&format!("sum={} ''", sum(&gunzip(&tk("mod2.bin.gz"))))), "{}", mods[1]);
+    // GRUB places modules page-aligned right after the kernel and its sections.
+    assert!(mods[0].contains("start=00104000"), "{}", mods[0]);
+    assert!(line(&r, "tag 6 ").contains("entry_size=24 version=0"));
+    assert!(line(&r, "tag 9 ").contains("entsize=40"));
+    assert!(line(&r, "tag 4 ").starts_with("tag 4 size 16 lower="));
+    assert!(line(&r, "tag 16 ").ends_with("op=2"), "the DHCPACK is a BOOTREPLY");
+    assert_eq!(line(&r, "tag 8 "), "tag 8 size 32 addr=000b8000 pitch=160 width=80 height=25 bpp=16 type=2");
+    assert_eq!(line(&r, "tag 14 "), "tag 14 size 28 revision=0");
+}
+
+#[test]
+fn elf64_kernel() {
+    let r = report(&boot_mbtest("kernel elf64.elf\n"));
+    assert!(line(&r, "tag 9 ").contains("entsize=64"), "{r:#?}");
+    assert_eq!(line(&r, "tag 1 "), "tag 1 size 9 ''");
+}
+
+#[test]
+fn address_tag_kernel() {
+    let r = report(&boot_mbtest("kernel aout.bin\n"));
+    assert!(line(&r, "eax=").contains("base=00200000"), "{r:#?}");
+    assert_eq!(line(&r, "bss"), "bss zeroed");
+    assert_eq!(line(&r, "tag 21 "), "tag 21 size 12 load_base=00200000");
+    assert_eq!(line(&r, "tag 9 "), "tag 9 size 20 num=0 entsize=0 shndx=0");
+}
+
+#[test]
+fn relocatable_kernel_is_moved_and_told_where() {
+    let r = report(&boot_mbtest("kernel reloc.bin\n"));
+    // Linked at 2 MiB; the relocatable tag asks for 16..128 MiB, 2 MiB
+    // aligned, high preference. The kernel runs where tag 21 says.
+    let base = line(&r, "eax=").split("base=").nth(1).unwrap()[..8].to_string();
+    let b = u32::from_str_radix(&base, 16).unwrap();
+    assert!((0x100_0000..0x800_0000).contains(&b) && b % 0x20_0000 == 0, "base {base}");
+    assert_eq!(line(&r, "tag 21 "), format!("tag 21 size 12 load_base={base}"));
+    assert_eq!(line(&r, "bss"), "bss zeroed");
+}
+
+#[test]
+fn gzip_compressed_kernel() {
+    let r = report(&boot_mbtest("kernel elf32.elf.gz gz\n"));
+    assert_eq!(line(&r, "tag 1 "), "tag 1 size 11 'gz'");
+    assert_eq!(line(&r, "tag 21 "), "tag 21 size 12 load_base=00100000");
+}
+
+#[test]
+fn unsupported_kernels_are_refused_with_the_reason() {
+    for (k, msg) in [
+        ("unknown-tag.elf", r"Multiboot2 header tag type 42 \(unknown\) is not supported and not marked optional"),
+        ("efi64-req.elf", r"information request tag asks for tag 12 \(EFI64 system table\), which this loader cannot supply"),
+    ] {
+        let dir = root(&format!("kernel {k}\n"));
+        let q = Qemu::start(&QemuConfig::user_net(dir.path(), "chainloader.0"));
+        q.expect(msg, BOOT);
+        assert!(!q.output().contains("mbtest:"), "refused kernel must not run");
+    }
+}
+
+/// Tags 1, 3, 4, 6 and 14 as GRUB 2 gives them for the same boot.
+#[test]
+fn same_boot_information_as_grub() {
+    let mod1 = tk("mod1.txt");
+    let mod2 = tk("mod2.bin.gz");
+    let g = GrubNetboot::new(
+        &testkernels().join("elf32.elf"),
+        "console=ttyS0 test=1",
+        &[
+            GrubModule { file: "mod1.txt", contents: &mod1, string: "first module" },
+            GrubModule { file: "mod2.bin.gz", contents: &mod2, string: "" },
+        ],
+    );
+    let mut q = Qemu::start(&QemuConfig::user_net(g.root(), GrubNetboot::BOOTFILE));
+    q.expect(r"mbtest: done", BOOT);
+    assert_eq!(q.wait_exit(Duration::from_secs(30)), Some(debug_exit_status(0x10)));
+    let grub = report(&q.output());
+    drop(q);
+    let ours = report(&boot_mbtest(
+        "kernel elf32.elf console=ttyS0 test=1\nmodule mod1.txt first module\nmodule mod2.bin.gz\n",
+    ));
+    let pick = |r: &[String]| -> Vec<String> {
+        r.iter()
+            .filter(|l| ["tag 1 ", "tag 3 ", "tag 4 ", "tag 6 ", "  mmap", "tag 14 "].iter().any(|p| l.starts_with(p)))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(pick(&ours), pick(&grub), "chainloader (left) and GRUB 2 (right) differ");
+}
