@@ -165,6 +165,7 @@ pub const CONSOLE_EGA_TEXT_SUPPORTED: u32 = 2;
 pub enum Mb2Error {
     TooShort(usize),
     NoHeader,
+    BadHeaderLength { offset: usize, header_length: u32 },
     /// A header tag runs past the end of the searched area or is malformed.
     BadTag { offset: usize, tag_type: u16, size: u32 },
     NoEndTag,
@@ -194,6 +195,7 @@ impl fmt::Display for Mb2Error {
         match self {
             TooShort(n) => write!(f, "kernel image is only {n} bytes long"),
             NoHeader => write!(f, "no Multiboot2 header (magic 0xe85250d6, architecture 0, valid checksum, 8-byte aligned) in the first 32 KiB"),
+            BadHeaderLength { offset, header_length } => write!(f, "Multiboot2 header at offset {offset:#x} has an impossible header_length {header_length}"),
             BadTag { offset, tag_type, size } => write!(f, "Multiboot2 header tag at offset {offset:#x} (type {tag_type}, size {size}) is malformed or runs past the first 32 KiB"),
             NoEndTag => write!(f, "Multiboot2 header has no end tag within the first 32 KiB"),
             UnsupportedTag { tag_type } => write!(f, "Multiboot2 header tag type {tag_type} ({}) is not supported and not marked optional", header_tag_name(*tag_type)),
@@ -245,6 +247,11 @@ pub fn parse_header(image: &[u8]) -> Result<Header, Mb2Error> {
         })
         .ok_or(Mb2Error::NoHeader)?;
     let header_length = rd32(area, offset + 8).unwrap_or(0);
+    // GRUB does not look at header_length beyond the checksum; only refuse
+    // values that cannot describe a header at all.
+    if header_length < 16 || offset as u64 + header_length as u64 > image.len() as u64 {
+        return Err(Mb2Error::BadHeaderLength { offset, header_length });
+    }
 
     let mut h = Header {
         offset,

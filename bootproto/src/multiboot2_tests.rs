@@ -309,6 +309,12 @@ fn header_search_rules() {
     img[20..24].copy_from_slice(&0x1000u32.to_le_bytes());
     assert!(matches!(parse_header(&img), Err(Mb2Error::BadTag { .. })));
     assert_eq!(parse_header(&[0u8; 8]), Err(Mb2Error::TooShort(8)));
+    // header_length 8 with a matching checksum: found, but refused.
+    let mut img = vec![0u8; 0x100];
+    for (i, w) in [HEADER_MAGIC, 0, 8, 0u32.wrapping_sub(HEADER_MAGIC + 8)].iter().enumerate() {
+        put(&mut img, 0x10 + 4 * i, &w.to_le_bytes());
+    }
+    assert_eq!(parse_header(&img), Err(Mb2Error::BadHeaderLength { offset: 0x10, header_length: 8 }));
 }
 
 #[test]

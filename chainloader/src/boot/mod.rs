@@ -44,7 +44,7 @@ pub const LOADER_NAME: &str = concat!("chainloader ", env!("CARGO_PKG_VERSION"))
 /// The most moves [`boot`] can do (kernel segments, ELF sections, modules
 /// that must move, the boot information). The list is copied onto the stack
 /// before the first move, so that no move can overwrite it.
-pub const MAX_MOVES: usize = 64;
+pub const MAX_MOVES: usize = 128;
 
 /// A downloaded file, as it lies in the staging area.
 #[derive(Clone, Copy, Debug)]
