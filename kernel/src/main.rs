@@ -1,28 +1,243 @@
 //! The reference Multiboot2 kernel: checks the boot information it was given,
-//! prints it on COM1, and reboots when the host sends the serial reboot
-//! command (docs/serial-reboot.md).
+//! prints it on COM1 (human-readable lines and machine-readable `MBI ...`
+//! lines), prints one verdict line `MBI-CHECK: ok` or
+//! `MBI-CHECK: FAIL <first problem>`, then obeys its command-line switches
+//! and waits for the serial reboot command (docs/serial-reboot.md).
+//!
+//! Switches (words on the Multiboot2 command line):
+//! - `exit`: after the self-check, leave QEMU through isa-debug-exit with
+//!   0x10 (pass, QEMU status 33) or 0x11 (fail, status 35);
+//! - `panic`: print a kernel panic message and stop (interrupts off);
+//! - `hang`: stop with interrupts off, so the reboot command cannot work.
 #![no_std]
 #![no_main]
 
+mod acpi;
 mod arch;
+mod command;
 
 use baremetal::serial::{Uart16550, COM1};
-use core::fmt::Write;
+use bootproto::mbi_check::{self, mmap_entries, Mbi, Range, Tag};
+use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Exit values for QEMU's isa-debug-exit.
+const EXIT_PASS: u8 = 0x10;
+const EXIT_FAIL: u8 = 0x11;
+
+/// The MBI's largest believable size; anything bigger is reported, not read.
+const MBI_MAX: u32 = 1 << 20;
+
+/// The console: COM1.
+fn com1() -> Uart16550 {
+    // SAFETY: COM1 is this kernel's console. The main flow writes to it only
+    // before interrupts are enabled and from then on only the serial IRQ
+    // handler does, so two writers never interleave.
+    unsafe { Uart16550::new(COM1) }
+}
+
+/// Bytes as a quoted string: printable ASCII as is, `"` and `\` escaped,
+/// anything else as `\xNN`, so the line stays one parseable line.
+struct Quoted<'a>(&'a [u8]);
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_char('"')?;
+        for &b in self.0 {
+            match b {
+                b'"' | b'\\' => write!(f, "\\{}", b as char)?,
+                0x20..=0x7e => f.write_char(b as char)?,
+                _ => write!(f, "\\x{b:02x}")?,
+            }
+        }
+        f.write_char('"')
+    }
+}
+
+/// ACPI power-off parameters found at boot, packed for the IRQ handler:
+/// pm1a | pm1b << 16 | slp_typ_a << 32 | slp_typ_b << 40 | valid << 48.
+static POWER_OFF: AtomicU64 = AtomicU64::new(0);
 
 #[no_mangle]
-extern "C" fn kernel_main(magic: u32, mbi: u32) -> ! {
-    // SAFETY: COM1 is this kernel's console; nothing else drives it.
-    let mut com1 = unsafe { Uart16550::new(COM1) };
-    com1.init();
+extern "C" fn kernel_main(magic: u32, mbi_addr: u32) -> ! {
+    let mut c = com1();
+    c.init();
+    arch::cpu::init();
     let (ks, ke) = arch::kernel_range();
-    let _ = writeln!(com1, "kernel: reference Multiboot2 kernel, magic={magic:#x} mbi={mbi:#x} image={ks:#x}..{ke:#x}");
-    arch::halt_forever()
+    let kernel = Range { start: ks, end: ke };
+    let _ = writeln!(c, "\r\nkernel: reference Multiboot2 kernel booting (image {kernel}, MBI at {mbi_addr:#x})");
+
+    let result = read_and_check(magic, mbi_addr as u64, kernel);
+    let mut cmdline: &[u8] = b"";
+    match result {
+        Ok(mbi) => {
+            cmdline = mbi.cmdline().unwrap_or(b"");
+            print_mbi(&mut c, &mbi);
+            let _ = writeln!(c, "MBI-CHECK: ok");
+        }
+        Err(p) => {
+            let _ = writeln!(c, "MBI-CHECK: FAIL {p}");
+        }
+    }
+    let passed = result.is_ok();
+
+    let has = |w: &str| cmdline.split(|&b| b == b' ').any(|x| x == w.as_bytes());
+    if has("exit") {
+        let code = if passed { EXIT_PASS } else { EXIT_FAIL };
+        let _ = writeln!(c, "kernel: exit switch: isa-debug-exit {code:#x}");
+        arch::qemu_debug_exit(code);
+        let _ = writeln!(c, "kernel: no isa-debug-exit device (not QEMU?); carrying on");
+    }
+    if has("panic") {
+        let _ = writeln!(c, "kernel panic: requested by the 'panic' switch; halted");
+        arch::halt_forever();
+    }
+    if has("hang") {
+        let _ = writeln!(c, "kernel: hanging with interrupts off ('hang' switch); the reboot command will not work");
+        arch::halt_forever();
+    }
+
+    c.set_rx_interrupt(true);
+    arch::cpu::unmask_irq(arch::cpu::COM1_IRQ);
+    let _ = writeln!(c, "kernel: serial console ready; typed characters are echoed; ~~~k reboots, ~~~p panics, ~~~s shuts down");
+    loop {
+        arch::wait_for_interrupt();
+    }
 }
+
+fn read_and_check(magic: u32, addr: u64, kernel: Range) -> Result<Mbi<'static>, mbi_check::Problem> {
+    use mbi_check::Problem;
+    // Magic and alignment first: with a wrong magic EBX means nothing, and
+    // nothing is read through it.
+    if magic != mbi_check::BOOTLOADER_MAGIC {
+        return Err(Problem::BadMagic(magic));
+    }
+    if addr % 8 != 0 {
+        return Err(Problem::Misaligned(addr));
+    }
+    let total = arch::phys_u32(addr).ok_or(Problem::NotInUsableRam { what: "MBI", range: Range { start: addr, end: addr + 8 } })?;
+    if total < 16 || total > MBI_MAX {
+        return Err(Problem::TotalSizeTooSmall(total));
+    }
+    let bytes = arch::phys_bytes(addr, total as usize)
+        .ok_or(Problem::NotInUsableRam { what: "MBI", range: Range { start: addr, end: addr + total as u64 } })?;
+    mbi_check::check(magic, addr, bytes, kernel)
+}
+
+fn print_mbi(c: &mut Uart16550, mbi: &Mbi) {
+    for t in mbi.tags() {
+        let _ = match t {
+            Tag::LoaderName(s) => writeln!(c, "kernel: boot loader: {}\r\nMBI loader={}", Quoted(s), Quoted(s)),
+            Tag::Cmdline(s) => writeln!(c, "kernel: command line: {}\r\nMBI cmdline={}", Quoted(s), Quoted(s)),
+            Tag::BasicMeminfo { lower, upper } => {
+                writeln!(c, "kernel: memory: {lower} KiB lower, {upper} KiB upper\r\nMBI meminfo lower={lower} upper={upper}")
+            }
+            Tag::Mmap { entry_size, entry_version, entries } => {
+                let _ = writeln!(c, "kernel: memory map (entry_size {entry_size}, version {entry_version}):");
+                for e in mmap_entries(entry_size, entries) {
+                    let _ = writeln!(c, "MBI mmap base={:#x} len={:#x} type={}", e.base, e.len, e.typ);
+                }
+                Ok(())
+            }
+            Tag::Module { range, string } => {
+                let size = range.end - range.start;
+                let data = arch::phys_bytes(range.start, size as usize).unwrap_or(&[]);
+                let crc = crc32fast::hash(data);
+                writeln!(c, "kernel: module {range} {}\r\nMBI module string={} size={size} crc32={crc:08x}", Quoted(string), Quoted(string))
+            }
+            Tag::Rsdp { typ, rsdp } => {
+                let v = if typ == mbi_check::tag::ACPI_OLD { 1 } else { 2 };
+                let oem = &rsdp[9..15];
+                let rev = rsdp[15];
+                let rsdt = u32::from_le_bytes(rsdp[16..20].try_into().unwrap());
+                if let Some(p) = acpi::find_power_off(rsdt as u64) {
+                    POWER_OFF.store(p, Ordering::Relaxed);
+                }
+                writeln!(c, "MBI rsdp v{v} oem={} rev={rev} rsdt={rsdt:#x}", Quoted(oem))
+            }
+            Tag::Other { typ, body } => writeln!(c, "MBI tag type={typ} size={}", body.len() + 8),
+        };
+    }
+}
+
+/// Called by isr.S for every vector, on an IST stack, interrupts off.
+#[no_mangle]
+extern "C" fn kernel_interrupt(f: &mut arch::cpu::Frame) {
+    let v = f.vector as u8;
+    let irq = v.wrapping_sub(arch::cpu::PIC_BASE);
+    match v {
+        0..=31 => {
+            let mut c = com1();
+            let _ = writeln!(c, "\r\nkernel panic: CPU exception {v} error={:#x} rip={:#x} rsp={:#x}; halted", f.error, f.rip, f.rsp);
+            arch::halt_forever();
+        }
+        _ if irq == arch::cpu::COM1_IRQ => {
+            serial_irq();
+            arch::cpu::eoi();
+        }
+        // IRQ7 without its ISR bit is spurious and gets no EOI.
+        _ if irq == 7 && !arch::cpu::irq_in_service(7) => {}
+        _ => arch::cpu::eoi(),
+    }
+}
+
+static mut RECOGNISER: command::Recogniser = command::Recogniser::new();
+
+fn serial_irq() {
+    let mut c = com1();
+    while let Some(b) = c.try_read_byte() {
+        // Echo, as a terminal in full duplex expects; Enter (CR) moves to a new line.
+        c.write_byte(b);
+        if b == b'\r' {
+            c.write_byte(b'\n');
+        }
+        // SAFETY: only this handler touches RECOGNISER, and IRQs do not nest
+        // (interrupt gates clear IF; the handler never sets it).
+        let cmd = unsafe { (*(&raw mut RECOGNISER)).feed(b) };
+        match cmd {
+            Some(command::Command::Reboot) => {
+                let _ = writeln!(c, "\r\nserial: reboot command received, rebooting");
+                arch::reset(|m| {
+                    let _ = writeln!(com1(), "kernel: {m}");
+                });
+            }
+            Some(command::Command::Panic) => {
+                let _ = writeln!(c, "\r\nserial: panic command received\r\nkernel panic: requested over the serial port; halted");
+                arch::halt_forever();
+            }
+            Some(command::Command::Shutdown) => {
+                let _ = writeln!(c, "\r\nserial: shutdown command received, powering off");
+                let p = POWER_OFF.load(Ordering::Relaxed);
+                if p >> 48 != 0 {
+                    let _ = writeln!(c, "kernel: ACPI S5 via PM1a_CNT={:#x} SLP_TYP={}", p as u16, (p >> 32) as u8);
+                    arch::acpi_power_off(p as u16, (p >> 16) as u16, (p >> 32) as u8, (p >> 40) as u8);
+                    let _ = writeln!(c, "kernel: ACPI power-off did not take effect");
+                } else {
+                    let _ = writeln!(c, "kernel: no ACPI power-off information (FADT / \\_S5 not found)");
+                }
+                let _ = writeln!(c, "kernel: shutdown failed; halted");
+                arch::halt_forever();
+            }
+            None => {}
+        }
+    }
+}
+
+/// The kernel never allocates; `alloc` is linked only because bootproto's
+/// other modules use it. Any allocation fails loudly.
+struct NoHeap;
+// SAFETY: returning null is always a valid answer from `alloc`.
+unsafe impl core::alloc::GlobalAlloc for NoHeap {
+    unsafe fn alloc(&self, _: core::alloc::Layout) -> *mut u8 {
+        core::ptr::null_mut()
+    }
+    unsafe fn dealloc(&self, _: *mut u8, _: core::alloc::Layout) {}
+}
+#[global_allocator]
+static HEAP: NoHeap = NoHeap;
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    // SAFETY: the panic path takes COM1 over; nothing else runs any more.
-    let mut com1 = unsafe { Uart16550::new(COM1) };
-    let _ = writeln!(com1, "kernel: panic: {info}");
+    let mut c = com1();
+    let _ = writeln!(c, "\r\nkernel panic: {info}");
     arch::halt_forever()
 }

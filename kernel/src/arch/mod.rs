@@ -1,13 +1,22 @@
-//! The hardware layer: entry assembly, and (in submodules) the CPU tables,
-//! interrupt controller and reset paths behind safe wrappers.
+//! The hardware layer: entry assembly, CPU tables (GDT/TSS/IDT with IST
+//! stacks), the 8259 PICs, physical memory access, and the ways to end a
+//! run (reset, ACPI power-off, QEMU's isa-debug-exit). Everything above it
+//! is safe Rust.
+
+use baremetal::port::Port8;
+use core::arch::asm;
 
 core::arch::global_asm!(include_str!("entry.S"), options(att_syntax));
+core::arch::global_asm!(include_str!("isr.S"), options(att_syntax));
 #[cfg(feature = "aout")]
 core::arch::global_asm!(include_str!("aout.S"), options(att_syntax));
+
+pub mod cpu;
 
 extern "C" {
     static __kernel_start: u8;
     static __kernel_end: u8;
+    fn triple_fault() -> !;
 }
 
 /// The physical range the kernel image occupies, `.bss` included, from the
@@ -17,10 +26,98 @@ pub fn kernel_range() -> (u64, u64) {
     (&raw const __kernel_start as u64, &raw const __kernel_end as u64)
 }
 
+/// Physical memory, read-only. The first 4 GiB are identity mapped by
+/// entry.S, so a physical address below 4 GiB is a valid pointer.
+///
+/// Returns `None` for a range that leaves the mapping.
+pub fn phys_bytes(addr: u64, len: usize) -> Option<&'static [u8]> {
+    let end = addr.checked_add(len as u64)?;
+    if end > 1 << 32 || addr == 0 {
+        return None;
+    }
+    // SAFETY: the range is mapped (identity, first 4 GiB, 2 MiB pages) and
+    // the kernel never writes to memory it did not allocate, so nothing
+    // mutates these bytes while the shared slice lives. Reads of RAM or
+    // even of unbacked addresses have no side effects on a PC.
+    Some(unsafe { core::slice::from_raw_parts(addr as *const u8, len) })
+}
+
+/// Read one aligned little-endian u32 of physical memory.
+pub fn phys_u32(addr: u64) -> Option<u32> {
+    phys_bytes(addr, 4).map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+}
+
 /// Stop for good: interrupts off, halt forever.
 pub fn halt_forever() -> ! {
     loop {
         // SAFETY: cli/hlt only stop this CPU.
-        unsafe { core::arch::asm!("cli", "hlt", options(nomem, nostack)) };
+        unsafe { asm!("cli", "hlt", options(nomem, nostack)) };
     }
+}
+
+/// Sleep until the next interrupt, with interrupts enabled.
+pub fn wait_for_interrupt() {
+    // SAFETY: sti;hlt enables interrupts and waits; the IDT and PICs are set
+    // up before this is first called (cpu::init), and sti's one-instruction
+    // shadow means no interrupt is lost between the two.
+    unsafe { asm!("sti", "hlt", options(nomem, nostack)) };
+}
+
+fn port(p: u16) -> Port8 {
+    // SAFETY: only used below for the fixed reset, PIC and debug-exit ports,
+    // each write being the documented command for that device.
+    unsafe { Port8::new(p) }
+}
+
+/// Busy-wait roughly `n` microseconds (port 0x80 writes take ~1 us on a PC).
+fn io_delay(n: u32) {
+    for _ in 0..n {
+        port(0x80).write(0);
+    }
+}
+
+/// Reset the machine: the PCI reset control register at 0xCF9 (hard reset),
+/// then the 8042 keyboard controller's reset line, then a triple fault. Each
+/// method is announced through `say`, so a machine that survives one shows
+/// which one failed.
+pub fn reset(mut say: impl FnMut(&str)) -> ! {
+    say("reset: via port 0xCF9");
+    port(0xcf9).write(0x02); // select hard reset, with the reset bit clear
+    io_delay(10);
+    port(0xcf9).write(0x06); // set the reset bit: reset now
+    io_delay(50_000);
+    say("reset: via the 8042 keyboard controller");
+    for _ in 0..100_000 {
+        if port(0x64).read() & 0x02 == 0 {
+            break; // input buffer empty: it can take a command
+        }
+    }
+    port(0x64).write(0xfe); // pulse the CPU reset line
+    io_delay(50_000);
+    say("reset: via triple fault");
+    // SAFETY: loads an empty IDT and raises an exception: the CPU shuts down,
+    // which the chipset turns into a reset. Nothing returns.
+    unsafe { triple_fault() }
+}
+
+/// QEMU's isa-debug-exit device at 0xf4: QEMU exits with status (v << 1) | 1.
+/// On a machine without it this does nothing and returns.
+pub fn qemu_debug_exit(v: u8) {
+    port(0xf4).write(v);
+}
+
+/// Power off via ACPI: S5 through PM1a_CNT (and PM1b_CNT). `pm1a`, `pm1b`
+/// and `slp_typ` come from the FADT and the DSDT's `\_S5` object.
+pub fn acpi_power_off(pm1a: u16, pm1b: u16, slp_typ_a: u8, slp_typ_b: u8) {
+    const SLP_EN: u16 = 1 << 13;
+    for (p, t) in [(pm1a, slp_typ_a), (pm1b, slp_typ_b)] {
+        if p != 0 {
+            let v = ((t as u16 & 7) << 10) | SLP_EN;
+            // SAFETY: PM1x_CNT is the ACPI fixed-hardware sleep control
+            // register the FADT names; writing SLP_EN with the S5 type is
+            // the documented way to power off.
+            unsafe { asm!("out dx, ax", in("dx") p, in("ax") v, options(nomem, nostack)) };
+        }
+    }
+    io_delay(100_000);
 }
