@@ -61,6 +61,29 @@ impl fmt::Display for GzipError {
     }
 }
 
+/// CRC-32 (IEEE 802.3, reflected, as gzip uses it), one table lookup per
+/// byte. A 1 KiB table keeps chainloader.0 small (the crc32fast crate's
+/// tables and SIMD path cost ~21 KB of base memory); inflating costs more per
+/// byte than this anyway.
+pub fn crc32(data: &[u8]) -> u32 {
+    const TABLE: [u32; 256] = {
+        let mut t = [0u32; 256];
+        let mut i = 0;
+        while i < 256 {
+            let mut c = i as u32;
+            let mut k = 0;
+            while k < 8 {
+                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+                k += 1;
+            }
+            t[i] = c;
+            i += 1;
+        }
+        t
+    };
+    !data.iter().fold(!0u32, |c, &b| TABLE[((c ^ b as u32) & 0xff) as usize] ^ (c >> 8))
+}
+
 /// Whether `data` starts with the gzip magic (1f 8b).
 pub fn is_gzip(data: &[u8]) -> bool {
     data.len() >= 2 && data[0] == 0x1f && data[1] == 0x8b
@@ -110,7 +133,7 @@ pub fn parse(data: &[u8]) -> Result<GzipInfo, GzipError> {
     if flags & FHCRC != 0 {
         let c = data.get(p..p + 2).ok_or(GzipError::Truncated)?;
         let want = u16::from_le_bytes([c[0], c[1]]);
-        if crc32fast::hash(&data[..p]) as u16 != want {
+        if crc32(&data[..p]) as u16 != want {
             return Err(GzipError::HeaderCrc);
         }
         p += 2;
@@ -156,7 +179,7 @@ pub fn decompress_into(data: &[u8], out: &mut [u8]) -> Result<usize, GzipError> 
     if written != want {
         return Err(GzipError::SizeMismatch { isize: info.isize, actual: written });
     }
-    let actual = crc32fast::hash(&out[..written]);
+    let actual = crc32(&out[..written]);
     if actual != info.crc32 {
         return Err(GzipError::Crc { expected: info.crc32, actual });
     }
@@ -175,6 +198,12 @@ mod tests {
 
     fn expected() -> alloc::vec::Vec<u8> {
         b"Multiboot2 says hello\n".repeat(40)
+    }
+
+    #[test]
+    fn crc32_check_value() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+        assert_eq!(crc32(b""), 0);
     }
 
     #[test]
@@ -235,13 +264,13 @@ mod tests {
         let mut h = vec![0x1f, 0x8b, 8, FEXTRA | FCOMMENT | FHCRC, 0, 0, 0, 0, 0, 3];
         h.extend_from_slice(&[4, 0, b'x', b'y', 2, 0]);
         h.extend_from_slice(b"note\0");
-        let crc = crc32fast::hash(&h) as u16;
+        let crc = crc32(&h) as u16;
         h.extend_from_slice(&crc.to_le_bytes());
         let off = h.len();
         // Final stored block: BFINAL=1 BTYPE=00, LEN, NLEN, data.
         h.extend_from_slice(&[1, 3, 0, 0xfc, 0xff]);
         h.extend_from_slice(payload);
-        h.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        h.extend_from_slice(&crc32(payload).to_le_bytes());
         h.extend_from_slice(&3u32.to_le_bytes());
         assert_eq!(parse(&h).unwrap().data_offset, off);
         let mut out = [0u8; 3];
