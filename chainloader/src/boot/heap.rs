@@ -7,6 +7,9 @@
 //! anything else freed stays used until the handoff. Running out returns a
 //! null pointer, which `alloc` turns into its allocation-failure abort.
 //!
+//! Measured: booting a gzip kernel and two modules (one gzip) leaves 8.9 KiB
+//! in use; the inflater's ~11 KiB state is freed again. 64 KiB is ample.
+//!
 //! The heap is in .bss, inside the chainloader's reserved range, so no
 //! kernel segment, module or boot information can be placed over it.
 
@@ -14,7 +17,7 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-pub const HEAP_SIZE: usize = 128 * 1024;
+pub const HEAP_SIZE: usize = 64 * 1024;
 
 #[repr(C, align(4096))]
 struct Arena(UnsafeCell<[u8; HEAP_SIZE]>);
