@@ -64,7 +64,7 @@ extern "C" fn kernel_main(magic: u32, mbi_addr: u32) -> ! {
     arch::cpu::init();
     let (ks, ke) = arch::kernel_range();
     let kernel = Range { start: ks, end: ke };
-    let _ = writeln!(c, "\r\nkernel: reference Multiboot2 kernel booting (image {kernel}, MBI at {mbi_addr:#x})");
+    let _ = writeln!(c, "\nkernel: reference Multiboot2 kernel booting (image {kernel}, MBI at {mbi_addr:#x})");
 
     let result = read_and_check(magic, mbi_addr as u64, kernel);
     let mut cmdline: &[u8] = b"";
@@ -126,10 +126,10 @@ fn read_and_check(magic: u32, addr: u64, kernel: Range) -> Result<Mbi<'static>, 
 fn print_mbi(c: &mut Uart16550, mbi: &Mbi) {
     for t in mbi.tags() {
         let _ = match t {
-            Tag::LoaderName(s) => writeln!(c, "kernel: boot loader: {}\r\nMBI loader={}", Quoted(s), Quoted(s)),
-            Tag::Cmdline(s) => writeln!(c, "kernel: command line: {}\r\nMBI cmdline={}", Quoted(s), Quoted(s)),
+            Tag::LoaderName(s) => writeln!(c, "kernel: boot loader: {}\nMBI loader={}", Quoted(s), Quoted(s)),
+            Tag::Cmdline(s) => writeln!(c, "kernel: command line: {}\nMBI cmdline={}", Quoted(s), Quoted(s)),
             Tag::BasicMeminfo { lower, upper } => {
-                writeln!(c, "kernel: memory: {lower} KiB lower, {upper} KiB upper\r\nMBI meminfo lower={lower} upper={upper}")
+                writeln!(c, "kernel: memory: {lower} KiB lower, {upper} KiB upper\nMBI meminfo lower={lower} upper={upper}")
             }
             Tag::Mmap { entry_size, entry_version, entries } => {
                 let _ = writeln!(c, "kernel: memory map (entry_size {entry_size}, version {entry_version}):");
@@ -142,7 +142,7 @@ fn print_mbi(c: &mut Uart16550, mbi: &Mbi) {
                 let size = range.end - range.start;
                 let data = arch::phys_bytes(range.start, size as usize).unwrap_or(&[]);
                 let crc = crc32fast::hash(data);
-                writeln!(c, "kernel: module {range} {}\r\nMBI module string={} size={size} crc32={crc:08x}", Quoted(string), Quoted(string))
+                writeln!(c, "kernel: module {range} {}\nMBI module string={} size={size} crc32={crc:08x}", Quoted(string), Quoted(string))
             }
             Tag::Rsdp { typ, rsdp } => {
                 let v = if typ == mbi_check::tag::ACPI_OLD { 1 } else { 2 };
@@ -167,7 +167,7 @@ extern "C" fn kernel_interrupt(f: &mut arch::cpu::Frame) {
     match v {
         0..=31 => {
             let mut c = com1();
-            let _ = writeln!(c, "\r\nkernel panic: CPU exception {v} error={:#x} rip={:#x} rsp={:#x}; halted", f.error, f.rip, f.rsp);
+            let _ = writeln!(c, "\nkernel panic: CPU exception {v} error={:#x} rip={:#x} rsp={:#x}; halted", f.error, f.rip, f.rsp);
             arch::halt_forever();
         }
         _ if irq == arch::cpu::COM1_IRQ => {
@@ -195,17 +195,17 @@ fn serial_irq() {
         let cmd = unsafe { (*(&raw mut RECOGNISER)).feed(b) };
         match cmd {
             Some(command::Command::Reboot) => {
-                let _ = writeln!(c, "\r\nserial: reboot command received, rebooting");
+                let _ = writeln!(c, "\nserial: reboot command received, rebooting");
                 arch::reset(|m| {
                     let _ = writeln!(com1(), "kernel: {m}");
                 });
             }
             Some(command::Command::Panic) => {
-                let _ = writeln!(c, "\r\nserial: panic command received\r\nkernel panic: requested over the serial port; halted");
+                let _ = writeln!(c, "\nserial: panic command received\nkernel panic: requested over the serial port; halted");
                 arch::halt_forever();
             }
             Some(command::Command::Shutdown) => {
-                let _ = writeln!(c, "\r\nserial: shutdown command received, powering off");
+                let _ = writeln!(c, "\nserial: shutdown command received, powering off");
                 let p = POWER_OFF.load(Ordering::Relaxed);
                 if p >> 48 != 0 {
                     let _ = writeln!(c, "kernel: ACPI S5 via PM1a_CNT={:#x} SLP_TYP={}", p as u16, (p >> 32) as u8);
@@ -238,6 +238,6 @@ static HEAP: NoHeap = NoHeap;
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     let mut c = com1();
-    let _ = writeln!(c, "\r\nkernel panic: {info}");
+    let _ = writeln!(c, "\nkernel panic: {info}");
     arch::halt_forever()
 }
