@@ -2,6 +2,7 @@
 # Builds the Multiboot2 test kernels and modules into target/dist/testkernels/.
 #   elf32.elf      ELF32 at 1 MiB            elf64.elf   the same as ELF64
 #   aout.bin       address tag at 2 MiB      reloc.bin   relocatable (16-128 MiB, 2 MiB aligned, high)
+#   reloc-elf.elf  relocatable ELF32 (same window), linked at 2 MiB
 #   elf32.elf.gz   gzip-compressed ELF32     unknown-tag.elf / efi64-req.elf  must be refused
 #   mod1.txt       a text module             mod2.bin.gz a gzip-compressed module
 set -eu
@@ -24,6 +25,8 @@ kernel aout 0x200000 -DAOUT
 objcopy -O binary "$tmp/aout.elf" "$out/aout.bin"
 kernel reloc 0x200000 -DAOUT -DRELOC
 objcopy -O binary "$tmp/reloc.elf" "$out/reloc.bin"
+kernel reloc-elf 0x200000 -DRELOC
+cp "$tmp/reloc-elf.elf" "$out/reloc-elf.elf"
 kernel unknown-tag 0x100000 -DUNKNOWN_TAG
 cp "$tmp/unknown-tag.elf" "$out/unknown-tag.elf"
 kernel efi64-req 0x100000 -DEFI64_REQ
