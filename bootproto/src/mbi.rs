@@ -4,12 +4,11 @@
 //! on a BIOS machine, with the same sizes and field layouts, so that a kernel
 //! sees the same structure as under GRUB:
 //!
-//! 21 load base, 1 command line, 2 boot loader name, 3 modules, 6 memory
-//! map, 9 ELF sections, 4 basic meminfo, 16 network, 8 framebuffer,
-//! 14 ACPI old RSDP, 15 ACPI new RSDP, 0 end.
+//! 21 load base, 1 command line, 2 boot loader name, 10 APM (when the BIOS
+//! has it), 3 modules, 6 memory map, 9 ELF sections, 4 basic meminfo,
+//! 16 network, 8 framebuffer, 14 ACPI old RSDP, 15 ACPI new RSDP, 0 end.
 //!
-//! (GRUB also writes an APM tag (10) when the BIOS has APM, and a boot
-//! device tag (5) only when booting from a disk; neither applies here.)
+//! (GRUB writes a boot device tag (5) only when booting from a disk.)
 
 use crate::memmap::E820Entry;
 use crate::multiboot2::ElfSections;
@@ -18,6 +17,7 @@ pub mod tag {
     pub const END: u32 = 0;
     pub const CMDLINE: u32 = 1;
     pub const BOOT_LOADER_NAME: u32 = 2;
+    pub const APM: u32 = 10;
     pub const MODULE: u32 = 3;
     pub const BASIC_MEMINFO: u32 = 4;
     pub const MMAP: u32 = 6;
@@ -49,12 +49,28 @@ pub struct EgaText {
     pub rows: u32,
 }
 
+/// The BIOS APM interface (INT 15h AX=5300h, then 5304h/5303h to connect
+/// the 32-bit interface), as GRUB collects it for tag 10.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Apm {
+    pub version: u16,
+    pub cseg: u16,
+    pub offset: u32,
+    pub cseg_16: u16,
+    pub dseg: u16,
+    pub flags: u16,
+    pub cseg_len: u16,
+    pub cseg_16_len: u16,
+    pub dseg_len: u16,
+}
+
 /// Everything that goes into the MBI.
 #[derive(Clone, Debug)]
 pub struct BootInfo<'a> {
     pub load_base: u32,
     pub cmdline: &'a str,
     pub loader_name: &'a str,
+    pub apm: Option<Apm>,
     pub modules: &'a [Module<'a>],
     /// The sanitised map (see `memmap::sanitize`), E820 types as they are.
     pub mmap: &'a [E820Entry],
@@ -136,6 +152,20 @@ fn write_all(info: &BootInfo, w: &mut Writer) {
 
     w.string_tag(tag::CMDLINE, info.cmdline);
     w.string_tag(tag::BOOT_LOADER_NAME, info.loader_name);
+
+    if let Some(a) = info.apm {
+        w.header(tag::APM, 28);
+        w.u16(a.version);
+        w.u16(a.cseg);
+        w.u32(a.offset);
+        w.u16(a.cseg_16);
+        w.u16(a.dseg);
+        w.u16(a.flags);
+        w.u16(a.cseg_len);
+        w.u16(a.cseg_16_len);
+        w.u16(a.dseg_len);
+        w.align8();
+    }
 
     for m in info.modules {
         w.header(tag::MODULE, 16 + m.string.len() + 1);
@@ -266,6 +296,7 @@ mod tests {
             load_base: 0x100000,
             cmdline: "",
             loader_name: "chainloader 0.1.0",
+            apm: None,
             modules: &[],
             mmap,
             meminfo: (639, 523136),
@@ -320,8 +351,10 @@ mod tests {
         let mut rsdp_v2 = vec![0u8; 36];
         rsdp_v2[..8].copy_from_slice(b"RSD PTR ");
         let ack = vec![0x02u8; 300];
+        let apm = Apm { version: 0x102, cseg: 0xf000, offset: 0x1234, flags: 3, ..Default::default() };
         let info = BootInfo {
             cmdline: "console=ttyS0",
+            apm: Some(apm),
             modules: &mods,
             elf_sections: Some(&secs),
             dhcp_ack: Some(&ack),
@@ -349,6 +382,10 @@ mod tests {
                 assert_eq!(&buf[p + 8..p + 16], &[0, 0, 0x20, 0, 0x23, 0x01, 0x20, 0]);
                 assert_eq!(&buf[p + 16..p + 29], b"initrd arg=1\0");
             }
+            if ty == 10 {
+                assert_eq!(&buf[p + 8..p + 16], &[0x02, 0x01, 0x00, 0xf0, 0x34, 0x12, 0, 0]);
+                assert_eq!(&buf[p + 20..p + 22], &[3, 0]);
+            }
             if ty == 8 {
                 let w = words(&buf[p..p + 32]);
                 assert_eq!(&w[..7], &[8, 32, 0xb8000, 0, 160, 80, 25]);
@@ -363,6 +400,7 @@ mod tests {
                 (21, 12),
                 (1, 8 + 14),
                 (2, 8 + 18),
+                (10, 28),
                 (3, 16 + 13),
                 (3, 17),
                 (6, 16 + 24),

@@ -91,13 +91,13 @@ fn header_tag_name(t: u16) -> &'static str {
 }
 
 /// MBI tags this loader can put in the boot information, so a kernel may
-/// require them. Bootdev (5) is absent because a network boot has no BIOS
-/// boot drive, VBE (7) and APM (10) because the loader stays in text mode and
-/// does not query APM, EFI tags because this is a BIOS loader, SMBIOS (13)
+/// require them (APM (10) only when the BIOS has it, like the ACPI tags).
+/// Bootdev (5) is absent because a network boot has no BIOS boot drive, VBE
+/// (7) because the loader stays in text mode, EFI tags because this is a BIOS loader, SMBIOS (13)
 /// because no loader defines it. (GRUB 2 accepts requests for several of
 /// these and then silently leaves them out; the specification says a loader
 /// that cannot satisfy a required request must fail, which is what happens.)
-pub const SUPPLIED_MBI_TAGS: &[u32] = &[0, 1, 2, 3, 4, 6, 8, 9, 14, 15, 16, 21];
+pub const SUPPLIED_MBI_TAGS: &[u32] = &[0, 1, 2, 3, 4, 6, 8, 9, 10, 14, 15, 16, 21];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AddressTag {

@@ -235,8 +235,8 @@ fn information_request_refusal() {
     let img = higher_half(false, &[tag(htag::INFORMATION_REQUEST, 1, &[1, 6, 12])]);
     assert!(parse_header(&img).is_ok());
     // Everything the loader supplies may be required.
-    let img = higher_half(false, &[tag(htag::INFORMATION_REQUEST, 0, &[1, 2, 3, 4, 6, 8, 9, 14, 15, 16, 21])]);
-    assert_eq!(parse_header(&img).unwrap().info_requests[0].types.len(), 11);
+    let img = higher_half(false, &[tag(htag::INFORMATION_REQUEST, 0, &[1, 2, 3, 4, 6, 8, 9, 10, 14, 15, 16, 21])]);
+    assert_eq!(parse_header(&img).unwrap().info_requests[0].types.len(), 12);
 }
 
 #[test]

@@ -22,7 +22,7 @@ pub mod heap;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use bootproto::mbi::{self, BootInfo, EgaText, Module};
+use bootproto::mbi::{self, Apm, BootInfo, EgaText, Module};
 use bootproto::memmap::{self, Allocator, Move, Preference, Range, FOUR_GIB, ONE_MIB, PAGE};
 use bootproto::{gzip, multiboot2};
 use core::fmt;
@@ -226,6 +226,37 @@ fn acpi_rsdp() -> (Option<&'static [u8]>, Option<&'static [u8]>) {
     found
 }
 
+/// The BIOS APM interface for tag 10, queried as GRUB does: installation
+/// check, disconnect, connect the 32-bit protected-mode interface. `None`
+/// when the BIOS has no APM (or refuses the connection).
+fn apm_info() -> Option<Apm> {
+    use crate::arch::thunk::{int, Regs};
+    let mut r = Regs { eax: 0x5300, ..Regs::default() };
+    int(0x15, &mut r);
+    if r.carry() {
+        return None;
+    }
+    let (version, flags) = (r.eax as u16, r.ecx as u16);
+    let mut r = Regs { eax: 0x5304, ..Regs::default() };
+    int(0x15, &mut r);
+    let mut r = Regs { eax: 0x5303, ..Regs::default() };
+    int(0x15, &mut r);
+    if r.carry() {
+        return None;
+    }
+    Some(Apm {
+        version,
+        cseg: r.eax as u16,
+        offset: r.ebx,
+        cseg_16: r.ecx as u16,
+        dseg: r.edx as u16,
+        flags,
+        cseg_len: (r.esi >> 16) as u16,
+        cseg_16_len: r.esi as u16,
+        dseg_len: r.edi as u16,
+    })
+}
+
 /// Checks and plans the whole boot; see the module documentation. `e820` is
 /// the BIOS memory map, `dhcp_ack` the raw DHCPACK for MBI tag 16.
 pub fn prepare(
@@ -288,6 +319,7 @@ pub fn prepare(
         load_base: plan.load_base,
         cmdline: kernel.args,
         loader_name: LOADER_NAME,
+        apm: apm_info(),
         modules: &mods,
         mmap: &sanitized,
         meminfo: memmap::meminfo(&sanitized),
@@ -331,6 +363,10 @@ pub fn prepare(
 /// Quiesces the NIC, moves everything into place and enters the kernel.
 pub fn boot(p: PreparedBoot, quiesce_nic: impl FnOnce()) -> ! {
     quiesce_nic();
+    // SAFETY: masks interrupts for the rest of the chainloader's life: no
+    // handler may run while memory is being rearranged (the kernel expects
+    // IF = 0 anyway).
+    unsafe { core::arch::asm!("cli", options(nomem, nostack)) };
     // The move list goes onto the stack (in the chainloader's .bss, which no
     // move may touch) so that a move cannot overwrite the list itself.
     let mut list = [Move { src: 0, dst: 0, len: 0, zero: 0 }; MAX_MOVES];
