@@ -38,6 +38,8 @@ pub mod wire;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod dnsmasq_tests;
 
 use alloc::string::{String, ToString};
 use core::fmt;
