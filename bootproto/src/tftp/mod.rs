@@ -48,6 +48,14 @@ use wire::{code, Packet};
 
 pub const TFTP_PORT: u16 = 69;
 
+/// The largest block size whose DATA packet fits in one IPv4 frame of this
+/// MTU without fragmentation (IP 20, UDP 8, TFTP 4 bytes of headers):
+/// 1468 for Ethernet's 1500. Clamped to what RFC 2348 allows.
+pub fn blksize_for_mtu(mtu: usize) -> u16 {
+    let b = mtu.saturating_sub(20 + 8 + 4);
+    b.clamp(wire::MIN_BLKSIZE.into(), wire::MAX_BLKSIZE.into()) as u16
+}
+
 /// What to fetch and which options to ask for.
 #[derive(Clone, Copy, Debug)]
 pub struct Request<'a> {
@@ -78,6 +86,9 @@ pub enum Event {
     /// The last block arrived; its ACK is waiting in `poll_transmit`.
     Done { size: u64 },
 }
+
+/// Where data goes: called with `(offset, bytes)` once per block, in order.
+pub type Sink<'s> = dyn FnMut(u64, &[u8]) -> Result<(), SinkError> + 's;
 
 /// The sink refused data (it is reported to the server as ERROR 3).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -425,7 +436,7 @@ impl Client {
         now_ms: u64,
         src_port: u16,
         packet: &[u8],
-        sink: &mut dyn FnMut(u64, &[u8]) -> Result<(), SinkError>,
+        sink: &mut Sink<'_>,
     ) -> Result<Event, Error> {
         self.now_ms = now_ms;
         let pkt = Packet::parse(packet);
@@ -573,7 +584,7 @@ impl Client {
         now_ms: u64,
         block: u16,
         data: &[u8],
-        sink: &mut dyn FnMut(u64, &[u8]) -> Result<(), SinkError>,
+        sink: &mut Sink<'_>,
     ) -> Result<Event, Error> {
         let blksize = usize::from(self.neg.blksize);
         let expected = (self.blocks + 1) as u16;
