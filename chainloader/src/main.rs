@@ -1,34 +1,234 @@
 //! chainloader.0: a PXE network bootstrap program that fetches a Multiboot2
 //! kernel by TFTP and boots it directly.
+//!
+//! Flow: find the PXE stack, open UNDI, DHCP through smoltcp (or the ROM's
+//! cached DHCPACK), read the boot config (option 209, else PXELINUX-style
+//! candidates), fetch the kernel and modules into the staging area, plan
+//! the boot, quiesce the NIC and jump. Every failure prints what went wrong
+//! and ends in a visible reboot countdown.
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
 mod arch;
 mod boot;
+mod console;
+mod net;
 
-use baremetal::serial::{Uart16550, COM1};
-use core::fmt::Write;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use arch::{cpu, e820, idt, pxe, thunk};
+use bootproto::config;
+use bootproto::tftp;
+use core::net::Ipv4Addr;
+use net::lease::Lease;
+use net::Net;
+
+/// Seconds shown before the machine resets after a failure.
+const REBOOT_COUNTDOWN_S: u64 = 10;
+/// How long DHCP may take before the ROM's cached DHCPACK is used.
+const DHCP_TIMEOUT_MS: u64 = 4000;
+/// Attempts per file when the server does not answer.
+const TFTP_ATTEMPTS: u32 = 3;
 
 #[no_mangle]
 extern "C" fn chainloader_main() -> ! {
-    // SAFETY: COM1 is ours; nothing else drives it while the chainloader runs.
-    let mut com1 = unsafe { Uart16550::new(COM1) };
-    com1.init();
-    let e = arch::entry_regs();
-    let _ = writeln!(com1, "chainloader: long mode, entry SS:SP={:04x}:{:04x} ES:BX={:04x}:{:04x} !PXE={:08x}", e.ss, e.sp, e.es, e.bx, e.bang_pxe);
-    let mut r = arch::thunk::Regs::default();
-    arch::thunk::int(0x12, &mut r);
-    let _ = writeln!(com1, "chainloader: base memory {} KiB", r.eax & 0xffff);
-    loop {
-        // SAFETY: isa-debug-exit test hook
-        unsafe { core::arch::asm!("out dx, al", in("dx") 0xf4u16, in("al") 0x10u8) };
+    console::init();
+    idt::init();
+    println!("chainloader {}", env!("CARGO_PKG_VERSION"));
+    let tsc_khz = cpu::calibrate_clock();
+    match run(tsc_khz) {
+        Err(e) => {
+            println!("chainloader: {e}");
+            reboot_countdown()
+        }
     }
+}
+
+fn reboot_countdown() -> ! {
+    print!("rebooting in {REBOOT_COUNTDOWN_S} s...");
+    for s in (0..REBOOT_COUNTDOWN_S).rev() {
+        cpu::delay_ms(1000);
+        print!(" {s}");
+    }
+    println!();
+    cpu::reset()
+}
+
+fn log_line(args: core::fmt::Arguments) {
+    println!("  {args}");
+}
+
+fn mac_str(m: &[u8; 6]) -> String {
+    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+}
+
+enum Never {}
+
+fn run(tsc_khz: u64) -> Result<Never, String> {
+    // Base memory and our own footprint: .bss must end below the EBDA/PXE
+    // stack (the top of base memory as INT 12h reports it).
+    let mut r = thunk::Regs::default();
+    thunk::int(0x12, &mut r);
+    let base_kib = (r.eax & 0xffff) as usize;
+    let (img_start, img_end, bss_end) = arch::image_layout();
+    println!(
+        "image {:#x}-{:#x} ({} KiB), .bss to {:#x}; base memory {} KiB; TSC {} MHz",
+        img_start,
+        img_end,
+        (img_end - img_start) / 1024,
+        bss_end,
+        base_kib,
+        tsc_khz / 1000
+    );
+    if bss_end > base_kib * 1024 {
+        return Err(format!(
+            "the chainloader's memory ends at {bss_end:#x}, above the top of base memory ({:#x}); it cannot run on this machine",
+            base_kib * 1024
+        ));
+    }
+
+    let e820 = e820::read().map_err(|e| e.to_string())?;
+    let usable: u64 = e820.iter().filter(|e| e.kind == 1).map(|e| e.len).sum();
+    println!("memory: {} E820 entries, {} MiB usable", e820.len(), usable >> 20);
+
+    let pxe = pxe::Pxe::find(&mut log_line).map_err(String::from)?;
+    println!("PXE: {} at {:#x}", pxe.found, pxe.struct_addr);
+    if pxe.struct_addr < bss_end && pxe.struct_addr >= img_start {
+        return Err(format!("the PXE structure at {:#x} lies inside the chainloader ({img_start:#x}-{bss_end:#x})", pxe.struct_addr));
+    }
+
+    let (undi, info) = pxe::Undi::open(pxe).map_err(|e| format!("cannot open the NIC through UNDI: {e}"))?;
+    println!("NIC: MAC {}, IRQ {}, I/O {:#x}", mac_str(&info.mac), info.irq, info.io);
+    let mut net = Net::new(undi, info.mac);
+
+    let t0 = cpu::now_ms();
+    let lease = match net.dhcp(DHCP_TIMEOUT_MS) {
+        Some(l) => {
+            println!("DHCP: {} ms", cpu::now_ms() - t0);
+            l
+        }
+        None => {
+            println!("DHCP: no answer after {} s, using the PXE ROM's cached DHCPACK", DHCP_TIMEOUT_MS / 1000);
+            let raw = pxe
+                .get_cached_info(pxe::PACKET_TYPE_DHCP_ACK)
+                .map_err(|e| format!("no DHCP answer, and the ROM's cached DHCPACK is unavailable: {e}"))?;
+            Lease::parse(raw).ok_or("no DHCP answer, and the ROM's cached DHCPACK has no address")?
+        }
+    };
+    net.configure(&lease);
+    let server = lease.tftp_server.ok_or("the DHCPACK names no server (no siaddr, no option 54)")?;
+    println!(
+        "IP {}/{}, gateway {}, TFTP server {}",
+        lease.ip,
+        lease.prefix,
+        lease.router.map(|r| r.to_string()).unwrap_or_else(|| "none".into()),
+        server
+    );
+
+    let (stage_base, stage_len) = boot::staging_area(&e820).map_err(|e| e.to_string())?;
+    // SAFETY: `staging_area` returns usable RAM below 4 GiB (identity-mapped)
+    // that nothing else uses: not the chainloader, its stack or page tables,
+    // not the firmware areas. Nothing else refers to it until the handoff.
+    let staging: &'static mut [u8] = unsafe { core::slice::from_raw_parts_mut(stage_base as *mut u8, stage_len as usize) };
+    println!("staging: {} MiB at {:#x}", stage_len >> 20, stage_base);
+
+    // The boot config.
+    let prefix = lease.path_prefix.clone().unwrap_or_default();
+    let candidates: Vec<String> = match &lease.config_file {
+        Some(f) => alloc::vec![format!("{prefix}{}", config::tftp_path(f))],
+        None => {
+            let o = lease.ip.octets();
+            config::candidates(info.mac, o).into_iter().map(|c| format!("{prefix}{c}")).collect()
+        }
+    };
+    let (cfg_name, cfg_text) = fetch_config(&mut net, server, &candidates, staging)?;
+    let cfg = config::parse(&cfg_text).map_err(|e| format!("{cfg_name}: {e}"))?;
+    println!("config {cfg_name}: kernel {} {}, {} module(s)", cfg.kernel.path, cfg.kernel.args, cfg.modules.len());
+
+    // Kernel and modules, each at a page-aligned offset in the staging area.
+    let mut placed: Vec<(usize, usize)> = Vec::new();
+    let mut cursor = 0usize;
+    for e in core::iter::once(&cfg.kernel).chain(cfg.modules.iter()) {
+        let dest = &mut staging[cursor..];
+        let f = fetch_with_retry(&mut net, server, &e.path, dest, false)?;
+        println!("{}: {}", e.path, net::rate(f.size, f.ms));
+        placed.push((cursor, f.size as usize));
+        cursor = (cursor + f.size as usize).next_multiple_of(4096);
+    }
+    let stats = net.dev.undi.stats;
+    println!("UNDI: {} calls, {} frames in, {} out, {} transmit errors", stats.calls, stats.rx_frames, stats.tx_frames, stats.tx_errors);
+
+    let staging: &'static [u8] = staging;
+    let file = |i: usize, e: &'static config::Entry| boot::StagedFile {
+        name: &e.path,
+        args: &e.args,
+        data: &staging[placed[i].0..placed[i].0 + placed[i].1],
+    };
+    let cfg: &'static config::BootConfig = alloc::boxed::Box::leak(alloc::boxed::Box::new(cfg));
+    let kernel = file(0, &cfg.kernel);
+    let modules: Vec<boot::StagedFile> = cfg.modules.iter().enumerate().map(|(i, m)| file(i + 1, m)).collect();
+    let prepared = boot::prepare(kernel, &modules, &e820, Some(&lease.raw)).map_err(|e| e.to_string())?;
+    println!("boot: {prepared}");
+    println!("booting {}", cfg.kernel.path);
+    let mut undi = net.dev.undi;
+    boot::boot(prepared, move || undi.shutdown(&mut log_line))
+}
+
+/// Tries each config candidate in turn; "file not found" moves on to the
+/// next. Returns the name and text of the first that exists.
+fn fetch_config(net: &mut Net, server: Ipv4Addr, candidates: &[String], staging: &mut [u8]) -> Result<(String, String), String> {
+    for name in candidates {
+        match fetch_with_retry(net, server, name, staging, true) {
+            Ok(f) => {
+                let text = core::str::from_utf8(&staging[..f.size as usize]).map_err(|e| format!("{name}: not UTF-8 text ({e})"))?;
+                return Ok((name.clone(), text.into()));
+            }
+            Err(e) if is_not_found(&e) => println!("config {name}: not found"),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(format!("no boot config found on {server} (tried {} names)", candidates.len()))
+}
+
+fn is_not_found(e: &str) -> bool {
+    e.contains("TFTP error 1")
+}
+
+/// One file, with up to [`TFTP_ATTEMPTS`] attempts (1 s, then 2 s between
+/// them) when the server does not answer. A TFTP error from the server is
+/// final: the file will not appear by asking again.
+fn fetch_with_retry(net: &mut Net, server: Ipv4Addr, name: &str, dest: &mut [u8], quiet: bool) -> Result<net::Fetched, String> {
+    let mut wait = 1000;
+    for attempt in 1..=TFTP_ATTEMPTS {
+        match net.tftp_get(server, name, dest, name, quiet) {
+            Ok(f) => return Ok(f),
+            Err(tftp::Error::Remote { code, message }) => {
+                return Err(format!("TFTP error {code} from {server}: {message}: /{name}"));
+            }
+            Err(e) => {
+                println!("{name}: {e} (attempt {attempt} of {TFTP_ATTEMPTS})");
+                if attempt == TFTP_ATTEMPTS {
+                    return Err(format!("{name}: {e}"));
+                }
+                cpu::delay_ms(wait);
+                wait *= 2;
+            }
+        }
+    }
+    unreachable!()
+}
+
+#[no_mangle]
+extern "C" fn chainloader_exception(f: &idt::ExceptionFrame) -> ! {
+    println!("chainloader: CPU exception {} (error code {:#x}) at RIP {:#x}, RSP {:#x}", f.vector, f.error_code, f.rip, f.rsp);
+    reboot_countdown()
 }
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    // SAFETY: the panic path takes COM1 over; nothing else runs any more.
-    let mut com1 = unsafe { Uart16550::new(COM1) };
-    let _ = writeln!(com1, "chainloader: panic: {info}");
-    loop {}
+    println!("chainloader: panic: {info}");
+    reboot_countdown()
 }

@@ -2,7 +2,13 @@
 //! PXE ROM directly. The rest of the chainloader sees only the safe, typed
 //! wrappers exported here.
 
+pub mod cpu;
+pub mod e820;
+pub mod idt;
+pub mod pxe;
 pub mod thunk;
+
+use core::cell::UnsafeCell;
 
 core::arch::global_asm!(include_str!("modes.S"), options(att_syntax));
 
@@ -21,10 +27,54 @@ pub struct EntryRegs {
 
 extern "C" {
     static pxe_entry_regs: EntryRegs;
+    static __bss_end: u8;
+    static __image_start: u8;
+    static __image_end: u8;
 }
 
 /// What the ROM handed over at entry. Saved by `_start` before anything else ran.
 pub fn entry_regs() -> EntryRegs {
     // SAFETY: written once by the real-mode entry before Rust started, never again.
     unsafe { core::ptr::addr_of!(pxe_entry_regs).read_volatile() }
+}
+
+/// (image start, image end, end of .bss) as linear addresses.
+pub fn image_layout() -> (usize, usize, usize) {
+    // SAFETY: only the addresses of linker symbols are taken.
+    unsafe {
+        (
+            core::ptr::addr_of!(__image_start) as usize,
+            core::ptr::addr_of!(__image_end) as usize,
+            core::ptr::addr_of!(__bss_end) as usize,
+        )
+    }
+}
+
+/// A static that real-mode code (BIOS, PXE ROM) reads or writes through a
+/// segment:offset pointer. Everything in the chainloader's image is below
+/// 1 MiB, so every `BaseMem` has one.
+pub struct BaseMem<T>(UnsafeCell<T>);
+
+// SAFETY: the chainloader is single-threaded and runs with interrupts off
+// in long mode; real-mode callees only touch these during a thunk call,
+// which is synchronous.
+unsafe impl<T> Sync for BaseMem<T> {}
+
+impl<T> BaseMem<T> {
+    pub const fn new(v: T) -> Self {
+        BaseMem(UnsafeCell::new(v))
+    }
+
+    pub fn addr(&self) -> usize {
+        self.0.get() as usize
+    }
+
+    /// The contents. Callers keep the borrow short and never hold it across
+    /// a PXE/BIOS call on the same block (single-threaded by design).
+    #[allow(clippy::mut_from_ref)]
+    pub fn get(&self) -> &mut T {
+        // SAFETY: see the Sync impl; borrows do not overlap in practice
+        // because each block is used by one wrapper at a time.
+        unsafe { &mut *self.0.get() }
+    }
 }

@@ -1,0 +1,563 @@
+//! The PXE API: finding the stack the ROM (or PXELINUX) left us, calling it
+//! through the real-mode thunk, and typed wrappers for the calls the
+//! chainloader makes (UNDI for raw Ethernet frames, GET_CACHED_INFO for the
+//! ROM's DHCPACK, and the shutdown calls before handoff).
+//!
+//! Every parameter block is a static in the chainloader's image, which lies
+//! entirely below 1 MiB, so it has a real-mode segment:offset address.
+
+use super::thunk::{self, FarPtr, Regs};
+use super::BaseMem;
+use core::fmt;
+
+pub mod opcode {
+    pub const UNDI_CLEANUP: u16 = 0x0002;
+    pub const UNDI_SHUTDOWN: u16 = 0x0005;
+    pub const UNDI_OPEN: u16 = 0x0006;
+    pub const UNDI_CLOSE: u16 = 0x0007;
+    pub const UNDI_TRANSMIT: u16 = 0x0008;
+    pub const UNDI_GET_INFORMATION: u16 = 0x000C;
+    pub const UNDI_ISR: u16 = 0x0014;
+    pub const STOP_UNDI: u16 = 0x0015;
+    pub const UNLOAD_STACK: u16 = 0x0070;
+    pub const GET_CACHED_INFO: u16 = 0x0071;
+}
+
+/// Which structure led us to the PXE entry point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Found {
+    /// !PXE from the far pointer at SS:[SP+4].
+    BangPxeOnStack,
+    /// !PXE through PXENV+ (at ES:BX or from INT 1Ah) .PXEPtr.
+    BangPxeViaPxenv,
+    /// PXENV+ at ES:BX, its RMEntry.
+    PxenvPlusEsBx,
+    /// PXENV+ returned by INT 1Ah AX=5650h, its RMEntry.
+    PxenvPlusInt1a,
+}
+
+impl fmt::Display for Found {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Found::BangPxeOnStack => "!PXE (from SS:[SP+4]), EntryPointSP",
+            Found::BangPxeViaPxenv => "!PXE (via PXENV+.PXEPtr), EntryPointSP",
+            Found::PxenvPlusEsBx => "PXENV+ (at ES:BX), RMEntry",
+            Found::PxenvPlusInt1a => "PXENV+ (from INT 1Ah 5650h), RMEntry",
+        })
+    }
+}
+
+/// A PXE call failed: the exit code in AX was not PXENV_EXIT_SUCCESS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PxeError {
+    pub opcode: u16,
+    /// The Status word of the parameter block (PXENV_STATUS_*).
+    pub status: u16,
+}
+
+impl fmt::Display for PxeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PXE call {:#06x} failed with status {:#06x}", self.opcode, self.status)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Pxe {
+    pub found: Found,
+    entry: FarPtr,
+    /// !PXE (far call with the parameters on the stack) or PXENV+ (registers).
+    bang: bool,
+    pub struct_addr: usize,
+}
+
+fn read_bytes(addr: usize, len: usize) -> &'static [u8] {
+    assert!(addr + len <= 0x10_0000);
+    // SAFETY: the first MiB is identity-mapped RAM/ROM and always readable;
+    // the bytes are only inspected (signature, checksum, fields).
+    unsafe { core::slice::from_raw_parts(addr as *const u8, len) }
+}
+
+fn checksum_ok(addr: usize, len: usize) -> bool {
+    read_bytes(addr, len).iter().fold(0u8, |s, b| s.wrapping_add(*b)) == 0
+}
+
+fn u16_at(addr: usize) -> u16 {
+    let b = read_bytes(addr, 2);
+    u16::from_le_bytes([b[0], b[1]])
+}
+
+fn u32_at(addr: usize) -> u32 {
+    let b = read_bytes(addr, 4);
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// !PXE: signature, StructLength (>= 0x58 in PXE 2.1, at least up to
+/// EntryPointSP), checksum over StructLength bytes. Returns EntryPointSP.
+fn check_bang_pxe(ptr: u32) -> Result<FarPtr, &'static str> {
+    let addr = FarPtr::from_u32(ptr).linear();
+    if ptr == 0 || addr + 0x58 > 0x10_0000 {
+        return Err("null or out-of-range pointer");
+    }
+    if read_bytes(addr, 4) != b"!PXE" {
+        return Err("no !PXE signature");
+    }
+    let len = read_bytes(addr + 4, 1)[0] as usize;
+    if len < 0x14 {
+        return Err("!PXE StructLength too short");
+    }
+    if !checksum_ok(addr, len) {
+        return Err("!PXE checksum wrong");
+    }
+    let entry = FarPtr::from_u32(u32_at(addr + 0x10));
+    if entry.segment == 0 {
+        return Err("!PXE EntryPointSP is null");
+    }
+    Ok(entry)
+}
+
+/// PXENV+: signature, Length (0x2C in 2.1), checksum. Returns (version,
+/// RMEntry, PXEPtr if version >= 2.1).
+fn check_pxenv(addr: usize) -> Result<(u16, FarPtr, Option<u32>), &'static str> {
+    if addr == 0 || addr + 0x2C > 0x10_0000 {
+        return Err("null or out-of-range pointer");
+    }
+    if read_bytes(addr, 6) != b"PXENV+" {
+        return Err("no PXENV+ signature");
+    }
+    let version = u16_at(addr + 6);
+    let len = read_bytes(addr + 8, 1)[0] as usize;
+    if len < 0x0E {
+        return Err("PXENV+ Length too short");
+    }
+    if !checksum_ok(addr, len) {
+        return Err("PXENV+ checksum wrong");
+    }
+    let rm_entry = FarPtr::from_u32(u32_at(addr + 0x0A));
+    let pxe_ptr = (version >= 0x0201 && len >= 0x2C).then(|| u32_at(addr + 0x28));
+    Ok((version, rm_entry, pxe_ptr))
+}
+
+impl Pxe {
+    /// Finds the PXE API in the order the PXE spec gives an NBP. `log`
+    /// receives one line per structure that was rejected, with the reason.
+    pub fn find(log: &mut dyn FnMut(fmt::Arguments)) -> Result<Pxe, &'static str> {
+        let e = super::entry_regs();
+        match check_bang_pxe(e.bang_pxe) {
+            Ok(entry) => {
+                return Ok(Pxe { found: Found::BangPxeOnStack, entry, bang: true, struct_addr: FarPtr::from_u32(e.bang_pxe).linear() })
+            }
+            Err(why) => log(format_args!("!PXE at SS:[SP+4] ({:08x}): {why}", e.bang_pxe)),
+        }
+        let es_bx = FarPtr { segment: e.es, offset: e.bx }.linear();
+        let pxenv = match check_pxenv(es_bx) {
+            Ok(v) => Some((v, es_bx, Found::PxenvPlusEsBx)),
+            Err(why) => {
+                log(format_args!("PXENV+ at ES:BX ({:04x}:{:04x}): {why}", e.es, e.bx));
+                let mut r = Regs { eax: 0x5650, ..Default::default() };
+                thunk::int(0x1A, &mut r);
+                if !r.carry() && r.eax & 0xffff == 0x564E {
+                    let a = FarPtr { segment: r.es, offset: r.ebx as u16 }.linear();
+                    match check_pxenv(a) {
+                        Ok(v) => Some((v, a, Found::PxenvPlusInt1a)),
+                        Err(why) => {
+                            log(format_args!("PXENV+ from INT 1Ah ({:05x}): {why}", a));
+                            None
+                        }
+                    }
+                } else {
+                    log(format_args!("INT 1Ah AX=5650h: no PXE installation"));
+                    None
+                }
+            }
+        };
+        let Some(((_version, rm_entry, pxe_ptr), addr, found)) = pxenv else {
+            return Err("no PXE stack found (!PXE, PXENV+ at ES:BX, INT 1Ah 5650h all failed)");
+        };
+        if let Some(p) = pxe_ptr {
+            if let Ok(entry) = check_bang_pxe(p) {
+                return Ok(Pxe { found: Found::BangPxeViaPxenv, entry, bang: true, struct_addr: FarPtr::from_u32(p).linear() });
+            }
+        }
+        Ok(Pxe { found, entry: rm_entry, bang: false, struct_addr: addr })
+    }
+
+    /// One PXE API call with the parameter block at linear `param`.
+    /// Returns the Status word (the first u16 of every parameter block).
+    fn call_raw(&self, op: u16, param: usize) -> Result<(), PxeError> {
+        let p = FarPtr::from_linear(param);
+        let mut r = Regs::default();
+        if self.bang {
+            thunk::far_call(self.entry, &mut r, &[op, p.offset, p.segment]);
+        } else {
+            r.ebx = op as u32;
+            r.es = p.segment;
+            r.edi = p.offset as u32;
+            thunk::far_call(self.entry, &mut r, &[]);
+        }
+        let status = u16_at(param);
+        if r.eax & 0xffff == 0 {
+            Ok(())
+        } else {
+            Err(PxeError { opcode: op, status })
+        }
+    }
+
+    fn call<T>(&self, op: u16, block: &BaseMem<T>) -> Result<(), PxeError> {
+        self.call_raw(op, block.addr())
+    }
+}
+
+// ---- parameter blocks (PXE 2.1, packed little-endian) -------------------
+
+#[repr(C, packed)]
+#[derive(Clone, Copy)]
+struct StatusOnly {
+    status: u16,
+    reserved: [u8; 10],
+}
+
+#[repr(C, packed)]
+#[derive(Clone, Copy)]
+struct UndiOpen {
+    status: u16,
+    open_flag: u16,
+    pkt_filter: u16,
+    mcast_count: u16,
+    mcast: [[u8; 6]; 8],
+}
+
+#[repr(C, packed)]
+#[derive(Clone, Copy)]
+struct UndiTransmit {
+    status: u16,
+    protocol: u8,
+    xmit_flag: u8,
+    dest_addr: u32,
+    tbd: u32,
+    reserved: [u32; 2],
+}
+
+#[repr(C, packed)]
+#[derive(Clone, Copy)]
+struct UndiTbd {
+    immed_length: u16,
+    xmit: u32,
+    data_blk_count: u16,
+    blocks: [[u8; 8]; 8],
+}
+
+#[repr(C, packed)]
+#[derive(Clone, Copy)]
+struct UndiGetInformation {
+    status: u16,
+    base_io: u16,
+    int_number: u16,
+    max_tran_unit: u16,
+    hw_type: u16,
+    hw_addr_len: u16,
+    current_node_address: [u8; 16],
+    perm_node_address: [u8; 16],
+    rom_address: u16,
+    rx_buf_ct: u16,
+    tx_buf_ct: u16,
+}
+
+#[repr(C, packed)]
+#[derive(Clone, Copy)]
+struct UndiIsr {
+    status: u16,
+    func_flag: u16,
+    buffer_length: u16,
+    frame_length: u16,
+    frame_header_length: u16,
+    frame: u32,
+    prot_type: u8,
+    pkt_type: u8,
+    reserved: [u8; 4],
+}
+
+#[repr(C, packed)]
+#[derive(Clone, Copy)]
+struct GetCachedInfo {
+    status: u16,
+    packet_type: u16,
+    buffer_size: u16,
+    buffer: u32,
+    buffer_limit: u16,
+}
+
+const FLTR_DIRECTED: u16 = 1;
+const FLTR_BRDCST: u16 = 2;
+const P_UNKNOWN: u8 = 0;
+const XMT_DESTADDR: u8 = 0;
+
+const ISR_IN_START: u16 = 1;
+const ISR_IN_PROCESS: u16 = 2;
+const ISR_IN_GET_NEXT: u16 = 3;
+const ISR_OUT_OURS: u16 = 0;
+const ISR_OUT_DONE: u16 = 0;
+const ISR_OUT_TRANSMIT: u16 = 2;
+const ISR_OUT_RECEIVE: u16 = 3;
+const ISR_OUT_BUSY: u16 = 4;
+
+pub const PACKET_TYPE_DHCP_ACK: u16 = 2;
+pub const PACKET_TYPE_CACHED_REPLY: u16 = 3;
+
+static STATUS_BLOCK: BaseMem<StatusOnly> = BaseMem::new(StatusOnly { status: 0, reserved: [0; 10] });
+static OPEN: BaseMem<UndiOpen> = BaseMem::new(UndiOpen { status: 0, open_flag: 0, pkt_filter: 0, mcast_count: 0, mcast: [[0; 6]; 8] });
+static TRANSMIT: BaseMem<UndiTransmit> = BaseMem::new(UndiTransmit { status: 0, protocol: 0, xmit_flag: 0, dest_addr: 0, tbd: 0, reserved: [0; 2] });
+static TBD: BaseMem<UndiTbd> = BaseMem::new(UndiTbd { immed_length: 0, xmit: 0, data_blk_count: 0, blocks: [[0; 8]; 8] });
+static DEST: BaseMem<[u8; 6]> = BaseMem::new([0; 6]);
+static INFO: BaseMem<UndiGetInformation> = BaseMem::new(UndiGetInformation {
+    status: 0,
+    base_io: 0,
+    int_number: 0,
+    max_tran_unit: 0,
+    hw_type: 0,
+    hw_addr_len: 0,
+    current_node_address: [0; 16],
+    perm_node_address: [0; 16],
+    rom_address: 0,
+    rx_buf_ct: 0,
+    tx_buf_ct: 0,
+});
+static ISR: BaseMem<UndiIsr> = BaseMem::new(UndiIsr {
+    status: 0,
+    func_flag: 0,
+    buffer_length: 0,
+    frame_length: 0,
+    frame_header_length: 0,
+    frame: 0,
+    prot_type: 0,
+    pkt_type: 0,
+    reserved: [0; 4],
+});
+static CACHED: BaseMem<GetCachedInfo> = BaseMem::new(GetCachedInfo { status: 0, packet_type: 0, buffer_size: 0, buffer: 0, buffer_limit: 0 });
+/// Frames handed to UNDI_TRANSMIT. Two, used in turn, because a ROM may
+/// still be reading the previous one when it never reports completion.
+pub const TX_BUF_LEN: usize = 1536;
+static TX_BUFS: BaseMem<[[u8; TX_BUF_LEN]; 2]> = BaseMem::new([[0; TX_BUF_LEN]; 2]);
+/// Where fragmented received frames are put back together.
+static RX_BUF: BaseMem<[u8; TX_BUF_LEN]> = BaseMem::new([0; TX_BUF_LEN]);
+
+pub struct UndiInfo {
+    pub mac: [u8; 6],
+    pub mtu: u16,
+    pub irq: u16,
+    pub io: u16,
+}
+
+/// A received frame: either straight in the ROM's buffer (valid until the
+/// next UNDI call) or reassembled in ours.
+pub struct RxFrame {
+    pub addr: usize,
+    pub len: usize,
+}
+
+impl RxFrame {
+    pub fn bytes(&self) -> &[u8] {
+        read_bytes(self.addr, self.len)
+    }
+}
+
+/// UNDI driven by polling: the ISR state (inside a PROCESS/GET_NEXT run or
+/// not), the reassembly state, and the transmit buffer in turn.
+pub struct Undi {
+    pub pxe: Pxe,
+    in_isr_run: bool,
+    rx_have: usize,
+    tx_next: usize,
+    pub stats: UndiStats,
+}
+
+#[derive(Default, Clone, Copy, Debug)]
+pub struct UndiStats {
+    pub calls: u64,
+    pub rx_frames: u64,
+    pub tx_frames: u64,
+    pub tx_errors: u64,
+}
+
+impl Pxe {
+    pub fn get_cached_info(&self, packet_type: u16) -> Result<&'static [u8], PxeError> {
+        let b = CACHED.get();
+        *b = GetCachedInfo { status: 0, packet_type, buffer_size: 0, buffer: 0, buffer_limit: 0 };
+        self.call(opcode::GET_CACHED_INFO, &CACHED)?;
+        let b = *CACHED.get();
+        let addr = FarPtr::from_u32(b.buffer).linear();
+        let len = (b.buffer_size as usize).min(0x10_0000 - addr);
+        Ok(read_bytes(addr, len))
+    }
+
+    fn status_call(&self, op: u16) -> Result<(), PxeError> {
+        *STATUS_BLOCK.get() = StatusOnly { status: 0, reserved: [0; 10] };
+        self.call(op, &STATUS_BLOCK)
+    }
+
+    pub fn undi_close(&self) -> Result<(), PxeError> {
+        self.status_call(opcode::UNDI_CLOSE)
+    }
+
+    pub fn undi_open(&self) -> Result<(), PxeError> {
+        *OPEN.get() = UndiOpen { status: 0, open_flag: 0, pkt_filter: FLTR_DIRECTED | FLTR_BRDCST, mcast_count: 0, mcast: [[0; 6]; 8] };
+        self.call(opcode::UNDI_OPEN, &OPEN)
+    }
+
+    pub fn undi_get_information(&self) -> Result<UndiInfo, PxeError> {
+        let b = INFO.get();
+        b.status = 0;
+        self.call(opcode::UNDI_GET_INFORMATION, &INFO)?;
+        let b = *INFO.get();
+        let mut mac = [0; 6];
+        mac.copy_from_slice(&b.current_node_address[..6]);
+        Ok(UndiInfo { mac, mtu: b.max_tran_unit, irq: b.int_number, io: b.base_io })
+    }
+
+    pub fn undi_shutdown(&self) -> Result<(), PxeError> {
+        self.status_call(opcode::UNDI_SHUTDOWN)
+    }
+
+    pub fn undi_cleanup(&self) -> Result<(), PxeError> {
+        self.status_call(opcode::UNDI_CLEANUP)
+    }
+
+    pub fn stop_undi(&self) -> Result<(), PxeError> {
+        self.status_call(opcode::STOP_UNDI)
+    }
+
+    pub fn unload_stack(&self) -> Result<(), PxeError> {
+        self.status_call(opcode::UNLOAD_STACK)
+    }
+}
+
+impl Undi {
+    /// Takes the NIC over: UNDI_CLOSE (PXELINUX or the ROM may have it open;
+    /// a failure only means it was closed), then UNDI_OPEN with directed and
+    /// broadcast frames.
+    pub fn open(pxe: Pxe) -> Result<(Undi, UndiInfo), PxeError> {
+        let _ = pxe.undi_close();
+        pxe.undi_open()?;
+        let info = pxe.undi_get_information()?;
+        Ok((Undi { pxe, in_isr_run: false, rx_have: 0, tx_next: 0, stats: UndiStats::default() }, info))
+    }
+
+    /// A buffer in base memory to build the next frame in.
+    pub fn tx_buffer(&mut self) -> &'static mut [u8; TX_BUF_LEN] {
+        &mut TX_BUFS.get()[self.tx_next]
+    }
+
+    /// Sends the first `len` bytes of [`Self::tx_buffer`] as a whole
+    /// Ethernet frame (header included, P_UNKNOWN), padded to 60 bytes.
+    pub fn transmit(&mut self, len: usize) -> Result<(), PxeError> {
+        let buf = &mut TX_BUFS.get()[self.tx_next];
+        let len = if len < 60 {
+            buf[len..60].fill(0);
+            60
+        } else {
+            len
+        };
+        DEST.get().copy_from_slice(&buf[..6]);
+        let buf_ptr = FarPtr::from_linear(buf.as_ptr() as usize);
+        *TBD.get() = UndiTbd { immed_length: len as u16, xmit: far(buf_ptr), data_blk_count: 0, blocks: [[0; 8]; 8] };
+        *TRANSMIT.get() = UndiTransmit {
+            status: 0,
+            protocol: P_UNKNOWN,
+            xmit_flag: XMT_DESTADDR,
+            dest_addr: far(FarPtr::from_linear(DEST.addr())),
+            tbd: far(FarPtr::from_linear(TBD.addr())),
+            reserved: [0; 2],
+        };
+        self.tx_next ^= 1;
+        self.stats.calls += 1;
+        let r = self.pxe.call(opcode::UNDI_TRANSMIT, &TRANSMIT);
+        match r {
+            Ok(()) => self.stats.tx_frames += 1,
+            Err(_) => self.stats.tx_errors += 1,
+        }
+        r
+    }
+
+    fn isr(&mut self, func: u16) -> Result<UndiIsr, PxeError> {
+        let b = ISR.get();
+        b.status = 0;
+        b.func_flag = func;
+        self.stats.calls += 1;
+        self.pxe.call(opcode::UNDI_ISR, &ISR)?;
+        Ok(*ISR.get())
+    }
+
+    /// Polls for one received frame. Runs the UNDI ISR sequence: START
+    /// (is there work?), then PROCESS and GET_NEXT until DONE, collecting
+    /// fragments until a whole frame is there. Transmit completions are
+    /// skipped (some ROMs never report them; nothing waits for them).
+    pub fn poll_rx(&mut self) -> Option<RxFrame> {
+        loop {
+            let r = if self.in_isr_run {
+                self.isr(ISR_IN_GET_NEXT)
+            } else {
+                match self.isr(ISR_IN_START) {
+                    Ok(r) if r.func_flag == ISR_OUT_OURS => {}
+                    _ => return None,
+                }
+                self.in_isr_run = true;
+                self.rx_have = 0;
+                self.isr(ISR_IN_PROCESS)
+            };
+            let Ok(r) = r else {
+                self.in_isr_run = false;
+                return None;
+            };
+            match r.func_flag {
+                ISR_OUT_RECEIVE => {
+                    let frag = FarPtr::from_u32(r.frame).linear();
+                    let frag_len = r.buffer_length as usize;
+                    let total = (r.frame_length as usize).min(TX_BUF_LEN);
+                    if self.rx_have == 0 && frag_len >= total {
+                        // The whole frame in one piece: no copy.
+                        self.stats.rx_frames += 1;
+                        return Some(RxFrame { addr: frag, len: total });
+                    }
+                    let n = frag_len.min(total - self.rx_have);
+                    RX_BUF.get()[self.rx_have..self.rx_have + n].copy_from_slice(read_bytes(frag, n));
+                    self.rx_have += n;
+                    if self.rx_have >= total {
+                        self.rx_have = 0;
+                        self.stats.rx_frames += 1;
+                        return Some(RxFrame { addr: RX_BUF.addr(), len: total });
+                    }
+                }
+                ISR_OUT_TRANSMIT | ISR_OUT_BUSY => {}
+                _ => {
+                    // DONE (or something unknown): the run is over.
+                    self.in_isr_run = false;
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Quiesces the NIC before handoff: no more DMA into RAM the kernel
+    /// will own. Close and shut down UNDI, then unload the base code and
+    /// UNDI stacks (failures are reported but do not stop the boot).
+    pub fn shutdown(&mut self, log: &mut dyn FnMut(fmt::Arguments)) {
+        let p = self.pxe;
+        if let Err(e) = p.undi_close() {
+            log(format_args!("UNDI_CLOSE: {e}"));
+        }
+        if let Err(e) = p.undi_shutdown() {
+            log(format_args!("UNDI_SHUTDOWN: {e}"));
+        }
+        // The order syslinux uses to unload a PXE stack: the base code
+        // first, then the UNDI driver.
+        if let Err(e) = p.unload_stack() {
+            log(format_args!("UNLOAD_STACK: {e}"));
+        }
+        if let Err(e) = p.stop_undi() {
+            log(format_args!("STOP_UNDI: {e}"));
+        }
+    }
+}
+
+fn far(p: FarPtr) -> u32 {
+    (p.segment as u32) << 16 | p.offset as u32
+}

@@ -1,0 +1,259 @@
+//! The network side: smoltcp over UNDI, DHCP, and TFTP downloads with the
+//! sans-IO client from `bootproto::tftp`.
+
+pub mod lease;
+pub mod undi_device;
+
+extern crate alloc;
+
+use crate::arch::cpu;
+use crate::arch::pxe::Undi;
+use crate::arch::BaseMem;
+use crate::{print, println};
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use bootproto::tftp::{self, Client, Event, Request, SinkError};
+use core::net::Ipv4Addr;
+use lease::Lease;
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::socket::{dhcpv4, udp};
+use smoltcp::time::Instant;
+use smoltcp::wire::{DhcpOption, EthernetAddress, HardwareAddress, IpCidr, IpEndpoint, Ipv4Cidr};
+use undi_device::UndiDevice;
+
+/// TFTP block size: the largest whose DATA packet fits a 1500-byte MTU
+/// (1500 - 20 IP - 8 UDP - 4 TFTP header).
+pub const TFTP_BLKSIZE: u16 = 1468;
+/// TFTP window size to ask for (RFC 7440); servers that do not know it
+/// (QEMU's slirp) answer without it and the transfer runs lockstep.
+pub const TFTP_WINDOWSIZE: u16 = 16;
+/// Our local TFTP port.
+const TFTP_LOCAL_PORT: u16 = 49152;
+
+/// Option 77, as iPXE sends it (a plain string): dnsmasq's
+/// `dhcp-userclass=set:TAG,chainloader` and the relay match it.
+pub const USER_CLASS: &[u8] = b"chainloader";
+/// Option 60. Kept PXE-compatible so that PXE-aware servers still answer;
+/// the user class is what tells the chainloader from the ROM.
+pub const VENDOR_CLASS: &[u8] = b"PXEClient:Arch:00000:UNDI:002001";
+const PARAMS: &[u8] = &[1, 3, 6, 12, 15, 28, 43, 54, 60, 66, 67, 209, 210];
+
+static DHCP_OPTIONS: [DhcpOption<'static>; 2] =
+    [DhcpOption { kind: 77, data: USER_CLASS }, DhcpOption { kind: 60, data: VENDOR_CLASS }];
+
+pub fn now() -> Instant {
+    Instant::from_millis(cpu::now_ms() as i64)
+}
+
+pub struct Net {
+    pub dev: UndiDevice,
+    pub iface: Interface,
+    pub sockets: SocketSet<'static>,
+    /// The one UDP socket all TFTP transfers use (its buffers are statics:
+    /// the heap is a small bump allocator).
+    tftp_sock: SocketHandle,
+}
+
+/// Room for 32 datagrams of a full block each: a whole TFTP window (16)
+/// can arrive between two drains of the socket.
+const UDP_RX_SLOTS: usize = 32;
+static UDP_RX_META: BaseMem<[udp::PacketMetadata; UDP_RX_SLOTS]> = BaseMem::new([udp::PacketMetadata::EMPTY; UDP_RX_SLOTS]);
+static UDP_RX_DATA: BaseMem<[u8; UDP_RX_SLOTS * 1536]> = BaseMem::new([0; UDP_RX_SLOTS * 1536]);
+static UDP_TX_META: BaseMem<[udp::PacketMetadata; 8]> = BaseMem::new([udp::PacketMetadata::EMPTY; 8]);
+static UDP_TX_DATA: BaseMem<[u8; 8 * 600]> = BaseMem::new([0; 8 * 600]);
+
+pub struct Fetched {
+    pub size: u64,
+    pub ms: u64,
+}
+
+impl Net {
+    pub fn new(undi: Undi, mac: [u8; 6]) -> Net {
+        let mut dev = UndiDevice::new(undi);
+        let config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
+        let iface = Interface::new(config, &mut dev, now());
+        let mut sockets = SocketSet::new(vec![]);
+        // Called once: these statics are borrowed for the rest of the run.
+        let rx = udp::PacketBuffer::new(&mut UDP_RX_META.get()[..], &mut UDP_RX_DATA.get()[..]);
+        let tx = udp::PacketBuffer::new(&mut UDP_TX_META.get()[..], &mut UDP_TX_DATA.get()[..]);
+        let mut sock = udp::Socket::new(rx, tx);
+        let _ = sock.bind(TFTP_LOCAL_PORT);
+        let tftp_sock = sockets.add(sock);
+        let _ = mac;
+        Net { dev, iface, sockets, tftp_sock }
+    }
+
+    fn poll(&mut self) {
+        self.iface.poll(now(), &mut self.dev, &mut self.sockets);
+    }
+
+    /// DHCP through smoltcp with our user and vendor class. `None` when no
+    /// server answered within `timeout_ms`.
+    pub fn dhcp(&mut self, timeout_ms: u64) -> Option<Lease> {
+        let ack_buf: &'static mut [u8] = Vec::leak(vec![0u8; 1500]);
+        let mut sock = dhcpv4::Socket::new();
+        sock.set_outgoing_options(&DHCP_OPTIONS);
+        sock.set_parameter_request_list(PARAMS);
+        sock.set_receive_packet_buffer(ack_buf);
+        let h = self.sockets.add(sock);
+        let deadline = cpu::now_ms() + timeout_ms;
+        let mut lease = None;
+        while cpu::now_ms() < deadline {
+            self.poll();
+            let s = self.sockets.get_mut::<dhcpv4::Socket>(h);
+            if let Some(dhcpv4::Event::Configured(cfg)) = s.poll() {
+                if let Some(p) = cfg.packet {
+                    lease = Lease::parse(p.into_inner());
+                }
+                if let Some(l) = lease.as_mut() {
+                    // smoltcp's view is the one that was acted on.
+                    l.ip = cfg.address.address();
+                    l.prefix = cfg.address.prefix_len();
+                    l.router = cfg.router;
+                }
+                break;
+            }
+        }
+        self.sockets.remove(h);
+        lease
+    }
+
+    /// Configures the interface from a lease (from DHCP or the ROM's cache).
+    pub fn configure(&mut self, l: &Lease) {
+        self.iface.update_ip_addrs(|a| {
+            a.clear();
+            let _ = a.push(IpCidr::Ipv4(Ipv4Cidr::new(l.ip, l.prefix)));
+        });
+        self.iface.routes_mut().remove_default_ipv4_route();
+        if let Some(r) = l.router {
+            let _ = self.iface.routes_mut().add_default_ipv4_route(r);
+        }
+    }
+
+    /// Fetches `filename` from `server` into `dest` by TFTP. The sink copies
+    /// each block once, from the UDP socket buffer straight to `dest`.
+    /// Prints progress every 10% (or every MiB when the size is unknown).
+    pub fn tftp_get(&mut self, server: Ipv4Addr, filename: &str, dest: &mut [u8], show: &str, quiet: bool) -> Result<Fetched, tftp::Error> {
+        let h = self.tftp_sock;
+        // Leftovers of an earlier transfer (late duplicates) are dropped.
+        // A fresh local port (our TID) per transfer, so that late packets of
+        // an earlier transfer cannot be taken for this one's.
+        let s = self.sockets.get_mut::<udp::Socket>(h);
+        let port = s.endpoint().port;
+        s.close();
+        let _ = s.bind(if port >= 65000 { TFTP_LOCAL_PORT } else { port + 1 });
+        self.tftp_run(h, server, filename, dest, show, quiet)
+    }
+
+    fn tftp_run(
+        &mut self,
+        h: SocketHandle,
+        server: Ipv4Addr,
+        filename: &str,
+        dest: &mut [u8],
+        show: &str,
+        quiet: bool,
+    ) -> Result<Fetched, tftp::Error> {
+        let t0 = cpu::now_ms();
+        let req = Request { filename, blksize: Some(TFTP_BLKSIZE), windowsize: Some(TFTP_WINDOWSIZE), ask_tsize: true };
+        let mut client = Client::new(&req, t0);
+        client.set_max_size(dest.len() as u64);
+        let mut txbuf = [0u8; 600];
+        let cap = dest.len();
+        let mut sink = |off: u64, bytes: &[u8]| -> Result<(), SinkError> {
+            let off = off as usize;
+            match dest.get_mut(off..off + bytes.len()) {
+                Some(d) => {
+                    d.copy_from_slice(bytes);
+                    Ok(())
+                }
+                None => Err(SinkError(alloc::format!("no room: {} bytes at offset {off}, {cap} available", bytes.len()))),
+            }
+        };
+        let mut next_mark: u64 = 0;
+        let mut started = false;
+        let result = loop {
+            let now_ms = cpu::now_ms();
+            {
+                let s = self.sockets.get_mut::<udp::Socket>(h);
+                while let Some(t) = client.poll_transmit(now_ms, &mut txbuf) {
+                    let _ = s.send_slice(&txbuf[..t.len], IpEndpoint::new(server.into(), t.dst_port));
+                }
+            }
+            if let Some(e) = client.error() {
+                break Err(e.clone());
+            }
+            self.poll();
+            let s = self.sockets.get_mut::<udp::Socket>(h);
+            let mut done = None;
+            let mut err = None;
+            while let Ok((data, meta)) = s.recv() {
+                if meta.endpoint.addr != server.into() {
+                    continue;
+                }
+                match client.handle(cpu::now_ms(), meta.endpoint.port, data, &mut sink) {
+                    Ok(Event::Done { size }) => {
+                        done = Some(size);
+                        break;
+                    }
+                    Ok(Event::Progress { received, total }) => {
+                        if !quiet {
+                            if !started {
+                                started = true;
+                                match total {
+                                    Some(t) => print!("{show}: {} bytes ", t),
+                                    None => print!("{show}: "),
+                                }
+                            }
+                            let step = match total {
+                                Some(t) if t >= 10 => t / 10,
+                                _ => 1 << 20,
+                            };
+                            if received >= next_mark + step {
+                                next_mark = received - received % step;
+                                match total {
+                                    Some(t) => print!("{}% ", received * 100 / t.max(1)),
+                                    None => print!("{} MiB ", received >> 20),
+                                }
+                            }
+                        }
+                    }
+                    Ok(Event::None) => {}
+                    Err(e) => {
+                        err = Some(e);
+                        break;
+                    }
+                }
+            }
+            if let Some(size) = done {
+                // The final ACK.
+                while let Some(t) = client.poll_transmit(cpu::now_ms(), &mut txbuf) {
+                    let _ = s.send_slice(&txbuf[..t.len], IpEndpoint::new(server.into(), t.dst_port));
+                }
+                self.poll();
+                break Ok(Fetched { size, ms: cpu::now_ms() - t0 });
+            }
+            if let Some(e) = err {
+                // An ERROR for the server, if the client queued one.
+                while let Some(t) = client.poll_transmit(cpu::now_ms(), &mut txbuf) {
+                    let _ = s.send_slice(&txbuf[..t.len], IpEndpoint::new(server.into(), t.dst_port));
+                }
+                self.poll();
+                break Err(e);
+            }
+        };
+        if started {
+            println!();
+        }
+        result
+    }
+}
+
+/// "2.3 MiB in 0.41 s, 5.6 MiB/s"
+pub fn rate(size: u64, ms: u64) -> String {
+    let ms = ms.max(1);
+    let tenth_mib = size * 10 / (1 << 20);
+    let rate10 = size * 10 * 1000 / ms / (1 << 20);
+    alloc::format!("{}.{} MiB in {}.{:02} s, {}.{} MiB/s", tenth_mib / 10, tenth_mib % 10, ms / 1000, ms % 1000 / 10, rate10 / 10, rate10 % 10)
+}
