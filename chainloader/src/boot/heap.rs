@@ -1,94 +1,119 @@
-//! The chainloader's heap: a bump allocator over a fixed array in .bss.
+//! The chainloader's heap: power-of-two size classes over a fixed array in
+//! .bss.
 //!
-//! The boot planning in `bootproto` builds small vectors (load plan, memory
-//! map, boot information); they live from `prepare` until the handoff, so a
-//! bump allocator fits. Freeing or growing the most recent block is done in
-//! place (so short-lived scratch such as the inflater state is given back);
-//! anything else freed stays used until the handoff. Running out returns a
-//! null pointer, which `alloc` turns into its allocation-failure abort.
+//! Every block is rounded up to a power of two (at least 16 bytes) and, when
+//! freed, goes onto its class's free list, from which the next request of
+//! that class is served; fresh blocks are carved from the arena bottom up.
+//! That is simple enough to be obviously right, and it reuses memory across
+//! retries (a failed download or boot attempt allocates the same sizes
+//! again), at the price of up to 2x rounding. Running out returns a null
+//! pointer, which `alloc` turns into its allocation-failure abort.
 //!
-//! Measured: booting a gzip kernel and two modules (one gzip) leaves 8.9 KiB
-//! in use; the inflater's ~11 KiB state is freed again. 64 KiB is ample.
+//! Measured: booting a gzip kernel and two modules (one gzip) leaves about
+//! 9 KiB in use by the boot planning; the inflater's ~11 KiB state is freed
+//! again.
 //!
 //! The heap is in .bss, inside the chainloader's reserved range, so no
 //! kernel segment, module or boot information can be placed over it.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicUsize, Ordering};
 
 pub const HEAP_SIZE: usize = 64 * 1024;
+/// Classes 2^4 .. 2^(4+CLASSES-1) bytes; the largest covers the whole heap.
+const MIN_SHIFT: u32 = 4;
+const CLASSES: usize = 13;
+const _: () = assert!(1 << (MIN_SHIFT as usize + CLASSES - 1) >= HEAP_SIZE);
 
 #[repr(C, align(4096))]
-struct Arena(UnsafeCell<[u8; HEAP_SIZE]>);
+struct Arena([u8; HEAP_SIZE]);
+
+struct State {
+    arena: Arena,
+    /// Offset of the first never-used byte.
+    next: usize,
+    /// Per class: address of the first free block (0: none). A free block's
+    /// first word holds the address of the next one.
+    free: [usize; CLASSES],
+}
+
+pub struct ClassHeap(UnsafeCell<State>);
 
 // SAFETY: the chainloader is single-threaded and never allocates from an
-// interrupt handler; the arena is only reached through `BumpHeap`.
-unsafe impl Sync for Arena {}
+// interrupt handler, so the state is never accessed concurrently.
+unsafe impl Sync for ClassHeap {}
 
-static ARENA: Arena = Arena(UnsafeCell::new([0; HEAP_SIZE]));
-
-pub struct BumpHeap {
-    /// Offset of the first free byte.
-    next: AtomicUsize,
-    /// Offset of the most recent allocation (for in-place free/grow).
-    last: AtomicUsize,
-}
-
-impl BumpHeap {
-    pub const fn new() -> Self {
-        BumpHeap { next: AtomicUsize::new(0), last: AtomicUsize::new(usize::MAX) }
+impl ClassHeap {
+    const fn new() -> Self {
+        ClassHeap(UnsafeCell::new(State { arena: Arena([0; HEAP_SIZE]), next: 0, free: [0; CLASSES] }))
     }
 
-    /// Bytes in use (for the progress display).
+    /// Bytes ever carved from the arena (the high-water mark).
     pub fn used(&self) -> usize {
-        self.next.load(Ordering::Relaxed)
-    }
-
-    fn base(&self) -> usize {
-        ARENA.0.get() as usize
+        // SAFETY: single-threaded; a plain read of a word (see Sync above).
+        unsafe { (*self.0.get()).next }
     }
 }
 
-impl Default for BumpHeap {
-    fn default() -> Self {
-        Self::new()
-    }
+/// The class index and block size for `layout`, or None if too large.
+fn class(layout: Layout) -> Option<(usize, usize)> {
+    let size = layout.size().max(layout.align()).max(1 << MIN_SHIFT).checked_next_power_of_two()?;
+    let c = (size.trailing_zeros() - MIN_SHIFT) as usize;
+    (c < CLASSES).then_some((c, size))
 }
 
-// SAFETY: every block handed out lies inside ARENA, is aligned as asked,
-// and does not overlap any live block: blocks are carved from `next`
-// upwards, and `next` only moves back when the block right below it is freed.
-unsafe impl GlobalAlloc for BumpHeap {
+// SAFETY: a block handed out is `size` bytes inside the arena, aligned to
+// min(size, 4096) >= layout.align() (the arena is 4096-aligned and blocks of
+// a class are carved at multiples of that alignment), and belongs to one
+// owner at a time: it is either carved fresh past `next` or popped from its
+// class's free list, to which only `dealloc` of a block of that class adds.
+unsafe impl GlobalAlloc for ClassHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let base = self.base();
-        let next = self.next.load(Ordering::Relaxed);
-        let start = (base + next).next_multiple_of(layout.align()) - base;
-        let Some(end) = start.checked_add(layout.size()).filter(|&e| e <= HEAP_SIZE) else {
+        let Some((c, size)) = class(layout) else { return core::ptr::null_mut() };
+        if layout.align() > 4096 {
             return core::ptr::null_mut();
-        };
-        self.next.store(end, Ordering::Relaxed);
-        self.last.store(start, Ordering::Relaxed);
+        }
+        // SAFETY: single-threaded (see Sync above); no other reference to
+        // the state is live during this call.
+        let st = unsafe { &mut *self.0.get() };
+        if st.free[c] != 0 {
+            let b = st.free[c];
+            // SAFETY: b is a free block of this class; its first word was
+            // written by dealloc.
+            st.free[c] = unsafe { (b as *const usize).read() };
+            return b as *mut u8;
+        }
+        let base = st.arena.0.as_mut_ptr() as usize;
+        let start = st.next.next_multiple_of(size.min(4096));
+        if start + size > HEAP_SIZE {
+            return core::ptr::null_mut();
+        }
+        st.next = start + size;
         (base + start) as *mut u8
     }
 
-    unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
-        let off = ptr as usize - self.base();
-        if off == self.last.load(Ordering::Relaxed) {
-            self.next.store(off, Ordering::Relaxed);
-            self.last.store(usize::MAX, Ordering::Relaxed);
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let Some((c, _)) = class(layout) else { return };
+        // SAFETY: as in alloc; ptr is a live block of class c being given
+        // back, at least 16 bytes and word-aligned, so its first word can
+        // hold the free-list link.
+        unsafe {
+            let st = &mut *self.0.get();
+            (ptr as *mut usize).write(st.free[c]);
+            st.free[c] = ptr as usize;
         }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let off = ptr as usize - self.base();
-        if off == self.last.load(Ordering::Relaxed) && off + new_size <= HEAP_SIZE {
-            self.next.store(off + new_size, Ordering::Relaxed);
+        // Growing within the block's class needs no move.
+        // SAFETY: the caller guarantees new_size with layout.align() is a valid layout.
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        if class(layout).map(|c| c.0) == class(new_layout).map(|c| c.0) {
             return ptr;
         }
         // SAFETY: as GlobalAlloc::realloc's default: new block, copy, free old.
         unsafe {
-            let new = self.alloc(Layout::from_size_align_unchecked(new_size, layout.align()));
+            let new = self.alloc(new_layout);
             if !new.is_null() {
                 core::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
                 self.dealloc(ptr, layout);
@@ -99,4 +124,4 @@ unsafe impl GlobalAlloc for BumpHeap {
 }
 
 #[global_allocator]
-pub static HEAP: BumpHeap = BumpHeap::new();
+pub static HEAP: ClassHeap = ClassHeap::new();
