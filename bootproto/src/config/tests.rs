@@ -155,3 +155,19 @@ fn grub_cmdline_join() {
     assert_eq!(grub_cmdline::<&str>(&[]), "");
     assert_eq!(grub_cmdline(&["a", "b c", "d\"e"]), r#"a "b c" d\"e"#);
 }
+
+/// What Debian's GRUB 2.06 (grub-pc-bin 2.06-13+deb12u2) gave the reference
+/// kernel for these very lines, netbooted under QEMU (tags 1 and 3 as the
+/// kernel printed them).
+#[test]
+fn same_as_debian_grub_2_06_measured() {
+    let c = parse(concat!(
+        r#"multiboot2 /kernel.elf exit  a   b 'q  s' it\'s "d\"q" x#y c:\\p "e\z" '' end # comment"#,
+        "\n",
+        r"module2 /m1 mod  'one two'   x\ y",
+        "\n",
+    ))
+    .unwrap();
+    assert_eq!(c.kernel.args, r#"exit a b "q  s" it\'s d\"q x#y c:\\p e\\z  end"#);
+    assert_eq!(c.modules[0].args, r#"mod "one two" "x y""#);
+}
