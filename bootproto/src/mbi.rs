@@ -125,7 +125,7 @@ impl Writer<'_> {
     }
     /// Pads with zeros to the next 8-byte boundary (every tag starts there).
     fn align8(&mut self) {
-        while self.pos % 8 != 0 {
+        while !self.pos.is_multiple_of(8) {
             self.u8(0);
         }
     }

@@ -150,7 +150,14 @@ impl fmt::Display for PreparedBoot {
                 if m.in_place { " (in place)" } else { "" }
             )?;
         }
-        write!(f, "; boot information {:#x} ({} bytes)", self.mbi_addr, self.mbi_len)
+        write!(
+            f,
+            "; boot information {:#x} ({} bytes); load base {:#x}; heap high water {} KiB",
+            self.mbi_addr,
+            self.mbi_len,
+            self.load_base,
+            heap::HEAP.used().div_ceil(1024)
+        )
     }
 }
 
