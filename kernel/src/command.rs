@@ -25,6 +25,11 @@ impl Recogniser {
         Recogniser { tildes: 0 }
     }
 
+    /// Forget a partial command (after a garbled byte).
+    pub fn cancel(&mut self) {
+        self.tildes = 0;
+    }
+
     /// Feed one received byte; a complete command is returned once.
     pub fn feed(&mut self, b: u8) -> Option<Command> {
         let (next, cmd) = match (self.tildes, b) {

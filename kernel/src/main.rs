@@ -184,7 +184,16 @@ static mut RECOGNISER: command::Recogniser = command::Recogniser::new();
 
 fn serial_irq() {
     let mut c = com1();
-    while let Some(b) = c.try_read_byte() {
+    loop {
+        let lsr = arch::com1_line_status();
+        let Some(b) = c.try_read_byte() else { break };
+        // A byte with a parity or framing error, or a break, is line noise:
+        // it is dropped and cancels any command in progress.
+        if lsr & 0x1c != 0 {
+            // SAFETY: as below.
+            unsafe { (*(&raw mut RECOGNISER)).cancel() };
+            continue;
+        }
         // Echo, as a terminal in full duplex expects; Enter (CR) moves to a new line.
         c.write_byte(b);
         if b == b'\r' {

@@ -69,6 +69,12 @@ fn port(p: u16) -> Port8 {
     unsafe { Port8::new(p) }
 }
 
+/// COM1's line status register. Its error bits (parity 0x04, framing 0x08,
+/// break 0x10) describe the byte about to be read from the receive FIFO.
+pub fn com1_line_status() -> u8 {
+    port(baremetal::serial::COM1 + 5).read()
+}
+
 /// Busy-wait roughly `n` microseconds (port 0x80 writes take ~1 us on a PC).
 fn io_delay(n: u32) {
     for _ in 0..n {
