@@ -343,17 +343,40 @@ pub fn prepare(
     let mbi_addr = mem
         .find(size as u64, 8, ONE_MIB, FOUR_GIB, Preference::Low)
         .ok_or_else(|| BootError::NoRoom { what: "boot information".into(), size: size as u64 })?;
-    mem.reserve_always(Range::new(mbi_addr, mbi_addr + size as u64), "boot information");
+    let mbi_range = Range::new(mbi_addr, mbi_addr + size as u64);
+    mem.reserve_always(mbi_range, "boot information");
+    avoid.reserve_always(mbi_range, "boot information");
     moves.push(Move { src: phys(&buf), dst: mbi_addr, len: size as u64, zero: 0 });
     names.push("the boot information".into());
 
     if moves.len() > MAX_MOVES {
         return Err(BootError::TooManyMoves(moves.len()));
     }
-    memmap::order_copies(&mut moves).map_err(|(a, b)| BootError::Unorderable {
-        a: names[a].clone(),
-        b: names.get(b).cloned().unwrap_or_default(),
-    })?;
+    // Usually the downloads (high, in the staging area) and the destinations
+    // (low) are apart and any order works. When a destination covers bytes
+    // of another piece that are still to be moved and no order avoids that
+    // (a cycle), the blocking piece is first copied to free memory: the one
+    // case where bytes are copied twice.
+    let mut ordered = moves.clone();
+    let mut detours = 0;
+    while let Err((a, b)) = memmap::order_copies(&mut ordered) {
+        let unorderable = || BootError::Unorderable { a: names[a].clone(), b: names[b].clone() };
+        if detours == 4 || a == b {
+            return Err(unorderable());
+        }
+        detours += 1;
+        let m = moves[b];
+        let at = avoid
+            .alloc(m.len.max(1), PAGE, ONE_MIB, FOUR_GIB, Preference::High, "moved out of the way")
+            .ok_or_else(unorderable)?;
+        // SAFETY: [at, at+len) is free usable RAM that `avoid` just reserved:
+        // no download, destination, firmware area or chainloader byte is
+        // there. The source is a download or decompressed file, readable.
+        unsafe { core::ptr::copy_nonoverlapping(m.src as *const u8, at as *mut u8, m.len as usize) };
+        moves[b].src = at;
+        ordered = moves.clone();
+    }
+    let moves = ordered;
 
     Ok(PreparedBoot {
         entry: plan.entry,
