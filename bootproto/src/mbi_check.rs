@@ -49,6 +49,8 @@ pub enum Problem {
     BadMagic(u32),
     Misaligned(u64),
     TotalSizeTooSmall(u32),
+    /// Larger than a kernel is willing to read (its own limit).
+    TotalSizeTooLarge(u32),
     TotalSizeNotMultipleOf8(u32),
     /// The tag at this offset does not fit in `total_size`.
     TagPastEnd { offset: usize, typ: u32, size: u32 },
@@ -75,6 +77,7 @@ impl fmt::Display for Problem {
             BadMagic(m) => write!(f, "bad magic {m:#010x} (expected {BOOTLOADER_MAGIC:#010x})"),
             Misaligned(a) => write!(f, "MBI at {a:#x} is not 8-byte aligned"),
             TotalSizeTooSmall(s) => write!(f, "total_size {s} is too small for a header and an end tag"),
+            TotalSizeTooLarge(s) => write!(f, "total_size {s} is implausibly large"),
             TotalSizeNotMultipleOf8(s) => write!(f, "total_size {s} is not a multiple of 8"),
             TagPastEnd { offset, typ, size } => {
                 write!(f, "tag type {typ} at offset {offset} (size {size}) runs past total_size")
@@ -257,14 +260,14 @@ pub fn check(magic: u32, addr: u64, bytes: &[u8], kernel: Range) -> Result<Mbi<'
     if magic != BOOTLOADER_MAGIC {
         return Err(Problem::BadMagic(magic));
     }
-    if addr % 8 != 0 {
+    if !addr.is_multiple_of(8) {
         return Err(Problem::Misaligned(addr));
     }
     let total = u32_at(bytes, 0);
     if total < 16 {
         return Err(Problem::TotalSizeTooSmall(total));
     }
-    if total % 8 != 0 {
+    if !total.is_multiple_of(8) {
         return Err(Problem::TotalSizeNotMultipleOf8(total));
     }
     let bytes = &bytes[..(total as usize).min(bytes.len())];
@@ -289,7 +292,7 @@ pub fn check(magic: u32, addr: u64, bytes: &[u8], kernel: Range) -> Result<Mbi<'
             tag::MODULE if cstr(&body[8..]).is_none() => return Err(Problem::Unterminated { offset: off, typ }),
             tag::MMAP => {
                 let es = u32_at(body, 0);
-                if es < 24 || es % 8 != 0 {
+                if es < 24 || !es.is_multiple_of(8) {
                     return Err(Problem::MmapEntrySize { entry_size: es });
                 }
                 if (body.len() - 8) % es as usize != 0 {

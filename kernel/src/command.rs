@@ -7,6 +7,8 @@
 //! resets the count here (Nautilus keeps it), so a command split by noise
 //! (`~~x~k`) is not a command.
 
+use core::sync::atomic::{AtomicU8, Ordering};
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Command {
     Reboot,
@@ -14,25 +16,26 @@ pub enum Command {
     Shutdown,
 }
 
-/// Number of consecutive `~` seen (0..=3).
-#[derive(Default)]
+/// Number of consecutive `~` seen (0..=3). An atomic, so that a `static`
+/// needs no `unsafe`; there is one CPU and the IRQ handler does not nest,
+/// so relaxed loads and stores suffice.
 pub struct Recogniser {
-    tildes: u8,
+    tildes: AtomicU8,
 }
 
 impl Recogniser {
     pub const fn new() -> Self {
-        Recogniser { tildes: 0 }
+        Recogniser { tildes: AtomicU8::new(0) }
     }
 
     /// Forget a partial command (after a garbled byte).
-    pub fn cancel(&mut self) {
-        self.tildes = 0;
+    pub fn cancel(&self) {
+        self.tildes.store(0, Ordering::Relaxed);
     }
 
     /// Feed one received byte; a complete command is returned once.
-    pub fn feed(&mut self, b: u8) -> Option<Command> {
-        let (next, cmd) = match (self.tildes, b) {
+    pub fn feed(&self, b: u8) -> Option<Command> {
+        let (next, cmd) = match (self.tildes.load(Ordering::Relaxed), b) {
             (3, b'~') => (0, None), // a fourth tilde: not a command (as Nautilus)
             (n, b'~') => (n + 1, None),
             (3, b'k') => (0, Some(Command::Reboot)),
@@ -40,7 +43,7 @@ impl Recogniser {
             (3, b's') => (0, Some(Command::Shutdown)),
             _ => (0, None),
         };
-        self.tildes = next;
+        self.tildes.store(next, Ordering::Relaxed);
         cmd
     }
 }

@@ -111,12 +111,15 @@ fn read_and_check(magic: u32, addr: u64, kernel: Range) -> Result<Mbi<'static>, 
     if magic != mbi_check::BOOTLOADER_MAGIC {
         return Err(Problem::BadMagic(magic));
     }
-    if addr % 8 != 0 {
+    if !addr.is_multiple_of(8) {
         return Err(Problem::Misaligned(addr));
     }
     let total = arch::phys_u32(addr).ok_or(Problem::NotInUsableRam { what: "MBI", range: Range { start: addr, end: addr + 8 } })?;
-    if total < 16 || total > MBI_MAX {
+    if total < 16 {
         return Err(Problem::TotalSizeTooSmall(total));
+    }
+    if total > MBI_MAX {
+        return Err(Problem::TotalSizeTooLarge(total));
     }
     let bytes = arch::phys_bytes(addr, total as usize)
         .ok_or(Problem::NotInUsableRam { what: "MBI", range: Range { start: addr, end: addr + total as u64 } })?;
@@ -180,7 +183,8 @@ extern "C" fn kernel_interrupt(f: &mut arch::cpu::Frame) {
     }
 }
 
-static mut RECOGNISER: command::Recogniser = command::Recogniser::new();
+/// Only the serial IRQ handler uses it.
+static RECOGNISER: command::Recogniser = command::Recogniser::new();
 
 fn serial_irq() {
     let mut c = com1();
@@ -190,8 +194,7 @@ fn serial_irq() {
         // A byte with a parity or framing error, or a break, is line noise:
         // it is dropped and cancels any command in progress.
         if lsr & 0x1c != 0 {
-            // SAFETY: as below.
-            unsafe { (*(&raw mut RECOGNISER)).cancel() };
+            RECOGNISER.cancel();
             continue;
         }
         // Echo, as a terminal in full duplex expects; Enter (CR) moves to a new line.
@@ -199,9 +202,7 @@ fn serial_irq() {
         if b == b'\r' {
             c.write_byte(b'\n');
         }
-        // SAFETY: only this handler touches RECOGNISER, and IRQs do not nest
-        // (interrupt gates clear IF; the handler never sets it).
-        let cmd = unsafe { (*(&raw mut RECOGNISER)).feed(b) };
+        let cmd = RECOGNISER.feed(b);
         match cmd {
             Some(command::Command::Reboot) => {
                 let _ = writeln!(c, "\nserial: reboot command received, rebooting");
