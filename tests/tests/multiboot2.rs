@@ -157,6 +157,17 @@ fn relocatable_elf_kernel_lands_where_grub_puts_it() {
 }
 
 #[test]
+fn segments_that_swap_places_are_moved_safely() {
+    // cycle.elf's two segments each land on the other's downloaded bytes
+    // when the kernel is staged at 16 MiB; its code exits 0x10 only if the
+    // first segment arrived intact.
+    let dir = root("kernel cycle.elf\n");
+    let mut q = Qemu::start(&QemuConfig::user_net(dir.path(), "chainloader.0"));
+    q.expect(r"booting cycle\.elf", BOOT);
+    assert_eq!(q.wait_exit(Duration::from_secs(60)), Some(debug_exit_status(0x10)), "{}", q.output());
+}
+
+#[test]
 fn gzip_compressed_kernel() {
     let r = report(&boot_mbtest("kernel elf32.elf.gz gz\n"));
     assert_eq!(line(&r, "tag 1 "), "tag 1 size 11 'gz'");
