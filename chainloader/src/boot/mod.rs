@@ -215,8 +215,9 @@ fn acpi_rsdp() -> (Option<&'static [u8]>, Option<&'static [u8]>) {
     // SAFETY: 0x40E is the BIOS data area's EBDA segment word.
     let ebda = unsafe { core::ptr::read_volatile(0x40e as *const u16) } as usize * 16;
     let mut found = (None, None);
-    let ebda_ok = (0x80000..0xa0000).contains(&ebda);
-    let areas = [(ebda, if ebda_ok { 1024 } else { 0 }), (0xe0000usize, 0x20000usize)];
+    // The EBDA lies in conventional memory; a pointer outside it is bogus.
+    let ebda_len = if (0x500..0xa0000).contains(&ebda) { (0xa0000 - ebda).min(1024) } else { 0 };
+    let areas = [(ebda, ebda_len), (0xe0000usize, 0x20000usize)];
     for (base, len) in areas {
         if len == 0 {
             continue;
