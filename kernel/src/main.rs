@@ -8,7 +8,8 @@
 //! - `exit`: after the self-check, leave QEMU through isa-debug-exit with
 //!   0x10 (pass, QEMU status 33) or 0x11 (fail, status 35);
 //! - `panic`: print a kernel panic message and stop (interrupts off);
-//! - `hang`: stop with interrupts off, so the reboot command cannot work.
+//! - `hang`: stop with interrupts off, so the reboot command cannot work;
+//! - `fault`: execute `ud2`; the exception handler reports it and stops.
 #![no_std]
 #![no_main]
 
@@ -90,6 +91,10 @@ extern "C" fn kernel_main(magic: u32, mbi_addr: u32) -> ! {
     if has("panic") {
         let _ = writeln!(c, "kernel panic: requested by the 'panic' switch; halted");
         arch::halt_forever();
+    }
+    if has("fault") {
+        let _ = writeln!(c, "kernel: raising #UD ('fault' switch)");
+        arch::invalid_opcode();
     }
     if has("hang") {
         let _ = writeln!(c, "kernel: hanging with interrupts off ('hang' switch); the reboot command will not work");

@@ -154,3 +154,10 @@ fn serial_panic_command_panics() {
     q.send(b"~~~p");
     q.expect("kernel panic: requested over the serial port", SHORT);
 }
+
+/// The exception path (IDT gate on an IST stack, isr.S, the Rust handler).
+#[test]
+fn fault_switch_is_reported_by_the_exception_handler() {
+    let (_g, q) = grub_boot("fault");
+    q.expect(r"kernel panic: CPU exception 6 error=0x0 rip=0x1[0-9a-f]{5} ", BOOT);
+}

@@ -55,6 +55,13 @@ pub fn halt_forever() -> ! {
     }
 }
 
+/// Execute `ud2`: an invalid-opcode exception (#UD, vector 6), to show the
+/// exception path works (the `fault` switch).
+pub fn invalid_opcode() {
+    // SAFETY: ud2 only raises #UD, which the IDT (cpu::init) handles.
+    unsafe { asm!("ud2", options(nomem, nostack)) };
+}
+
 /// Sleep until the next interrupt, with interrupts enabled.
 pub fn wait_for_interrupt() {
     // SAFETY: sti;hlt enables interrupts and waits; the IDT and PICs are set
