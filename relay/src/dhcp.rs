@@ -463,7 +463,10 @@ pub fn probe_other_server(ifname: &str, wait: Duration) -> anyhow::Result<(Optio
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => return Ok((None, xid)),
             Err(e) => return Err(e).context("waiting for DHCP offers"),
         };
-        let Ok(reply) = Message::decode(&mut Decoder::new(&buf[..n])) else { continue };
+        debug!("dhcp probe: {n} bytes from {src}");
+        let Ok(reply) = sanitize(&buf[..n]).map_err(|_| ()).and_then(|c| Message::decode(&mut Decoder::new(&c)).map_err(|_| ())) else {
+            continue;
+        };
         if reply.xid() != xid || reply.opcode() != Opcode::BootReply || reply.opts().msg_type() != Some(MessageType::Offer) {
             continue;
         }

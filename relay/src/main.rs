@@ -35,8 +35,9 @@ enum Cmd {
         /// Directory for the lease file [default: /var/lib/relay].
         #[arg(long)]
         state_dir: Option<PathBuf>,
-        /// Seconds to listen for another DHCP server before full mode.
-        #[arg(long, default_value_t = 2.0)]
+        /// Seconds to listen for another DHCP server before full mode. dnsmasq
+        /// and ISC dhcpd ping an address (1-3 s) before they offer it.
+        #[arg(long, default_value_t = 5.0)]
         probe_secs: f64,
         /// Do not answer IPv6 router solicitations.
         #[arg(long)]
@@ -50,6 +51,7 @@ fn main() {
             tracing_subscriber::EnvFilter::try_from_env("RELAY_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     let Cli { cmd } = Cli::parse();
     let result = match cmd {

@@ -8,6 +8,7 @@
 pub mod grub;
 pub mod netns;
 pub mod qemu;
+pub mod relayd;
 
 use std::path::PathBuf;
 

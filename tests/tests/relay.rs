@@ -1,0 +1,193 @@
+//! The relay on a real link: QEMU's PXE ROM (iPXE, e1000) on a tap device in
+//! a network namespace, the relay serving DHCP and TFTP on the bridge.
+//! Run as root (`scripts/test` does).
+
+use std::time::Duration;
+
+use e2e::netns::NetNs;
+use e2e::qemu::{Qemu, QemuConfig};
+use e2e::relayd::{install_pxelinux, relay_command, Relayd};
+use e2e::{tftp_root, write_file};
+
+const BOOT: Duration = Duration::from_secs(90);
+
+fn serve_args<'a>(root: &'a str, state: &'a str) -> Vec<&'a str> {
+    vec!["serve", "--interface", "br0", "--tftp-root", root, "--state-dir", state]
+}
+
+/// Zero config: PXE ROM -> DHCP offer with chainloader.0 -> TFTP ->
+/// chainloader.0 runs -> reference kernel.
+#[test]
+fn relay_full_mode_boots_chainloader_and_kernel() {
+    let root = tftp_root();
+    let state = tempfile::tempdir().unwrap();
+    let mut ns = NetNs::new();
+    let r = Relayd::start(&mut ns, &serve_args(root.path().to_str().unwrap(), state.path().to_str().unwrap()));
+    let vm = Qemu::start(&QemuConfig::tap(&ns.name, "tap0"));
+    vm.expect(r"chainloader: ", BOOT);
+    r.expect_log(r"dhcp: 52:54:00:12:34:56 DISCOVER .*rule=builtin:\S+ -> Offer ip=10\.77\.0\.100 file=chainloader\.0 next-server=10\.77\.0\.1", BOOT);
+    r.expect_log(r"dhcp: 52:54:00:12:34:56 REQUEST .* -> Ack ip=10\.77\.0\.100 file=chainloader\.0", BOOT);
+    r.expect_log(r#"tftp: .*"chainloader\.0": sent"#, BOOT);
+    vm.expect(r"MBI-CHECK: ok", BOOT);
+    // The lease was written for the next start.
+    let leases = std::fs::read_to_string(state.path().join("leases.toml")).unwrap();
+    assert!(leases.contains("52:54:00:12:34:56") && leases.contains("10.77.0.100"), "{leases}");
+}
+
+/// The same through PXELINUX: a config rule hands the ROM pxelinux.0,
+/// whose menu chainloads chainloader.0 (a PXE NBP, by its .0 suffix).
+#[test]
+fn relay_boots_chainloader_through_pxelinux() {
+    let root = tftp_root();
+    install_pxelinux(root.path());
+    write_file(root.path(), "pxelinux.cfg/default", "default nbp\nprompt 0\nlabel nbp\n  kernel chainloader.0\n");
+    let state = tempfile::tempdir().unwrap();
+    let cfg = state.path().join("relay.toml");
+    std::fs::write(
+        &cfg,
+        "[[rule]]\nname = \"pxelinux\"\nvendor_class = \"PXEClient\"\nboot_file = \"pxelinux.0\"\n",
+    )
+    .unwrap();
+    let mut ns = NetNs::new();
+    let mut args = serve_args(root.path().to_str().unwrap(), state.path().to_str().unwrap());
+    args.extend(["--config", cfg.to_str().unwrap()]);
+    let r = Relayd::start(&mut ns, &args);
+    let vm = Qemu::start(&QemuConfig::tap(&ns.name, "tap0"));
+    vm.expect(r"chainloader: ", BOOT);
+    r.expect_log(r"DISCOVER .*rule=pxelinux \(over builtin:\S+\) -> Offer .*file=pxelinux\.0", BOOT);
+    r.expect_log(r#"tftp: .*"pxelinux\.cfg/default": sent"#, BOOT);
+    r.expect_log(r#"tftp: .*"chainloader\.0": sent"#, BOOT);
+    vm.expect(r"MBI-CHECK: ok", BOOT);
+}
+
+/// dnsmasq is the site's DHCP server (addresses only); the relay runs as
+/// proxyDHCP beside it and the ROM boots chainloader.0 from the relay.
+#[test]
+fn relay_proxy_mode_beside_dnsmasq() {
+    let root = tftp_root();
+    let state = tempfile::tempdir().unwrap();
+    let mut ns = NetNs::new();
+    let leasefile = state.path().join("dnsmasq.leases");
+    let mut dnsmasq = ns.command("dnsmasq");
+    dnsmasq.args([
+        "--port=0",
+        "--dhcp-range=10.77.0.50,10.77.0.60,1h",
+        "--interface=br0",
+        "--bind-interfaces",
+        "--no-daemon",
+        "--log-dhcp",
+        "--conf-file=/dev/null",
+        &format!("--dhcp-leasefile={}", leasefile.display()),
+        &format!("--pid-file={}", state.path().join("dnsmasq.pid").display()),
+    ]);
+    ns.spawn(dnsmasq);
+    let mut args = serve_args(root.path().to_str().unwrap(), state.path().to_str().unwrap());
+    args.push("--proxy");
+    let r = Relayd::start(&mut ns, &args);
+    let vm = Qemu::start(&QemuConfig::tap(&ns.name, "tap0"));
+    vm.expect(r"chainloader: ", BOOT);
+    r.expect_log(r"proxy: 52:54:00:12:34:56 DISCOVER .* -> Offer ip=- file=chainloader\.0", BOOT);
+    r.expect_log(r#"tftp: 10\.77\.0\.(5\d|60):\d+ "chainloader\.0": sent"#, BOOT);
+    vm.expect(r"MBI-CHECK: ok", BOOT);
+}
+
+/// Another DHCP server answers on the link (dnsmasq on a second host,
+/// joined to the bridge by a veth pair): full mode refuses to start.
+#[test]
+fn relay_refuses_full_mode_when_another_dhcp_server_answers() {
+    let root = tftp_root();
+    let state = tempfile::tempdir().unwrap();
+    let ns = NetNs::new();
+    let mut site = NetNs::new();
+    site.exec(&["ip", "link", "del", "br0"]);
+    ns.exec(&["ip", "link", "add", "vsite", "type", "veth", "peer", "name", "eth0", "netns", &site.name]);
+    ns.exec(&["ip", "link", "set", "vsite", "master", "br0"]);
+    ns.exec(&["ip", "link", "set", "vsite", "up"]);
+    site.exec(&["ip", "addr", "add", "10.77.0.2/24", "dev", "eth0"]);
+    site.exec(&["ip", "link", "set", "eth0", "up"]);
+    let mut dnsmasq = site.command("dnsmasq");
+    dnsmasq.args([
+        "--port=0",
+        "--dhcp-range=10.77.0.50,10.77.0.60,1h",
+        "--interface=eth0",
+        "--bind-interfaces",
+        "--no-daemon",
+        "--conf-file=/dev/null",
+        &format!("--dhcp-leasefile={}", state.path().join("dnsmasq.leases").display()),
+        &format!("--pid-file={}", state.path().join("dnsmasq.pid").display()),
+    ]);
+    site.spawn(dnsmasq);
+    // dnsmasq answers once its port 67 is bound.
+    wait_for_udp_port(&site, 67);
+    let (ok, stderr) = run_relay_to_exit(&ns, &serve_args(root.path().to_str().unwrap(), state.path().to_str().unwrap()));
+    assert!(!ok, "relay started beside another DHCP server:\n{stderr}");
+    assert!(
+        stderr.contains(
+            "another DHCP server (10.77.0.2) answers on br0; refusing full DHCP mode. Use --proxy to run as proxyDHCP beside it."
+        ),
+        "{stderr}"
+    );
+}
+
+/// dnsmasq on the same host and interface holds port 67: a clear message.
+#[test]
+fn relay_reports_port_67_in_use() {
+    let root = tftp_root();
+    let state = tempfile::tempdir().unwrap();
+    let mut ns = NetNs::new();
+    let mut dnsmasq = ns.command("dnsmasq");
+    dnsmasq.args([
+        "--port=0",
+        "--dhcp-range=10.77.0.50,10.77.0.60,1h",
+        "--interface=br0",
+        "--bind-interfaces",
+        "--no-daemon",
+        "--conf-file=/dev/null",
+        &format!("--dhcp-leasefile={}", state.path().join("dnsmasq.leases").display()),
+        &format!("--pid-file={}", state.path().join("dnsmasq.pid").display()),
+    ]);
+    ns.spawn(dnsmasq);
+    wait_for_udp_port(&ns, 67);
+    let (ok, stderr) = run_relay_to_exit(&ns, &serve_args(root.path().to_str().unwrap(), state.path().to_str().unwrap()));
+    assert!(!ok, "{stderr}");
+    assert!(stderr.contains("port 67 on br0 is in use, is dnsmasq running?"), "{stderr}");
+}
+
+/// Runs a relay that is expected to exit by itself; kills it and fails the
+/// test if it is still running after 30 s. Returns (success, output).
+fn run_relay_to_exit(ns: &NetNs, args: &[&str]) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("out");
+    let f = std::fs::File::create(&log).unwrap();
+    let mut child = relay_command(ns, args)
+        .stdin(std::process::Stdio::null())
+        .stdout(f.try_clone().unwrap())
+        .stderr(f)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return (st.success(), std::fs::read_to_string(&log).unwrap());
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("relay still running after 30 s:\n{}", std::fs::read_to_string(&log).unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits (bounded) until something in `ns` listens on UDP `port`.
+fn wait_for_udp_port(ns: &NetNs, port: u16) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = ns.command("ss").args(["-Hlun", &format!("sport = :{port}")]).output().unwrap();
+        if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "nothing listens on UDP port {port} after 20 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
