@@ -1,0 +1,174 @@
+//! `relay attach`: the interactive client of the console hub (the
+//! minicom replacement).
+//!
+//! The local terminal is put in raw mode, so every key (Ctrl-C included)
+//! goes to the target. The local escape is `Ctrl-]` (as in telnet), never
+//! `~`: the target's reboot command is `~~~k` and must pass untouched.
+//! After `Ctrl-]`: `q` (or `.`) detaches, `Ctrl-]` sends one `Ctrl-]`,
+//! `k` sends the reboot command, `?` shows help; anything else is dropped.
+
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::Mutex;
+
+use anyhow::Result;
+
+/// The escape key: Ctrl-] (0x1d).
+pub const ESCAPE: u8 = 0x1d;
+
+const HELP: &str = "\r\n[relay attach: Ctrl-] then: q detach | k send ~~~k (reboot) | Ctrl-] send Ctrl-] | ? help]\r\n";
+
+/// What a keystroke means after the escape state is applied.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Key {
+    /// Send these bytes to the target.
+    Send(Vec<u8>),
+    Detach,
+    Help,
+    /// Nothing to do (escape pressed, or an unknown escape command).
+    Nothing,
+}
+
+/// The escape-key state machine of the local terminal.
+#[derive(Default)]
+pub struct Escape {
+    armed: bool,
+}
+
+impl Escape {
+    pub fn key(&mut self, b: u8) -> Key {
+        if self.armed {
+            self.armed = false;
+            return match b {
+                b'q' | b'Q' | b'.' => Key::Detach,
+                ESCAPE => Key::Send(vec![ESCAPE]),
+                b'k' => Key::Send(crate::reboot::REBOOT_COMMAND.to_vec()),
+                b'?' | b'h' => Key::Help,
+                _ => Key::Nothing,
+            };
+        }
+        if b == ESCAPE {
+            self.armed = true;
+            return Key::Nothing;
+        }
+        Key::Send(vec![b])
+    }
+}
+
+/// The terminal settings to put back on exit.
+static SAVED: Mutex<Option<libc::termios>> = Mutex::new(None);
+
+fn restore_terminal() {
+    if let Some(t) = SAVED.lock().unwrap().take() {
+        // SAFETY: tcsetattr on fd 0 with a termios previously filled by tcgetattr.
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, &t) };
+    }
+}
+
+/// Raw mode on stdin if it is a terminal (cfmakeraw: no echo, no signals,
+/// no line editing, no CR/NL translation); the old settings are saved.
+fn make_raw() -> io::Result<bool> {
+    // SAFETY: isatty only inspects the descriptor.
+    if unsafe { libc::isatty(0) } != 1 {
+        return Ok(false);
+    }
+    // SAFETY: termios is plain data; tcgetattr fills it for fd 0.
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    if unsafe { libc::tcgetattr(0, &mut t) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    *SAVED.lock().unwrap() = Some(t);
+    let mut raw = t;
+    // SAFETY: cfmakeraw edits the struct we own; tcsetattr applies it to fd 0.
+    unsafe { libc::cfmakeraw(&mut raw) };
+    if unsafe { libc::tcsetattr(0, libc::TCSANOW, &raw) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(true)
+}
+
+struct RestoreOnDrop;
+impl Drop for RestoreOnDrop {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+/// Run the interactive client. `replay` bytes of recent output are shown
+/// first.
+pub fn run(socket: &Path, replay: usize) -> Result<()> {
+    let conn = crate::console::connect(socket, replay)?;
+    let tty = make_raw()?;
+    let _restore = RestoreOnDrop;
+    let nl = if tty { "\r\n" } else { "\n" };
+    eprint!("[relay attach: connected to {}; Ctrl-] q detaches, Ctrl-] ? for help]{nl}", socket.display());
+
+    let mut from_hub = conn.try_clone()?;
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        let mut out = io::stdout();
+        loop {
+            match from_hub.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if out.write_all(&buf[..n]).and_then(|_| out.flush()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        restore_terminal();
+        eprintln!("\n[relay attach: the console hub closed the connection]");
+        std::process::exit(1);
+    });
+
+    let mut to_hub: UnixStream = conn;
+    let mut esc = Escape::default();
+    let mut stdin = io::stdin().lock();
+    let mut buf = [0u8; 256];
+    loop {
+        let n = stdin.read(&mut buf)?;
+        if n == 0 {
+            // stdin closed (piped input): keep showing output until the hub closes.
+            let _ = to_hub.shutdown(std::net::Shutdown::Write);
+            loop {
+                std::thread::park();
+            }
+        }
+        for &b in &buf[..n] {
+            match esc.key(b) {
+                Key::Send(bytes) => to_hub.write_all(&bytes)?,
+                Key::Detach => {
+                    restore_terminal();
+                    eprintln!("\n[relay attach: detached]");
+                    return Ok(());
+                }
+                Key::Help => eprint!("{HELP}"),
+                Key::Nothing => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tildes_pass_and_escape_works() {
+        let mut e = Escape::default();
+        let sent: Vec<u8> = b"~~~k".iter().flat_map(|&b| match e.key(b) {
+            Key::Send(v) => v,
+            k => panic!("{k:?}"),
+        }).collect();
+        assert_eq!(sent, b"~~~k");
+        assert_eq!(e.key(ESCAPE), Key::Nothing);
+        assert_eq!(e.key(ESCAPE), Key::Send(vec![ESCAPE]));
+        assert_eq!(e.key(ESCAPE), Key::Nothing);
+        assert_eq!(e.key(b'x'), Key::Nothing);
+        assert_eq!(e.key(b'q'), Key::Send(vec![b'q']));
+        assert_eq!(e.key(ESCAPE), Key::Nothing);
+        assert_eq!(e.key(b'q'), Key::Detach);
+    }
+}
