@@ -103,7 +103,6 @@ fn run(tsc_khz: u64) -> Result<Never, String> {
     let (undi, info) = pxe::Undi::open(pxe).map_err(|e| format!("cannot open the NIC through UNDI: {e}"))?;
     println!("NIC: MAC {}, IRQ {}, I/O {:#x}", mac_str(&info.mac), info.irq, info.io);
     let mut net = Net::new(undi, info.mac);
-
     let t0 = cpu::now_ms();
     let lease = match net.dhcp(DHCP_TIMEOUT_MS) {
         Some(l) => {
@@ -159,7 +158,10 @@ fn run(tsc_khz: u64) -> Result<Never, String> {
         cursor = (cursor + f.size as usize).next_multiple_of(4096);
     }
     let stats = net.dev.undi.stats;
-    println!("UNDI: {} calls, {} frames in, {} out, {} transmit errors", stats.calls, stats.rx_frames, stats.tx_frames, stats.tx_errors);
+    println!(
+        "UNDI: {} PXE calls in {} trips to real mode ({} ms), {} frames in ({} dropped), {} out, {} transmit errors",
+        stats.calls, stats.pumps, stats.pump_tsc / tsc_khz, stats.rx_frames, stats.rx_dropped, stats.tx_frames, stats.tx_errors
+    );
 
     let staging: &'static [u8] = staging;
     let file = |i: usize, e: &'static config::Entry| boot::StagedFile {

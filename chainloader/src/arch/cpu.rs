@@ -51,6 +51,11 @@ pub fn now_ms() -> u64 {
     (rdtsc() - TSC_ZERO.load(Ordering::Relaxed)) / TSC_PER_MS.load(Ordering::Relaxed)
 }
 
+/// The TSC value at `ms` on the [`now_ms`] scale.
+pub fn tsc_at_ms(ms: u64) -> u64 {
+    TSC_ZERO.load(Ordering::Relaxed) + ms * TSC_PER_MS.load(Ordering::Relaxed)
+}
+
 /// Microseconds since [`calibrate_clock`].
 pub fn now_us() -> u64 {
     (rdtsc() - TSC_ZERO.load(Ordering::Relaxed)) * 1000 / TSC_PER_MS.load(Ordering::Relaxed)

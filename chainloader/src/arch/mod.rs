@@ -11,6 +11,7 @@ pub mod thunk;
 use core::cell::UnsafeCell;
 
 core::arch::global_asm!(include_str!("modes.S"), options(att_syntax));
+core::arch::global_asm!(include_str!("pump.S"), options(att_syntax));
 
 /// The registers the PXE ROM (or PXELINUX) handed to the NBP at 0000:7C00.
 #[repr(C)]

@@ -367,8 +367,61 @@ pub struct Undi {
     in_isr_run: bool,
     rx_have: usize,
     tx_next: usize,
+    pending_tx: Option<(usize, usize)>,
+    ring_count: usize,
+    ring_next: usize,
     pub stats: UndiStats,
 }
+
+/// Mirrors the control block `pump_ctl` in pump.S.
+#[repr(C, packed)]
+struct PumpCtl {
+    entry: u32,
+    bang: u16,
+    tx: u16,
+    tx_param: u32,
+    ring_seg: u16,
+    nslots: u16,
+    nframes: u16,
+    dropped: u16,
+    calls: u32,
+    deadline: u64,
+    tx_status: u16,
+    have: u16,
+    isr: [u8; 20],
+}
+
+extern "C" {
+    static mut pump_ctl: PumpCtl;
+    fn undi_pump();
+}
+
+/// The control block as a BaseMem view.
+struct PumpRef;
+impl PumpRef {
+    #[allow(clippy::mut_from_ref)]
+    fn get(&self) -> &mut PumpCtl {
+        // SAFETY: pump_ctl is only touched here and by undi_pump, which runs
+        // synchronously inside a thunk call; single-threaded.
+        unsafe { &mut *core::ptr::addr_of_mut!(pump_ctl) }
+    }
+}
+static PUMP: PumpRef = PumpRef;
+
+/// undi_pump addresses its data CS-relative with CS = 0, so it must be
+/// called as 0000:offset (link.ld keeps .text16 below 64 KiB).
+fn undi_pump_addr() -> usize {
+    let a = undi_pump as usize;
+    assert!(a < 0x10000);
+    a
+}
+
+/// Receive ring slots: a u16 length, then the frame (at most 1534 bytes).
+/// 16-byte aligned: slot i is at segment base/16 + 96*i.
+pub const RING_SLOTS: usize = 32;
+#[repr(C, align(16))]
+struct Ring([[u8; 1536]; RING_SLOTS]);
+static RING: BaseMem<Ring> = BaseMem::new(Ring([[0; 1536]; RING_SLOTS]));
 
 #[derive(Default, Clone, Copy, Debug)]
 pub struct UndiStats {
@@ -376,6 +429,10 @@ pub struct UndiStats {
     pub rx_frames: u64,
     pub tx_frames: u64,
     pub tx_errors: u64,
+    pub pumps: u64,
+    /// TSC ticks spent in pump trips (real mode included).
+    pub pump_tsc: u64,
+    pub rx_dropped: u64,
 }
 
 impl Pxe {
@@ -438,7 +495,7 @@ impl Undi {
         let _ = pxe.undi_close();
         pxe.undi_open()?;
         let info = pxe.undi_get_information()?;
-        Ok((Undi { pxe, in_isr_run: false, rx_have: 0, tx_next: 0, stats: UndiStats::default() }, info))
+        Ok((Undi { pxe, in_isr_run: false, rx_have: 0, tx_next: 0, pending_tx: None, ring_count: 0, ring_next: 0, stats: UndiStats::default() }, info))
     }
 
     /// A buffer in base memory to build the next frame in.
@@ -446,10 +503,11 @@ impl Undi {
         &mut TX_BUFS.get()[self.tx_next]
     }
 
-    /// Sends the first `len` bytes of [`Self::tx_buffer`] as a whole
-    /// Ethernet frame (header included, P_UNKNOWN), padded to 60 bytes.
-    pub fn transmit(&mut self, len: usize) -> Result<(), PxeError> {
-        let buf = &mut TX_BUFS.get()[self.tx_next];
+    /// Fills the UNDI_TRANSMIT block for the first `len` bytes of transmit
+    /// buffer `idx`: a whole Ethernet frame (header included, P_UNKNOWN),
+    /// padded to 60 bytes.
+    fn prepare_transmit(&mut self, idx: usize, len: usize) {
+        let buf = &mut TX_BUFS.get()[idx];
         let len = if len < 60 {
             buf[len..60].fill(0);
             60
@@ -467,14 +525,83 @@ impl Undi {
             tbd: far(FarPtr::from_linear(TBD.addr())),
             reserved: [0; 2],
         };
+    }
+
+    /// Queues the first `len` bytes of [`Self::tx_buffer`] for sending: it
+    /// goes out with the next [`Self::pump`] (in the same trip to real
+    /// mode), or now if another frame is queued behind it.
+    pub fn queue_tx(&mut self, len: usize) {
+        self.flush_tx();
+        self.pending_tx = Some((self.tx_next, len));
         self.tx_next ^= 1;
-        self.stats.calls += 1;
-        let r = self.pxe.call(opcode::UNDI_TRANSMIT, &TRANSMIT);
-        match r {
-            Ok(()) => self.stats.tx_frames += 1,
-            Err(_) => self.stats.tx_errors += 1,
+    }
+
+    /// Sends the queued frame, if any, with its own PXE call.
+    pub fn flush_tx(&mut self) {
+        if let Some((idx, len)) = self.pending_tx.take() {
+            self.prepare_transmit(idx, len);
+            self.stats.calls += 1;
+            match self.pxe.call(opcode::UNDI_TRANSMIT, &TRANSMIT) {
+                Ok(()) => self.stats.tx_frames += 1,
+                Err(_) => self.stats.tx_errors += 1,
+            }
         }
-        r
+    }
+
+    /// One trip to real mode (`undi_pump` in pump.S): sends the queued
+    /// frame, then collects received frames into the ring until at least
+    /// one is there or the TSC reaches `deadline_tsc`. Returns the number
+    /// of frames now waiting in the ring.
+    pub fn pump(&mut self, deadline_tsc: u64) -> usize {
+        if self.ring_next < self.ring_count {
+            return self.ring_count - self.ring_next;
+        }
+        let tx = self.pending_tx.take();
+        if let Some((idx, len)) = tx {
+            self.prepare_transmit(idx, len);
+        }
+        let ctl = PUMP.get();
+        ctl.entry = far(self.pxe.entry);
+        ctl.bang = self.pxe.bang as u16;
+        ctl.tx = tx.is_some() as u16;
+        ctl.tx_param = far(FarPtr::from_linear(TRANSMIT.addr()));
+        ctl.ring_seg = (RING.addr() >> 4) as u16;
+        ctl.nslots = RING_SLOTS as u16;
+        ctl.deadline = deadline_tsc;
+        let calls_before = ctl.calls;
+        let mut r = Regs::default();
+        let t0 = super::cpu::rdtsc();
+        // SAFETY (of the call it makes): undi_pump is real-mode code in
+        // .text16 (below 64 KiB, so segment 0 reaches it); it touches only
+        // its control block, the ring and the PXE parameter blocks.
+        thunk::far_call(FarPtr { segment: 0, offset: undi_pump_addr() as u16 }, &mut r, &[]);
+        let ctl = PUMP.get();
+        self.stats.pump_tsc += super::cpu::rdtsc() - t0;
+        self.stats.calls += (ctl.calls - calls_before) as u64;
+        self.stats.pumps += 1;
+        if tx.is_some() {
+            if ctl.tx_status == 0 {
+                self.stats.tx_frames += 1;
+            } else {
+                self.stats.tx_errors += 1;
+            }
+        }
+        self.stats.rx_dropped = ctl.dropped as u64;
+        self.ring_count = ctl.nframes as usize;
+        self.ring_next = 0;
+        self.stats.rx_frames += self.ring_count as u64;
+        self.ring_count
+    }
+
+    /// The next frame from the ring (filled by [`Self::pump`]); no PXE call.
+    pub fn next_rx(&mut self) -> Option<RxFrame> {
+        if self.ring_next >= self.ring_count {
+            return None;
+        }
+        let slot = &RING.get().0[self.ring_next];
+        self.ring_next += 1;
+        let len = u16::from_le_bytes([slot[0], slot[1]]) as usize;
+        Some(RxFrame { addr: slot.as_ptr() as usize + 2, len })
     }
 
     fn isr(&mut self, func: u16) -> Result<UndiIsr, PxeError> {

@@ -84,8 +84,18 @@ impl Net {
         Net { dev, iface, sockets, tftp_sock }
     }
 
+    /// smoltcp's work: frames waiting in the ring go in, queued output goes
+    /// to the UNDI transmit queue. Makes no PXE call.
     fn poll(&mut self) {
         self.iface.poll(now(), &mut self.dev, &mut self.sockets);
+    }
+
+    /// Sends what is queued and waits for frames until `until_ms` (at most
+    /// 50 ms, so timers stay fresh): one trip to real mode.
+    fn wait(&mut self, until_ms: u64) {
+        let now = cpu::now_ms();
+        let until = until_ms.clamp(now, now + 50);
+        self.dev.undi.pump(cpu::tsc_at_ms(until));
     }
 
     /// DHCP through smoltcp with our user and vendor class. `None` when no
@@ -114,7 +124,10 @@ impl Net {
                 }
                 break;
             }
+            let at = self.iface.poll_at(now(), &self.sockets).map(|i| i.total_millis() as u64).unwrap_or(u64::MAX);
+            self.wait(at.min(cpu::now_ms() + 10));
         }
+        self.dev.undi.flush_tx();
         self.sockets.remove(h);
         lease
     }
@@ -188,13 +201,15 @@ impl Net {
             let s = self.sockets.get_mut::<udp::Socket>(h);
             let mut done = None;
             let mut err = None;
+            let mut handled = 0;
             while let Ok((data, meta)) = s.recv() {
                 if meta.endpoint.addr != server.into() {
                     continue;
                 }
+                handled += 1;
                 match client.handle(cpu::now_ms(), meta.endpoint.port, data, &mut sink) {
                     Ok(Event::Done { size }) => {
-                        done = Some(size);
+                        done = Some(Ok(Fetched { size, ms: cpu::now_ms() - t0 }));
                         break;
                     }
                     Ok(Event::Progress { received, total }) => {
@@ -226,22 +241,29 @@ impl Net {
                     }
                 }
             }
-            if let Some(size) = done {
-                // The final ACK.
-                while let Some(t) = client.poll_transmit(cpu::now_ms(), &mut txbuf) {
-                    let _ = s.send_slice(&txbuf[..t.len], IpEndpoint::new(server.into(), t.dst_port));
-                }
-                self.poll();
-                break Ok(Fetched { size, ms: cpu::now_ms() - t0 });
-            }
             if let Some(e) = err {
-                // An ERROR for the server, if the client queued one.
+                done = Some(Err(e));
+            }
+            if let Some(r) = done {
+                // The final ACK, or an ERROR for the server: out now.
+                let s = self.sockets.get_mut::<udp::Socket>(h);
                 while let Some(t) = client.poll_transmit(cpu::now_ms(), &mut txbuf) {
                     let _ = s.send_slice(&txbuf[..t.len], IpEndpoint::new(server.into(), t.dst_port));
                 }
                 self.poll();
-                break Err(e);
+                self.dev.undi.flush_tx();
+                break r;
             }
+            if handled > 0 {
+                // Answers (ACKs) to queue first; the ring may hold more.
+                continue;
+            }
+            let at = client.poll_at().unwrap_or(u64::MAX);
+            let at = match self.iface.poll_at(now(), &self.sockets) {
+                Some(i) => at.min(i.total_millis() as u64),
+                None => at,
+            };
+            self.wait(at);
         };
         if started {
             println!();

@@ -31,8 +31,9 @@ impl phy::TxToken for TxToken<'_> {
         let len = len.min(TX_BUF_LEN);
         let buf = self.0.tx_buffer();
         let r = f(&mut buf[..len]);
-        // A failed transmit is a lost frame; the protocols above retransmit.
-        let _ = self.0.transmit(len);
+        // Sent with the next pump (one trip to real mode for the send and
+        // the wait for the answer). A lost frame is the protocols' business.
+        self.0.queue_tx(len);
         r
     }
 }
@@ -42,7 +43,7 @@ impl Device for UndiDevice {
     type TxToken<'a> = TxToken<'a>;
 
     fn receive(&mut self, _timestamp: Instant) -> Option<(RxToken, TxToken<'_>)> {
-        let frame = self.undi.poll_rx()?;
+        let frame = self.undi.next_rx()?;
         Some((RxToken(frame), TxToken(&mut self.undi)))
     }
 

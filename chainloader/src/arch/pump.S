@@ -1,0 +1,165 @@
+/*
+ * undi_pump: the UNDI receive loop, run entirely in real mode so that one
+ * long->real->long round trip (about 76 us under QEMU TCG, most of it the
+ * TLB refill after paging is switched back on) serves a whole exchange
+ * instead of one PXE call.
+ *
+ * Called through rm_thunk as a far call (CS=0, interrupts on). It
+ *   1. sends the frame whose UNDI_TRANSMIT block pump_tx_param points to,
+ *      if pump_tx is set;
+ *   2. runs the UNDI ISR sequence (START, then PROCESS and GET_NEXT until
+ *      DONE), putting each received frame, reassembled from its fragments,
+ *      into the next slot of the ring at pump_ring_seg (slot i at segment
+ *      pump_ring_seg + 96*i: a u16 length, then the frame);
+ *   3. repeats 2 until at least one frame is in the ring or the TSC passes
+ *      pump_deadline.
+ * Transmit completions are skipped; some ROMs never report them.
+ * Layout of the control block mirrors arch::pump::PumpCtl.
+ */
+.section .text16, "awx"
+.code16
+.globl undi_pump
+undi_pump:
+    pushw %ds
+    pushw %es
+    pushal
+    movw $0, %cs:pump_nframes
+    movw $0, %cs:pump_have
+    cmpw $0, %cs:pump_tx
+    je 1f
+    movw $0, %cs:pump_tx
+    movl %cs:pump_tx_param, %eax
+    movw $0x0008, %bx
+    call pump_pxe_call
+    movw %ax, %cs:pump_tx_status
+1:
+pump_poll:
+    movw $0, %cs:pump_have
+    movw $1, %cs:pump_isr+2         /* START */
+    call pump_isr_call
+    testw %ax, %ax
+    jnz pump_check_time
+    cmpw $0, %cs:pump_isr+2         /* OURS? */
+    jne pump_check_time
+    movw $2, %cs:pump_isr+2         /* PROCESS */
+    call pump_isr_call
+pump_result:
+    testw %ax, %ax
+    jnz pump_run_end
+    movw %cs:pump_isr+2, %ax
+    cmpw $3, %ax                    /* RECEIVE */
+    je pump_got_rx
+    cmpw $2, %ax                    /* TRANSMIT (completion) */
+    je pump_next
+    cmpw $4, %ax                    /* BUSY */
+    je pump_next
+    jmp pump_run_end                /* DONE, or unknown */
+pump_got_rx:
+    call pump_copy_fragment
+pump_next:
+    movw $3, %cs:pump_isr+2         /* GET_NEXT */
+    call pump_isr_call
+    jmp pump_result
+pump_run_end:
+    cmpw $0, %cs:pump_nframes
+    jne pump_done
+pump_check_time:
+    rdtsc
+    cmpl %cs:pump_deadline+4, %edx
+    jb pump_poll
+    ja pump_done
+    cmpl %cs:pump_deadline, %eax
+    jb pump_poll
+pump_done:
+    popal
+    popw %es
+    popw %ds
+    lretw
+
+/* UNDI_ISR with the block in pump_isr (segment 0). */
+pump_isr_call:
+    movw $0, %cs:pump_isr
+    movl $pump_isr, %eax
+    movw $0x0014, %bx
+    jmp pump_pxe_call
+
+/* PXE call: EAX = parameter block (segment high, offset low), BX = opcode.
+ * Returns the PXE exit code in AX. Everything else may be clobbered. */
+pump_pxe_call:
+    incl %cs:pump_calls
+    cmpw $0, %cs:pump_bang
+    je 2f
+    movl %eax, %edx
+    shrl $16, %edx
+    pushw %dx                       /* parameter segment */
+    pushw %ax                       /* parameter offset */
+    pushw %bx                       /* opcode */
+    lcallw *%cs:pump_entry
+    addw $6, %sp
+    ret
+2:  movw %ax, %di                   /* PXENV+: ES:DI and BX */
+    shrl $16, %eax
+    movw %ax, %es
+    lcallw *%cs:pump_entry
+    ret
+
+/* Appends the fragment described by pump_isr to the current ring slot. */
+pump_copy_fragment:
+    movw %cs:pump_nframes, %ax
+    cmpw %cs:pump_nslots, %ax
+    jae 5f
+    movw %cs:pump_isr+6, %cx        /* FrameLength */
+    cmpw $1534, %cx
+    ja 5f
+    movw $96, %dx
+    mulw %dx
+    addw %cs:pump_ring_seg, %ax
+    movw %ax, %es
+    movw %cs:pump_have, %di
+    addw $2, %di
+    movw %cs:pump_isr+4, %cx        /* BufferLength */
+    movw %cs:pump_isr+6, %dx
+    subw %cs:pump_have, %dx         /* what the frame still lacks */
+    cmpw %dx, %cx
+    jbe 3f
+    movw %dx, %cx
+3:  addw %cx, %cs:pump_have
+    pushw %ds
+    ldsw %cs:pump_isr+10, %si       /* Frame: offset, segment */
+    cld
+    rep movsb
+    popw %ds
+    movw %cs:pump_have, %ax
+    cmpw %cs:pump_isr+6, %ax
+    jb 4f
+    movw %ax, %es:0
+    movw $0, %cs:pump_have
+    incw %cs:pump_nframes
+4:  ret
+5:  /* Ring full or oversize: the frame is dropped once it is complete. */
+    movw %cs:pump_isr+4, %ax
+    addw %ax, %cs:pump_have
+    movw %cs:pump_have, %ax
+    cmpw %cs:pump_isr+6, %ax
+    jb 6f
+    movw $0, %cs:pump_have
+    incw %cs:pump_dropped
+6:  ret
+
+.section .data16, "aw"
+.balign 8
+.globl pump_ctl
+pump_ctl:
+pump_entry:     .long 0     /* 0: PXE entry, offset low, segment high */
+pump_bang:      .word 0     /* 4: 1 = !PXE (stack parameters), 0 = PXENV+ */
+pump_tx:        .word 0     /* 6: transmit first */
+pump_tx_param:  .long 0     /* 8: UNDI_TRANSMIT block, far pointer */
+pump_ring_seg:  .word 0     /* 12 */
+pump_nslots:    .word 0     /* 14 */
+pump_nframes:   .word 0     /* 16: out */
+pump_dropped:   .word 0     /* 18: out, accumulates */
+pump_calls:     .long 0     /* 20: out, accumulates */
+pump_deadline:  .quad 0     /* 24: TSC */
+pump_tx_status: .word 0     /* 32: out, PXE exit code of the transmit */
+pump_have:      .word 0     /* 34 */
+pump_isr:       .space 20   /* 36: UNDI_ISR parameter block */
