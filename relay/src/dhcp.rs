@@ -227,9 +227,15 @@ impl Dhcp {
     pub fn decide(&self, client: &Client) -> Decision {
         let mut d = tagging::decide(&self.rules, client);
         if d.config_file == Some(ConfigFile::PerTarget) {
+            // The target's own file, else the default; with neither, no
+            // option 209, and the chainloader walks its PXELINUX-style
+            // candidates (01-<mac>, hex IP prefixes, default) by itself.
             let own = format!("chainloader.cfg/{}", mac_file_name(&client.mac));
-            let path = if self.tftp_root.join(&own).is_file() { own } else { "chainloader.cfg/default".to_string() };
-            d.config_file = Some(ConfigFile::Path(path));
+            let default = "chainloader.cfg/default".to_string();
+            d.config_file = [own, default].into_iter().find(|p| self.tftp_root.join(p).is_file()).map(ConfigFile::Path);
+            if d.config_file.is_none() {
+                d.note = Some("no chainloader.cfg/01-<mac> or chainloader.cfg/default in the TFTP root: no option 209".into());
+            }
         }
         d
     }

@@ -172,7 +172,7 @@ pub enum ConfigFile {
     /// A fixed path (`{mac}` already substituted).
     Path(String),
     /// `chainloader.cfg/01-<mac>` if it exists in the TFTP root, else
-    /// `chainloader.cfg/default`.
+    /// `chainloader.cfg/default` if that exists, else none.
     PerTarget,
 }
 

@@ -175,19 +175,23 @@ fn chainloader_gets_its_config_file_and_no_boot_file() {
     let root = tempfile::tempdir().unwrap();
     let mut d = server(Mode::Full, root.path(), None, "");
     let disc = with_user_class(ROM_DISCOVER, b"chainloader");
+    // No config in the TFTP root: no 209, the chainloader searches itself.
     let m = decode(&d.handle(&disc, from_client(), SERVER_PORT).unwrap().bytes());
-    assert_eq!(opt_bytes(&m, 209).unwrap(), b"chainloader.cfg/default");
+    assert!(opt_bytes(&m, 209).is_none());
     assert!(m.fname().is_none() || m.fname().unwrap().iter().all(|b| *b == 0));
     assert!(opt_bytes(&m, 67).is_none());
-    // With a per-target file in the TFTP root, that one.
     std::fs::create_dir_all(root.path().join("chainloader.cfg")).unwrap();
+    std::fs::write(root.path().join("chainloader.cfg/default"), "kernel kernel.elf\n").unwrap();
+    let m = decode(&d.handle(&disc, from_client(), SERVER_PORT).unwrap().bytes());
+    assert_eq!(opt_bytes(&m, 209).unwrap(), b"chainloader.cfg/default");
+    // With a per-target file in the TFTP root, that one.
     std::fs::write(root.path().join("chainloader.cfg/01-52-54-00-12-34-56"), "kernel kernel.elf\n").unwrap();
     let m = decode(&d.handle(&disc, from_client(), SERVER_PORT).unwrap().bytes());
     assert_eq!(opt_bytes(&m, 209).unwrap(), b"chainloader.cfg/01-52-54-00-12-34-56");
     // RFC 3004 list form is understood too.
     let listed = with_user_class(ROM_DISCOVER, b"\x0bchainloader");
     let m = decode(&d.handle(&listed, from_client(), SERVER_PORT).unwrap().bytes());
-    assert!(opt_bytes(&m, 209).is_some());
+    assert_eq!(opt_bytes(&m, 209).unwrap(), b"chainloader.cfg/01-52-54-00-12-34-56");
 }
 
 #[test]

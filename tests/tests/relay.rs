@@ -11,6 +11,12 @@ use e2e::{tftp_root, write_file};
 
 const BOOT: Duration = Duration::from_secs(90);
 
+/// The boot config the chainloader fetches: the reference kernel, which
+/// ends QEMU after its verdict line.
+fn write_boot_config(root: &std::path::Path) {
+    write_file(root, "chainloader.cfg/default", "kernel kernel.elf exit\n");
+}
+
 fn serve_args<'a>(root: &'a str, state: &'a str) -> Vec<&'a str> {
     vec!["serve", "--interface", "br0", "--tftp-root", root, "--state-dir", state]
 }
@@ -20,14 +26,17 @@ fn serve_args<'a>(root: &'a str, state: &'a str) -> Vec<&'a str> {
 #[test]
 fn relay_full_mode_boots_chainloader_and_kernel() {
     let root = tftp_root();
+    write_boot_config(root.path());
     let state = tempfile::tempdir().unwrap();
     let mut ns = NetNs::new();
     let r = Relayd::start(&mut ns, &serve_args(root.path().to_str().unwrap(), state.path().to_str().unwrap()));
     let vm = Qemu::start(&QemuConfig::tap(&ns.name, "tap0"));
-    vm.expect(r"chainloader: ", BOOT);
+    vm.expect(r"chainloader \d+\.\d+", BOOT);
     r.expect_log(r"dhcp: 52:54:00:12:34:56 DISCOVER .*rule=builtin:\S+ -> Offer ip=10\.77\.0\.100 file=chainloader\.0 next-server=10\.77\.0\.1", BOOT);
     r.expect_log(r"dhcp: 52:54:00:12:34:56 REQUEST .* -> Ack ip=10\.77\.0\.100 file=chainloader\.0", BOOT);
     r.expect_log(r#"tftp: .*"chainloader\.0": sent"#, BOOT);
+    // chainloader.0 asks again with its own user class and gets its config file.
+    r.expect_log(r#"DISCOVER .*user="chainloader" .*rule=builtin:chainloader -> Offer ip=10\.77\.0\.100 file=- .*209=chainloader\.cfg/default"#, BOOT);
     vm.expect(r"MBI-CHECK: ok", BOOT);
     // The lease was written for the next start.
     let leases = std::fs::read_to_string(state.path().join("leases.toml")).unwrap();
@@ -40,6 +49,7 @@ fn relay_full_mode_boots_chainloader_and_kernel() {
 fn relay_boots_chainloader_through_pxelinux() {
     let root = tftp_root();
     install_pxelinux(root.path());
+    write_boot_config(root.path());
     write_file(root.path(), "pxelinux.cfg/default", "default nbp\nprompt 0\nlabel nbp\n  kernel chainloader.0\n");
     let state = tempfile::tempdir().unwrap();
     let cfg = state.path().join("relay.toml");
@@ -53,7 +63,7 @@ fn relay_boots_chainloader_through_pxelinux() {
     args.extend(["--config", cfg.to_str().unwrap()]);
     let r = Relayd::start(&mut ns, &args);
     let vm = Qemu::start(&QemuConfig::tap(&ns.name, "tap0"));
-    vm.expect(r"chainloader: ", BOOT);
+    vm.expect(r"chainloader \d+\.\d+", BOOT);
     r.expect_log(r"DISCOVER .*rule=pxelinux \(over builtin:\S+\) -> Offer .*file=pxelinux\.0", BOOT);
     r.expect_log(r#"tftp: .*"pxelinux\.cfg/default": sent"#, BOOT);
     r.expect_log(r#"tftp: .*"chainloader\.0": sent"#, BOOT);
@@ -65,6 +75,7 @@ fn relay_boots_chainloader_through_pxelinux() {
 #[test]
 fn relay_proxy_mode_beside_dnsmasq() {
     let root = tftp_root();
+    write_boot_config(root.path());
     let state = tempfile::tempdir().unwrap();
     let mut ns = NetNs::new();
     let leasefile = state.path().join("dnsmasq.leases");
@@ -85,7 +96,7 @@ fn relay_proxy_mode_beside_dnsmasq() {
     args.push("--proxy");
     let r = Relayd::start(&mut ns, &args);
     let vm = Qemu::start(&QemuConfig::tap(&ns.name, "tap0"));
-    vm.expect(r"chainloader: ", BOOT);
+    vm.expect(r"chainloader \d+\.\d+", BOOT);
     r.expect_log(r"proxy: 52:54:00:12:34:56 DISCOVER .* -> Offer ip=- file=chainloader\.0", BOOT);
     r.expect_log(r#"tftp: 10\.77\.0\.(5\d|60):\d+ "chainloader\.0": sent"#, BOOT);
     vm.expect(r"MBI-CHECK: ok", BOOT);
