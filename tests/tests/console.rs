@@ -120,7 +120,14 @@ impl PtyQemu {
                 }
             });
         }
-        let pty = rx.recv_timeout(SHORT).expect("QEMU did not say where its pty is");
+        let pty = match rx.recv_timeout(SHORT) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("QEMU did not say where its pty is: {e}");
+            }
+        };
         PtyQemu { child, pty, monitor, dir }
     }
 
