@@ -159,8 +159,8 @@ fn run(tsc_khz: u64) -> Result<Never, String> {
     }
     let stats = net.dev.undi.stats;
     println!(
-        "UNDI: {} PXE calls in {} trips to real mode ({} ms), {} frames in ({} dropped), {} out, {} transmit errors",
-        stats.calls, stats.pumps, stats.pump_tsc / tsc_khz, stats.rx_frames, stats.rx_dropped, stats.tx_frames, stats.tx_errors
+        "UNDI: {} PXE calls in {} trips to real mode ({} ms, {} ms of it from send to first frame received), {} frames in ({} dropped), {} out, {} transmit errors",
+        stats.calls, stats.pumps, stats.pump_tsc / tsc_khz, stats.wait_tsc / tsc_khz, stats.rx_frames, stats.rx_dropped, stats.tx_frames, stats.tx_errors
     );
 
     let staging: &'static [u8] = staging;

@@ -33,8 +33,17 @@ undi_pump:
     call pump_pxe_call
     movw %ax, %cs:pump_tx_status
 1:
+    rdtsc
+    movl %eax, %cs:pump_t0
+    movl %edx, %cs:pump_t0+4
 pump_poll:
     movw $0, %cs:pump_have
+    /* A run left open by the previous trip (it ended on a RECEIVE) goes on
+     * with GET_NEXT: after our transmit that is TRANSMIT (completion) and
+     * then usually the answer, without a fresh START/PROCESS. A ROM that
+     * only polls its NIC on START answers DONE, and a new run starts. */
+    cmpw $0, %cs:pump_open
+    jne pump_next
     movw $1, %cs:pump_isr+2         /* START */
     call pump_isr_call
     testw %ax, %ax
@@ -56,11 +65,17 @@ pump_result:
     jmp pump_run_end                /* DONE, or unknown */
 pump_got_rx:
     call pump_copy_fragment
+    cmpw $0, %cs:pump_nframes
+    je pump_next
+    /* A whole frame: back to long mode at once, leaving the run open. */
+    movw $1, %cs:pump_open
+    jmp pump_done
 pump_next:
     movw $3, %cs:pump_isr+2         /* GET_NEXT */
     call pump_isr_call
     jmp pump_result
 pump_run_end:
+    movw $0, %cs:pump_open
     cmpw $0, %cs:pump_nframes
     jne pump_done
 pump_check_time:
@@ -135,6 +150,13 @@ pump_copy_fragment:
     movw %ax, %es:0
     movw $0, %cs:pump_have
     incw %cs:pump_nframes
+    cmpw $1, %cs:pump_nframes
+    jne 4f
+    rdtsc
+    subl %cs:pump_t0, %eax
+    sbbl %cs:pump_t0+4, %edx
+    addl %eax, %cs:pump_wait
+    adcl %edx, %cs:pump_wait+4
 4:  ret
 5:  /* Ring full or oversize: the frame is dropped once it is complete. */
     movw %cs:pump_isr+4, %ax
@@ -163,3 +185,7 @@ pump_deadline:  .quad 0     /* 24: TSC */
 pump_tx_status: .word 0     /* 32: out, PXE exit code of the transmit */
 pump_have:      .word 0     /* 34 */
 pump_isr:       .space 20   /* 36: UNDI_ISR parameter block */
+pump_t0:        .quad 0     /* 56: TSC after the transmit */
+pump_wait:      .quad 0     /* 64: out, accumulates: TSC from transmit to first frame */
+pump_open:      .word 0     /* 72: an ISR run is open (ended on RECEIVE) */
+

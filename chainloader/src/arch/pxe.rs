@@ -389,6 +389,9 @@ struct PumpCtl {
     tx_status: u16,
     have: u16,
     isr: [u8; 20],
+    t0: u64,
+    wait: u64,
+    open: u16,
 }
 
 extern "C" {
@@ -432,6 +435,8 @@ pub struct UndiStats {
     pub pumps: u64,
     /// TSC ticks spent in pump trips (real mode included).
     pub pump_tsc: u64,
+    /// TSC ticks from the end of a transmit to the first frame received.
+    pub wait_tsc: u64,
     pub rx_dropped: u64,
 }
 
@@ -568,6 +573,7 @@ impl Undi {
         ctl.ring_seg = (RING.addr() >> 4) as u16;
         ctl.nslots = RING_SLOTS as u16;
         ctl.deadline = deadline_tsc;
+
         let calls_before = ctl.calls;
         let mut r = Regs::default();
         let t0 = super::cpu::rdtsc();
@@ -587,6 +593,7 @@ impl Undi {
             }
         }
         self.stats.rx_dropped = ctl.dropped as u64;
+        self.stats.wait_tsc = ctl.wait;
         self.ring_count = ctl.nframes as usize;
         self.ring_next = 0;
         self.stats.rx_frames += self.ring_count as u64;
