@@ -98,12 +98,16 @@ pub fn bind_error(e: std::io::Error, port: u16, ifname: &str) -> anyhow::Error {
 /// A UDP socket on `addr` bound to the device `ifname`, allowed to
 /// broadcast. DHCP servers bind the wildcard address: clients without an
 /// address send to 255.255.255.255, which only a wildcard socket receives.
-pub fn udp_on(ifname: &str, addr: SocketAddrV4) -> anyhow::Result<UdpSocket> {
+///
+/// `share`: set SO_REUSEADDR, so that the socket can sit beside another
+/// server's on the same port (proxyDHCP next to a DHCP server on the same
+/// host; both get every broadcast). Otherwise a port held by another
+/// process on the device (dnsmasq) makes the bind fail, as it should.
+pub fn udp_on(ifname: &str, addr: SocketAddrV4, share: bool) -> anyhow::Result<UdpSocket> {
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).context("creating a UDP socket")?;
     s.bind_device(Some(ifname.as_bytes())).map_err(|e| bind_error(e, addr.port(), ifname))?;
     s.set_broadcast(true).context("SO_BROADCAST")?;
-    // Another process bound to the same port on the same device must make
-    // us fail (dnsmasq running), so no SO_REUSEADDR/SO_REUSEPORT here.
+    s.set_reuse_address(share).context("SO_REUSEADDR")?;
     s.bind(&SocketAddr::V4(addr).into()).map_err(|e| bind_error(e, addr.port(), ifname))?;
     Ok(s.into())
 }

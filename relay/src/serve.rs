@@ -49,9 +49,9 @@ pub fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
 
     // Bind first, so that a port held by dnsmasq is reported as such.
-    let dhcp_sock = iface::udp_on(&ifc.name, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, SERVER_PORT))?;
+    let dhcp_sock = iface::udp_on(&ifc.name, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, SERVER_PORT), mode == Mode::Proxy)?;
     let pxe_sock = match mode {
-        Mode::Proxy => Some(iface::udp_on(&ifc.name, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PXE_PORT))?),
+        Mode::Proxy => Some(iface::udp_on(&ifc.name, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PXE_PORT), false)?),
         Mode::Full => None,
     };
     let tftp = TftpServer::bind(TftpConfig {
