@@ -48,8 +48,11 @@ pump_poll:
     call pump_isr_call
     testw %ax, %ax
     jnz pump_check_time
-    cmpw $0, %cs:pump_isr+2         /* OURS? */
-    jne pump_check_time
+    /* PROCESS follows even on NOT_OURS: with nothing to interrupt (we
+     * poll), iPXE answers NOT_OURS whenever the NIC interrupt is disabled,
+     * as it is after UNDI_OPEN, and a frame would then wait until some
+     * other event (measured: 1 s for the DHCPOFFER). PROCESS with nothing
+     * there just says DONE. */
     movw $2, %cs:pump_isr+2         /* PROCESS */
     call pump_isr_call
 pump_result:

@@ -493,12 +493,18 @@ impl Pxe {
 }
 
 impl Undi {
-    /// Takes the NIC over: UNDI_CLOSE (PXELINUX or the ROM may have it open;
-    /// a failure only means it was closed), then UNDI_OPEN with directed and
-    /// broadcast frames.
+    /// Takes the NIC over with directed and broadcast frames. UNDI_OPEN
+    /// first: straight from the ROM, UNDI is still open and an OPEN only
+    /// sets the filter, whereas CLOSE + OPEN resets the NIC (QEMU's e1000
+    /// then drops frames for about a second until its link is up again).
+    /// If that OPEN fails (a ROM that wants it closed first), UNDI_CLOSE
+    /// (whose failure only means it was closed, as PXELINUX leaves it) and
+    /// UNDI_OPEN again.
     pub fn open(pxe: Pxe) -> Result<(Undi, UndiInfo), PxeError> {
-        let _ = pxe.undi_close();
-        pxe.undi_open()?;
+        if pxe.undi_open().is_err() {
+            let _ = pxe.undi_close();
+            pxe.undi_open()?;
+        }
         let info = pxe.undi_get_information()?;
         Ok((Undi { pxe, in_isr_run: false, rx_have: 0, tx_next: 0, pending_tx: None, ring_count: 0, ring_next: 0, stats: UndiStats::default() }, info))
     }
