@@ -101,7 +101,7 @@ fn run(tsc_khz: u64) -> Result<Never, String> {
     }
 
     let (undi, info) = pxe::Undi::open(pxe).map_err(|e| format!("cannot open the NIC through UNDI: {e}"))?;
-    println!("NIC: MAC {}, IRQ {}, I/O {:#x}", mac_str(&info.mac), info.irq, info.io);
+    println!("NIC: MAC {}, MTU {}, IRQ {}, I/O {:#x}", mac_str(&info.mac), info.mtu, info.irq, info.io);
     let mut net = Net::new(undi, info.mac);
     let t0 = cpu::now_ms();
     let lease = match net.dhcp(DHCP_TIMEOUT_MS) {

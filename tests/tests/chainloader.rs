@@ -24,7 +24,7 @@ fn boot_reference(nic: &str) -> String {
     q.expect(r"NIC: MAC 52:54:00:12:34:56", SHORT);
     q.expect(r"IP 10\.0\.2\.15/24, gateway 10\.0\.2\.2, TFTP server 10\.0\.2\.2", SHORT);
     q.expect(r"config chainloader\.cfg/default: kernel kernel\.elf", SHORT);
-    q.expect(r"kernel\.elf: [0-9.]+ MiB in [0-9.]+ s, [0-9.]+ MiB/s", SHORT);
+    q.expect(r"kernel\.elf: [0-9.]+ (KiB|MiB) in [0-9.]+ s, [0-9.]+ MiB/s", SHORT);
     q.expect("MBI-CHECK: (ok|FAIL.*)", SHORT);
     let out = q.output();
     assert!(out.contains("MBI-CHECK: ok"), "self-check failed:\n{out}");

@@ -56,11 +56,6 @@ pub fn tsc_at_ms(ms: u64) -> u64 {
     TSC_ZERO.load(Ordering::Relaxed) + ms * TSC_PER_MS.load(Ordering::Relaxed)
 }
 
-/// Microseconds since [`calibrate_clock`].
-pub fn now_us() -> u64 {
-    (rdtsc() - TSC_ZERO.load(Ordering::Relaxed)) * 1000 / TSC_PER_MS.load(Ordering::Relaxed)
-}
-
 pub fn delay_ms(ms: u64) {
     let end = now_ms() + ms;
     while now_ms() < end {

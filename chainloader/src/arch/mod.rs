@@ -41,14 +41,12 @@ pub fn entry_regs() -> EntryRegs {
 
 /// (image start, image end, end of .bss) as linear addresses.
 pub fn image_layout() -> (usize, usize, usize) {
-    // SAFETY: only the addresses of linker symbols are taken.
-    unsafe {
-        (
-            core::ptr::addr_of!(__image_start) as usize,
-            core::ptr::addr_of!(__image_end) as usize,
-            core::ptr::addr_of!(__bss_end) as usize,
-        )
-    }
+    // Only the addresses of the linker symbols are taken.
+    (
+        core::ptr::addr_of!(__image_start) as usize,
+        core::ptr::addr_of!(__image_end) as usize,
+        core::ptr::addr_of!(__bss_end) as usize,
+    )
 }
 
 /// A static that real-mode code (BIOS, PXE ROM) reads or writes through a

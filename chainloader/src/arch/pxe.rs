@@ -11,13 +11,11 @@ use super::BaseMem;
 use core::fmt;
 
 pub mod opcode {
-    pub const UNDI_CLEANUP: u16 = 0x0002;
     pub const UNDI_SHUTDOWN: u16 = 0x0005;
     pub const UNDI_OPEN: u16 = 0x0006;
     pub const UNDI_CLOSE: u16 = 0x0007;
     pub const UNDI_TRANSMIT: u16 = 0x0008;
     pub const UNDI_GET_INFORMATION: u16 = 0x000C;
-    pub const UNDI_ISR: u16 = 0x0014;
     pub const STOP_UNDI: u16 = 0x0015;
     pub const UNLOAD_STACK: u16 = 0x0070;
     pub const GET_CACHED_INFO: u16 = 0x0071;
@@ -264,20 +262,6 @@ struct UndiGetInformation {
 
 #[repr(C, packed)]
 #[derive(Clone, Copy)]
-struct UndiIsr {
-    status: u16,
-    func_flag: u16,
-    buffer_length: u16,
-    frame_length: u16,
-    frame_header_length: u16,
-    frame: u32,
-    prot_type: u8,
-    pkt_type: u8,
-    reserved: [u8; 4],
-}
-
-#[repr(C, packed)]
-#[derive(Clone, Copy)]
 struct GetCachedInfo {
     status: u16,
     packet_type: u16,
@@ -291,17 +275,9 @@ const FLTR_BRDCST: u16 = 2;
 const P_UNKNOWN: u8 = 0;
 const XMT_DESTADDR: u8 = 0;
 
-const ISR_IN_START: u16 = 1;
-const ISR_IN_PROCESS: u16 = 2;
-const ISR_IN_GET_NEXT: u16 = 3;
-const ISR_OUT_OURS: u16 = 0;
-const ISR_OUT_DONE: u16 = 0;
-const ISR_OUT_TRANSMIT: u16 = 2;
-const ISR_OUT_RECEIVE: u16 = 3;
-const ISR_OUT_BUSY: u16 = 4;
+// The UNDI_ISR sequence (START, PROCESS, GET_NEXT) runs in pump.S.
 
 pub const PACKET_TYPE_DHCP_ACK: u16 = 2;
-pub const PACKET_TYPE_CACHED_REPLY: u16 = 3;
 
 static STATUS_BLOCK: BaseMem<StatusOnly> = BaseMem::new(StatusOnly { status: 0, reserved: [0; 10] });
 static OPEN: BaseMem<UndiOpen> = BaseMem::new(UndiOpen { status: 0, open_flag: 0, pkt_filter: 0, mcast_count: 0, mcast: [[0; 6]; 8] });
@@ -321,25 +297,11 @@ static INFO: BaseMem<UndiGetInformation> = BaseMem::new(UndiGetInformation {
     rx_buf_ct: 0,
     tx_buf_ct: 0,
 });
-static ISR: BaseMem<UndiIsr> = BaseMem::new(UndiIsr {
-    status: 0,
-    func_flag: 0,
-    buffer_length: 0,
-    frame_length: 0,
-    frame_header_length: 0,
-    frame: 0,
-    prot_type: 0,
-    pkt_type: 0,
-    reserved: [0; 4],
-});
 static CACHED: BaseMem<GetCachedInfo> = BaseMem::new(GetCachedInfo { status: 0, packet_type: 0, buffer_size: 0, buffer: 0, buffer_limit: 0 });
 /// Frames handed to UNDI_TRANSMIT. Two, used in turn, because a ROM may
 /// still be reading the previous one when it never reports completion.
 pub const TX_BUF_LEN: usize = 1536;
 static TX_BUFS: BaseMem<[[u8; TX_BUF_LEN]; 2]> = BaseMem::new([[0; TX_BUF_LEN]; 2]);
-/// Where fragmented received frames are put back together.
-static RX_BUF: BaseMem<[u8; TX_BUF_LEN]> = BaseMem::new([0; TX_BUF_LEN]);
-
 pub struct UndiInfo {
     pub mac: [u8; 6],
     pub mtu: u16,
@@ -347,8 +309,7 @@ pub struct UndiInfo {
     pub io: u16,
 }
 
-/// A received frame: either straight in the ROM's buffer (valid until the
-/// next UNDI call) or reassembled in ours.
+/// A received frame in a slot of the receive ring (valid until the next pump).
 pub struct RxFrame {
     pub addr: usize,
     pub len: usize,
@@ -360,12 +321,10 @@ impl RxFrame {
     }
 }
 
-/// UNDI driven by polling: the ISR state (inside a PROCESS/GET_NEXT run or
-/// not), the reassembly state, and the transmit buffer in turn.
+/// UNDI driven by polling: the queued frame, the transmit buffer in turn,
+/// and the receive ring that `undi_pump` fills.
 pub struct Undi {
     pub pxe: Pxe,
-    in_isr_run: bool,
-    rx_have: usize,
     tx_next: usize,
     pending_tx: Option<(usize, usize)>,
     ring_count: usize,
@@ -414,7 +373,7 @@ static PUMP: PumpRef = PumpRef;
 /// undi_pump addresses its data CS-relative with CS = 0, so it must be
 /// called as 0000:offset (link.ld keeps .text16 below 64 KiB).
 fn undi_pump_addr() -> usize {
-    let a = undi_pump as usize;
+    let a = undi_pump as *const () as usize;
     assert!(a < 0x10000);
     a
 }
@@ -479,10 +438,6 @@ impl Pxe {
         self.status_call(opcode::UNDI_SHUTDOWN)
     }
 
-    pub fn undi_cleanup(&self) -> Result<(), PxeError> {
-        self.status_call(opcode::UNDI_CLEANUP)
-    }
-
     pub fn stop_undi(&self) -> Result<(), PxeError> {
         self.status_call(opcode::STOP_UNDI)
     }
@@ -506,7 +461,7 @@ impl Undi {
             pxe.undi_open()?;
         }
         let info = pxe.undi_get_information()?;
-        Ok((Undi { pxe, in_isr_run: false, rx_have: 0, tx_next: 0, pending_tx: None, ring_count: 0, ring_next: 0, stats: UndiStats::default() }, info))
+        Ok((Undi { pxe, tx_next: 0, pending_tx: None, ring_count: 0, ring_next: 0, stats: UndiStats::default() }, info))
     }
 
     /// A buffer in base memory to build the next frame in.
@@ -615,65 +570,6 @@ impl Undi {
         self.ring_next += 1;
         let len = u16::from_le_bytes([slot[0], slot[1]]) as usize;
         Some(RxFrame { addr: slot.as_ptr() as usize + 2, len })
-    }
-
-    fn isr(&mut self, func: u16) -> Result<UndiIsr, PxeError> {
-        let b = ISR.get();
-        b.status = 0;
-        b.func_flag = func;
-        self.stats.calls += 1;
-        self.pxe.call(opcode::UNDI_ISR, &ISR)?;
-        Ok(*ISR.get())
-    }
-
-    /// Polls for one received frame. Runs the UNDI ISR sequence: START
-    /// (is there work?), then PROCESS and GET_NEXT until DONE, collecting
-    /// fragments until a whole frame is there. Transmit completions are
-    /// skipped (some ROMs never report them; nothing waits for them).
-    pub fn poll_rx(&mut self) -> Option<RxFrame> {
-        loop {
-            let r = if self.in_isr_run {
-                self.isr(ISR_IN_GET_NEXT)
-            } else {
-                match self.isr(ISR_IN_START) {
-                    Ok(r) if r.func_flag == ISR_OUT_OURS => {}
-                    _ => return None,
-                }
-                self.in_isr_run = true;
-                self.rx_have = 0;
-                self.isr(ISR_IN_PROCESS)
-            };
-            let Ok(r) = r else {
-                self.in_isr_run = false;
-                return None;
-            };
-            match r.func_flag {
-                ISR_OUT_RECEIVE => {
-                    let frag = FarPtr::from_u32(r.frame).linear();
-                    let frag_len = r.buffer_length as usize;
-                    let total = (r.frame_length as usize).min(TX_BUF_LEN);
-                    if self.rx_have == 0 && frag_len >= total {
-                        // The whole frame in one piece: no copy.
-                        self.stats.rx_frames += 1;
-                        return Some(RxFrame { addr: frag, len: total });
-                    }
-                    let n = frag_len.min(total - self.rx_have);
-                    RX_BUF.get()[self.rx_have..self.rx_have + n].copy_from_slice(read_bytes(frag, n));
-                    self.rx_have += n;
-                    if self.rx_have >= total {
-                        self.rx_have = 0;
-                        self.stats.rx_frames += 1;
-                        return Some(RxFrame { addr: RX_BUF.addr(), len: total });
-                    }
-                }
-                ISR_OUT_TRANSMIT | ISR_OUT_BUSY => {}
-                _ => {
-                    // DONE (or something unknown): the run is over.
-                    self.in_isr_run = false;
-                    return None;
-                }
-            }
-        }
     }
 
     /// Quiesces the NIC before handoff: no more DMA into RAM the kernel

@@ -272,10 +272,10 @@ impl Net {
     }
 }
 
-/// "2.3 MiB in 0.41 s, 5.6 MiB/s"
+/// "2.3 MiB in 0.41 s, 5.6 MiB/s" (KiB below 1 MiB).
 pub fn rate(size: u64, ms: u64) -> String {
     let ms = ms.max(1);
-    let tenth_mib = size * 10 / (1 << 20);
     let rate10 = size * 10 * 1000 / ms / (1 << 20);
-    alloc::format!("{}.{} MiB in {}.{:02} s, {}.{} MiB/s", tenth_mib / 10, tenth_mib % 10, ms / 1000, ms % 1000 / 10, rate10 / 10, rate10 % 10)
+    let (tenths, unit) = if size >= 1 << 20 { (size * 10 >> 20, "MiB") } else { (size * 10 >> 10, "KiB") };
+    alloc::format!("{}.{} {unit} in {}.{:02} s, {}.{} MiB/s", tenths / 10, tenths % 10, ms / 1000, ms % 1000 / 10, rate10 / 10, rate10 % 10)
 }
