@@ -132,3 +132,74 @@ fn install_pxelinux(root: &std::path::Path) {
         std::fs::copy(src, root.join(dst)).unwrap_or_else(|e| panic!("{src}: {e} (apt-get install pxelinux syslinux-common)"));
     }
 }
+
+/// dnsmasq (the real one, in a namespace of the test's own) on the tap
+/// link, serving DHCP and TFTP, tagging by our user class. `extra` adds
+/// dnsmasq options. Returns once dnsmasq has bound port 67.
+fn dnsmasq(ns: &mut e2e::netns::NetNs, root: &std::path::Path, state: &std::path::Path, extra: &[&str]) {
+    let mut cmd = ns.command("dnsmasq");
+    cmd.args([
+        "--port=0",
+        "--interface=br0",
+        "--bind-interfaces",
+        "--no-daemon",
+        "--conf-file=/dev/null",
+        "--user=root",
+        "--dhcp-range=10.77.0.100,10.77.0.150,1h",
+        "--enable-tftp",
+        &format!("--tftp-root={}", root.display()),
+        "--dhcp-userclass=set:chain,chainloader",
+        "--dhcp-boot=tag:!chain,chainloader.0",
+        &format!("--dhcp-leasefile={}", state.join("leases").display()),
+        &format!("--pid-file={}", state.join("pid").display()),
+    ]);
+    cmd.args(extra);
+    ns.spawn(cmd);
+    // Bounded wait for the DHCP socket (not a sleep: it polls the state).
+    for _ in 0..100 {
+        let out = ns.command("ss").args(["-Hlun", "sport = :67"]).output().unwrap();
+        if !out.stdout.is_empty() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("dnsmasq did not bind port 67");
+}
+
+/// dnsmasq tells the chainloader from the ROM by option 77 and hands it
+/// option 209: the config named there is used.
+#[test]
+fn dnsmasq_matches_user_class_and_option_209_names_the_config() {
+    let root = tftp_root();
+    let state = tempfile::tempdir().unwrap();
+    write_file(root.path(), "special.cfg", "kernel kernel.elf exit via=dnsmasq\n");
+    let mut ns = e2e::netns::NetNs::new();
+    dnsmasq(&mut ns, root.path(), state.path(), &["--dhcp-option=tag:chain,209,special.cfg"]);
+    let mut q = Qemu::start(&QemuConfig::tap(&ns.name, "tap0"));
+    q.expect(r"TFTP server 10\.77\.0\.1", BOOT);
+    q.expect(r"config special\.cfg: kernel kernel\.elf", SHORT);
+    q.expect("MBI-CHECK: (ok|FAIL.*)", SHORT);
+    let out = q.output();
+    assert!(out.contains("MBI-CHECK: ok"), "self-check failed:\n{out}");
+    assert!(out.contains(r#"MBI cmdline="exit via=dnsmasq""#), "{out}");
+    assert_eq!(q.wait_exit(SHORT), Some(debug_exit_status(0x10)));
+}
+
+/// A server that ignores the chainloader (dnsmasq's dhcp-ignore on our
+/// tag): after 4 s the ROM's cached DHCPACK is used, and the boot goes on.
+#[test]
+fn no_dhcp_answer_falls_back_to_the_roms_cached_ack() {
+    let root = tftp_root();
+    let state = tempfile::tempdir().unwrap();
+    write_file(root.path(), "chainloader.cfg/default", "kernel kernel.elf exit via=cached-ack\n");
+    let mut ns = e2e::netns::NetNs::new();
+    dnsmasq(&mut ns, root.path(), state.path(), &["--dhcp-ignore=tag:chain"]);
+    let mut q = Qemu::start(&QemuConfig::tap(&ns.name, "tap0"));
+    q.expect(r"DHCP: no answer after 4 s, using the PXE ROM's cached DHCPACK", BOOT);
+    q.expect(r"IP 10\.77\.0\.1\d\d/24, .*TFTP server 10\.77\.0\.1", SHORT);
+    q.expect("MBI-CHECK: (ok|FAIL.*)", SHORT);
+    let out = q.output();
+    assert!(out.contains("MBI-CHECK: ok"), "self-check failed:\n{out}");
+    assert!(out.contains(r#"MBI cmdline="exit via=cached-ack""#), "{out}");
+    assert_eq!(q.wait_exit(SHORT), Some(debug_exit_status(0x10)));
+}
