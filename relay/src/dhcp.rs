@@ -47,6 +47,8 @@ pub struct Dhcp {
     pub domain: Option<String>,
     /// Our own probe's transaction id, ignored when it loops back.
     pub ignore_xid: Option<u32>,
+    /// Told after each offer, so the conflict prober looks ahead.
+    pub offered: Option<std::sync::mpsc::Sender<()>>,
 }
 
 /// A reply to send.
@@ -112,6 +114,7 @@ impl Dhcp {
             dns: config.dhcp.dns.clone(),
             domain: config.dhcp.domain.clone(),
             ignore_xid: None,
+            offered: None,
         })
     }
 
@@ -171,6 +174,9 @@ impl Dhcp {
                     return None;
                 };
                 leases.offer(&mac, ip, now);
+                if let Some(tx) = &self.offered {
+                    let _ = tx.send(());
+                }
                 Some(self.reply(msg, client, MessageType::Offer, ip, &decision))
             }
             MessageType::Request => {
@@ -411,6 +417,41 @@ pub fn reply_destination(req: &Message, mtype: MessageType) -> SocketAddrV4 {
         return SocketAddrV4::new(req.ciaddr(), CLIENT_PORT);
     }
     SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT)
+}
+
+/// Pings the next free pool addresses in the background: at start, after
+/// every offer, and every `PROBE_EVERY`; an address that answers although
+/// nobody has a lease on it is taken out of the pool (for `BAD_SECS`) before
+/// any client is offered it. No boot waits for this.
+pub fn probe_pool(dhcp: &std::sync::Mutex<Dhcp>, mut pinger: crate::probe::Pinger, offered: std::sync::mpsc::Receiver<()>) -> anyhow::Result<()> {
+    const LOOKAHEAD: usize = 4;
+    const PROBE_EVERY: Duration = Duration::from_secs(60);
+    let mut last: HashMap<Ipv4Addr, Instant> = HashMap::new();
+    loop {
+        let candidates = {
+            let d = dhcp.lock().unwrap_or_else(|p| p.into_inner());
+            d.leases.as_ref().map(|l| l.next_free(LOOKAHEAD, unix_now())).unwrap_or_default()
+        };
+        for ip in candidates {
+            if last.get(&ip).is_some_and(|t| t.elapsed() < PROBE_EVERY) {
+                continue;
+            }
+            last.insert(ip, Instant::now());
+            if pinger.answers(ip, Duration::from_millis(500))? {
+                let mut d = dhcp.lock().unwrap_or_else(|p| p.into_inner());
+                warn!("dhcp: {ip} answers ping on {} but has no lease: in use by another host, taken out of the pool", d.iface.name);
+                if let Some(l) = d.leases.as_mut() {
+                    l.mark_bad(ip, unix_now())?;
+                }
+            } else {
+                debug!("dhcp: conflict probe: {ip} is free");
+            }
+        }
+        match offered.recv_timeout(PROBE_EVERY) {
+            Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+        }
+    }
 }
 
 /// Serves one socket until it fails. `local_port` tells the port it is on.

@@ -167,6 +167,14 @@ impl Leases {
         self.save()
     }
 
+    /// The next `n` addresses a new client would be offered (free, not
+    /// reserved, not found in use), for the background conflict probe.
+    pub fn next_free(&self, n: usize, now: u64) -> Vec<Ipv4Addr> {
+        // A MAC no client has: every lease and offer counts as taken.
+        let nobody: Mac = [0xff; 6];
+        (self.first..=self.last).map(Ipv4Addr::from).filter(|ip| self.in_pool(*ip) && self.free_for(*ip, &nobody, now)).take(n).collect()
+    }
+
     pub fn lease_of(&self, mac: &Mac) -> Option<Ipv4Addr> {
         self.bound.iter().find(|(_, (m, _))| m == mac).map(|(ip, _)| *ip)
     }
@@ -215,8 +223,10 @@ mod tests {
         assert!(l.bind(&A, ip(2), 0, 60).unwrap());
         assert!(!l.bind(&c, ip(2), 0, 60).unwrap(), "bound to someone else");
         assert!(!l.bind(&c, ip(9), 0, 60).unwrap(), "outside the pool");
+        assert_eq!(l.next_free(4, 1), vec![ip(3)]);
         l.mark_bad(ip(3), 0).unwrap();
         assert_eq!(l.choose(&c, None, 1), None, "pool exhausted");
+        assert!(l.next_free(4, 1).is_empty());
         l.release(&A, ip(2)).unwrap();
         assert_eq!(l.choose(&c, None, 1), Some(ip(2)));
     }

@@ -11,6 +11,7 @@ pub mod console;
 pub mod dhcp;
 pub mod iface;
 pub mod leases;
+pub mod probe;
 pub mod proxydhcp;
 pub mod ra;
 pub mod reboot;

@@ -87,6 +87,20 @@ pub fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         state_dir.display(),
     );
 
+    let (offered_tx, offered_rx) = mpsc::channel();
+    let pinger = match (mode, config.dhcp.no_probe) {
+        (Mode::Full, false) => match crate::probe::Pinger::new(&ifc.name) {
+            Ok(p) => {
+                dhcp.offered = Some(offered_tx);
+                Some(p)
+            }
+            Err(e) => {
+                warn!("no background conflict probe of pool addresses: {e:#}");
+                None
+            }
+        },
+        _ => None,
+    };
     let dhcp = Arc::new(Mutex::new(dhcp));
     let (done_tx, done_rx) = mpsc::channel::<(&'static str, anyhow::Result<()>)>();
     let spawn = |name: &'static str, f: Box<dyn FnOnce() -> anyhow::Result<()> + Send>| {
@@ -104,6 +118,10 @@ pub fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         spawn("pxe-4011", Box::new(move || dhcp::serve(s, PXE_PORT, &d)))?;
     }
     spawn("tftp", Box::new(move || tftp.run()))?;
+    if let Some(p) = pinger {
+        let d = dhcp.clone();
+        spawn("conflict-probe", Box::new(move || dhcp::probe_pool(&d, p, offered_rx)))?;
+    }
     if !opts.no_ra {
         match crate::ra::Responder::bind(&ifc.name) {
             Ok(r) => {

@@ -138,6 +138,27 @@ fn relay_refuses_full_mode_when_another_dhcp_server_answers() {
     );
 }
 
+/// A host already uses the first pool address (10.77.0.100) without a
+/// lease: the background probe finds it before any client is offered it.
+#[test]
+fn relay_takes_an_address_in_use_out_of_the_pool() {
+    let root = tftp_root();
+    let state = tempfile::tempdir().unwrap();
+    let mut ns = NetNs::new();
+    let squatter = NetNs::new();
+    squatter.exec(&["ip", "link", "del", "br0"]);
+    ns.exec(&["ip", "link", "add", "vsq", "type", "veth", "peer", "name", "eth0", "netns", &squatter.name]);
+    ns.exec(&["ip", "link", "set", "vsq", "master", "br0"]);
+    ns.exec(&["ip", "link", "set", "vsq", "up"]);
+    squatter.exec(&["ip", "addr", "add", "10.77.0.100/24", "dev", "eth0"]);
+    squatter.exec(&["ip", "link", "set", "eth0", "up"]);
+    let r = Relayd::start(&mut ns, &serve_args(root.path().to_str().unwrap(), state.path().to_str().unwrap()));
+    r.expect_log(r"10\.77\.0\.100 answers ping on br0 but has no lease: in use by another host, taken out of the pool", BOOT);
+    r.expect_log(r"conflict probe: 10\.77\.0\.101 is free", BOOT);
+    let leases = std::fs::read_to_string(state.path().join("leases.toml")).unwrap();
+    assert!(leases.contains("\"10.77.0.100\""), "{leases}");
+}
+
 /// dnsmasq on the same host and interface holds port 67: a clear message.
 #[test]
 fn relay_reports_port_67_in_use() {
