@@ -203,3 +203,27 @@ fn no_dhcp_answer_falls_back_to_the_roms_cached_ack() {
     assert!(out.contains(r#"MBI cmdline="exit via=cached-ack""#), "{out}");
     assert_eq!(q.wait_exit(SHORT), Some(debug_exit_status(0x10)));
 }
+
+/// The relay (DHCP + TFTP with windowsize) in a test namespace: a 16 MiB
+/// module arrives intact in windows of several blocks (the receive ring
+/// takes a window per trip); the throughput line is printed, not asserted.
+#[test]
+fn sixteen_mib_module_through_the_relay_with_windowsize() {
+    let root = tftp_root();
+    let big: Vec<u8> = (0..16u32 << 20).map(|i| (i.wrapping_mul(2246822519) >> 11) as u8).collect();
+    write_file(root.path(), "big.bin", &big);
+    write_file(root.path(), "chainloader.cfg/default", "kernel kernel.elf exit\nmodule big.bin big module\n");
+    let state = tempfile::tempdir().unwrap();
+    let mut ns = e2e::netns::NetNs::new();
+    let args = ["serve", "--interface", "br0", "--tftp-root", root.path().to_str().unwrap(), "--state-dir", state.path().to_str().unwrap()];
+    let _relay = e2e::relayd::Relayd::start(&mut ns, &args);
+    let mut q = Qemu::start(&QemuConfig::tap(&ns.name, "tap0"));
+    let line = q.expect(r"big\.bin: [0-9.]+ MiB in [0-9.]+ s, [0-9.]+ MiB/s", BOOT);
+    eprintln!("throughput (relay): {line}");
+    q.expect("MBI-CHECK: (ok|FAIL.*)", SHORT);
+    let out = q.output();
+    assert!(out.contains("MBI-CHECK: ok"), "self-check failed:\n{out}");
+    let want = format!(r#"MBI module string="big module" size={} crc32={:08x}"#, big.len(), crc32(&big));
+    assert!(out.contains(&want), "missing `{want}`:\n{out}");
+    assert_eq!(q.wait_exit(SHORT), Some(debug_exit_status(0x10)));
+}

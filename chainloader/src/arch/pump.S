@@ -70,7 +70,11 @@ pump_got_rx:
     call pump_copy_fragment
     cmpw $0, %cs:pump_nframes
     je pump_next
-    /* A whole frame: back to long mode at once, leaving the run open. */
+    /* More frames are likely behind this one (a TFTP window): collect
+     * them in this trip, until DONE. */
+    cmpw $0, %cs:pump_batch
+    jne pump_next
+    /* Lockstep: back to long mode at once, leaving the run open. */
     movw $1, %cs:pump_open
     jmp pump_done
 pump_next:
@@ -191,4 +195,5 @@ pump_isr:       .space 20   /* 36: UNDI_ISR parameter block */
 pump_t0:        .quad 0     /* 56: TSC after the transmit */
 pump_wait:      .quad 0     /* 64: out, accumulates: TSC from transmit to first frame */
 pump_open:      .word 0     /* 72: an ISR run is open (ended on RECEIVE) */
+pump_batch:     .word 0     /* 74: after a frame, go on until DONE */
 

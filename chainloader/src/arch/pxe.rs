@@ -327,6 +327,9 @@ pub struct Undi {
     pub pxe: Pxe,
     tx_next: usize,
     pending_tx: Option<(usize, usize)>,
+    /// Frames come in bursts (a TFTP window): a pump collects all that are
+    /// there instead of returning after the first.
+    pub batch: bool,
     ring_count: usize,
     ring_next: usize,
     pub stats: UndiStats,
@@ -351,6 +354,7 @@ struct PumpCtl {
     t0: u64,
     wait: u64,
     open: u16,
+    batch: u16,
 }
 
 extern "C" {
@@ -461,7 +465,7 @@ impl Undi {
             pxe.undi_open()?;
         }
         let info = pxe.undi_get_information()?;
-        Ok((Undi { pxe, tx_next: 0, pending_tx: None, ring_count: 0, ring_next: 0, stats: UndiStats::default() }, info))
+        Ok((Undi { pxe, tx_next: 0, pending_tx: None, batch: false, ring_count: 0, ring_next: 0, stats: UndiStats::default() }, info))
     }
 
     /// A buffer in base memory to build the next frame in.
@@ -534,6 +538,7 @@ impl Undi {
         ctl.ring_seg = (RING.addr() >> 4) as u16;
         ctl.nslots = RING_SLOTS as u16;
         ctl.deadline = deadline_tsc;
+        ctl.batch = self.batch as u16;
 
         let calls_before = ctl.calls;
         let mut r = Regs::default();

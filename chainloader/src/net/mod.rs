@@ -252,8 +252,10 @@ impl Net {
                 }
                 self.poll();
                 self.dev.undi.flush_tx();
+                self.dev.undi.batch = false;
                 break r;
             }
+            self.dev.undi.batch = client.negotiated().windowsize > 1;
             if handled > 0 {
                 // Answers (ACKs) to queue first; the ring may hold more.
                 continue;
