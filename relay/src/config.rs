@@ -141,7 +141,7 @@ pub fn parse_option_value(v: &str) -> anyhow::Result<Vec<u8>> {
         Ok(out)
     } else if let Some(hex) = v.strip_prefix("hex:") {
         let hex: String = hex.chars().filter(|c| !matches!(c, ':' | ' ')).collect();
-        anyhow::ensure!(hex.len() % 2 == 0, "hex value {v:?} has an odd number of digits");
+        anyhow::ensure!(hex.len().is_multiple_of(2), "hex value {v:?} has an odd number of digits");
         (0..hex.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).with_context(|| format!("{v:?} is not hex")))
