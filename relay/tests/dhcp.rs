@@ -5,6 +5,10 @@
 //! network namespace, captured by a UDP listener on port 67. That ROM is the
 //! PXE ROM of the tests and is iPXE at the same time: it sends vendor class
 //! "PXEClient:Arch:00000:UNDI:002001", user class "iPXE" and option 175.
+//! `qemu-ipxe-rom-request.bin` is its REQUEST for 10.77.0.100 to the relay;
+//! `chainloader-discover.bin` and `chainloader-request.bin` are chainloader.0's
+//! own DHCP (user class "chainloader") after the ROM booted it, captured
+//! with an AF_PACKET listener on the bridge while the relay served.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::Path;
@@ -17,6 +21,9 @@ use relay::iface::Interface;
 use relay::tagging::Client;
 
 const ROM_DISCOVER: &[u8] = include_bytes!("fixtures/qemu-ipxe-rom-discover.bin");
+const ROM_REQUEST: &[u8] = include_bytes!("fixtures/qemu-ipxe-rom-request.bin");
+const CHAINLOADER_DISCOVER: &[u8] = include_bytes!("fixtures/chainloader-discover.bin");
+const CHAINLOADER_REQUEST: &[u8] = include_bytes!("fixtures/chainloader-request.bin");
 const ROM_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
 
 fn iface() -> Interface {
@@ -167,9 +174,29 @@ fn static_reservation_and_user_rule() {
     assert_eq!(opt_bytes(&m, 12).unwrap(), b"aronnax");
 }
 
-/// The chainloader's DISCOVER: the ROM's, with user class "chainloader" in
-/// place of "iPXE" (the chainloader does not do DHCP of its own yet, so
-/// there is no capture of it).
+#[test]
+fn real_rom_request_and_chainloader_exchange() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("chainloader.cfg")).unwrap();
+    std::fs::write(root.path().join("chainloader.cfg/default"), "kernel kernel.elf\n").unwrap();
+    let mut d = server(Mode::Full, root.path(), None, "");
+    let c = Client::from_message(&decode(CHAINLOADER_DISCOVER), "br0").unwrap();
+    assert!(c.is_chainloader() && c.is_pxe() && !c.is_ipxe(), "{c:?}");
+    d.handle(ROM_DISCOVER, from_client(), SERVER_PORT).unwrap();
+    let ack = decode(&d.handle(ROM_REQUEST, from_client(), SERVER_PORT).expect("ACK for the ROM").bytes());
+    assert_eq!(ack.opts().msg_type(), Some(MessageType::Ack));
+    assert_eq!(ack.yiaddr(), Ipv4Addr::new(10, 77, 0, 100));
+    let o = decode(&d.handle(CHAINLOADER_DISCOVER, from_client(), SERVER_PORT).unwrap().bytes());
+    assert_eq!(o.yiaddr(), Ipv4Addr::new(10, 77, 0, 100), "same client, same address");
+    assert_eq!(opt_bytes(&o, 209).unwrap(), b"chainloader.cfg/default");
+    assert!(opt_bytes(&o, 67).is_none());
+    let a = decode(&d.handle(CHAINLOADER_REQUEST, from_client(), SERVER_PORT).expect("ACK for the chainloader").bytes());
+    assert_eq!(a.opts().msg_type(), Some(MessageType::Ack));
+    assert_eq!(opt_bytes(&a, 209).unwrap(), b"chainloader.cfg/default");
+}
+
+/// The per-target file and the RFC 3004 list form of option 77, on the
+/// ROM's DISCOVER with its user class replaced.
 #[test]
 fn chainloader_gets_its_config_file_and_no_boot_file() {
     let root = tempfile::tempdir().unwrap();
@@ -240,8 +267,10 @@ fn bad_input_is_dropped() {
     let root = tempfile::tempdir().unwrap();
     let mut d = server(Mode::Full, root.path(), None, "");
     // Every truncation of a real packet.
-    for n in 0..ROM_DISCOVER.len() {
-        let _ = d.handle(&ROM_DISCOVER[..n], from_client(), SERVER_PORT);
+    for pkt in [ROM_DISCOVER, ROM_REQUEST, CHAINLOADER_DISCOVER, CHAINLOADER_REQUEST] {
+        for n in 0..pkt.len() {
+            let _ = d.handle(&pkt[..n], from_client(), SERVER_PORT);
+        }
     }
     // A reply instead of a request, garbage, an option with a lying length.
     let mut reply = ROM_DISCOVER.to_vec();
