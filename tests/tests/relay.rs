@@ -159,6 +159,79 @@ fn relay_takes_an_address_in_use_out_of_the_pool() {
     assert!(leases.contains("\"10.77.0.100\""), "{leases}");
 }
 
+/// The relay serves br0 only. A DHCP client on br0 gets an offer; one on
+/// another interface of the same host (a veth at 10.88.0.1) gets nothing.
+/// The clients are relays in other namespaces, whose startup probe is a
+/// DHCPDISCOVER that reports who answered.
+#[test]
+fn relay_answers_only_on_its_interface() {
+    let root = tftp_root();
+    let state = tempfile::tempdir().unwrap();
+    let mut ns = NetNs::new();
+    // Client host on br0.
+    let on_br0 = NetNs::new();
+    on_br0.exec(&["ip", "link", "del", "br0"]);
+    ns.exec(&["ip", "link", "add", "vc1", "type", "veth", "peer", "name", "eth0", "netns", &on_br0.name]);
+    ns.exec(&["ip", "link", "set", "vc1", "master", "br0"]);
+    ns.exec(&["ip", "link", "set", "vc1", "up"]);
+    on_br0.exec(&["ip", "addr", "add", "10.77.0.3/24", "dev", "eth0"]);
+    on_br0.exec(&["ip", "link", "set", "eth0", "up"]);
+    // Client host on another interface of the relay's host.
+    let elsewhere = NetNs::new();
+    elsewhere.exec(&["ip", "link", "del", "br0"]);
+    ns.exec(&["ip", "link", "add", "uplink", "type", "veth", "peer", "name", "eth0", "netns", &elsewhere.name]);
+    ns.exec(&["ip", "addr", "add", "10.88.0.1/24", "dev", "uplink"]);
+    ns.exec(&["ip", "link", "set", "uplink", "up"]);
+    elsewhere.exec(&["ip", "addr", "add", "10.88.0.2/24", "dev", "eth0"]);
+    elsewhere.exec(&["ip", "link", "set", "eth0", "up"]);
+
+    let r = Relayd::start(&mut ns, &serve_args(root.path().to_str().unwrap(), state.path().to_str().unwrap()));
+    let client_state = tempfile::tempdir().unwrap();
+    let client = |host: &NetNs| {
+        let args = ["serve", "--interface", "eth0", "--tftp-root", root.path().to_str().unwrap(), "--state-dir"];
+        let mut args = args.to_vec();
+        args.extend([client_state.path().to_str().unwrap(), "--probe-secs", "3"]);
+        let mut c = relay_command(host, &args);
+        c.stdin(std::process::Stdio::null());
+        c.output_with_deadline()
+    };
+    let (_, out) = client(&on_br0);
+    assert!(out.contains("another DHCP server (10.77.0.1) answers on eth0; refusing full DHCP mode"), "{out}");
+    let (_, out) = client(&elsewhere);
+    assert!(out.contains("no other DHCP server answered on eth0"), "the relay answered on an interface it does not serve:\n{out}");
+    // Exactly one DISCOVER answered: the one on br0.
+    let answered = r.text().lines().filter(|l| l.contains("DISCOVER") && l.contains("-> Offer")).count();
+    assert_eq!(answered, 1, "{}", r.text());
+}
+
+/// Runs a command until it exits or 20 s pass (then it is killed: a relay
+/// that found no other server keeps serving). Returns (exited, output).
+trait OutputWithDeadline {
+    fn output_with_deadline(&mut self) -> (bool, String);
+}
+
+impl OutputWithDeadline for std::process::Command {
+    fn output_with_deadline(&mut self) -> (bool, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("out");
+        let f = std::fs::File::create(&log).unwrap();
+        let mut child = self.stdout(f.try_clone().unwrap()).stderr(f).spawn().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap();
+            if child.try_wait().unwrap().is_some() {
+                return (true, text);
+            }
+            if text.contains("relay: full DHCP on") || std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return (false, text);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 /// dnsmasq on the same host and interface holds port 67: a clear message.
 #[test]
 fn relay_reports_port_67_in_use() {
