@@ -227,3 +227,34 @@ fn sixteen_mib_module_through_the_relay_with_windowsize() {
     assert!(out.contains(&want), "missing `{want}`:\n{out}");
     assert_eq!(q.wait_exit(SHORT), Some(debug_exit_status(0x10)));
 }
+
+/// Not a check (timings are not asserted): boots the same kernel and 16 MiB
+/// module through GRUB 2 netboot and through chainloader.0, one after the
+/// other on QEMU's TFTP, and prints the time from QEMU start to the
+/// kernel's self-check for each. Run by hand:
+/// `cargo test -p e2e --test chainloader -- --ignored --nocapture bench`.
+#[test]
+#[ignore]
+fn bench_16mib_grub_vs_chainloader() {
+    use e2e::grub::{GrubModule, GrubNetboot};
+    use std::time::Instant;
+    let big: Vec<u8> = (0..16u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let g = GrubNetboot::new(&e2e::dist("kernel.elf"), "exit", &[GrubModule { file: "big.bin", contents: &big, string: "big" }]);
+    let t = Instant::now();
+    let mut q = Qemu::start(&QemuConfig::user_net(g.root(), GrubNetboot::BOOTFILE));
+    q.expect("MBI-CHECK: ok", BOOT);
+    let grub = t.elapsed();
+    let _ = q.wait_exit(SHORT);
+    drop(q);
+
+    let root = tftp_root();
+    write_file(root.path(), "big.bin", &big);
+    write_file(root.path(), "chainloader.cfg/default", "kernel kernel.elf exit\nmodule big.bin big\n");
+    let t = Instant::now();
+    let mut q = Qemu::start(&QemuConfig::user_net(root.path(), "chainloader.0"));
+    let line = q.expect(r"big\.bin: [0-9.]+ MiB in [0-9.]+ s, [0-9.]+ MiB/s", BOOT);
+    q.expect("MBI-CHECK: ok", SHORT);
+    let ours = t.elapsed();
+    let _ = q.wait_exit(SHORT);
+    eprintln!("QEMU start to kernel self-check, 16 MiB module: GRUB 2 {grub:.2?}, chainloader.0 {ours:.2?} ({line})");
+}
