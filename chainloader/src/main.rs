@@ -95,7 +95,8 @@ fn run(tsc_khz: u64) -> Result<Never, String> {
     println!("memory: {} E820 entries, {} MiB usable", e820.len(), usable >> 20);
 
     let pxe = pxe::Pxe::find(&mut log_line).map_err(String::from)?;
-    println!("PXE: {} at {:#x}", pxe.found, pxe.struct_addr);
+    let er = arch::entry_regs();
+    println!("PXE: {} at {:#x} (entry SS:SP {:04x}:{:04x})", pxe.found, pxe.struct_addr, er.ss, er.sp);
     if pxe.struct_addr < bss_end && pxe.struct_addr >= img_start {
         return Err(format!("the PXE structure at {:#x} lies inside the chainloader ({img_start:#x}-{bss_end:#x})", pxe.struct_addr));
     }

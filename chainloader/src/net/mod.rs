@@ -278,6 +278,6 @@ impl Net {
 pub fn rate(size: u64, ms: u64) -> String {
     let ms = ms.max(1);
     let rate10 = size * 10 * 1000 / ms / (1 << 20);
-    let (tenths, unit) = if size >= 1 << 20 { (size * 10 >> 20, "MiB") } else { (size * 10 >> 10, "KiB") };
+    let (tenths, unit) = if size >= 1 << 20 { ((size * 10) >> 20, "MiB") } else { ((size * 10) >> 10, "KiB") };
     alloc::format!("{}.{} {unit} in {}.{:02} s, {}.{} MiB/s", tenths / 10, tenths % 10, ms / 1000, ms % 1000 / 10, rate10 / 10, rate10 % 10)
 }
