@@ -114,7 +114,14 @@ impl Net {
             let s = self.sockets.get_mut::<dhcpv4::Socket>(h);
             if let Some(dhcpv4::Event::Configured(cfg)) = s.poll() {
                 if let Some(p) = cfg.packet {
-                    lease = Lease::parse(p.into_inner());
+                    // The ACK was the last DHCP reply in: its UDP length
+                    // trims smoltcp's fixed-size copy to the packet itself.
+                    let raw = p.into_inner();
+                    let n = match self.dev.last_dhcp_reply_len.get() {
+                        n if n >= 240 && n <= raw.len() => n,
+                        _ => raw.len(),
+                    };
+                    lease = Lease::parse(&raw[..n]);
                 }
                 if let Some(l) = lease.as_mut() {
                     // smoltcp's view is the one that was acted on.

@@ -6,23 +6,41 @@ use smoltcp::time::Instant;
 
 pub struct UndiDevice {
     pub undi: Undi,
+    /// The UDP payload length of the last frame to port 68 (a DHCP reply):
+    /// smoltcp keeps the DHCPACK in a fixed buffer without its length.
+    pub last_dhcp_reply_len: core::cell::Cell<usize>,
 }
 
 impl UndiDevice {
     pub fn new(undi: Undi) -> Self {
-        UndiDevice { undi }
+        UndiDevice { undi, last_dhcp_reply_len: core::cell::Cell::new(0) }
     }
 }
 
-pub struct RxToken(RxFrame);
+pub struct RxToken<'a>(RxFrame, &'a core::cell::Cell<usize>);
+
+/// The UDP payload length if `f` is an IPv4/UDP frame to port 68.
+fn dhcp_reply_len(f: &[u8]) -> Option<usize> {
+    if f.len() < 42 || f[12..14] != [0x08, 0x00] || f[23] != 17 {
+        return None;
+    }
+    let ihl = (f[14] & 0x0f) as usize * 4;
+    let udp = 14 + ihl;
+    let b = f.get(udp..udp + 8)?;
+    (u16::from_be_bytes([b[2], b[3]]) == 68).then(|| (u16::from_be_bytes([b[4], b[5]]) as usize).saturating_sub(8))
+}
 
 pub struct TxToken<'a>(&'a mut Undi);
 
-impl phy::RxToken for RxToken {
+impl phy::RxToken for RxToken<'_> {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        // The frame stays in the ROM's (or our reassembly) buffer; smoltcp
-        // reads it before the next UNDI call can reuse that buffer.
-        f(self.0.bytes())
+        // The frame stays in its ring slot; smoltcp reads it before the
+        // next pump can reuse the slot.
+        let bytes = self.0.bytes();
+        if let Some(n) = dhcp_reply_len(bytes) {
+            self.1.set(n);
+        }
+        f(bytes)
     }
 }
 
@@ -39,12 +57,12 @@ impl phy::TxToken for TxToken<'_> {
 }
 
 impl Device for UndiDevice {
-    type RxToken<'a> = RxToken;
+    type RxToken<'a> = RxToken<'a>;
     type TxToken<'a> = TxToken<'a>;
 
-    fn receive(&mut self, _timestamp: Instant) -> Option<(RxToken, TxToken<'_>)> {
+    fn receive(&mut self, _timestamp: Instant) -> Option<(RxToken<'_>, TxToken<'_>)> {
         let frame = self.undi.next_rx()?;
-        Some((RxToken(frame), TxToken(&mut self.undi)))
+        Some((RxToken(frame, &self.last_dhcp_reply_len), TxToken(&mut self.undi)))
     }
 
     fn transmit(&mut self, _timestamp: Instant) -> Option<TxToken<'_>> {
