@@ -119,9 +119,9 @@ fn run(tsc_khz: u64) -> Result<Never, String> {
         }
     };
     net.configure(&lease);
-    let server = lease.tftp_server.ok_or("the DHCPACK names no server (no siaddr, no option 54)")?;
+    let (server, source) = tftp_server(&lease, &pxe)?;
     println!(
-        "IP {}/{}, gateway {}, TFTP server {}",
+        "IP {}/{}, gateway {}, TFTP server {} ({source})",
         lease.ip,
         lease.prefix,
         lease.router.map(|r| r.to_string()).unwrap_or_else(|| "none".into()),
@@ -178,6 +178,35 @@ fn run(tsc_khz: u64) -> Result<Never, String> {
     println!("booting {}", cfg.kernel.path);
     let mut undi = net.dev.undi;
     boot::boot(prepared, move || undi.shutdown(&mut log_line))
+}
+
+/// Where the config, kernel and modules come from. When our own DHCPACK
+/// speaks of booting (boot file, option 66 or 209), its next-server wins: a
+/// netboot-aware server tagged us. Otherwise (a site DHCP server that knows
+/// nothing of netbooting, with a proxyDHCP server beside it; dnsmasq still
+/// puts itself in siaddr) the files live where chainloader.0 came from: the
+/// boot server in the PXE ROM's cached boot-server reply (PXE 2.1 packet
+/// type 3, the proxyDHCP or boot server answer), else in its cached
+/// DHCPACK, as PXELINUX does. Then our next-server, then the DHCP server's
+/// identifier (option 54).
+fn tftp_server(lease: &Lease, pxe: &pxe::Pxe) -> Result<(Ipv4Addr, &'static str), String> {
+    if let (true, Some(s)) = (lease.has_boot_info(), lease.next_server) {
+        return Ok((s, "next-server of the DHCPACK"));
+    }
+    let cached = |t| pxe.get_cached_info(t).ok().and_then(net::lease::next_server);
+    if let Some(s) = cached(pxe::PACKET_TYPE_CACHED_REPLY) {
+        return Ok((s, "boot server of the PXE ROM's cached reply"));
+    }
+    if let Some(s) = cached(pxe::PACKET_TYPE_DHCP_ACK) {
+        return Ok((s, "next-server of the PXE ROM's cached DHCPACK"));
+    }
+    if let Some(s) = lease.next_server {
+        return Ok((s, "next-server of the DHCPACK"));
+    }
+    lease
+        .server_id
+        .map(|s| (s, "DHCP server identifier"))
+        .ok_or_else(|| String::from("no TFTP server: no next-server in any DHCP reply and no server identifier"))
 }
 
 /// Tries each config candidate in turn; "file not found" moves on to the

@@ -88,10 +88,11 @@ fn relay_proxy_mode_beside_dnsmasq() {
     r.expect_log(r#"proxy: 52:54:00:12:34:56 DISCOVER .*user="iPXE" .* -> Offer ip=- file=chainloader\.0"#, BOOT);
     r.expect_log(r#"tftp: 10\.77\.0\.(5\d|60):\d+ "chainloader\.0": sent"#, BOOT);
     // chainloader.0's own DHCP gets the proxy offer with its config file.
-    // (It then takes its TFTP server from the site server's offer instead,
-    // 10.77.0.2, and the kernel stage fails there: a chainloader matter,
-    // reported, so this test stops at the relay's side.)
     r.expect_log(r#"proxy: 52:54:00:12:34:56 DISCOVER .*user="chainloader" .* -> Offer ip=- file=- next-server=10\.77\.0\.1 209=chainloader\.cfg/default"#, BOOT);
+    // Its address comes from the site server; its files from the relay, the
+    // boot server the PXE ROM cached, and the kernel comes up.
+    vm.expect(r"IP 10\.77\.0\.(5\d|60)/24, .*TFTP server 10\.77\.0\.1 ", BOOT);
+    vm.expect(r"MBI-CHECK: ok", BOOT);
 }
 
 /// Another host on the link (a second namespace, joined to `ns`'s bridge by

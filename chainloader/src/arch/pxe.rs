@@ -278,6 +278,8 @@ const XMT_DESTADDR: u8 = 0;
 // The UNDI_ISR sequence (START, PROCESS, GET_NEXT) runs in pump.S.
 
 pub const PACKET_TYPE_DHCP_ACK: u16 = 2;
+/// The boot server's reply (proxyDHCP or PXE boot server), or the DHCPACK when there was none.
+pub const PACKET_TYPE_CACHED_REPLY: u16 = 3;
 
 static STATUS_BLOCK: BaseMem<StatusOnly> = BaseMem::new(StatusOnly { status: 0, reserved: [0; 10] });
 static OPEN: BaseMem<UndiOpen> = BaseMem::new(UndiOpen { status: 0, open_flag: 0, pkt_filter: 0, mcast_count: 0, mcast: [[0; 6]; 8] });
