@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
+use serialport::SerialPort;
 
 /// Where the hub listens unless told otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/relay/console.sock";
@@ -209,7 +210,7 @@ pub fn run(o: ConsoleOptions) -> Result<()> {
 
     let mut buf = [0u8; 4096];
     loop {
-        match port.read(&mut buf) {
+        match crate::reboot::read_port(&mut port, &mut buf) {
             Ok(0) => {}
             Ok(n) => {
                 // The log first: it must hold everything even if a client stalls.

@@ -17,6 +17,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use serialport::SerialPort;
 use regex::Regex;
 
 /// The reboot command: three tildes and `k` (Nautilus's `~~~K` syntax).
@@ -55,7 +56,7 @@ pub trait Link {
 }
 
 /// The serial device, opened 8N1 without flow control.
-pub struct SerialLink(Box<dyn serialport::SerialPort>);
+pub struct SerialLink(serialport::TTYPort);
 
 impl SerialLink {
     pub fn open(path: &str, baud: u32) -> Result<SerialLink> {
@@ -63,23 +64,51 @@ impl SerialLink {
     }
 }
 
-/// Open `path` raw, 8N1, no flow control, with exclusive access (a second
-/// opener gets EBUSY, so a hub and a direct user cannot interleave).
-pub fn open_serial(path: &str, baud: u32) -> Result<Box<dyn serialport::SerialPort>> {
-    serialport::new(path, baud)
+/// Open `path` raw, 8N1, no flow control. The crate opens it exclusively
+/// (TIOCEXCL plus an exclusive `flock`, which also stops root): a hub and a
+/// direct `relay reboot --serial` must never both read the port, since each
+/// would see only part of the output.
+pub fn open_serial(path: &str, baud: u32) -> Result<serialport::TTYPort> {
+    let builder = serialport::new(path, baud)
         .data_bits(serialport::DataBits::Eight)
         .parity(serialport::Parity::None)
         .stop_bits(serialport::StopBits::One)
         .flow_control(serialport::FlowControl::None)
-        .timeout(Duration::from_millis(100))
-        .open()
+        .timeout(Duration::from_millis(100));
+    serialport::TTYPort::open(&builder)
         .map_err(|e| {
-            if e.description.to_lowercase().contains("busy") {
+            let d = e.description.to_lowercase();
+            if d.contains("busy") || d.contains("exclusive") {
                 anyhow!("{path} is in use (is `relay console` running? then use --socket): {e}")
             } else {
                 anyhow!("cannot open serial port {path} at {baud} baud: {e}")
             }
         })
+}
+
+/// Read from the port. The crate reports a hangup (POLLHUP: a USB adapter
+/// unplugged, QEMU gone after the target's reset) as BrokenPipe without
+/// reading what is still buffered, which would lose the last lines the
+/// target printed (the reboot acknowledgement, just before the reset).
+/// Those bytes are read here first; the error comes once they are gone.
+pub fn read_port(port: &mut serialport::TTYPort, buf: &mut [u8]) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    match port.read(buf) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+            let mut pfd = libc::pollfd { fd: port.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            // SAFETY: poll on one valid pollfd, no wait.
+            let ready = unsafe { libc::poll(&mut pfd, 1, 0) };
+            if ready == 1 && pfd.revents & libc::POLLIN != 0 {
+                // SAFETY: read into a buffer we own, of its length; the fd is open.
+                let n = unsafe { libc::read(port.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+                if n > 0 {
+                    return Ok(n as usize);
+                }
+            }
+            Err(e)
+        }
+        r => r,
+    }
 }
 
 impl Link for SerialLink {
@@ -90,7 +119,7 @@ impl Link for SerialLink {
 
     fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
         self.0.set_timeout(timeout.max(Duration::from_millis(1))).map_err(io::Error::other)?;
-        match self.0.read(buf) {
+        match read_port(&mut self.0, buf) {
             Ok(n) => Ok(n),
             Err(e) if e.kind() == io::ErrorKind::TimedOut || e.kind() == io::ErrorKind::WouldBlock => Ok(0),
             Err(e) => Err(e),

@@ -40,7 +40,7 @@ impl Watched {
             let mut buf = [0u8; 4096];
             loop {
                 let n = r.read(&mut buf).unwrap_or(0);
-                let mut g = w2.0 .0.lock().unwrap();
+                let mut g = w2.0 .0.lock().unwrap_or_else(|e| e.into_inner());
                 if n == 0 {
                     g.1 = true;
                 } else {
@@ -55,8 +55,32 @@ impl Watched {
         w
     }
 
+    fn wait_eof(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut g = self.0 .0.lock().unwrap();
+        while !g.1 && Instant::now() < deadline {
+            g = self.0 .1.wait_timeout(g, deadline - Instant::now()).unwrap().0;
+        }
+    }
+
     fn text(&self) -> String {
         String::from_utf8_lossy(&self.0 .0.lock().unwrap().0).into_owned()
+    }
+
+    fn try_expect(&self, pattern: &str, timeout: Duration) -> bool {
+        let re = Regex::new(pattern).unwrap();
+        let deadline = Instant::now() + timeout;
+        let mut g = self.0 .0.lock().unwrap();
+        loop {
+            if re.is_match(&String::from_utf8_lossy(&g.0)) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline || g.1 {
+                return false;
+            }
+            g = self.0 .1.wait_timeout(g, deadline - now).unwrap().0;
+        }
     }
 
     fn expect(&self, pattern: &str, timeout: Duration) -> String {
@@ -81,6 +105,7 @@ struct PtyQemu {
     child: Child,
     pty: String,
     monitor: PathBuf,
+    mon: Option<(UnixStream, Watched)>,
     dir: tempfile::TempDir,
 }
 
@@ -96,7 +121,11 @@ impl PtyQemu {
             .args(["-netdev", &format!("user,id=n0,tftp={},bootfile=chainloader.0", tftp.display())])
             .args(["-device", "e1000,netdev=n0"]);
         if no_reboot {
-            cmd.arg("-no-reboot");
+            // Like -no-reboot, but QEMU pauses instead of exiting: an exit
+            // closes the pty master, and Linux then hangs up the slave and
+            // flushes what the hub has not read yet (the acknowledgement
+            // printed just before the reset). A real ttyS0 has no such race.
+            cmd.args(["-action", "reboot=shutdown,shutdown=pause"]);
         }
         let mut child = cmd
             .stdin(Stdio::null())
@@ -128,11 +157,12 @@ impl PtyQemu {
                 panic!("QEMU did not say where its pty is: {e}");
             }
         };
-        PtyQemu { child, pty, monitor, dir }
+        PtyQemu { child, pty, monitor, mon: None, dir }
     }
 
-    /// Start the paused machine.
-    fn cont(&self) {
+    /// Start the paused machine; the monitor connection is kept (QEMU
+    /// serves one monitor client at a time).
+    fn cont(&mut self) {
         let deadline = Instant::now() + SHORT;
         let mut m = loop {
             match UnixStream::connect(&self.monitor) {
@@ -141,15 +171,28 @@ impl PtyQemu {
                 Err(_) => std::thread::sleep(Duration::from_millis(20)),
             }
         };
+        m.set_write_timeout(Some(SHORT)).unwrap();
+        let w = Watched::spawn(m.try_clone().unwrap());
         m.write_all(b"cont\n").unwrap();
         // The monitor answers with a prompt after executing the command.
-        let w = Watched::spawn(m.try_clone().unwrap());
         w.expect(r"(?s)\(qemu\).*\(qemu\)", SHORT);
+        self.mon = Some((m, w));
     }
 
-    fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        wait_child(&mut self.child, timeout)
+    /// Wait until the guest has reset (see `start`: the VM is then paused
+    /// with status "shutdown"), asking the monitor every 200 ms.
+    fn wait_reset(&mut self, timeout: Duration) -> bool {
+        let (m, w) = self.mon.as_mut().expect("cont first");
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            m.write_all(b"info status\n").unwrap();
+            if w.try_expect(r"VM status: paused \(shutdown\)", Duration::from_millis(200)) {
+                return true;
+            }
+        }
+        false
     }
+
 }
 
 impl Drop for PtyQemu {
@@ -196,7 +239,12 @@ impl Proc {
     /// Exit status; panics with the output on timeout.
     fn finish(&mut self, timeout: Duration) -> i32 {
         match wait_child(&mut self.child, timeout) {
-            Some(c) => c,
+            Some(c) => {
+                // All of its output, not just what the reader threads got so far.
+                self.out.wait_eof(SHORT);
+                self.err.wait_eof(SHORT);
+                c
+            }
             None => panic!("relay did not finish in {timeout:?}; stdout:\n{}\nstderr:\n{}", self.out.text(), self.err.text()),
         }
     }
@@ -213,6 +261,12 @@ impl Drop for Proc {
 }
 
 /// `relay console` on the machine's pty, with its socket accepting.
+impl Drop for Hub {
+    fn drop(&mut self) {
+        self.print_log_if_failed();
+    }
+}
+
 struct Hub {
     /// Kept for its Drop (kills the hub).
     _proc: Proc,
@@ -249,6 +303,12 @@ impl Hub {
         (s, w)
     }
 
+    fn print_log_if_failed(&self) {
+        if std::thread::panicking() {
+            eprintln!("--- hub log ---\n{}\n---", std::fs::read_to_string(&self.log).unwrap_or_default());
+        }
+    }
+
     fn sock(&self) -> &str {
         self.socket.to_str().unwrap()
     }
@@ -277,12 +337,18 @@ fn console_hub_logs_boot_serves_two_clients_and_reboot_resets() {
     seen_c.expect(r"chainloader \d", SHORT);
     seen_c.expect("hello-from-b", SHORT);
 
+    // The hub holds the port: a direct user is refused, not interleaved.
+    let mut direct = Proc::spawn(&["reboot", "--serial", &q.pty, "--timeout", "2"]);
+    assert_eq!(direct.finish(SHORT), 1);
+    assert!(direct.err.text().contains("in use"), "{}", direct.err.text());
+    attach_types_and_detaches(&hub, &seen_a);
+
     let mut r = Proc::spawn(&["reboot", "--socket", hub.sock(), "--timeout", "20"]);
     assert_eq!(r.finish(SHORT), 0, "stdout:\n{}\nstderr:\n{}", r.out.text(), r.err.text());
     assert!(r.out.text().contains("serial: reboot command received"), "{}", r.out.text());
     assert!(r.err.text().contains("acknowledged"), "{}", r.err.text());
-    // -no-reboot: the kernel's reset ends QEMU.
-    assert!(q.wait_exit(SHORT).is_some(), "the reboot command did not reset the machine");
+    // The kernel's reset stops the machine (see PtyQemu::start).
+    assert!(q.wait_reset(SHORT), "the reboot command did not reset the machine");
     seen_a.expect(r"kernel: reset: via port 0xCF9", SHORT);
 
     let log = std::fs::read_to_string(&hub.log).unwrap();
@@ -298,7 +364,7 @@ fn console_hub_logs_boot_serves_two_clients_and_reboot_resets() {
 fn boot_test_through_hub_reboots_and_sees_second_boot_pass() {
     let root = tftp_root();
     write_file(root.path(), "chainloader.cfg/default", "kernel /kernel.elf\n");
-    let q = PtyQemu::start(root.path(), false);
+    let mut q = PtyQemu::start(root.path(), false);
     let hub = Hub::start(&q);
     let (_a, seen) = hub.client(0);
     q.cont();
@@ -319,7 +385,7 @@ fn boot_test_through_hub_reboots_and_sees_second_boot_pass() {
 fn reboot_of_hung_kernel_says_power_cycle_needed() {
     let root = tftp_root();
     write_file(root.path(), "chainloader.cfg/default", "kernel /kernel.elf hang\n");
-    let q = PtyQemu::start(root.path(), true);
+    let mut q = PtyQemu::start(root.path(), true);
     let hub = Hub::start(&q);
     let (_a, seen) = hub.client(0);
     q.cont();
@@ -339,7 +405,7 @@ fn reboot_of_hung_kernel_says_power_cycle_needed() {
 fn boot_test_on_serial_device_stops_at_fail_pattern() {
     let root = tftp_root();
     write_file(root.path(), "chainloader.cfg/default", "kernel /kernel.elf second-boot-marker\n");
-    let q = PtyQemu::start(root.path(), false);
+    let mut q = PtyQemu::start(root.path(), false);
     {
         // Watch the first boot ourselves (no thread: no reader may be left
         // on the pty when the relay opens it), then let go of the pty.
@@ -383,5 +449,54 @@ fn make_raw(f: &std::fs::File) {
         t.c_cc[libc::VMIN] = 0;
         t.c_cc[libc::VTIME] = 10;
         assert_eq!(libc::tcsetattr(fd, libc::TCSANOW, &t), 0);
+    }
+}
+
+/// `relay attach` on a terminal (a pty pair here): raw mode, keystrokes to
+/// the target, `Ctrl-]` `q` detaches and the terminal settings come back.
+fn attach_types_and_detaches(hub: &Hub, other_client: &Watched) {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let (mut master, slave) = {
+        let (mut m, mut s) = (0, 0);
+        // SAFETY: openpty fills two descriptors that we then own.
+        let rc = unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) };
+        assert_eq!(rc, 0, "openpty failed");
+        // SAFETY: fresh descriptors from openpty, owned once each.
+        unsafe { (std::fs::File::from(OwnedFd::from_raw_fd(m)), OwnedFd::from_raw_fd(s)) }
+    };
+    let cooked = lflag(&slave);
+    assert!(cooked & libc::ICANON != 0 && cooked & libc::ECHO != 0);
+    let mut child = Command::new(relay_bin())
+        .args(["attach", "--socket", hub.sock(), "--replay-kib", "64"])
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave.try_clone().unwrap()))
+        .spawn()
+        .unwrap();
+    let screen = Watched::spawn(master.try_clone().unwrap());
+    // The replay shows the boot, then the banner says how to leave.
+    screen.expect(r"Ctrl-\] q detaches", SHORT);
+    screen.expect("MBI-CHECK: ok", SHORT);
+    assert_eq!(lflag(&slave) & (libc::ICANON | libc::ECHO), 0, "attach did not put the terminal in raw mode");
+    master.write_all(b"typed-in-attach\r").unwrap();
+    screen.expect(r"typed-in-attach\r?\n", SHORT);
+    other_client.expect("typed-in-attach", SHORT);
+    master.write_all(b"\x1dq").unwrap();
+    let code = wait_child(&mut child, SHORT);
+    if code.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert_eq!(code, Some(0), "attach did not detach on Ctrl-] q:\n{}", screen.text());
+    assert_eq!(lflag(&slave) & (libc::ICANON | libc::ECHO), cooked & (libc::ICANON | libc::ECHO), "terminal not restored");
+    screen.expect("detached", SHORT);
+}
+
+fn lflag(fd: &impl std::os::fd::AsRawFd) -> libc::tcflag_t {
+    // SAFETY: tcgetattr fills a termios we own for a descriptor we hold.
+    unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        assert_eq!(libc::tcgetattr(fd.as_raw_fd(), &mut t), 0);
+        t.c_lflag
     }
 }
