@@ -129,7 +129,7 @@ impl TimestampedLog {
         let Some(f) = self.file.as_mut() else { return Ok(()) };
         let nl = if self.at_line_start { "" } else { "\n" };
         self.at_line_start = true;
-        write!(f, "{nl}{} -- relay: {msg}\n", utc_now())
+        writeln!(f, "{nl}{} -- relay: {msg}", utc_now())
     }
 }
 
