@@ -222,6 +222,8 @@ pub struct LineMatcher {
     expect: Regex,
     fail: Vec<Regex>,
     line: Vec<u8>,
+    /// The last verdict came from a line whose newline has not arrived.
+    partial: bool,
 }
 
 impl LineMatcher {
@@ -229,7 +231,7 @@ impl LineMatcher {
         let expect = Regex::new(expect).with_context(|| format!("bad --expect pattern {expect:?}"))?;
         let fail =
             fail.iter().map(|f| Regex::new(f).with_context(|| format!("bad --fail pattern {f:?}"))).collect::<Result<_>>()?;
-        Ok(LineMatcher { expect, fail, line: vec![] })
+        Ok(LineMatcher { expect, fail, line: vec![], partial: false })
     }
 
     /// Feed console bytes; the first verdict reached, if any. Failure
@@ -240,13 +242,42 @@ impl LineMatcher {
                 let v = self.check();
                 self.line.clear();
                 if v.is_some() {
+                    self.partial = false;
                     return v;
                 }
             } else if b != b'\r' {
                 self.line.push(b);
             }
         }
-        self.check()
+        let v = self.check();
+        self.partial = v.is_some();
+        v
+    }
+
+    /// Whether the last verdict came from an unfinished line.
+    pub fn verdict_line_unfinished(&self) -> bool {
+        self.partial
+    }
+
+    /// After a verdict on an unfinished line: add more bytes to it; the
+    /// whole line once its newline arrives (for the report).
+    pub fn finish_line(&mut self, bytes: &[u8]) -> Option<String> {
+        for &b in bytes {
+            if b == b'\n' {
+                self.partial = false;
+                let l = String::from_utf8_lossy(&self.line).into_owned();
+                self.line.clear();
+                return Some(l);
+            } else if b != b'\r' {
+                self.line.push(b);
+            }
+        }
+        None
+    }
+
+    /// The unfinished line as it is now.
+    pub fn current_line(&self) -> String {
+        String::from_utf8_lossy(&self.line).into_owned()
     }
 
     fn check(&self) -> Option<Verdict> {
@@ -361,11 +392,32 @@ pub fn boot_test(
         verdict = matcher.feed(&buf[..n]);
     }
     let elapsed = start.elapsed();
-    Ok(match verdict.unwrap() {
+    let mut verdict = verdict.unwrap();
+    if matcher.verdict_line_unfinished() {
+        // Matched while the line was still arriving: wait briefly for the
+        // rest, so the report shows the whole line (the countdown never
+        // ends its line; then the line as it stands is reported).
+        let grace = (Instant::now() + LINE_GRACE).min(deadline.max(Instant::now()));
+        let mut full = None;
+        while full.is_none() && Instant::now() < grace {
+            let n = link.recv(&mut buf, grace - Instant::now()).map_err(RebootError::Io)?;
+            echo(&buf[..n]);
+            full = matcher.finish_line(&buf[..n]);
+        }
+        let line = full.unwrap_or_else(|| matcher.current_line());
+        verdict = match verdict {
+            Verdict::Pass(_) => Verdict::Pass(line),
+            Verdict::Fail(_) => Verdict::Fail(line),
+        };
+    }
+    Ok(match verdict {
         Verdict::Pass(line) => BootOutcome::Pass { line, elapsed },
         Verdict::Fail(line) => BootOutcome::Fail { line, elapsed },
     })
 }
+
+/// How long a verdict on an unfinished line waits for the rest of it.
+const LINE_GRACE: Duration = Duration::from_secs(1);
 
 /// Exit status of `relay reboot` / `relay boot-test` when the target did
 /// not acknowledge the reboot command (a hang: needs a power cycle).
@@ -578,6 +630,27 @@ mod tests {
         let mut m = LineMatcher::new("MBI-CHECK: ok", &fails()).unwrap();
         let out = boot_test(&mut t, REBOOT_ACK, Duration::from_millis(40), &mut m, Duration::from_secs(5), &mut |_| {}).unwrap();
         assert!(matches!(out, BootOutcome::Pass { ref line, .. } if line == "MBI-CHECK: ok"), "{out:?}");
+    }
+
+    #[test]
+    fn boot_test_reports_the_whole_line_after_a_partial_match() {
+        let mut t = FakeTarget {
+            sent: vec![],
+            inbox: VecDeque::new(),
+            on_send: Box::new(|_| {
+                vec![
+                    b"serial: reboot command received, rebooting\n".to_vec(),
+                    b"chainloader: TFTP err".to_vec(),
+                    b"or 1 from 10.0.2.2: File not found: /missing.elf\r\nrebooting in 5 s...".to_vec(),
+                ]
+            }),
+        };
+        let mut m = LineMatcher::new("MBI-CHECK: ok", &fails()).unwrap();
+        let out = boot_test(&mut t, REBOOT_ACK, Duration::from_millis(40), &mut m, Duration::from_secs(5), &mut |_| {}).unwrap();
+        assert!(
+            matches!(out, BootOutcome::Fail { ref line, .. } if line == "chainloader: TFTP error 1 from 10.0.2.2: File not found: /missing.elf"),
+            "{out:?}"
+        );
     }
 
     #[test]

@@ -500,3 +500,22 @@ fn lflag(fd: &impl std::os::fd::AsRawFd) -> libc::tcflag_t {
         t.c_lflag
     }
 }
+
+/// The default failure patterns: the next boot's kernel is missing, so the
+/// chainloader's TFTP error (then its countdown) ends the test with 1.
+#[test]
+fn boot_test_default_fail_patterns_catch_missing_kernel() {
+    let root = tftp_root();
+    write_file(root.path(), "chainloader.cfg/default", "kernel /kernel.elf\n");
+    let mut q = PtyQemu::start(root.path(), false);
+    let hub = Hub::start(&q);
+    let (_a, seen) = hub.client(0);
+    q.cont();
+    seen.expect(READY, BOOT);
+    write_file(root.path(), "chainloader.cfg/default", "kernel /missing.elf\n");
+    let mut t = Proc::spawn(&["boot-test", "--socket", hub.sock(), "--expect", "MBI-CHECK: ok", "--timeout", "180"]);
+    let code = t.finish(BOOT + SHORT);
+    let err = t.err.text();
+    assert_eq!(code, 1, "stdout:\n{}\nstderr:\n{err}", t.out.text());
+    assert!(Regex::new(r"FAIL after [0-9.]+ s: .*TFTP error 1 .*missing\.elf").unwrap().is_match(&err), "{err}");
+}
