@@ -726,6 +726,38 @@ fn wire_is_lenient_with_error_text_and_strict_with_requests() {
 }
 
 #[test]
+fn raw_layer_frames_what_the_strict_layer_rejects() {
+    use wire::RawPacket;
+    // Not UTF-8 and an option name without a value: the client side
+    // rejects it, the raw layer (a server's view) frames it.
+    let pkt = b"\x00\x01caf\xe9\0OCTET\0tsize\x000\0blksize\0";
+    assert_eq!(Packet::parse(pkt), Err(wire::ParseError::NotUtf8));
+    let Ok(RawPacket::Rrq { filename, mode, options }) = RawPacket::parse(pkt) else { panic!() };
+    assert_eq!((filename, mode), (&b"caf\xe9"[..], &b"OCTET"[..]));
+    let mut pairs = wire::option_pairs(options);
+    assert_eq!(pairs.next(), Some((&b"tsize"[..], &b"0"[..])));
+    assert_eq!(pairs.next(), None);
+    assert_eq!(pairs.rest(), b"blksize\0");
+    // Complete pairs leave nothing over; an empty filename is framed (the
+    // server's policy decides about it).
+    let mut pairs = wire::option_pairs(b"a\0b\0");
+    assert_eq!(pairs.by_ref().count(), 1);
+    assert!(pairs.rest().is_empty());
+    assert!(matches!(RawPacket::parse(b"\x00\x02\0octet\0"), Ok(RawPacket::Wrq { filename: b"", .. })));
+    // What cannot be framed fails the same way in both layers.
+    for bad in [&b""[..], b"\x00", b"\x00\x01file", b"\x00\x01file\0octet", b"\x00\x04\x00", b"\x00\x09"] {
+        assert_eq!(RawPacket::parse(bad).err(), Packet::parse(bad).err(), "{bad:?}");
+        assert!(RawPacket::parse(bad).is_err());
+    }
+    assert_eq!(
+        RawPacket::parse(b"\x00\x05\x00\x02no\xffnul"),
+        Ok(RawPacket::Error { code: 2, message: b"no\xffnul" })
+    );
+    assert_eq!(RawPacket::parse(b"\x00\x03\x00\x01ab"), Ok(RawPacket::Data { block: 1, data: b"ab" }));
+    assert_eq!(RawPacket::parse(b"\x00\x06x\0"), Ok(RawPacket::Oack { options: b"x\0" }));
+}
+
+#[test]
 fn decimal_formatting() {
     let mut d = [0u8; 20];
     assert_eq!(wire::decimal(0, &mut d), "0");

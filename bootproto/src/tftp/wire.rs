@@ -145,18 +145,47 @@ impl<'a> Iterator for OptionsIter<'a> {
     }
 }
 
-fn take_str(b: &[u8]) -> Result<(&str, &[u8]), ParseError> {
+/// Splits off one NUL-terminated field.
+fn take_cstr(b: &[u8]) -> Result<(&[u8], &[u8]), ParseError> {
     let nul = b.iter().position(|&c| c == 0).ok_or(ParseError::Unterminated)?;
-    let s = core::str::from_utf8(&b[..nul]).map_err(|_| ParseError::NotUtf8)?;
-    Ok((s, &b[nul + 1..]))
+    Ok((&b[..nul], &b[nul + 1..]))
+}
+
+fn utf8(b: &[u8]) -> Result<&str, ParseError> {
+    core::str::from_utf8(b).map_err(|_| ParseError::NotUtf8)
+}
+
+fn take_str(b: &[u8]) -> Result<(&str, &[u8]), ParseError> {
+    let (field, rest) = take_cstr(b)?;
+    Ok((utf8(field)?, rest))
 }
 
 fn be16(b: &[u8]) -> u16 {
     u16::from_be_bytes([b[0], b[1]])
 }
 
-impl<'a> Packet<'a> {
-    pub fn parse(b: &'a [u8]) -> Result<Packet<'a>, ParseError> {
+/// A TFTP packet framed but not interpreted: string fields are raw bytes
+/// and option lists are left unsplit. [`Packet::parse`] is built on it; a
+/// server uses it directly, because a server has to answer requests that
+/// the client side would reject outright (a filename that is not UTF-8
+/// gets "file not found", an incomplete last option is ignored, as
+/// tftp-hpa and dnsmasq do).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RawPacket<'a> {
+    Rrq { filename: &'a [u8], mode: &'a [u8], options: &'a [u8] },
+    Wrq { filename: &'a [u8], mode: &'a [u8], options: &'a [u8] },
+    Data { block: u16, data: &'a [u8] },
+    Ack { block: u16 },
+    /// `message` runs to the first NUL or, if there is none, to the end.
+    Error { code: u16, message: &'a [u8] },
+    Oack { options: &'a [u8] },
+}
+
+impl<'a> RawPacket<'a> {
+    /// Fails only on what cannot be framed at all: too short for the
+    /// opcode's fixed part, an unknown opcode, or a request whose filename
+    /// or mode has no NUL terminator.
+    pub fn parse(b: &'a [u8]) -> Result<RawPacket<'a>, ParseError> {
         if b.len() < 2 {
             return Err(ParseError::Truncated);
         }
@@ -164,47 +193,91 @@ impl<'a> Packet<'a> {
         let body = &b[2..];
         match op {
             OP_RRQ | OP_WRQ => {
-                let (filename, r) = take_str(body)?;
-                let (mode, r) = take_str(r)?;
-                let options = Options::parse(r)?;
+                let (filename, r) = take_cstr(body)?;
+                let (mode, options) = take_cstr(r)?;
                 Ok(if op == OP_RRQ {
-                    Packet::Rrq { filename, mode, options }
+                    RawPacket::Rrq { filename, mode, options }
                 } else {
-                    Packet::Wrq { filename, mode, options }
+                    RawPacket::Wrq { filename, mode, options }
                 })
             }
             OP_DATA => {
                 if body.len() < 2 {
                     return Err(ParseError::Truncated);
                 }
-                Ok(Packet::Data { block: be16(body), data: &body[2..] })
+                Ok(RawPacket::Data { block: be16(body), data: &body[2..] })
             }
             OP_ACK => {
                 if body.len() < 2 {
                     return Err(ParseError::Truncated);
                 }
-                Ok(Packet::Ack { block: be16(body) })
+                Ok(RawPacket::Ack { block: be16(body) })
             }
             OP_ERROR => {
                 if body.len() < 2 {
                     return Err(ParseError::Truncated);
                 }
-                let code = be16(body);
                 let text = &body[2..];
-                let text = match text.iter().position(|&c| c == 0) {
-                    Some(n) => &text[..n],
-                    None => text,
-                };
-                let message = match core::str::from_utf8(text) {
-                    Ok(s) => s,
-                    // The valid prefix; `valid_up_to` guarantees it decodes.
-                    Err(e) => core::str::from_utf8(&text[..e.valid_up_to()]).unwrap_or(""),
-                };
-                Ok(Packet::Error { code, message })
+                let message = take_cstr(text).map_or(text, |(m, _)| m);
+                Ok(RawPacket::Error { code: be16(body), message })
             }
-            OP_OACK => Ok(Packet::Oack { options: Options::parse(body)? }),
+            OP_OACK => Ok(RawPacket::Oack { options: body }),
             other => Err(ParseError::UnknownOpcode(other)),
         }
+    }
+}
+
+/// The complete `name\0value\0` pairs of a raw option list, as bytes, in
+/// wire order. Whatever does not form a complete pair at the end is left
+/// in [`OptionPairs::rest`].
+pub fn option_pairs(raw: &[u8]) -> OptionPairs<'_> {
+    OptionPairs { rest: raw }
+}
+
+pub struct OptionPairs<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> OptionPairs<'a> {
+    /// The bytes not yet split into pairs; after iteration ends, non-empty
+    /// means an option name without a value or a field without its NUL.
+    pub fn rest(&self) -> &'a [u8] {
+        self.rest
+    }
+}
+
+impl<'a> Iterator for OptionPairs<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+    fn next(&mut self) -> Option<Self::Item> {
+        let (name, r) = take_cstr(self.rest).ok()?;
+        let (value, r) = take_cstr(r).ok()?;
+        self.rest = r;
+        Some((name, value))
+    }
+}
+
+impl<'a> Packet<'a> {
+    /// Strict: string fields must be UTF-8 and option lists complete.
+    pub fn parse(b: &'a [u8]) -> Result<Packet<'a>, ParseError> {
+        Ok(match RawPacket::parse(b)? {
+            RawPacket::Rrq { filename, mode, options } => {
+                Packet::Rrq { filename: utf8(filename)?, mode: utf8(mode)?, options: Options::parse(options)? }
+            }
+            RawPacket::Wrq { filename, mode, options } => {
+                Packet::Wrq { filename: utf8(filename)?, mode: utf8(mode)?, options: Options::parse(options)? }
+            }
+            RawPacket::Data { block, data } => Packet::Data { block, data },
+            RawPacket::Ack { block } => Packet::Ack { block },
+            RawPacket::Error { code, message } => {
+                let message = match core::str::from_utf8(message) {
+                    Ok(s) => s,
+                    // The valid prefix; `valid_up_to` guarantees it decodes.
+                    Err(e) => core::str::from_utf8(&message[..e.valid_up_to()]).unwrap_or(""),
+                };
+                Packet::Error { code, message }
+            }
+            RawPacket::Oack { options } => Packet::Oack { options: Options::parse(options)? },
+        })
     }
 }
 

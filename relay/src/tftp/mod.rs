@@ -196,7 +196,7 @@ impl TftpServer {
             }
             Err(e) => {
                 tracing::debug!("tftp: {peer}: malformed request ({e}), {} bytes", datagram.len());
-                if !matches!(e, wire::ParseError::Truncated) {
+                if !e.is_truncated() {
                     self.send_error(reply, peer, ErrorCode::IllegalOperation, &format!("malformed request: {e}"));
                 }
                 return;

@@ -1,36 +1,38 @@
-//! TFTP packet decoding and encoding (RFC 1350, RFC 2347 options).
+//! The server's view of TFTP packets, over `bootproto::tftp::wire`, the
+//! codec the chainloader's client uses: one parser and one set of encoders
+//! for both ends of the wire.
 //!
-//! The parser borrows from the datagram and never allocates for the
-//! fixed fields, so hostile input costs at most one pass over the bytes.
-//! It is the server's own: `bootproto::tftp` (the chainloader's client
-//! side) had not landed when this was written.
+//! What stays here is server policy on top of the byte-level framing:
+//! the cap on options per request, refusing an empty filename, keeping
+//! non-UTF-8 names as bytes (they get "file not found", not a parse
+//! error), tolerating an incomplete last option, and ERROR texts that fit
+//! one 512-byte datagram. Which requests are refused, and how, is decided
+//! by the caller.
 
 use std::fmt;
 
-pub const OP_RRQ: u16 = 1;
-pub const OP_WRQ: u16 = 2;
-pub const OP_DATA: u16 = 3;
-pub const OP_ACK: u16 = 4;
-pub const OP_ERROR: u16 = 5;
-pub const OP_OACK: u16 = 6;
+use bootproto::tftp::wire::{self as codec, code, option_pairs, RawPacket};
 
 /// A request carrying more options than this is refused: no real client
 /// sends more than a handful, and the cap bounds per-request work.
 pub const MAX_OPTIONS: usize = 32;
 
+/// Longest ERROR text sent, so the packet fits a 512-byte datagram.
+const MAX_ERROR_TEXT: usize = 500;
+
 /// TFTP error codes (RFC 1350 section 5, RFC 2347 for code 8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u16)]
 pub enum ErrorCode {
-    NotDefined = 0,
-    FileNotFound = 1,
-    AccessViolation = 2,
-    DiskFull = 3,
-    IllegalOperation = 4,
-    UnknownTid = 5,
-    FileExists = 6,
-    NoSuchUser = 7,
-    OptionRefused = 8,
+    NotDefined = code::NOT_DEFINED,
+    FileNotFound = code::FILE_NOT_FOUND,
+    AccessViolation = code::ACCESS_VIOLATION,
+    DiskFull = code::DISK_FULL,
+    IllegalOperation = code::ILLEGAL_OPERATION,
+    UnknownTid = code::UNKNOWN_TID,
+    FileExists = code::FILE_EXISTS,
+    NoSuchUser = code::NO_SUCH_USER,
+    OptionRefused = code::OPTION_REFUSED,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,23 +63,28 @@ pub enum Packet<'a> {
     Oack { options: RawOptions<'a> },
 }
 
+/// Option name/value pairs as they appear on the wire.
+pub type RawOptions<'a> = Vec<(&'a [u8], &'a [u8])>;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParseError {
-    /// Shorter than the fixed header of its opcode.
-    Truncated,
-    UnknownOpcode(u16),
-    /// The filename or mode string has no terminating NUL.
-    Unterminated(&'static str),
+    /// The datagram cannot be framed as TFTP (bootproto's codec says why).
+    Wire(codec::ParseError),
     EmptyFilename,
     TooManyOptions,
+}
+
+impl ParseError {
+    /// Shorter than the fixed header of its opcode: not worth an answer.
+    pub fn is_truncated(&self) -> bool {
+        matches!(self, ParseError::Wire(codec::ParseError::Truncated))
+    }
 }
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ParseError::Truncated => write!(f, "truncated packet"),
-            ParseError::UnknownOpcode(op) => write!(f, "unknown opcode {op}"),
-            ParseError::Unterminated(what) => write!(f, "{what} is not NUL-terminated"),
+            ParseError::Wire(e) => e.fmt(f),
             ParseError::EmptyFilename => write!(f, "empty filename"),
             ParseError::TooManyOptions => write!(f, "more than {MAX_OPTIONS} options"),
         }
@@ -86,134 +93,88 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
-/// Splits off one NUL-terminated string; `None` when there is no NUL.
-fn take_cstr(buf: &[u8]) -> Option<(&[u8], &[u8])> {
-    let nul = buf.iter().position(|&b| b == 0)?;
-    Some((&buf[..nul], &buf[nul + 1..]))
-}
-
-/// Option name/value pairs as they appear on the wire.
-pub type RawOptions<'a> = Vec<(&'a [u8], &'a [u8])>;
-
-/// Parses `name\0value\0` pairs. Returns the pairs and whether bytes were
-/// left over that did not form a complete pair.
-fn parse_options(mut rest: &[u8]) -> Result<(RawOptions<'_>, bool), ParseError> {
+/// The complete option pairs, at most `MAX_OPTIONS`, and whether bytes
+/// were left over that did not form a pair.
+fn collect_options(raw: &[u8]) -> Result<(RawOptions<'_>, bool), ParseError> {
+    let mut pairs = option_pairs(raw);
     let mut options = Vec::new();
-    while !rest.is_empty() {
-        let Some((name, after_name)) = take_cstr(rest) else {
-            return Ok((options, true));
-        };
-        let Some((value, after_value)) = take_cstr(after_name) else {
-            return Ok((options, true));
-        };
+    for pair in pairs.by_ref() {
         if options.len() == MAX_OPTIONS {
             return Err(ParseError::TooManyOptions);
         }
-        options.push((name, value));
-        rest = after_value;
+        options.push(pair);
     }
-    Ok((options, false))
+    Ok((options, !pairs.rest().is_empty()))
+}
+
+fn request<'a>(kind: RequestKind, filename: &'a [u8], mode: &'a [u8], options: &'a [u8]) -> Result<Packet<'a>, ParseError> {
+    if filename.is_empty() {
+        return Err(ParseError::EmptyFilename);
+    }
+    let (options, trailing_garbage) = collect_options(options)?;
+    Ok(Packet::Request(Request { kind, filename, mode, options, trailing_garbage }))
 }
 
 /// Decodes one TFTP datagram.
 pub fn parse(buf: &[u8]) -> Result<Packet<'_>, ParseError> {
-    if buf.len() < 2 {
-        return Err(ParseError::Truncated);
+    match RawPacket::parse(buf).map_err(ParseError::Wire)? {
+        RawPacket::Rrq { filename, mode, options } => request(RequestKind::Read, filename, mode, options),
+        RawPacket::Wrq { filename, mode, options } => request(RequestKind::Write, filename, mode, options),
+        RawPacket::Data { block, data } => Ok(Packet::Data { block, payload: data }),
+        RawPacket::Ack { block } => Ok(Packet::Ack { block }),
+        RawPacket::Error { code, message } => Ok(Packet::Error { code, message }),
+        RawPacket::Oack { options } => Ok(Packet::Oack { options: collect_options(options)?.0 }),
     }
-    let opcode = u16::from_be_bytes([buf[0], buf[1]]);
-    let body = &buf[2..];
-    match opcode {
-        OP_RRQ | OP_WRQ => {
-            let (filename, rest) = take_cstr(body).ok_or(ParseError::Unterminated("filename"))?;
-            if filename.is_empty() {
-                return Err(ParseError::EmptyFilename);
-            }
-            let (mode, rest) = take_cstr(rest).ok_or(ParseError::Unterminated("mode"))?;
-            let (options, trailing_garbage) = parse_options(rest)?;
-            let kind = if opcode == OP_RRQ { RequestKind::Read } else { RequestKind::Write };
-            Ok(Packet::Request(Request { kind, filename, mode, options, trailing_garbage }))
+}
+
+/// Runs a bootproto encoder into `out`, grown to the size it asks for.
+fn encode_into(out: &mut Vec<u8>, encode: impl Fn(&mut [u8]) -> Result<usize, codec::BufferTooSmall>) {
+    out.clear();
+    out.resize(512, 0);
+    let len = match encode(out) {
+        Ok(len) => len,
+        Err(small) => {
+            out.resize(small.need, 0);
+            // Sized as the encoder asked; it cannot come up short again.
+            encode(out).unwrap_or(0)
         }
-        OP_DATA => {
-            if body.len() < 2 {
-                return Err(ParseError::Truncated);
-            }
-            Ok(Packet::Data { block: u16::from_be_bytes([body[0], body[1]]), payload: &body[2..] })
-        }
-        OP_ACK => {
-            if body.len() < 2 {
-                return Err(ParseError::Truncated);
-            }
-            Ok(Packet::Ack { block: u16::from_be_bytes([body[0], body[1]]) })
-        }
-        OP_ERROR => {
-            if body.len() < 2 {
-                return Err(ParseError::Truncated);
-            }
-            let code = u16::from_be_bytes([body[0], body[1]]);
-            // Many clients omit the NUL; take the message up to a NUL or the end.
-            let text = &body[2..];
-            let message = take_cstr(text).map_or(text, |(m, _)| m);
-            Ok(Packet::Error { code, message })
-        }
-        OP_OACK => {
-            let (options, _) = parse_options(body)?;
-            Ok(Packet::Oack { options })
-        }
-        other => Err(ParseError::UnknownOpcode(other)),
-    }
+    };
+    out.truncate(len);
 }
 
 /// Writes an ERROR packet into `out` (cleared first). The message is cut
 /// so that the packet fits a 512-byte datagram.
 pub fn encode_error(out: &mut Vec<u8>, code: ErrorCode, message: &str) {
-    out.clear();
-    out.extend_from_slice(&OP_ERROR.to_be_bytes());
-    out.extend_from_slice(&(code as u16).to_be_bytes());
-    let mut text = message.as_bytes();
-    if text.len() > 500 {
-        text = &text[..500];
+    let mut end = message.len().min(MAX_ERROR_TEXT);
+    while !message.is_char_boundary(end) {
+        end -= 1;
     }
     // A NUL inside the text would end the message early on the client.
-    out.extend(text.iter().map(|&b| if b == 0 { b'?' } else { b }));
-    out.push(0);
+    let text = message[..end].replace('\0', "?");
+    encode_into(out, |buf| codec::encode_error(buf, code as u16, &text));
 }
 
 /// Writes an OACK packet into `out` (cleared first).
 pub fn encode_oack(out: &mut Vec<u8>, options: &[(&str, String)]) {
-    out.clear();
-    out.extend_from_slice(&OP_OACK.to_be_bytes());
-    for (name, value) in options {
-        out.extend_from_slice(name.as_bytes());
-        out.push(0);
-        out.extend_from_slice(value.as_bytes());
-        out.push(0);
-    }
+    let pairs: Vec<(&str, &str)> = options.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    encode_into(out, |buf| codec::encode_oack(buf, &pairs));
 }
 
 /// Writes the 4-byte DATA header into the start of `buf`; the payload goes
-/// right after it, read there directly from the file.
+/// right after it, read there directly from the file. `buf` is at least
+/// 4 + blksize bytes, so the header always fits.
 pub fn write_data_header(buf: &mut [u8], block: u16) {
-    buf[..2].copy_from_slice(&OP_DATA.to_be_bytes());
-    buf[2..4].copy_from_slice(&block.to_be_bytes());
+    let written = codec::encode_data_header(buf, block);
+    debug_assert_eq!(written, Ok(4));
 }
 
-/// Builds a request datagram; used by tests and the fuzz target.
-pub fn encode_request(kind: RequestKind, filename: &[u8], mode: &[u8], options: &[(&[u8], &[u8])]) -> Vec<u8> {
-    let op = match kind {
-        RequestKind::Read => OP_RRQ,
-        RequestKind::Write => OP_WRQ,
-    };
-    let mut out = op.to_be_bytes().to_vec();
-    for part in [filename, mode] {
-        out.extend_from_slice(part);
-        out.push(0);
-    }
-    for (name, value) in options {
-        out.extend_from_slice(name);
-        out.push(0);
-        out.extend_from_slice(value);
-        out.push(0);
-    }
+/// Builds a request datagram; used by tests.
+pub fn encode_request(kind: RequestKind, filename: &str, mode: &str, options: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_into(&mut out, |buf| match kind {
+        RequestKind::Read => codec::encode_rrq(buf, filename, mode, options),
+        RequestKind::Write => codec::encode_wrq(buf, filename, mode, options),
+    });
     out
 }
 
@@ -234,22 +195,35 @@ mod tests {
 
     #[test]
     fn malformed_requests() {
-        assert_eq!(parse(b""), Err(ParseError::Truncated));
-        assert_eq!(parse(b"\x00"), Err(ParseError::Truncated));
-        assert_eq!(parse(b"\x00\x01file"), Err(ParseError::Unterminated("filename")));
-        assert_eq!(parse(b"\x00\x01file\x00octet"), Err(ParseError::Unterminated("mode")));
+        use codec::ParseError as Wire;
+        assert_eq!(parse(b""), Err(ParseError::Wire(Wire::Truncated)));
+        assert!(parse(b"\x00").unwrap_err().is_truncated());
+        assert_eq!(parse(b"\x00\x01file"), Err(ParseError::Wire(Wire::Unterminated)));
+        assert_eq!(parse(b"\x00\x01file\x00octet"), Err(ParseError::Wire(Wire::Unterminated)));
         assert_eq!(parse(b"\x00\x01\x00octet\x00"), Err(ParseError::EmptyFilename));
-        assert_eq!(parse(b"\x00\x09x"), Err(ParseError::UnknownOpcode(9)));
-        assert_eq!(parse(b"\x00\x04\x00"), Err(ParseError::Truncated));
+        assert_eq!(parse(b"\x00\x09x"), Err(ParseError::Wire(Wire::UnknownOpcode(9))));
+        assert!(parse(b"\x00\x04\x00").unwrap_err().is_truncated());
         let Packet::Request(req) = parse(b"\x00\x01f\x00octet\x00blksize\x00").unwrap() else { panic!() };
         assert!(req.trailing_garbage && req.options.is_empty());
     }
 
     #[test]
+    fn names_that_are_not_utf8_stay_bytes() {
+        // The client-side codec rejects these; the server answers them
+        // (with "file not found" further on), as tftp-hpa does.
+        let Packet::Request(req) = parse(b"\x00\x01caf\xe9\x00oct\xe9t\x00\xff\x00\xfe\x00").unwrap() else { panic!() };
+        assert_eq!((req.filename, req.mode), (&b"caf\xe9"[..], &b"oct\xe9t"[..]));
+        assert_eq!(req.options, vec![(&b"\xff"[..], &b"\xfe"[..])]);
+        assert_eq!(parse(b"\x00\x05\x00\x01x\xffy"), Ok(Packet::Error { code: 1, message: b"x\xffy" }));
+    }
+
+    #[test]
     fn too_many_options() {
-        let opts: Vec<(&[u8], &[u8])> = (0..=MAX_OPTIONS).map(|_| (&b"x"[..], &b"1"[..])).collect();
-        let pkt = encode_request(RequestKind::Read, b"f", b"octet", &opts);
+        let opts: Vec<(&str, &str)> = (0..=MAX_OPTIONS).map(|_| ("x", "1")).collect();
+        let pkt = encode_request(RequestKind::Read, "f", "octet", &opts);
         assert_eq!(parse(&pkt), Err(ParseError::TooManyOptions));
+        let pkt = encode_request(RequestKind::Read, "f", "octet", &opts[1..]);
+        assert!(matches!(parse(&pkt), Ok(Packet::Request(r)) if r.options.len() == MAX_OPTIONS));
     }
 
     #[test]
@@ -257,5 +231,23 @@ mod tests {
         let mut out = Vec::new();
         encode_error(&mut out, ErrorCode::FileNotFound, "no\0such");
         assert_eq!(parse(&out), Ok(Packet::Error { code: 1, message: b"no?such" }));
+        // Cut to fit 512 bytes, on a character boundary.
+        encode_error(&mut out, ErrorCode::NotDefined, &"é".repeat(400));
+        assert_eq!(out.len(), 4 + 500 + 1);
+        assert!(std::str::from_utf8(&out[4..out.len() - 1]).is_ok());
+    }
+
+    #[test]
+    fn oack_and_data_header() {
+        let mut out = Vec::new();
+        let granted = vec![("tsize", "1048583".to_string()), ("blksize", "x".repeat(600))];
+        encode_oack(&mut out, &granted);
+        let Ok(Packet::Oack { options }) = parse(&out) else { panic!("{out:?}") };
+        assert_eq!(options.len(), 2);
+        assert_eq!(options[0], (&b"tsize"[..], &b"1048583"[..]));
+        assert_eq!(options[1].1.len(), 600);
+        let mut buf = [0xffu8; 8];
+        write_data_header(&mut buf, 0x1234);
+        assert_eq!(parse(&buf), Ok(Packet::Data { block: 0x1234, payload: &[0xff; 4] }));
     }
 }
