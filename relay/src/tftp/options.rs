@@ -6,11 +6,11 @@
 //! out, which RFC 2347 lets the client treat as "not granted".
 
 /// RFC 2348: the largest block size a client may ask for.
-pub const BLKSIZE_MAX: u16 = 65464;
+pub const BLKSIZE_MAX: u16 = bootproto::tftp::wire::MAX_BLKSIZE;
 /// RFC 2348: the smallest block size a client may ask for.
-pub const BLKSIZE_MIN: u16 = 8;
+pub const BLKSIZE_MIN: u16 = bootproto::tftp::wire::MIN_BLKSIZE;
 /// The block size without options (RFC 1350).
-pub const DEFAULT_BLKSIZE: u16 = 512;
+pub const DEFAULT_BLKSIZE: u16 = bootproto::tftp::wire::DEFAULT_BLKSIZE;
 
 /// What the server is willing to grant for one transfer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
