@@ -179,6 +179,16 @@ impl Qemu {
         })
     }
 
+    /// Wait for the reference kernel's verdict line (`MBI-CHECK: ok` or
+    /// `MBI-CHECK: FAIL <problem>`) and fail the test unless it is ok.
+    /// Returns the console output up to then.
+    pub fn expect_self_check_ok(&self, timeout: Duration) -> String {
+        let verdict = self.expect("MBI-CHECK: (ok|FAIL.*)", timeout);
+        let out = self.output();
+        assert!(verdict == "MBI-CHECK: ok", "the kernel's self-check failed ({verdict}):\n{out}");
+        out
+    }
+
     pub fn try_expect(&self, pattern: &str, timeout: Duration) -> Option<String> {
         let re = Regex::new(pattern).unwrap();
         self.wait_until(timeout, |text| {

@@ -25,9 +25,7 @@ fn boot_reference(nic: &str) -> String {
     q.expect(r"IP 10\.0\.2\.15/24, gateway 10\.0\.2\.2, TFTP server 10\.0\.2\.2", SHORT);
     q.expect(r"config chainloader\.cfg/default: kernel kernel\.elf", SHORT);
     q.expect(r"kernel\.elf: [0-9.]+ (KiB|MiB) in [0-9.]+ s, [0-9.]+ MiB/s", SHORT);
-    q.expect("MBI-CHECK: (ok|FAIL.*)", SHORT);
-    let out = q.output();
-    assert!(out.contains("MBI-CHECK: ok"), "self-check failed:\n{out}");
+    let out = q.expect_self_check_ok(SHORT);
     assert!(out.contains(r#"MBI cmdline="exit nic=test""#), "{out}");
     assert!(out.contains(r#"MBI loader="chainloader"#), "{out}");
     assert!(out.contains("MBI tag type=16"), "network tag (DHCPACK) missing:\n{out}");
@@ -64,9 +62,7 @@ fn boots_through_pxelinux() {
     let mut q = Qemu::start(&QemuConfig::user_net(root.path(), "pxelinux.0"));
     q.expect(r"chainloader \d", BOOT);
     q.expect(r"PXE: ", SHORT);
-    q.expect("MBI-CHECK: (ok|FAIL.*)", BOOT);
-    let out = q.output();
-    assert!(out.contains("MBI-CHECK: ok"), "self-check failed:\n{out}");
+    let out = q.expect_self_check_ok(BOOT);
     assert!(out.contains(r#"MBI cmdline="exit via=pxelinux""#), "{out}");
     assert_eq!(q.wait_exit(SHORT), Some(debug_exit_status(0x10)));
 }
@@ -107,9 +103,7 @@ fn sixteen_mib_module_arrives_intact() {
     let mut q = Qemu::start(&QemuConfig::user_net(root.path(), "chainloader.0"));
     let line = q.expect(r"big\.bin: [0-9.]+ MiB in [0-9.]+ s, [0-9.]+ MiB/s", BOOT);
     eprintln!("throughput: {line}");
-    q.expect("MBI-CHECK: (ok|FAIL.*)", SHORT);
-    let out = q.output();
-    assert!(out.contains("MBI-CHECK: ok"), "self-check failed:\n{out}");
+    let out = q.expect_self_check_ok(SHORT);
     let want = format!(r#"MBI module string="big module" size={} crc32={:08x}"#, big.len(), crc32(&big));
     assert!(out.contains(&want), "missing `{want}`:\n{out}");
     assert_eq!(q.wait_exit(SHORT), Some(debug_exit_status(0x10)));
@@ -178,9 +172,7 @@ fn dnsmasq_matches_user_class_and_option_209_names_the_config() {
     let mut q = Qemu::start(&QemuConfig::tap(&ns.name, "tap0"));
     q.expect(r"TFTP server 10\.77\.0\.1", BOOT);
     q.expect(r"config special\.cfg: kernel kernel\.elf", SHORT);
-    q.expect("MBI-CHECK: (ok|FAIL.*)", SHORT);
-    let out = q.output();
-    assert!(out.contains("MBI-CHECK: ok"), "self-check failed:\n{out}");
+    let out = q.expect_self_check_ok(SHORT);
     assert!(out.contains(r#"MBI cmdline="exit via=dnsmasq""#), "{out}");
     assert_eq!(q.wait_exit(SHORT), Some(debug_exit_status(0x10)));
 }
@@ -197,9 +189,7 @@ fn no_dhcp_answer_falls_back_to_the_roms_cached_ack() {
     let mut q = Qemu::start(&QemuConfig::tap(&ns.name, "tap0"));
     q.expect(r"DHCP: no answer after 4 s, using the PXE ROM's cached DHCPACK", BOOT);
     q.expect(r"IP 10\.77\.0\.1\d\d/24, .*TFTP server 10\.77\.0\.1", SHORT);
-    q.expect("MBI-CHECK: (ok|FAIL.*)", SHORT);
-    let out = q.output();
-    assert!(out.contains("MBI-CHECK: ok"), "self-check failed:\n{out}");
+    let out = q.expect_self_check_ok(SHORT);
     assert!(out.contains(r#"MBI cmdline="exit via=cached-ack""#), "{out}");
     assert_eq!(q.wait_exit(SHORT), Some(debug_exit_status(0x10)));
 }
@@ -220,9 +210,7 @@ fn sixteen_mib_module_through_the_relay_with_windowsize() {
     let mut q = Qemu::start(&QemuConfig::tap(&ns.name, "tap0"));
     let line = q.expect(r"big\.bin: [0-9.]+ MiB in [0-9.]+ s, [0-9.]+ MiB/s", BOOT);
     eprintln!("throughput (relay): {line}");
-    q.expect("MBI-CHECK: (ok|FAIL.*)", SHORT);
-    let out = q.output();
-    assert!(out.contains("MBI-CHECK: ok"), "self-check failed:\n{out}");
+    let out = q.expect_self_check_ok(SHORT);
     let want = format!(r#"MBI module string="big module" size={} crc32={:08x}"#, big.len(), crc32(&big));
     assert!(out.contains(&want), "missing `{want}`:\n{out}");
     assert_eq!(q.wait_exit(SHORT), Some(debug_exit_status(0x10)));

@@ -25,9 +25,7 @@ fn modules() -> (Vec<u8>, Vec<u8>) {
 /// Boot until the verdict and the pass exit; return the console.
 fn run(root: &Path, bootfile: &str) -> String {
     let mut q = Qemu::start(&QemuConfig::user_net(root, bootfile));
-    q.expect(r"MBI-CHECK: (ok|FAIL.*)", BOOT);
-    let out = q.output();
-    assert!(out.contains("MBI-CHECK: ok"), "self-check failed through {bootfile}:\n{out}");
+    let out = q.expect_self_check_ok(BOOT);
     assert_eq!(q.wait_exit(Duration::from_secs(30)), Some(debug_exit_status(0x10)), "{out}");
     out
 }

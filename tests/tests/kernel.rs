@@ -55,9 +55,7 @@ fn self_check_passes_through_grub_netboot_with_two_modules() {
         ],
     );
     let mut q = Qemu::start(&QemuConfig::user_net(g.root(), GrubNetboot::BOOTFILE));
-    q.expect("MBI-CHECK: (ok|FAIL.*)", BOOT);
-    let out = q.output();
-    assert!(out.contains("MBI-CHECK: ok"), "self-check failed:\n{out}");
+    let out = q.expect_self_check_ok(BOOT);
     assert!(out.contains(r#"MBI cmdline="exit alpha=1 beta""#), "{out}");
     assert!(out.contains(r#"MBI loader="GRUB 2"#), "{out}");
     for (m, s) in [(&mod1, "mod1 first"), (&mod2, "mod2 second")] {
