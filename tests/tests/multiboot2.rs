@@ -8,26 +8,17 @@
 
 use e2e::grub::{GrubModule, GrubNetboot};
 use e2e::qemu::{debug_exit_status, Qemu, QemuConfig};
-use e2e::{dist, repo_root, write_file};
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use e2e::{dist, write_file};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Generous: several QEMUs share two cores.
 const BOOT: Duration = Duration::from_secs(180);
 
-/// The test kernels, built once per run by tests/kernels/build.sh.
-fn testkernels() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = tempfile::Builder::new().prefix("netboot-testkernels-").tempdir().unwrap().keep();
-        let st = std::process::Command::new(repo_root().join("tests/kernels/build.sh"))
-            .arg(&dir)
-            .output()
-            .expect("cannot run tests/kernels/build.sh");
-        assert!(st.status.success(), "build.sh failed: {}", String::from_utf8_lossy(&st.stderr));
-        dir
-    })
+/// The test kernels, built by scripts/build (tests/kernels/build.sh) into
+/// target/dist/testkernels/.
+fn testkernels() -> PathBuf {
+    dist("testkernels")
 }
 
 fn tk(name: &str) -> Vec<u8> {
