@@ -385,26 +385,29 @@ pub fn place_module(mem: &mut Allocator, avoid: &mut Allocator, len: u64) -> Opt
     Some(at)
 }
 
+/// The memory map QEMU 7.2 / SeaBIOS gives with -m 512: the fixture of
+/// this crate's memory-planning and Multiboot2 tests.
+#[cfg(test)]
+pub(crate) fn qemu_512m_e820() -> alloc::vec::Vec<E820Entry> {
+    alloc::vec![
+        E820Entry::new(0, 0x9fc00, 1),
+        E820Entry::new(0x9fc00, 0x400, 2),
+        E820Entry::new(0xf0000, 0x10000, 2),
+        E820Entry::new(0x100000, 0x1fee0000, 1),
+        E820Entry::new(0x1ffe0000, 0x20000, 2),
+        E820Entry::new(0xfeffc000, 0x4000, 2),
+        E820Entry::new(0xfffc0000, 0x40000, 2),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// QEMU 7.2 / SeaBIOS with -m 512.
-    fn qemu_512m() -> Vec<E820Entry> {
-        vec![
-            E820Entry::new(0, 0x9fc00, 1),
-            E820Entry::new(0x9fc00, 0x400, 2),
-            E820Entry::new(0xf0000, 0x10000, 2),
-            E820Entry::new(0x100000, 0x1fee0000, 1),
-            E820Entry::new(0x1ffe0000, 0x20000, 2),
-            E820Entry::new(0xfeffc000, 0x4000, 2),
-            E820Entry::new(0xfffc0000, 0x40000, 2),
-        ]
-    }
 
     #[test]
     fn sanitize_keeps_clean_map() {
-        assert_eq!(sanitize(&qemu_512m()), qemu_512m());
+        assert_eq!(sanitize(&qemu_512m_e820()), qemu_512m_e820());
     }
 
     #[test]
@@ -442,7 +445,7 @@ mod tests {
 
     #[test]
     fn meminfo_as_grub() {
-        let (lo, up) = meminfo(&sanitize(&qemu_512m()));
+        let (lo, up) = meminfo(&sanitize(&qemu_512m_e820()));
         assert_eq!(lo, 639);
         assert_eq!(up, (0x1ffe0000 - 0x100000) / 1024);
         // RAM at 1 MiB only after a gap: upper is 0, as in GRUB.
@@ -464,7 +467,7 @@ mod tests {
 
     #[test]
     fn staging_prefers_big_high_region() {
-        let (b, l) = staging_area(&qemu_512m(), &[]).unwrap();
+        let (b, l) = staging_area(&qemu_512m_e820(), &[]).unwrap();
         assert_eq!((b, l), (16 * ONE_MIB, 0x1ffe0000 - 16 * ONE_MIB));
         // Small machine: nothing above 16 MiB, falls back to above 1 MiB.
         let m = [E820Entry::new(0, 0x9fc00, 1), E820Entry::new(0x100000, 0xf00000, 1)];
@@ -474,7 +477,7 @@ mod tests {
 
     #[test]
     fn allocator_reserve_and_find() {
-        let mut a = Allocator::new(&qemu_512m());
+        let mut a = Allocator::new(&qemu_512m_e820());
         a.reserve_always(Range::new(0x7000, 0x100000), "chainloader and firmware");
         assert_eq!(
             a.reserve(Range::new(0x90000, 0x91000), "x"),
@@ -510,7 +513,7 @@ mod tests {
 
     #[test]
     fn modules_go_right_after_the_kernel_like_grub() {
-        let mut mem = Allocator::new(&qemu_512m());
+        let mut mem = Allocator::new(&qemu_512m_e820());
         mem.reserve_always(Range::new(0, ONE_MIB), "low memory");
         mem.reserve(Range::new(0x100000, 0x103690), "kernel").unwrap();
         let mut avoid = mem.clone();

@@ -1,6 +1,6 @@
 //! Tests for `multiboot2`: kernel images are built here byte by byte.
 use super::*;
-use crate::memmap::{E820Entry, ONE_MIB};
+use crate::memmap::ONE_MIB;
 use alloc::string::ToString;
 use alloc::vec;
 
@@ -96,21 +96,9 @@ fn higher_half(is64: bool, tags: &[Vec<u8>]) -> Vec<u8> {
     elf(is64, 0xC010_1010, &[load(0x1000, 0xC010_1000, 0x10_1000, 0x2000, 0x3000)], &header(tags), 0x3000)
 }
 
-/// QEMU/SeaBIOS -m 512 as E820 gives it.
-pub(crate) fn qemu_e820() -> Vec<E820Entry> {
-    vec![
-        E820Entry::new(0, 0x9fc00, 1),
-        E820Entry::new(0x9fc00, 0x400, 2),
-        E820Entry::new(0xf0000, 0x10000, 2),
-        E820Entry::new(0x100000, 0x1fee0000, 1),
-        E820Entry::new(0x1ffe0000, 0x20000, 2),
-        E820Entry::new(0xfeffc000, 0x4000, 2),
-        E820Entry::new(0xfffc0000, 0x40000, 2),
-    ]
-}
 
 fn mem() -> Allocator {
-    let mut a = Allocator::new(&qemu_e820());
+    let mut a = Allocator::new(&crate::memmap::qemu_512m_e820());
     a.reserve_always(Range::new(0, 0x1000), "real-mode IVT and BIOS data");
     a.reserve_always(Range::new(0x7c00, 0x80000), "chainloader");
     a.reserve_always(Range::new(0x80000, 0x100000), "PXE stack, EBDA and ROM area");
