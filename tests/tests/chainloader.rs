@@ -104,20 +104,9 @@ fn sixteen_mib_module_arrives_intact() {
     let line = q.expect(r"big\.bin: [0-9.]+ MiB in [0-9.]+ s, [0-9.]+ MiB/s", BOOT);
     eprintln!("throughput: {line}");
     let out = q.expect_self_check_ok(SHORT);
-    let want = format!(r#"MBI module string="big module" size={} crc32={:08x}"#, big.len(), crc32(&big));
+    let want = format!(r#"MBI module string="big module" size={} crc32={:08x}"#, big.len(), bootproto::gzip::crc32(&big));
     assert!(out.contains(&want), "missing `{want}`:\n{out}");
     assert_eq!(q.wait_exit(SHORT), Some(debug_exit_status(0x10)));
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= b as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
-        }
-    }
-    !crc
 }
 
 /// Debian's PXELINUX (packages pxelinux, syslinux-common).
@@ -211,7 +200,7 @@ fn sixteen_mib_module_through_the_relay_with_windowsize() {
     let line = q.expect(r"big\.bin: [0-9.]+ MiB in [0-9.]+ s, [0-9.]+ MiB/s", BOOT);
     eprintln!("throughput (relay): {line}");
     let out = q.expect_self_check_ok(SHORT);
-    let want = format!(r#"MBI module string="big module" size={} crc32={:08x}"#, big.len(), crc32(&big));
+    let want = format!(r#"MBI module string="big module" size={} crc32={:08x}"#, big.len(), bootproto::gzip::crc32(&big));
     assert!(out.contains(&want), "missing `{want}`:\n{out}");
     assert_eq!(q.wait_exit(SHORT), Some(debug_exit_status(0x10)));
 }

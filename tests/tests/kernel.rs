@@ -16,18 +16,6 @@ const BANNER: &str = r"kernel: reference Multiboot2 kernel booting";
 const READY: &str = r"kernel: serial console ready";
 const REBOOTING: &str = r"serial: reboot command received, rebooting";
 
-/// CRC-32 (IEEE), as the kernel prints it for each module.
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= b as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
-        }
-    }
-    !crc
-}
-
 fn grub_boot(args: &str) -> (GrubNetboot, Qemu) {
     grub_boot_cfg(args, false)
 }
@@ -59,7 +47,7 @@ fn self_check_passes_through_grub_netboot_with_two_modules() {
     assert!(out.contains(r#"MBI cmdline="exit alpha=1 beta""#), "{out}");
     assert!(out.contains(r#"MBI loader="GRUB 2"#), "{out}");
     for (m, s) in [(&mod1, "mod1 first"), (&mod2, "mod2 second")] {
-        let line = format!(r#"MBI module string="{s}" size={} crc32={:08x}"#, m.len(), crc32(m));
+        let line = format!(r#"MBI module string="{s}" size={} crc32={:08x}"#, m.len(), bootproto::gzip::crc32(m));
         assert!(out.contains(&line), "missing `{line}`:\n{out}");
     }
     assert!(out.contains("MBI mmap base=0x100000"), "{out}");
