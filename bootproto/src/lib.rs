@@ -9,6 +9,7 @@ extern crate alloc;
 
 pub mod config;
 pub mod gzip;
+pub mod http;
 pub mod mbi;
 pub mod mbi_check;
 pub mod memmap;
