@@ -9,6 +9,7 @@ pub mod attach;
 pub mod config;
 pub mod console;
 pub mod dhcp;
+pub mod http;
 pub mod iface;
 pub mod leases;
 pub mod probe;

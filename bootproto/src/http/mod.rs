@@ -8,9 +8,14 @@
 //! loop {
 //!     let data = receive some bytes;          (or on EOF: r.finish_at_eof()?)
 //!     let used = r.feed(data, &mut sink)?;    body bytes go to sink(offset, slice)
-//!     if r.is_done() { the rest of data (data[used..]) starts the next response }
+//!     if r.is_done() { break }                the rest (data[used..]) starts the next response
 //! }
+//! let size = r.outcome()?;                    a 404 is an error here, and the connection is still usable
 //! ```
+//!
+//! An `Err` from `feed` or `finish_at_eof` leaves the connection's framing
+//! unknown: close it. A status error (`outcome`) does not: its body was read
+//! and discarded (up to `MAX_ERROR_BODY`), so the next request can follow.
 //!
 //! What it does, and why:
 //! - GET only, HTTP/1.1 with keep-alive, so that a kernel and its modules
@@ -41,6 +46,9 @@ pub const HTTP_PORT: u16 = 80;
 /// Response head (status line and headers) limit; also the limit of one
 /// chunk-size or trailer line.
 pub const MAX_HEAD: usize = 16 * 1024;
+/// The most bytes of an error response's body read (and dropped) to keep
+/// the connection; a longer one is a fatal error (close and reconnect).
+pub const MAX_ERROR_BODY: u64 = 64 * 1024;
 
 /// An `http://` URL: host (an IPv4 literal or a name), port and the path
 /// with its query, as sent in the request line.
@@ -290,13 +298,15 @@ pub struct Response {
     head: Option<Head>,
     received: u64,
     max_size: Option<u64>,
+    /// A non-2xx final status: its body is being read and dropped.
+    status_error: Option<Error>,
 }
 
 impl Response {
     /// `max_size`: the most body bytes the sink can take (checked against
     /// Content-Length before any byte is stored, and as data arrives).
     pub fn new(max_size: Option<u64>) -> Response {
-        Response { state: State::Head, line: Vec::new(), head: None, received: 0, max_size }
+        Response { state: State::Head, line: Vec::new(), head: None, received: 0, max_size, status_error: None }
     }
 
     pub fn head(&self) -> Option<&Head> {
@@ -309,6 +319,16 @@ impl Response {
 
     pub fn received(&self) -> u64 {
         self.received
+    }
+
+    /// Once `is_done`: the body size, or the server's error status (404,
+    /// a redirect...). Before that: `Pending` as a protocol error.
+    pub fn outcome(&self) -> Result<u64, Error> {
+        match (&self.state, &self.status_error) {
+            (State::Done, None) => Ok(self.received),
+            (State::Done, Some(e)) => Err(e.clone()),
+            _ => Err(Error::Protocol("response not complete".into())),
+        }
     }
 
     /// Consumes bytes of this response from `data`, sending body bytes to
@@ -340,10 +360,10 @@ impl Response {
     /// reports any other unfinished response as truncated.
     pub fn finish_at_eof(&mut self) -> Result<u64, Error> {
         match self.state {
-            State::Done => Ok(self.received),
+            State::Done => self.outcome(),
             State::Body(Body::UntilClose) => {
                 self.state = State::Done;
-                Ok(self.received)
+                self.outcome()
             }
             State::Head => Err(Error::Protocol(if self.line.is_empty() {
                 "the server closed the connection without answering".into()
@@ -378,9 +398,12 @@ impl Response {
             return Ok(used);
         }
         if !(200..300).contains(&head.status) {
-            return Err(Error::Status { status: head.status, reason: head.reason, location: head.location });
-        }
-        if let (Some(limit), Some(len)) = (self.max_size, head.content_length) {
+            let e = Error::Status { status: head.status, reason: head.reason.clone(), location: head.location.clone() };
+            if head.content_length.is_some_and(|l| l > MAX_ERROR_BODY) {
+                return Err(e);
+            }
+            self.status_error = Some(e);
+        } else if let (Some(limit), Some(len)) = (self.max_size, head.content_length) {
             if len > limit {
                 return Err(Error::TooLarge { limit, size: len });
             }
@@ -406,6 +429,14 @@ impl Response {
 
     fn deliver(&mut self, bytes: &[u8], sink: &mut Sink<'_>) -> Result<(), Error> {
         let size = self.received + bytes.len() as u64;
+        if let Some(e) = &self.status_error {
+            // An error page: dropped, not stored, and bounded.
+            if size > MAX_ERROR_BODY {
+                return Err(e.clone());
+            }
+            self.received = size;
+            return Ok(());
+        }
         if let Some(limit) = self.max_size.filter(|&l| size > l) {
             return Err(Error::TooLarge { limit, size });
         }

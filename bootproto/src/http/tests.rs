@@ -23,6 +23,7 @@ fn run(input: &[u8], step: usize, max: Option<u64>) -> Result<(Vec<u8>, Head, Ve
     if !r.is_done() {
         r.finish_at_eof()?;
     }
+    r.outcome()?;
     let head = r.head().unwrap().clone();
     Ok((body, head, rest))
 }
@@ -104,6 +105,24 @@ fn errors_name_the_status_and_redirects_their_target() {
     let e = run(b"HTTP/1.1 302 Found\r\nLocation: http://h/x\r\n\r\n", 100, None).unwrap_err();
     assert_eq!(e.redirect(), Some("http://h/x"));
     assert_eq!(e.to_string(), "HTTP 302 Found (to http://h/x)");
+}
+
+#[test]
+fn an_error_page_is_read_and_dropped_so_the_connection_stays_usable() {
+    let input = b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot foundHTTP/1.1 200 OK";
+    let mut r = Response::new(Some(1));
+    let mut stored = 0;
+    let (used, ev) = r.feed(input, &mut |_, b| {
+        stored += b.len();
+        Ok(())
+    }).unwrap();
+    assert_eq!((&input[used..], ev, stored), (&b"HTTP/1.1 200 OK"[..], Event::Done { size: 9 }, 0));
+    assert_eq!(r.outcome().unwrap_err().to_string(), "HTTP 404 Not Found");
+    // A huge error body is not worth reading: fatal, reconnect.
+    let e = Response::new(None)
+        .feed(b"HTTP/1.1 500 Oops\r\nContent-Length: 9999999\r\n\r\n", &mut |_, _| Ok(()))
+        .unwrap_err();
+    assert_eq!(e.to_string(), "HTTP 500 Oops");
 }
 
 #[test]
