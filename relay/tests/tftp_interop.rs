@@ -129,6 +129,33 @@ fn atftp_fetches_with_and_without_options() {
     }
 }
 
+/// tftp-hpa's default mode is netascii (RFC 1350 requires servers to offer
+/// it): a text file arrives with the host's line ends, byte for byte, and a
+/// bare CR survives the round trip (CR NUL on the wire).
+#[test]
+fn tftp_hpa_default_netascii_mode_gets_text_files_intact() {
+    require("tftp");
+    let text = b"line one\nline two\r\nbare\rcr\n\nlast line without newline".repeat(40);
+    let fx = start(8, 1468, |root| std::fs::write(root.join("notes.txt"), &text).unwrap());
+    let out = tempfile::tempdir().unwrap();
+    let res = Command::new("tftp")
+        .args(["127.0.0.1", &fx.addr.port().to_string(), "-c", "get", "notes.txt"])
+        .arg(out.path().join("notes.txt"))
+        .output()
+        .unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&res.stdout), String::from_utf8_lossy(&res.stderr));
+    assert!(res.status.success() && !said.contains("Error"), "tftp-hpa said: {said}");
+    assert_eq!(std::fs::read(out.path().join("notes.txt")).unwrap(), text, "netascii round trip");
+    // On the wire it is CR LF and CR NUL, with tsize the converted size.
+    let mut c = Client::new(fx.addr);
+    c.send_request(&rrq(b"notes.txt", b"netascii", &[("tsize", "0")]));
+    let Reply::Oack(opts) = c.recv() else { panic!("no OACK") };
+    c.send(&ack(0));
+    let wire = c.download(512, 1, false);
+    assert!(wire.starts_with(b"line one\r\nline two\r\0\r\nbare\r\0cr\r\n\r\nlast"), "{:?}", &wire[..40]);
+    assert_eq!(opts, vec![("tsize".to_string(), wire.len().to_string())]);
+}
+
 #[test]
 fn standard_clients_get_clear_errors() {
     require("tftp");

@@ -17,6 +17,7 @@
 //! threads (`max_transfers` bounds them anyway).
 
 pub mod fs;
+pub mod netascii;
 pub mod options;
 mod transfer;
 pub mod wire;
@@ -208,12 +209,18 @@ impl TftpServer {
             self.send_error(reply, peer, ErrorCode::AccessViolation, "write requests are not accepted: read-only server");
             return;
         }
-        if !request.mode.eq_ignore_ascii_case(b"octet") {
+        // RFC 1350 names three modes; "mail" is obsolete (RFC 1350 says so)
+        // and, like dnsmasq, the relay does not offer it.
+        let netascii = if request.mode.eq_ignore_ascii_case(b"octet") {
+            false
+        } else if request.mode.eq_ignore_ascii_case(b"netascii") {
+            true
+        } else {
             let mode = display_name(request.mode);
             tracing::info!("tftp: {peer}: refused {name}: transfer mode {mode} is not supported");
-            self.send_error(reply, peer, ErrorCode::IllegalOperation, &format!("mode {mode} not supported, use octet (binary)"));
+            self.send_error(reply, peer, ErrorCode::IllegalOperation, &format!("mode {mode} not supported, use octet (binary) or netascii"));
             return;
-        }
+        };
         if request.trailing_garbage {
             tracing::debug!("tftp: {peer}: ignoring an incomplete option at the end of the request for {name}");
         }
@@ -251,6 +258,7 @@ impl TftpServer {
             peer,
             local_ip,
             filename: request.filename.to_vec(),
+            netascii,
             options: request.options.iter().map(|(n, v)| (n.to_vec(), v.to_vec())).collect(),
         };
         let spawned = std::thread::Builder::new().name(format!("tftp {peer}")).spawn({

@@ -34,6 +34,8 @@ pub(super) struct Job {
     pub peer: SocketAddr,
     pub local_ip: IpAddr,
     pub filename: Vec<u8>,
+    /// Netascii mode: the file is sent with CR LF line ends.
+    pub netascii: bool,
     pub options: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
@@ -108,6 +110,19 @@ pub(super) fn run(shared: &Shared, handle: &TransferHandle, job: Job) {
             let _ = socket.send_to(&scratch, peer);
             return;
         }
+    };
+    let served = if job.netascii {
+        match super::netascii::convert(served) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::info!("tftp: {peer} {name}: refused in netascii mode: {e}");
+                wire::encode_error(&mut scratch, ErrorCode::NotDefined, &e.to_string());
+                let _ = socket.send_to(&scratch, peer);
+                return;
+            }
+        }
+    } else {
+        served
     };
 
     let overhead = if peer.is_ipv4() { 32 } else { 52 };
