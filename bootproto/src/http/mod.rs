@@ -84,7 +84,8 @@ impl fmt::Display for UrlError {
 /// True when `s` is an absolute http URL (what the config and DHCP give
 /// when they want HTTP instead of TFTP).
 pub fn is_http_url(s: &str) -> bool {
-    s.len() >= 7 && s[..7].eq_ignore_ascii_case("http://")
+    // By bytes: a multi-byte character may straddle byte 7 (found by fuzzing).
+    s.as_bytes().get(..7).is_some_and(|p| p.eq_ignore_ascii_case(b"http://"))
 }
 
 impl Url {

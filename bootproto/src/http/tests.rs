@@ -43,6 +43,9 @@ fn url_forms() {
     assert_eq!(Url::parse("http://h:0/"), Err(UrlError::BadPort));
     assert_eq!(Url::parse("http://h:99999/"), Err(UrlError::BadPort));
     assert_eq!(Url::parse("http://h/a b"), Err(UrlError::BadCharacter));
+    // A multi-byte character across byte 7 (a fuzzer find: it panicked).
+    assert_eq!(Url::parse("  kingƯking"), Err(UrlError::Scheme));
+    assert!(!is_http_url("httpƯ"));
 }
 
 #[test]
