@@ -14,6 +14,7 @@ extern crate alloc;
 mod arch;
 mod boot;
 mod console;
+mod fetch;
 mod net;
 
 use alloc::format;
@@ -21,7 +22,6 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use arch::{cpu, e820, idt, pxe, thunk};
 use bootproto::config;
-use bootproto::tftp;
 use core::net::Ipv4Addr;
 use net::lease::Lease;
 use net::Net;
@@ -30,8 +30,10 @@ use net::Net;
 const REBOOT_COUNTDOWN_S: u64 = 10;
 /// How long DHCP may take before the ROM's cached DHCPACK is used.
 const DHCP_TIMEOUT_MS: u64 = 4000;
-/// Attempts per file when the server does not answer.
-const TFTP_ATTEMPTS: u32 = 3;
+/// HTTP's TCP receive buffer: its size is the window (smoltcp scales it),
+/// enough for a fast LAN's bandwidth-delay product many times over.
+const TCP_RX_BUFFER: usize = 256 * 1024;
+const TCP_TX_BUFFER: usize = 4096;
 
 #[no_mangle]
 extern "C" fn chainloader_main() -> ! {
@@ -135,29 +137,32 @@ fn run(tsc_khz: u64) -> Result<Never, String> {
     let staging: &'static mut [u8] = unsafe { core::slice::from_raw_parts_mut(stage_base as *mut u8, stage_len as usize) };
     println!("staging: {} MiB at {:#x}", stage_len >> 20, stage_base);
 
+    // The download sockets' buffers come off the end of the staging area:
+    // base memory has no room for them, and after the downloads (before
+    // the handoff plans where the kernel goes) nothing needs them.
+    let (staging, buffers) = staging.split_at_mut(staging.len() - net::UDP_RX_DATA_LEN - TCP_RX_BUFFER - TCP_TX_BUFFER);
+    let (udp_rx, buffers) = buffers.split_at_mut(net::UDP_RX_DATA_LEN);
+    let (tcp_rx, tcp_tx) = buffers.split_at_mut(TCP_RX_BUFFER);
+    net.enable_downloads(udp_rx, tcp_rx, tcp_tx);
+
     // The boot config.
-    let prefix = lease.path_prefix.clone().unwrap_or_default();
-    let candidates: Vec<String> = match &lease.config_file {
-        Some(f) => alloc::vec![format!("{prefix}{}", config::tftp_path(f))],
-        None => {
-            let o = lease.ip.octets();
-            config::candidates(info.mac, o).into_iter().map(|c| format!("{prefix}{c}")).collect()
-        }
-    };
-    let (cfg_name, cfg_text) = fetch_config(&mut net, server, &candidates, staging)?;
-    let cfg = config::parse(&cfg_text).map_err(|e| format!("{cfg_name}: {e}"))?;
-    println!("config {cfg_name}: kernel {} {}, {} module(s)", cfg.kernel.path, cfg.kernel.args, cfg.modules.len());
+    let candidates = fetch::config_candidates(&lease, info.mac, server)?;
+    let (cfg_source, cfg_text) = fetch::fetch_config(&mut net, &candidates, staging)?;
+    let cfg = config::parse(&cfg_text).map_err(|e| format!("{cfg_source}: {e}"))?;
+    println!("config {cfg_source}: kernel {} {}, {} module(s)", cfg.kernel.path, cfg.kernel.args, cfg.modules.len());
 
     // Kernel and modules, each at a page-aligned offset in the staging area.
     let mut placed: Vec<(usize, usize)> = Vec::new();
     let mut cursor = 0usize;
     for e in core::iter::once(&cfg.kernel).chain(cfg.modules.iter()) {
+        let src = fetch::resolve(e, &cfg_source)?;
         let dest = &mut staging[cursor..];
-        let f = fetch_with_retry(&mut net, server, &e.path, dest, false)?;
+        let f = fetch::fetch_with_retry(&mut net, &src, dest, false).map_err(|e| e.message)?;
         println!("{}: {}", e.path, net::rate(f.size, f.ms));
         placed.push((cursor, f.size as usize));
         cursor = (cursor + f.size as usize).next_multiple_of(4096);
     }
+    net.http_drop();
     let stats = net.dev.undi.stats;
     println!(
         "UNDI: {} PXE calls in {} trips to real mode ({} ms, {} ms of it from send to first frame received), {} frames in ({} dropped), {} out, {} transmit errors",
@@ -207,50 +212,6 @@ fn tftp_server(lease: &Lease, pxe: &pxe::Pxe) -> Result<(Ipv4Addr, &'static str)
         .server_id
         .map(|s| (s, "DHCP server identifier"))
         .ok_or_else(|| String::from("no TFTP server: no next-server in any DHCP reply and no server identifier"))
-}
-
-/// Tries each config candidate in turn; "file not found" moves on to the
-/// next. Returns the name and text of the first that exists.
-fn fetch_config(net: &mut Net, server: Ipv4Addr, candidates: &[String], staging: &mut [u8]) -> Result<(String, String), String> {
-    for name in candidates {
-        match fetch_with_retry(net, server, name, staging, true) {
-            Ok(f) => {
-                let text = core::str::from_utf8(&staging[..f.size as usize]).map_err(|e| format!("{name}: not UTF-8 text ({e})"))?;
-                return Ok((name.clone(), text.into()));
-            }
-            Err(e) if is_not_found(&e) => println!("config {name}: not found"),
-            Err(e) => return Err(e),
-        }
-    }
-    Err(format!("no boot config found on {server} (tried {} names)", candidates.len()))
-}
-
-fn is_not_found(e: &str) -> bool {
-    e.contains("TFTP error 1")
-}
-
-/// One file, with up to [`TFTP_ATTEMPTS`] attempts (1 s, then 2 s between
-/// them) when the server does not answer. A TFTP error from the server is
-/// final: the file will not appear by asking again.
-fn fetch_with_retry(net: &mut Net, server: Ipv4Addr, name: &str, dest: &mut [u8], quiet: bool) -> Result<net::Fetched, String> {
-    let mut wait = 1000;
-    for attempt in 1..=TFTP_ATTEMPTS {
-        match net.tftp_get(server, name, dest, name, quiet) {
-            Ok(f) => return Ok(f),
-            Err(tftp::Error::Remote { code, message }) => {
-                return Err(format!("TFTP error {code} from {server}: {message}: /{name}"));
-            }
-            Err(e) => {
-                println!("{name}: {e} (attempt {attempt} of {TFTP_ATTEMPTS})");
-                if attempt == TFTP_ATTEMPTS {
-                    return Err(format!("{name}: {e}"));
-                }
-                cpu::delay_ms(wait);
-                wait *= 2;
-            }
-        }
-    }
-    unreachable!()
 }
 
 #[no_mangle]

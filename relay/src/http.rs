@@ -67,6 +67,7 @@ pub struct HttpServer {
     root: Arc<Root>,
     cfg: HttpConfig,
     active: Arc<AtomicUsize>,
+    accepted: Arc<AtomicUsize>,
 }
 
 /// The most bytes of request head read before answering 431.
@@ -77,7 +78,13 @@ impl HttpServer {
     pub fn bind(cfg: HttpConfig) -> Result<HttpServer, HttpError> {
         let root = Root::open(&cfg.root).map_err(|source| HttpError::Root { path: cfg.root.clone(), source })?;
         let listener = TcpListener::bind(cfg.bind).map_err(|source| HttpError::Bind { addr: cfg.bind, source })?;
-        Ok(HttpServer { listener, root: Arc::new(root), cfg, active: Arc::new(AtomicUsize::new(0)) })
+        Ok(HttpServer {
+            listener,
+            root: Arc::new(root),
+            cfg,
+            active: Arc::new(AtomicUsize::new(0)),
+            accepted: Arc::new(AtomicUsize::new(0)),
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -87,6 +94,11 @@ impl HttpServer {
     /// Connections being served right now.
     pub fn active(&self) -> Arc<AtomicUsize> {
         self.active.clone()
+    }
+
+    /// Connections accepted since the start (served or refused as busy).
+    pub fn accepted(&self) -> Arc<AtomicUsize> {
+        self.accepted.clone()
     }
 
     /// Serves until the process ends.
@@ -103,6 +115,7 @@ impl HttpServer {
                 }
             };
             let peer = stream.peer_addr().ok();
+            self.accepted.fetch_add(1, Ordering::SeqCst);
             if self.active.fetch_add(1, Ordering::SeqCst) >= self.cfg.max_connections {
                 self.active.fetch_sub(1, Ordering::SeqCst);
                 tracing::warn!(target: "http", client = ?peer, limit = self.cfg.max_connections, "busy: connection refused");

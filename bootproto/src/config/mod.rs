@@ -69,6 +69,9 @@ pub struct Entry {
     pub nounzip: bool,
     /// The line of the config file (1-based), for messages.
     pub line: usize,
+    /// PATH began at the server's root (`/x`, `(pxe)/x`): over HTTP it
+    /// resolves against the server, not against the config file's URL.
+    pub rooted: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -148,7 +151,8 @@ fn entry(line: usize, directive: &str, words: &[String], is_module: bool) -> Res
     if path.starts_with('(') {
         check_device(path).map_err(|m| err(line, m))?;
     }
-    Ok(Entry { path: name.to_string(), args: grub_cmdline(args), nounzip, line })
+    let rooted = path.starts_with('/') || path.starts_with('(');
+    Ok(Entry { path: name.to_string(), args: grub_cmdline(args), nounzip, line, rooted })
 }
 
 fn check_device(path: &str) -> Result<(), String> {

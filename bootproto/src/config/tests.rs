@@ -6,6 +6,13 @@ fn k(text: &str) -> String {
 }
 
 #[test]
+fn http_urls_are_kept_whole() {
+    let c = parse("kernel http://10.0.0.1:8080/k.elf a\nmodule m.bin\n").unwrap();
+    assert_eq!((c.kernel.path.as_str(), c.kernel.rooted), ("http://10.0.0.1:8080/k.elf", false));
+    assert_eq!((c.modules[0].path.as_str(), c.modules[0].rooted), ("m.bin", false));
+}
+
+#[test]
 fn kernel_and_modules() {
     let c = parse(
         "# Nautilus on the desk machine\n\
@@ -18,10 +25,16 @@ fn kernel_and_modules() {
     assert_eq!(
         c,
         BootConfig {
-            kernel: Entry { path: "nautilus.bin".into(), args: "console=ttyS0 debug".into(), nounzip: false, line: 2 },
+            kernel: Entry {
+                path: "nautilus.bin".into(),
+                args: "console=ttyS0 debug".into(),
+                nounzip: false,
+                line: 2,
+                rooted: true
+            },
             modules: vec![
-                Entry { path: "initrd.img".into(), args: "root=/dev/ram".into(), nounzip: false, line: 4 },
-                Entry { path: "fs.img".into(), args: "".into(), nounzip: false, line: 5 },
+                Entry { path: "initrd.img".into(), args: "root=/dev/ram".into(), nounzip: false, line: 4, rooted: true },
+                Entry { path: "fs.img".into(), args: "".into(), nounzip: false, line: 5, rooted: false },
             ],
         }
     );

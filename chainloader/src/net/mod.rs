@@ -1,6 +1,7 @@
-//! The network side: smoltcp over UNDI, DHCP, and TFTP downloads with the
-//! sans-IO client from `bootproto::tftp`.
+//! The network side: smoltcp over UNDI, DHCP, and downloads by TFTP and
+//! HTTP with the sans-IO clients from `bootproto::tftp` and `bootproto::http`.
 
+pub mod http;
 pub mod lease;
 pub mod undi_device;
 
@@ -50,16 +51,20 @@ pub struct Net {
     pub dev: UndiDevice,
     pub iface: Interface,
     pub sockets: SocketSet<'static>,
-    /// The one UDP socket all TFTP transfers use (its buffers are statics:
-    /// the heap is a small bump allocator).
-    tftp_sock: SocketHandle,
+    /// The one UDP socket all TFTP transfers use, once `enable_downloads`
+    /// gave it buffers (the heap is small).
+    tftp_sock: Option<SocketHandle>,
+    /// The HTTP connection, once `enable_http` gave it buffers.
+    http: Option<http::Conn>,
 }
 
 /// Room for 32 datagrams of a full block each: a whole TFTP window (16)
-/// can arrive between two drains of the socket.
+/// can arrive between two drains of the socket. Their bytes
+/// (`UDP_RX_DATA_LEN`) come from `enable_downloads`, outside base memory,
+/// where chainloader.0 has no room to spare.
 const UDP_RX_SLOTS: usize = 32;
+pub const UDP_RX_DATA_LEN: usize = UDP_RX_SLOTS * 1536;
 static UDP_RX_META: BaseMem<[udp::PacketMetadata; UDP_RX_SLOTS]> = BaseMem::new([udp::PacketMetadata::EMPTY; UDP_RX_SLOTS]);
-static UDP_RX_DATA: BaseMem<[u8; UDP_RX_SLOTS * 1536]> = BaseMem::new([0; UDP_RX_SLOTS * 1536]);
 static UDP_TX_META: BaseMem<[udp::PacketMetadata; 8]> = BaseMem::new([udp::PacketMetadata::EMPTY; 8]);
 static UDP_TX_DATA: BaseMem<[u8; 8 * 600]> = BaseMem::new([0; 8 * 600]);
 
@@ -73,15 +78,20 @@ impl Net {
         let mut dev = UndiDevice::new(undi);
         let config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
         let iface = Interface::new(config, &mut dev, now());
-        let mut sockets = SocketSet::new(vec![]);
-        // Called once: these statics are borrowed for the rest of the run.
-        let rx = udp::PacketBuffer::new(&mut UDP_RX_META.get()[..], &mut UDP_RX_DATA.get()[..]);
+        let sockets = SocketSet::new(vec![]);
+        Net { dev, iface, sockets, tftp_sock: None, http: None }
+    }
+
+    /// Gives the download sockets their buffers: `udp_rx` (at least
+    /// `UDP_RX_DATA_LEN` bytes) for TFTP, `tcp_rx`/`tcp_tx` for HTTP. Called
+    /// once: the UDP metadata statics are borrowed for the rest of the run.
+    pub fn enable_downloads(&mut self, udp_rx: &'static mut [u8], tcp_rx: &'static mut [u8], tcp_tx: &'static mut [u8]) {
+        let rx = udp::PacketBuffer::new(&mut UDP_RX_META.get()[..], udp_rx);
         let tx = udp::PacketBuffer::new(&mut UDP_TX_META.get()[..], &mut UDP_TX_DATA.get()[..]);
         let mut sock = udp::Socket::new(rx, tx);
         let _ = sock.bind(TFTP_LOCAL_PORT);
-        let tftp_sock = sockets.add(sock);
-        let _ = mac;
-        Net { dev, iface, sockets, tftp_sock }
+        self.tftp_sock = Some(self.sockets.add(sock));
+        self.enable_http(tcp_rx, tcp_tx);
     }
 
     /// smoltcp's work: frames waiting in the ring go in, queued output goes
@@ -155,7 +165,7 @@ impl Net {
     /// each block once, from the UDP socket buffer straight to `dest`.
     /// Prints progress every 10% (or every MiB when the size is unknown).
     pub fn tftp_get(&mut self, server: Ipv4Addr, filename: &str, dest: &mut [u8], show: &str, quiet: bool) -> Result<Fetched, tftp::Error> {
-        let h = self.tftp_sock;
+        let h = self.tftp_sock.ok_or_else(|| tftp::Error::Protocol("no buffers for TFTP (enable_downloads)".into()))?;
         // Leftovers of an earlier transfer (late duplicates) are dropped.
         // A fresh local port (our TID) per transfer, so that late packets of
         // an earlier transfer cannot be taken for this one's.
@@ -191,8 +201,7 @@ impl Net {
                 None => Err(SinkError(alloc::format!("no room: {} bytes at offset {off}, {cap} available", bytes.len()))),
             }
         };
-        let mut next_mark: u64 = 0;
-        let mut started = false;
+        let mut progress = Progress::new(show, quiet);
         let result = loop {
             let now_ms = cpu::now_ms();
             {
@@ -219,28 +228,7 @@ impl Net {
                         done = Some(Ok(Fetched { size, ms: cpu::now_ms() - t0 }));
                         break;
                     }
-                    Ok(Event::Progress { received, total }) => {
-                        if !quiet {
-                            if !started {
-                                started = true;
-                                match total {
-                                    Some(t) => print!("{show}: {} bytes ", t),
-                                    None => print!("{show}: "),
-                                }
-                            }
-                            let step = match total {
-                                Some(t) if t >= 10 => t / 10,
-                                _ => 1 << 20,
-                            };
-                            if received >= next_mark + step {
-                                next_mark = received - received % step;
-                                match total {
-                                    Some(t) => print!("{}% ", received * 100 / t.max(1)),
-                                    None => print!("{} MiB ", received >> 20),
-                                }
-                            }
-                        }
-                    }
+                    Ok(Event::Progress { received, total }) => progress.update(received, total),
                     Ok(Event::None) => {}
                     Err(e) => {
                         err = Some(e);
@@ -274,10 +262,55 @@ impl Net {
             };
             self.wait(at);
         };
-        if started {
-            println!();
-        }
+        progress.finish();
         result
+    }
+}
+
+/// The progress line of a download, the same for TFTP and HTTP:
+/// `name: SIZE bytes 10% 20% ...` (or `1 MiB 2 MiB ...` when the size is
+/// unknown), ended by `finish`.
+pub struct Progress<'a> {
+    show: &'a str,
+    quiet: bool,
+    started: bool,
+    next_mark: u64,
+}
+
+impl<'a> Progress<'a> {
+    pub fn new(show: &'a str, quiet: bool) -> Self {
+        Progress { show, quiet, started: false, next_mark: 0 }
+    }
+
+    pub fn update(&mut self, received: u64, total: Option<u64>) {
+        if self.quiet {
+            return;
+        }
+        if !self.started {
+            self.started = true;
+            match total {
+                Some(t) => print!("{}: {} bytes ", self.show, t),
+                None => print!("{}: ", self.show),
+            }
+        }
+        let step = match total {
+            Some(t) if t >= 10 => t / 10,
+            _ => 1 << 20,
+        };
+        if received >= self.next_mark + step {
+            self.next_mark = received - received % step;
+            match total {
+                Some(t) => print!("{}% ", received * 100 / t.max(1)),
+                None => print!("{} MiB ", received >> 20),
+            }
+        }
+    }
+
+    pub fn finish(&mut self) {
+        if self.started {
+            println!();
+            self.started = false;
+        }
     }
 }
 

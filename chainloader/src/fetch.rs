@@ -1,0 +1,162 @@
+//! Where each file comes from, and fetching it with bounded retries.
+//!
+//! A file is fetched by TFTP from the boot server, or by HTTP when its
+//! path is an `http://` URL. A config that itself came by HTTP (option 209
+//! or 210, or the DHCP boot file, as an `http://` URL) makes its relative
+//! paths resolve against its own URL and its `/rooted` paths against its
+//! server, as a browser resolves links: the config and the kernel can then
+//! live side by side on any web server.
+
+use crate::net::http::HttpFetchError;
+use crate::net::{self, lease::Lease, Net};
+use crate::{arch::cpu, println};
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use bootproto::config::{self, Entry};
+use bootproto::http::{is_http_url, Url};
+use bootproto::tftp;
+use core::fmt;
+use core::net::Ipv4Addr;
+
+/// Attempts per file when the server does not answer or the connection
+/// breaks; 1 s, then 2 s between them.
+const ATTEMPTS: u32 = 3;
+/// Redirects followed per file.
+const MAX_REDIRECTS: u32 = 3;
+
+#[derive(Clone, Debug)]
+pub enum Source {
+    Tftp { server: Ipv4Addr, name: String },
+    Http(Url),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Tftp { name, .. } => f.write_str(name),
+            Source::Http(u) => write!(f, "{u}"),
+        }
+    }
+}
+
+/// Why a fetch failed, and whether the file simply is not there (the
+/// config search moves on to its next candidate then).
+#[derive(Debug)]
+pub struct FetchError {
+    pub not_found: bool,
+    pub message: String,
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The config file candidates: an `http://` URL in option 209 (or 210 as
+/// the prefix, or the boot file) is fetched by HTTP; otherwise PXELINUX's
+/// TFTP names.
+pub fn config_candidates(lease: &Lease, mac: [u8; 6], server: Ipv4Addr) -> Result<Vec<Source>, String> {
+    let prefix = lease.path_prefix.clone().unwrap_or_default();
+    let names: Vec<String> = match &lease.config_file {
+        Some(f) if is_http_url(f) => return Ok(alloc::vec![Source::Http(parse_url(f)?)]),
+        Some(f) => alloc::vec![config::tftp_path(f).into()],
+        None => match lease.bootfile.as_deref() {
+            // An HTTP boot file for chainloader.0 itself names its config.
+            Some(b) if is_http_url(b) => return Ok(alloc::vec![Source::Http(parse_url(b)?)]),
+            _ => config::candidates(mac, lease.ip.octets()),
+        },
+    };
+    if is_http_url(&prefix) {
+        let base = parse_url(&prefix)?;
+        return names.iter().map(|n| base.join(n).map(Source::Http).map_err(|e| format!("{prefix}{n}: {e}"))).collect();
+    }
+    Ok(names.into_iter().map(|n| Source::Tftp { server, name: format!("{prefix}{n}") }).collect())
+}
+
+fn parse_url(s: &str) -> Result<Url, String> {
+    Url::parse(s).map_err(|e| format!("{s}: {e}"))
+}
+
+/// Where a config entry's file comes from, given where the config came from.
+pub fn resolve(e: &Entry, config_from: &Source) -> Result<Source, String> {
+    if is_http_url(&e.path) {
+        return parse_url(&e.path).map(Source::Http);
+    }
+    match config_from {
+        Source::Tftp { server, .. } => Ok(Source::Tftp { server: *server, name: e.path.clone() }),
+        Source::Http(base) => {
+            let reference = if e.rooted { format!("/{}", e.path) } else { e.path.clone() };
+            base.join(&reference).map(Source::Http).map_err(|err| format!("line {}: {}: {err}", e.line, e.path))
+        }
+    }
+}
+
+/// Tries each config candidate in turn; one that is not there moves on to
+/// the next. Returns the one found and its text.
+pub fn fetch_config(net: &mut Net, candidates: &[Source], staging: &mut [u8]) -> Result<(Source, String), String> {
+    for c in candidates {
+        match fetch_with_retry(net, c, staging, true) {
+            Ok(f) => {
+                let text = core::str::from_utf8(&staging[..f.size as usize]).map_err(|e| format!("{c}: not UTF-8 text ({e})"))?;
+                return Ok((c.clone(), text.into()));
+            }
+            Err(e) if e.not_found => println!("config {c}: not found"),
+            Err(e) => return Err(e.message),
+        }
+    }
+    Err(format!("no boot config found (tried {} names)", candidates.len()))
+}
+
+/// One file, with up to [`ATTEMPTS`] attempts when the server does not
+/// answer or the connection breaks. An answer from the server that the
+/// file is missing or refused is final: asking again will not change it.
+pub fn fetch_with_retry(net: &mut Net, src: &Source, dest: &mut [u8], quiet: bool) -> Result<net::Fetched, FetchError> {
+    let mut wait = 1000;
+    let mut src = src.clone();
+    let mut redirects = 0;
+    let mut attempt = 1;
+    loop {
+        let transient = match &src {
+            Source::Tftp { server, name } => match net.tftp_get(*server, name, dest, name, quiet) {
+                Ok(f) => return Ok(f),
+                Err(tftp::Error::Remote { code, message }) => {
+                    return Err(FetchError {
+                        not_found: code == 1,
+                        message: format!("TFTP error {code} from {server}: {message}: /{name}"),
+                    })
+                }
+                Err(e) => format!("{name}: {e}"),
+            },
+            Source::Http(url) => {
+                let show = format!("{url}");
+                match net.http_get(url, dest, &show, quiet) {
+                    Ok(f) => return Ok(f),
+                    Err(HttpFetchError::Http(e)) if e.redirect().is_some() && redirects < MAX_REDIRECTS => {
+                        let to = url.join(e.redirect().unwrap_or_default()).map_err(|err| FetchError {
+                            not_found: false,
+                            message: format!("{url}: redirect to a bad URL: {err}"),
+                        })?;
+                        println!("{url}: {e}");
+                        redirects += 1;
+                        src = Source::Http(to);
+                        continue;
+                    }
+                    Err(e) if !e.is_transient() => {
+                        let not_found = matches!(&e, HttpFetchError::Http(bootproto::http::Error::Status { status: 404 | 410, .. }));
+                        return Err(FetchError { not_found, message: format!("{e}: {url}") });
+                    }
+                    Err(e) => format!("{url}: {e}"),
+                }
+            }
+        };
+        println!("{transient} (attempt {attempt} of {ATTEMPTS})");
+        if attempt == ATTEMPTS {
+            return Err(FetchError { not_found: false, message: transient });
+        }
+        cpu::delay_ms(wait);
+        wait *= 2;
+        attempt += 1;
+    }
+}
