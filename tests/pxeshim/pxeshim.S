@@ -180,8 +180,14 @@ relocated:
     addl $cfg_buf, %eax
     movl $511, %ecx
     call tftp_read
-    jc 7f
-    movw rf_blk+130, %cx        /* BufferSize: bytes read */
+    jnc 15f
+    movw $msg_nocfg, %si
+    call puts
+    movw rf_blk, %ax
+    call puthex16
+    call crlf
+    jmp 7f
+15: movw rf_blk+130, %cx        /* BufferSize: bytes read */
     cmpw $511, %cx
     jbe 8f
     movw $511, %cx
@@ -323,6 +329,7 @@ setup_call:
 /* tftp_read: SI = file name, EAX = physical buffer, ECX = its size.
  * CF set on failure. */
 tftp_read:
+    movl %eax, %edx
     movw $rf_blk, %di
     pushw %cx
     movw $79, %cx
@@ -337,7 +344,7 @@ tftp_read:
     testb %al, %al
     jnz 2b
     movl %ecx, rf_blk+130
-    movl %eax, rf_blk+134
+    movl %edx, rf_blk+134
     movl tftp_server, %eax
     movl %eax, rf_blk+138
     movw $rf_blk, %di
@@ -379,7 +386,6 @@ parse_config:
     incw %si
     jmp 3b
 4:  pushw %si
-    movw %dx, %si
     call quirk_lookup
     popw %si
     jmp 1b
@@ -756,8 +762,8 @@ q_isr:
     jz 6f
     /* VMware (iPXE undinet.c, undinet_poll: "Don't laugh"): a fragment
      * longer than the frame it belongs to. Every 8th frame of the first
-     * 64 comes that way; the frame is lost. */
-    cmpw $64, %cs:nrx
+     * 24 comes that way; the frame is lost. */
+    cmpw $24, %cs:nrx
     ja 6f
     testw $7, %cs:nrx
     jnz 6f
@@ -994,6 +1000,7 @@ msg_hello:      .asciz "pxeshim: at segment "
 msg_nopxe:      .asciz "pxeshim: no PXE API from the ROM"
 msg_noserver:   .asciz "pxeshim: no TFTP server in the ROM's cached replies"
 msg_quirks:     .asciz "pxeshim: quirks: "
+msg_nocfg:      .asciz "pxeshim: no pxeshim.cfg, status "
 msg_unknown:    .asciz "pxeshim: unknown quirk "
 msg_nbpfail:    .asciz "pxeshim: cannot read chainloader.0, status "
 msg_loaded:     .asciz "pxeshim: chainloader.0 loaded, bytes 0x"

@@ -20,21 +20,61 @@ use std::time::Duration;
 const BOOT: Duration = Duration::from_secs(180);
 const SHORT: Duration = Duration::from_secs(60);
 
-/// Starts QEMU (e1000 unless `nic` says otherwise) with the shim as the
-/// ROM's boot file and `quirks` in its config; waits for the shim to say
-/// which quirks it injects.
-fn start(quirks: &str, nic: &str, kernel_args: &str) -> (Qemu, tempfile::TempDir) {
+/// A TFTP root with chainloader.0, the reference kernel, the shim and its
+/// config naming `quirks`.
+fn shim_root(quirks: &str, kernel_args: &str) -> tempfile::TempDir {
     let root = tftp_root();
     std::fs::copy(dist("pxeshim.0"), root.path().join("pxeshim.0")).unwrap();
     write_file(root.path(), "pxeshim.cfg", format!("# injected by tests/tests/quirks.rs\n{quirks}\n"));
     write_file(root.path(), "chainloader.cfg/default", format!("kernel kernel.elf exit {kernel_args}\n"));
+    root
+}
+
+/// Waits for the shim to say which quirks it injects: exactly `quirks`
+/// (given in the order of the shim's table).
+fn expect_quirks(q: &Qemu, quirks: &str) {
+    let want = quirks.split_whitespace().collect::<Vec<_>>().join(" ");
+    // To the end of the line: the match must not stop at a partial line.
+    let line = q.expect(r"pxeshim: quirks: [a-z0-9 -]*\r?\n", BOOT);
+    assert_eq!(line.trim_end(), format!("pxeshim: quirks: {want}").trim_end(), "the shim injects other quirks than asked:\n{}", q.output());
+}
+
+/// Starts QEMU on QEMU's user network (its TFTP server) with the shim as
+/// the ROM's boot file and `quirks` in its config.
+fn start(quirks: &str, nic: &str, kernel_args: &str) -> (Qemu, tempfile::TempDir) {
+    let root = shim_root(quirks, kernel_args);
     let mut cfg = QemuConfig::user_net(root.path(), "pxeshim.0").nic(nic);
     cfg.memory_mib = 256;
     let q = Qemu::start(&cfg);
-    let want = if quirks.is_empty() { String::new() } else { format!("{} ", quirks.split_whitespace().collect::<Vec<_>>().join(" ")) };
-    let line = q.expect(r"pxeshim: quirks: [a-z0-9 -]*", BOOT);
-    assert_eq!(line.trim_end(), format!("pxeshim: quirks: {want}").trim_end(), "the shim injects other quirks than asked:\n{}", q.output());
+    expect_quirks(&q, quirks);
     (q, root)
+}
+
+/// Waits for the shim, the chainloader's NIC line and the kernel's
+/// self-check and exit; returns the console.
+fn expect_boot(mut q: Qemu) -> String {
+    q.expect(r"pxeshim: starting chainloader\.0", SHORT);
+    q.expect(r"NIC: MAC 52:54:00:12:34:56", BOOT);
+    let out = q.expect_self_check_ok(BOOT);
+    assert!(out.contains(r#"MBI cmdline="exit via=pxeshim""#), "{out}");
+    assert_eq!(q.wait_exit(SHORT), Some(debug_exit_status(0x10)), "the kernel's exit switch should report pass");
+    out
+}
+
+/// The same on a tap link served by dnsmasq: for quirks that lose frames.
+/// QEMU's TFTP server answers a repeated ACK with the next block instead
+/// of the lost one, so a lockstep transfer cannot recover a lost DATA
+/// there; dnsmasq (like any real server) resends it.
+fn boots_via_dnsmasq(quirks: &str) -> String {
+    let root = shim_root(quirks, "via=pxeshim");
+    let state = tempfile::tempdir().unwrap();
+    let mut ns = e2e::netns::NetNs::new();
+    e2e::dnsmasq::start(&mut ns, root.path(), state.path(), "pxeshim.0", &[]);
+    let mut cfg = QemuConfig::tap(&ns.name, "tap0");
+    cfg.memory_mib = 256;
+    let q = Qemu::start(&cfg);
+    expect_quirks(&q, quirks);
+    expect_boot(q)
 }
 
 /// Boots with `quirks` to the kernel's self-check and its exit; returns the
@@ -44,13 +84,8 @@ fn boots(quirks: &str) -> String {
 }
 
 fn boots_on(quirks: &str, nic: &str) -> String {
-    let (mut q, _root) = start(quirks, nic, "via=pxeshim");
-    q.expect(r"pxeshim: starting chainloader\.0", SHORT);
-    q.expect(r"NIC: MAC 52:54:00:12:34:56", BOOT);
-    let out = q.expect_self_check_ok(BOOT);
-    assert!(out.contains(r#"MBI cmdline="exit via=pxeshim""#), "{out}");
-    assert_eq!(q.wait_exit(SHORT), Some(debug_exit_status(0x10)), "the kernel's exit switch should report pass");
-    out
+    let (q, _root) = start(quirks, nic, "via=pxeshim");
+    expect_boot(q)
 }
 
 fn line_with<'a>(out: &'a str, prefix: &str) -> &'a str {
@@ -113,10 +148,11 @@ fn rx_in_fragments() {
 }
 
 /// Quirk 12: a fragment longer than its frame (VMware). Those frames are
-/// dropped and counted (with the old pump, this hung the boot).
+/// dropped and counted (with the old pump, this hung the boot); TFTP
+/// recovers the lost blocks (dnsmasq resends them).
 #[test]
 fn rx_nonsense_fragment_length() {
-    let out = boots("rx-bad-length");
+    let out = boots_via_dnsmasq("rx-bad-length");
     let used = line_with(&out, "UNDI workarounds used: ");
     assert!(used.contains("fragment with a nonsense length (frame dropped)"), "{used}");
 }
@@ -142,7 +178,7 @@ fn media_test_fails_after_warm_reboot() {
 /// the countdown and the reset.
 #[test]
 fn media_test_never_passes_gives_message_and_countdown() {
-    let (mut q, _root) = start("media-test-dead", "e1000", "");
+    let (mut q, _root) = start("media-test-dead", "e1000", "via=pxeshim");
     q.expect(r"chainloader: cannot open the NIC through UNDI: UNDI_OPEN failed its media test 10 times", BOOT);
     q.expect(r"rebooting in \d+ s", SHORT);
     assert!(q.wait_exit(SHORT).is_some(), "no reset after the countdown:\n{}", q.output());
@@ -221,14 +257,14 @@ fn pxenv_plus_only() {
 #[test]
 fn int1a_only() {
     let out = boots("int1a-only");
-    assert!(out.contains("PXENV+ at ES:BX (0000:0000): no PXENV+ signature"), "{out}");
+    assert!(out.contains("PXENV+ at ES:BX (0000:0000): null or out-of-range pointer"), "{out}");
     assert!(out.contains("PXE: !PXE (via PXENV+.PXEPtr), EntryPointSP"), "{out}");
 }
 
 /// INT 1Ah only, on a PXE 2.0 ROM: PXENV+'s RMEntry through INT 1Ah.
 #[test]
 fn int1a_only_pxe_2_0() {
-    let out = boots("int1a-only pxenv-only");
+    let out = boots("pxenv-only int1a-only");
     assert!(out.contains("PXE: PXENV+ (from INT 1Ah 5650h), RMEntry"), "{out}");
 }
 
@@ -244,7 +280,7 @@ fn slow_calls() {
 fn all_survivable_quirks_at_once() {
     let all = "no-tx-complete punknown-header irq-never rx-fragments rx-bad-length isr-busy media-test zero-mac \
                nictype-unwritten irq-storm clobber rom-stack-only tx-transient pxenv-only int1a-only slow";
-    let out = boots(all);
+    let out = boots_via_dnsmasq(all);
     assert!(out.contains("PXE: PXENV+ (from INT 1Ah 5650h), RMEntry"), "{out}");
     let nic = line_with(&out, "NIC: ");
     for w in ["media test failed 3 times", "current MAC 00:00:00:00:00:00 unusable", "GET_NIC_TYPE left its buffer unwritten", "left unmasked by the ROM"] {
