@@ -46,6 +46,7 @@
 .set Q_PXENV_ONLY,      1<<17
 .set Q_INT1A_ONLY,      1<<18
 .set Q_SLOW,            1<<19
+.set Q_SULK,            1<<20
 
 /* PXE opcodes */
 .set UNDI_INITIALIZE,   0x0001
@@ -712,7 +713,10 @@ q_isr:
     movw %es:2(%di), %ax        /* FuncFlag in */
     cmpw $ISR_IN_START, %ax
     jne 1f
-    call real_call
+    testl $Q_SULK, %cs:quirks
+    jz 8f
+    call nic_irq_pending
+8:  call real_call
     /* 8086:1502/1503, 14e4:1687, 8086:1521 (iPXE e3a6e9230 and the device
      * list before it): the stack claims an IRQ, but the NIC never raises
      * it, so START never finds the interrupt its own. */
@@ -723,6 +727,39 @@ q_isr:
 1:  /* PROCESS or GET_NEXT */
     cmpw $0, %cs:frag_left
     jne isr_next_fragment
+    testl $Q_SULK, %cs:quirks
+    jz 7f
+    cmpw $ISR_IN_PROCESS, %ax
+    jne 7f
+    /* Stacks that "spuriously sulk" if PROCESS comes before their NIC has
+     * generated an interrupt (iPXE b6ca3aa01: for such cards it calls
+     * PROCESS only after an interrupt). Modelled as: until the NIC's line
+     * has been seen asserted at a START (its IRR bit), PROCESS drains what
+     * the NIC has and delivers nothing. */
+    cmpw $0, %cs:irq_seen
+    jne 7f
+    cmpw $0, %cs:sulk_told
+    jne 5f
+    movw $1, %cs:sulk_told
+    pushw %si
+    movw $msg_sulk, %si
+    call puts
+    popw %si
+5:  call real_call
+    testw %ax, %ax
+    jnz 6f
+    movw %es:2(%di), %ax
+    cmpw $ISR_OUT_RECEIVE, %ax
+    je 4f
+    cmpw $ISR_OUT_TRANSMIT, %ax
+    jne 6f
+4:  movw $ISR_IN_GET_NEXT, %es:2(%di)
+    jmp 5b
+6:  movw $ISR_OUT_DONE, %es:2(%di)
+    movw $0, %es:(%di)
+    xorw %ax, %ax
+    ret
+7:
     testl $Q_ISR_BUSY, %cs:quirks
     jz 3f
     /* A stack that answers BUSY several times before it has anything (the
@@ -920,6 +957,31 @@ tx_append:
 1:  rep movsb
     ret
 
+/* nic_irq_pending: irq_seen = 1 if the NIC's line is asserted at the PIC
+ * (its IRR bit, which the 8259 sets whether or not the line is masked). */
+nic_irq_pending:
+    pushw %ax
+    pushw %cx
+    movw %cs:nic_irq, %cx
+    cmpw $15, %cx
+    ja 3f
+    movb $0x0a, %al             /* OCW3: read IRR */
+    cmpw $8, %cx
+    jae 1f
+    outb %al, $0x20
+    inb $0x20, %al
+    jmp 2f
+1:  outb %al, $0xa0
+    inb $0xa0, %al
+    subw $8, %cx
+2:  shrb %cl, %al
+    testb $1, %al
+    jz 3f
+    movw $1, %cs:irq_seen
+3:  popw %cx
+    popw %ax
+    ret
+
 /* real_call: the real ROM, BX = opcode, ES:DI = block; AX = exit code. */
 real_call:
     cmpl $0, %cs:real_bang_entry
@@ -994,6 +1056,8 @@ frag_left:      .word 0
 frag_total:     .word 0
 frag_hdrlen:    .word 0
 caller_es:      .word 0
+irq_seen:       .word 0
+sulk_told:      .word 0
 caller_di:      .word 0
 
 msg_hello:      .asciz "pxeshim: at segment "
@@ -1006,6 +1070,7 @@ msg_nbpfail:    .asciz "pxeshim: cannot read chainloader.0, status "
 msg_loaded:     .asciz "pxeshim: chainloader.0 loaded, bytes 0x"
 msg_start:      .asciz "pxeshim: starting chainloader.0\r\n"
 msg_empty:      .asciz ""
+msg_sulk:       .asciz "[pxeshim: sulking: PROCESS before the first interrupt, frames dropped]"
 name_cfg:       .asciz "pxeshim.cfg"
 name_nbp:       .asciz "chainloader.0"
 
@@ -1038,6 +1103,7 @@ quirk_table:
     QUIRK pxenv-only, Q_PXENV_ONLY
     QUIRK int1a-only, Q_INT1A_ONLY
     QUIRK slow, Q_SLOW
+    QUIRK sulk, Q_SULK
     .word 0
 
 /* Buffers: zeros at the end of the image (copied with it; 8 KiB in all). */

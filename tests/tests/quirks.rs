@@ -268,6 +268,16 @@ fn int1a_only_pxe_2_0() {
     assert!(out.contains("PXE: PXENV+ (from INT 1Ah 5650h), RMEntry"), "{out}");
 }
 
+/// Quirk 5: the stack "sulks" (delivers nothing) until its NIC has
+/// generated an interrupt (iPXE b6ca3aa01); the shim looks for it in the
+/// NIC's IRR bit at START. The pump always STARTs a run before PROCESS, so
+/// a frame that arrived is seen; a client that polled with PROCESS alone
+/// would never receive a frame.
+#[test]
+fn sulks_unless_interrupt_before_process() {
+    boots("sulk");
+}
+
 /// Every call takes about 1 ms.
 #[test]
 fn slow_calls() {
@@ -279,7 +289,7 @@ fn slow_calls() {
 #[test]
 fn all_survivable_quirks_at_once() {
     let all = "no-tx-complete punknown-header irq-never rx-fragments rx-bad-length isr-busy media-test zero-mac \
-               nictype-unwritten irq-storm clobber rom-stack-only tx-transient pxenv-only int1a-only slow";
+               nictype-unwritten irq-storm clobber rom-stack-only tx-transient pxenv-only int1a-only slow sulk";
     let out = boots_via_dnsmasq(all);
     assert!(out.contains("PXE: PXENV+ (from INT 1Ah 5650h), RMEntry"), "{out}");
     let nic = line_with(&out, "NIC: ");
