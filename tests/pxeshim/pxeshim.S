@@ -47,6 +47,7 @@
 .set Q_INT1A_ONLY,      1<<18
 .set Q_SLOW,            1<<19
 .set Q_SULK,            1<<20
+.set Q_NO_MAC,          1<<21
 
 /* PXE opcodes */
 .set UNDI_INITIALIZE,   0x0001
@@ -697,7 +698,15 @@ q_info:
 3:  testl $Q_IRQ_HIGH, %cs:quirks
     jz 4f
     movw $19, %es:4(%di)
-4:  popw %ax
+4:  testl $Q_NO_MAC, %cs:quirks
+    jz 5f
+    /* Neither MAC usable: a NIC whose EEPROM was wiped. */
+    xorl %eax, %eax
+    movl %eax, %es:12(%di)
+    movw %ax, %es:16(%di)
+    movl %eax, %es:28(%di)
+    movw %ax, %es:32(%di)
+5:  popw %ax
     ret
 
 /* Intel X710 ROM in a Dell R6515 (iPXE e8365f7a5): GET_NIC_TYPE succeeds
@@ -1104,6 +1113,7 @@ quirk_table:
     QUIRK int1a-only, Q_INT1A_ONLY
     QUIRK slow, Q_SLOW
     QUIRK sulk, Q_SULK
+    QUIRK no-mac, Q_NO_MAC
     .word 0
 
 /* Buffers: zeros at the end of the image (copied with it; 8 KiB in all). */

@@ -200,6 +200,17 @@ fn all_ones_current_mac() {
     assert!(nic.contains("current MAC ff:ff:ff:ff:ff:ff unusable (permanent MAC used)"), "{nic}");
 }
 
+/// Neither the current nor the permanent MAC is usable (a wiped EEPROM):
+/// cannot be survived; the specific message, the countdown, the reset.
+#[test]
+fn no_usable_mac_gives_message_and_countdown() {
+    let (mut q, _root) = start("no-mac", "e1000", "via=pxeshim");
+    q.expect(r"chainloader: cannot open the NIC through UNDI: the NIC has no usable MAC address \(current 00:00:00:00:00:00, permanent 00:00:00:00:00:00\)", BOOT);
+    q.expect(r"rebooting in \d+ s", SHORT);
+    assert!(q.wait_exit(SHORT).is_some(), "no reset after the countdown:\n{}", q.output());
+    assert!(!q.output().contains("MBI-CHECK"), "no kernel must run");
+}
+
 /// Quirk 15: GET_NIC_TYPE succeeds without writing its buffer (Intel X710
 /// ROM, Dell R6515).
 #[test]
