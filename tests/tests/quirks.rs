@@ -148,7 +148,7 @@ fn rx_in_fragments() {
 }
 
 /// Quirk 12: a fragment longer than its frame (VMware). Those frames are
-/// dropped and counted (with the old pump, this hung the boot); TFTP
+/// dropped and counted (the old pump passed them on cut short); TFTP
 /// recovers the lost blocks (dnsmasq resends them).
 #[test]
 fn rx_nonsense_fragment_length() {
