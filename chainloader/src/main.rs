@@ -39,6 +39,9 @@ const TCP_TX_BUFFER: usize = 4096;
 extern "C" fn chainloader_main() -> ! {
     console::init();
     idt::init();
+    // Before the first real-mode call: an IRQ the ROM left unmasked and
+    // asserted would otherwise storm (arch::pic).
+    arch::pic::quiet_at_entry();
     println!("chainloader {}", env!("CARGO_PKG_VERSION"));
     let tsc_khz = cpu::calibrate_clock();
     match run(tsc_khz) {
@@ -61,10 +64,6 @@ fn reboot_countdown() -> ! {
 
 fn log_line(args: core::fmt::Arguments) {
     println!("  {args}");
-}
-
-fn mac_str(m: &[u8; 6]) -> String {
-    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
 }
 
 enum Never {}
@@ -104,7 +103,7 @@ fn run(tsc_khz: u64) -> Result<Never, String> {
     }
 
     let (undi, info) = pxe::Undi::open(pxe).map_err(|e| format!("cannot open the NIC through UNDI: {e}"))?;
-    println!("NIC: MAC {}, MTU {}, IRQ {}, I/O {:#x}", mac_str(&info.mac), info.mtu, info.irq, info.io);
+    println!("NIC: {info}");
     let mut net = Net::new(undi, info.mac);
     let t0 = cpu::now_ms();
     let lease = match net.dhcp(DHCP_TIMEOUT_MS) {
@@ -168,6 +167,10 @@ fn run(tsc_khz: u64) -> Result<Never, String> {
         "UNDI: {} PXE calls in {} trips to real mode ({} ms, {} ms of it from send to first frame received), {} frames in ({} dropped), {} out, {} transmit errors",
         stats.calls, stats.pumps, stats.pump_tsc / tsc_khz, stats.wait_tsc / tsc_khz, stats.rx_frames, stats.rx_dropped, stats.tx_frames, stats.tx_errors
     );
+    let used = net.dev.undi.run_workarounds();
+    if used.any() {
+        println!("UNDI workarounds used: {used}");
+    }
 
     let staging: &'static [u8] = staging;
     let file = |i: usize, e: &'static config::Entry| boot::StagedFile {

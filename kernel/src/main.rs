@@ -9,13 +9,17 @@
 //!   0x10 (pass, QEMU status 33) or 0x11 (fail, status 35);
 //! - `panic`: print a kernel panic message and stop (interrupts off);
 //! - `hang`: stop with interrupts off, so the reboot command cannot work;
-//! - `fault`: execute `ud2`; the exception handler reports it and stops.
+//! - `fault`: execute `ud2`; the exception handler reports it and stops;
+//! - `dmacheck`: after the self-check, check that no device writes to memory
+//!   while the test floods the link (kernel/src/dmacheck.rs); `exit` then
+//!   reports fail if something did.
 #![no_std]
 #![no_main]
 
 mod acpi;
 mod arch;
 mod command;
+mod dmacheck;
 
 use baremetal::serial::{Uart16550, COM1};
 use bootproto::mbi_check::{self, mmap_entries, Mbi, Range, Tag};
@@ -69,17 +73,21 @@ extern "C" fn kernel_main(magic: u32, mbi_addr: u32) -> ! {
 
     let result = read_and_check(magic, mbi_addr as u64, kernel);
     let mut cmdline: &[u8] = b"";
+    let mut dma_ok = true;
     match result {
         Ok(mbi) => {
             cmdline = mbi.cmdline().unwrap_or(b"");
             print_mbi(&mut c, &mbi);
             let _ = writeln!(c, "MBI-CHECK: ok");
+            if cmdline.split(|&b| b == b' ').any(|w| w == b"dmacheck") {
+                dma_ok = dmacheck::run(&mut c, &mbi, kernel);
+            }
         }
         Err(p) => {
             let _ = writeln!(c, "MBI-CHECK: FAIL {p}");
         }
     }
-    let passed = result.is_ok();
+    let passed = result.is_ok() && dma_ok;
 
     let has = |w: &str| cmdline.split(|&b| b == b' ').any(|x| x == w.as_bytes());
     if has("exit") {

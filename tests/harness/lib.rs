@@ -5,6 +5,7 @@
 //! synchronise or assert timings. Every QEMU process and network namespace a
 //! test starts is owned by a value here whose `Drop` ends it.
 
+pub mod dnsmasq;
 pub mod grub;
 pub mod impair;
 pub mod netns;

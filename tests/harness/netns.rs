@@ -3,6 +3,7 @@
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 fn run(args: &[&str]) {
     let st = Command::new(args[0]).args(&args[1..]).status().unwrap_or_else(|e| panic!("{args:?}: {e}"));
@@ -60,6 +61,38 @@ impl NetNs {
         let child = cmd.stdin(Stdio::null()).spawn().expect("spawn in netns");
         self.children.push(child);
         self.children.last_mut().unwrap()
+    }
+}
+
+impl NetNs {
+    /// Floods the bridge with UDP broadcasts (1400 bytes each, to
+    /// 10.77.0.255:9, one every 100 us) for `dur`, from a thread that
+    /// joins the namespace: frames every NIC on the link receives. Returns
+    /// how many were sent. Bounded in time; nothing leaves the namespace.
+    pub fn flood_broadcast(&self, dur: Duration) -> u64 {
+        let path = format!("/var/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            use std::os::fd::AsRawFd;
+            let f = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            // SAFETY: setns on this thread only, with a valid namespace fd;
+            // the thread ends after the flood.
+            let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+            let s = std::net::UdpSocket::bind((Self::HOST_ADDR, 0)).expect("bind in the namespace");
+            s.set_broadcast(true).unwrap();
+            let buf = [0x5au8; 1400];
+            let end = Instant::now() + dur;
+            let mut sent = 0;
+            while Instant::now() < end {
+                if s.send_to(&buf, "10.77.0.255:9").is_ok() {
+                    sent += 1;
+                }
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            sent
+        })
+        .join()
+        .expect("flood thread")
     }
 }
 

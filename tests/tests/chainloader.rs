@@ -1,6 +1,6 @@
 //! chainloader.0 end to end under QEMU's real PXE ROMs (iPXE from
 //! ipxe-qemu) and QEMU's user-net TFTP server: the reference kernel boots
-//! on three NIC models, through PXELINUX, with a module; a missing kernel
+//! on all eight NIC models that ship an iPXE ROM, through PXELINUX, with a module; a missing kernel
 //! ends in the specific TFTP error and the reboot countdown; a 16 MiB
 //! module reports its throughput.
 //!
@@ -49,6 +49,44 @@ fn boots_reference_kernel_on_rtl8139() {
 #[test]
 fn boots_reference_kernel_on_virtio_net() {
     boot_reference("virtio-net-pci");
+}
+
+// The rest of ipxe-qemu's NIC models: each ROM is iPXE, but with another
+// driver under UNDI. GET_NIC_TYPE must name the device QEMU emulates.
+
+fn boot_reference_expecting(nic: &str, pci_id: &str) -> String {
+    let out = boot_reference(nic);
+    let line = out.lines().find(|l| l.starts_with("NIC: ")).unwrap_or_default();
+    assert!(line.contains(&format!("PCI {pci_id}")), "{nic}: expected PCI {pci_id} on the NIC line: {line}");
+    out
+}
+
+#[test]
+fn boots_reference_kernel_on_e1000e() {
+    boot_reference_expecting("e1000e", "8086:10d3");
+}
+
+#[test]
+fn boots_reference_kernel_on_i82559er() {
+    boot_reference_expecting("i82559er", "8086:1209");
+}
+
+/// iPXE's ne2k driver has no interrupt support: UNDI reports IRQ 0, which
+/// is not a line to mask (old gPXE stacks do the same).
+#[test]
+fn boots_reference_kernel_on_ne2k_pci() {
+    let out = boot_reference_expecting("ne2k_pci", "10ec:8029");
+    assert!(out.contains("IRQ 0 reported, not a usable line"), "{out}");
+}
+
+#[test]
+fn boots_reference_kernel_on_pcnet() {
+    boot_reference_expecting("pcnet", "1022:2000");
+}
+
+#[test]
+fn boots_reference_kernel_on_vmxnet3() {
+    boot_reference_expecting("vmxnet3", "15ad:07b0");
 }
 
 /// PXE ROM -> Debian's pxelinux.0 -> chainloader.0 (PXELINUX hands over
@@ -116,37 +154,10 @@ fn install_pxelinux(root: &std::path::Path) {
     }
 }
 
-/// dnsmasq (the real one, in a namespace of the test's own) on the tap
-/// link, serving DHCP and TFTP, tagging by our user class. `extra` adds
-/// dnsmasq options. Returns once dnsmasq has bound port 67.
+/// dnsmasq on the tap link (tests/harness/dnsmasq.rs), giving the ROM
+/// chainloader.0.
 fn dnsmasq(ns: &mut e2e::netns::NetNs, root: &std::path::Path, state: &std::path::Path, extra: &[&str]) {
-    let mut cmd = ns.command("dnsmasq");
-    cmd.args([
-        "--port=0",
-        "--interface=br0",
-        "--bind-interfaces",
-        "--no-daemon",
-        "--conf-file=/dev/null",
-        "--user=root",
-        "--dhcp-range=10.77.0.100,10.77.0.150,1h",
-        "--enable-tftp",
-        &format!("--tftp-root={}", root.display()),
-        "--dhcp-userclass=set:chain,chainloader",
-        "--dhcp-boot=tag:!chain,chainloader.0",
-        &format!("--dhcp-leasefile={}", state.join("leases").display()),
-        &format!("--pid-file={}", state.join("pid").display()),
-    ]);
-    cmd.args(extra);
-    ns.spawn(cmd);
-    // Bounded wait for the DHCP socket (not a sleep: it polls the state).
-    for _ in 0..100 {
-        let out = ns.command("ss").args(["-Hlun", "sport = :67"]).output().unwrap();
-        if !out.stdout.is_empty() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("dnsmasq did not bind port 67");
+    e2e::dnsmasq::start(ns, root, state, "chainloader.0", extra)
 }
 
 /// dnsmasq tells the chainloader from the ROM by option 77 and hands it

@@ -5,6 +5,7 @@
 pub mod cpu;
 pub mod e820;
 pub mod idt;
+pub mod pic;
 pub mod pxe;
 pub mod thunk;
 

@@ -191,7 +191,9 @@ rm_thunk:
     movw %ax, %gs
     lidtl %cs:rm_idtr
     movw %cs:pxe_entry_ss, %ss
-    movw %cs:pxe_entry_sp, %sp
+    /* The whole of %esp: some ROM code uses 32-bit stack addressing, and
+     * the upper half would otherwise be what long mode left there. */
+    movzwl %cs:pxe_entry_sp, %esp
     /* The caller's stack words go on the real-mode stack, rm_stack[0] last
      * (so it sits right above the return address). */
     movw %cs:rm_nstack, %cx
@@ -227,8 +229,15 @@ rm_thunk:
     cli
 12:
     lcallw *%cs:rm_target
+    /* The flags as the callee left them (DF included), then DF clear and
+     * interrupts off. The callee may have changed any register, the upper
+     * halves of %esp and %ebp included (iPXE 385b7a623): nothing below
+     * relies on one; long-mode state comes back from memory. */
+    pushfl
     cli
     cld
+    popl %cs:rm_eflags
+    movl %esp, %cs:rm_esp_out
     movl %eax, %cs:rm_eax
     movl %ebx, %cs:rm_ebx
     movl %ecx, %cs:rm_ecx
@@ -238,8 +247,6 @@ rm_thunk:
     movl %ebp, %cs:rm_ebp
     movw %ds, %cs:rm_ds
     movw %es, %cs:rm_es
-    pushfl
-    popl %cs:rm_eflags
     /* Back up: protected mode, then long mode. The callee may have changed
      * GDTR, IDTR, CR0, CR3, CR4 and EFER; all are set again. */
     xorw %ax, %ax
@@ -331,6 +338,7 @@ rm_target: .long 0          /* offset (low word), segment (high word) */
 rm_intno:  .word 0          /* 0xffff: far call to rm_target */
 rm_nstack: .word 0
 rm_stack:  .space 16
+rm_esp_out: .long 0         /* out: %esp as the callee returned it */
 
 .section .bss.pagetables, "aw", @nobits
 .balign 4096

@@ -14,7 +14,18 @@
  *   3. repeats 2 until at least one frame is in the ring or the TSC passes
  *      pump_deadline.
  * Transmit completions are skipped; some ROMs never report them.
- * Layout of the control block mirrors arch::pump::PumpCtl.
+ * What vendor stacks get wrong, and what the pump does about it (see
+ * docs/pxe-quirks.md):
+ *   - a TRANSMIT that fails transiently is tried again, up to 3 times;
+ *   - BUSY answers are followed by GET_NEXT, but never past the deadline;
+ *   - a fragment longer than its frame, a frame of length 0 or above
+ *     1534, or fragments that overrun their frame: the frame is dropped
+ *     (counted) and the run goes on, as iPXE's undinet_poll does;
+ *   - a run never takes more than 512 ISR calls;
+ *   - a ROM that returns with DF set or the upper half of %esp changed
+ *     (iPXE 385b7a623): DF is cleared and %esp zero-extended after every
+ *     call, and both are counted so that the console can say so.
+ * Layout of the control block mirrors arch::pxe::PumpCtl.
  */
 .section .text16, "awx"
 .code16
@@ -28,10 +39,17 @@ undi_pump:
     cmpw $0, %cs:pump_tx
     je 1f
     movw $0, %cs:pump_tx
+    movw $3, %cx
+0:  pushw %cx
     movl %cs:pump_tx_param, %eax
     movw $0x0008, %bx
     call pump_pxe_call
+    popw %cx
     movw %ax, %cs:pump_tx_status
+    testw %ax, %ax
+    jz 1f
+    incw %cs:pump_tx_retries
+    loop 0b
 1:
     rdtsc
     movl %eax, %cs:pump_t0
@@ -44,6 +62,7 @@ pump_poll:
      * only polls its NIC on START answers DONE, and a new run starts. */
     cmpw $0, %cs:pump_open
     jne pump_next
+    movw $0, %cs:pump_steps
     movw $1, %cs:pump_isr+2         /* START */
     call pump_isr_call
     testw %ax, %ax
@@ -64,8 +83,18 @@ pump_result:
     cmpw $2, %ax                    /* TRANSMIT (completion) */
     je pump_next
     cmpw $4, %ax                    /* BUSY */
-    je pump_next
+    je pump_busy
     jmp pump_run_end                /* DONE, or unknown */
+pump_busy:
+    /* The stack asks to be called again; not past the deadline. */
+    incw %cs:pump_busy_seen
+    rdtsc
+    cmpl %cs:pump_deadline+4, %edx
+    jb pump_next
+    ja pump_run_end
+    cmpl %cs:pump_deadline, %eax
+    jb pump_next
+    jmp pump_run_end
 pump_got_rx:
     call pump_copy_fragment
     cmpw $0, %cs:pump_nframes
@@ -78,6 +107,9 @@ pump_got_rx:
     movw $1, %cs:pump_open
     jmp pump_done
 pump_next:
+    incw %cs:pump_steps
+    cmpw $512, %cs:pump_steps
+    ja pump_run_end
     movw $3, %cs:pump_isr+2         /* GET_NEXT */
     call pump_isr_call
     jmp pump_result
@@ -116,36 +148,60 @@ pump_pxe_call:
     pushw %dx                       /* parameter segment */
     pushw %ax                       /* parameter offset */
     pushw %bx                       /* opcode */
+    movzwl %sp, %esp
     lcallw *%cs:pump_entry
+    call pump_after_call
     addw $6, %sp
     ret
 2:  movw %ax, %di                   /* PXENV+: ES:DI and BX */
     shrl $16, %eax
     movw %ax, %es
+    movzwl %sp, %esp
     lcallw *%cs:pump_entry
-    ret
+    jmp pump_after_call
+
+/* After a PXE call (AX = its exit code, kept): DF cleared and the upper
+ * half of %esp zeroed, each counted when the ROM left it otherwise. */
+pump_after_call:
+    pushfw
+    cld
+    pushw %bp
+    movw %sp, %bp
+    testw $0x0400, 2(%bp)           /* DF as the ROM left it */
+    jz 1f
+    incw %cs:pump_df_seen
+1:  popw %bp
+    addw $2, %sp
+    testl $0xffff0000, %esp
+    jz 2f
+    incw %cs:pump_esp_seen
+    movzwl %sp, %esp
+2:  ret
 
 /* Appends the fragment described by pump_isr to the current ring slot. */
 pump_copy_fragment:
+    /* Nonsense lengths (VMware, iPXE undinet_poll): the frame is lost. */
+    movw %cs:pump_isr+6, %cx        /* FrameLength */
+    testw %cx, %cx
+    jz 7f
+    cmpw $1534, %cx
+    ja 7f
+    movw %cs:pump_isr+4, %ax        /* BufferLength */
+    addw %cs:pump_have, %ax
+    jc 7f
+    cmpw %cx, %ax
+    ja 7f
     movw %cs:pump_nframes, %ax
     cmpw %cs:pump_nslots, %ax
     jae 5f
-    movw %cs:pump_isr+6, %cx        /* FrameLength */
-    cmpw $1534, %cx
-    ja 5f
     movw $96, %dx
     mulw %dx
     addw %cs:pump_ring_seg, %ax
     movw %ax, %es
     movw %cs:pump_have, %di
     addw $2, %di
-    movw %cs:pump_isr+4, %cx        /* BufferLength */
-    movw %cs:pump_isr+6, %dx
-    subw %cs:pump_have, %dx         /* what the frame still lacks */
-    cmpw %dx, %cx
-    jbe 3f
-    movw %dx, %cx
-3:  addw %cx, %cs:pump_have
+    movw %cs:pump_isr+4, %cx        /* BufferLength (checked above) */
+    addw %cx, %cs:pump_have
     pushw %ds
     ldsw %cs:pump_isr+10, %si       /* Frame: offset, segment */
     cld
@@ -174,6 +230,9 @@ pump_copy_fragment:
     movw $0, %cs:pump_have
     incw %cs:pump_dropped
 6:  ret
+7:  movw $0, %cs:pump_have
+    incw %cs:pump_insane
+    ret
 
 .section .data16, "aw"
 .balign 8
@@ -196,4 +255,10 @@ pump_t0:        .quad 0     /* 56: TSC after the transmit */
 pump_wait:      .quad 0     /* 64: out, accumulates: TSC from transmit to first frame */
 pump_open:      .word 0     /* 72: an ISR run is open (ended on RECEIVE) */
 pump_batch:     .word 0     /* 74: after a frame, go on until DONE */
+pump_steps:     .word 0     /* 76: ISR calls in this run */
+pump_busy_seen: .word 0     /* 78: out, accumulates: BUSY answers */
+pump_insane:    .word 0     /* 80: out, accumulates: frames with nonsense lengths */
+pump_tx_retries: .word 0    /* 82: out, accumulates: TRANSMITs tried again */
+pump_df_seen:   .word 0     /* 84: out, accumulates: calls that returned with DF set */
+pump_esp_seen:  .word 0     /* 86: out, accumulates: calls that changed %esp's upper half */
 

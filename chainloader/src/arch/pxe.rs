@@ -5,6 +5,11 @@
 //!
 //! Every parameter block is a static in the chainloader's image, which lies
 //! entirely below 1 MiB, so it has a real-mode segment:offset address.
+//!
+//! Vendor UNDI stacks get many things wrong; what this module does about
+//! each (transmit with the protocol set, media-test retries, the permanent
+//! MAC, the PIC, GET_NIC_TYPE's sentinel...) is listed, with the ROMs known
+//! to need it and the test that proves it, in docs/pxe-quirks.md.
 
 use super::thunk::{self, FarPtr, Regs};
 use super::BaseMem;
@@ -16,6 +21,7 @@ pub mod opcode {
     pub const UNDI_CLOSE: u16 = 0x0007;
     pub const UNDI_TRANSMIT: u16 = 0x0008;
     pub const UNDI_GET_INFORMATION: u16 = 0x000C;
+    pub const UNDI_GET_NIC_TYPE: u16 = 0x0012;
     pub const STOP_UNDI: u16 = 0x0015;
     pub const UNLOAD_STACK: u16 = 0x0070;
     pub const GET_CACHED_INFO: u16 = 0x0071;
@@ -270,10 +276,46 @@ struct GetCachedInfo {
     buffer_limit: u16,
 }
 
+#[repr(C, packed)]
+#[derive(Clone, Copy)]
+struct UndiGetNicType {
+    status: u16,
+    nic_type: u8,
+    vendor: u16,
+    device: u16,
+    base_class: u8,
+    sub_class: u8,
+    prog_intf: u8,
+    rev: u8,
+    bus_dev_func: u16,
+    sub_vendor: u16,
+    sub_device: u16,
+    reserved: [u8; 8],
+}
+
 const FLTR_DIRECTED: u16 = 1;
 const FLTR_BRDCST: u16 = 2;
 const P_UNKNOWN: u8 = 0;
+const P_IP: u8 = 1;
+const P_ARP: u8 = 2;
+const P_RARP: u8 = 3;
 const XMT_DESTADDR: u8 = 0;
+const XMT_BROADCAST: u8 = 1;
+const PCI_NIC: u8 = 2;
+const PNP_NIC: u8 = 3;
+const CARDBUS_NIC: u8 = 4;
+/// NicType before the call: a value no stack writes (iPXE e8365f7a5 uses
+/// one the same way), so that an unwritten buffer shows.
+const NIC_TYPE_SENTINEL: u8 = 0xEB;
+/// PXENV_STATUS_UNDI_MEDIATEST_FAILED.
+const STATUS_MEDIA_TEST_FAILED: u16 = 0x0061;
+/// UNDI_OPEN attempts while the media test fails, 200 ms apart: Realtek
+/// r8169 stacks fail it after every warm reboot until the link settles
+/// (iPXE fa3ca017a retries UNDI_INITIALIZE the same way).
+pub const MEDIA_TEST_ATTEMPTS: u32 = 10;
+const MEDIA_TEST_RETRY_MS: u64 = 200;
+/// Transmits tried again after a failure (flush_tx; the pump does the same).
+const TX_ATTEMPTS: u32 = 3;
 
 // The UNDI_ISR sequence (START, PROCESS, GET_NEXT) runs in pump.S.
 
@@ -299,6 +341,20 @@ static INFO: BaseMem<UndiGetInformation> = BaseMem::new(UndiGetInformation {
     rx_buf_ct: 0,
     tx_buf_ct: 0,
 });
+static NIC_TYPE: BaseMem<UndiGetNicType> = BaseMem::new(UndiGetNicType {
+    status: 0,
+    nic_type: 0,
+    vendor: 0,
+    device: 0,
+    base_class: 0,
+    sub_class: 0,
+    prog_intf: 0,
+    rev: 0,
+    bus_dev_func: 0,
+    sub_vendor: 0,
+    sub_device: 0,
+    reserved: [0; 8],
+});
 static CACHED: BaseMem<GetCachedInfo> = BaseMem::new(GetCachedInfo { status: 0, packet_type: 0, buffer_size: 0, buffer: 0, buffer_limit: 0 });
 /// Frames handed to UNDI_TRANSMIT. Two, used in turn, because a ROM may
 /// still be reading the previous one when it never reports completion.
@@ -309,6 +365,172 @@ pub struct UndiInfo {
     pub mtu: u16,
     pub irq: u16,
     pub io: u16,
+    pub nic_type: NicType,
+    pub workarounds: OpenWorkarounds,
+}
+
+/// GET_INFORMATION's answer, before the MAC is checked.
+struct RawInfo {
+    current: [u8; 6],
+    permanent: [u8; 6],
+    mtu: u16,
+    irq: u16,
+    io: u16,
+}
+
+/// What GET_NIC_TYPE said.
+#[derive(Clone, Copy, Debug)]
+pub enum NicType {
+    Pci { vendor: u16, device: u16, bus_dev_func: u16 },
+    PnP,
+    CardBus,
+    Other(u8),
+    /// The call succeeded but left NicType as it was (Intel X710 ROM in a
+    /// Dell R6515, iPXE e8365f7a5): assumed PCI, identity unknown.
+    Unwritten,
+    Failed(PxeError),
+}
+
+/// The workarounds that opening the NIC needed (shown on the NIC line).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OpenWorkarounds {
+    /// UNDI_OPEN attempts that failed the media test before one passed.
+    pub media_test_retries: u32,
+    /// UNDI_OPEN failed (not the media test): closed and opened again.
+    pub reopened: bool,
+    /// The current MAC was all zeros or all ones: this one was replaced
+    /// by the permanent MAC (GRUB 2, grub-core/net/drivers/i386/pc/pxe.c,
+    /// grub_pxe_scan, does the same).
+    pub bad_current_mac: Option<[u8; 6]>,
+    /// The ROM left the NIC's IRQ unmasked at the PIC.
+    pub irq_left_unmasked: bool,
+}
+
+/// Opening the NIC failed.
+#[derive(Clone, Copy, Debug)]
+pub enum OpenError {
+    Pxe(PxeError),
+    MediaTest { attempts: u32 },
+    NoMac { current: [u8; 6], permanent: [u8; 6] },
+}
+
+impl From<PxeError> for OpenError {
+    fn from(e: PxeError) -> Self {
+        OpenError::Pxe(e)
+    }
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::Pxe(e) => write!(f, "{e}"),
+            OpenError::MediaTest { attempts } => write!(
+                f,
+                "UNDI_OPEN failed its media test {attempts} times, {MEDIA_TEST_RETRY_MS} ms apart (status 0x61: no link; is the cable in and the switch port up?)"
+            ),
+            OpenError::NoMac { current, permanent } => write!(
+                f,
+                "the NIC has no usable MAC address (current {}, permanent {})",
+                MacAddr(current),
+                MacAddr(permanent)
+            ),
+        }
+    }
+}
+
+struct MacAddr<'a>(&'a [u8; 6]);
+impl fmt::Display for MacAddr<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+    }
+}
+
+fn mac_usable(m: &[u8; 6]) -> bool {
+    *m != [0; 6] && *m != [0xff; 6]
+}
+
+/// The console line for the NIC: what UNDI said, then every workaround in
+/// force, the ones always used and the ones this NIC needed.
+impl fmt::Display for UndiInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MAC {}, MTU {}, ", MacAddr(&self.mac), self.mtu)?;
+        if super::pic::usable_nic_irq(self.irq) {
+            write!(f, "IRQ {} (masked at the PIC; polled)", self.irq)?;
+        } else {
+            write!(f, "IRQ {} reported, not a usable line (PIC lines but 0 and 2 masked; polled)", self.irq)?;
+        }
+        write!(f, ", I/O {:#x}, ", self.io)?;
+        match self.nic_type {
+            NicType::Pci { vendor, device, bus_dev_func } => write!(
+                f,
+                "PCI {vendor:04x}:{device:04x} at {:02x}:{:02x}.{}",
+                bus_dev_func >> 8,
+                (bus_dev_func >> 3) & 0x1f,
+                bus_dev_func & 7
+            )?,
+            NicType::PnP => f.write_str("PnP")?,
+            NicType::CardBus => f.write_str("CardBus")?,
+            NicType::Other(t) => write!(f, "NIC type {t}")?,
+            NicType::Unwritten => f.write_str("NIC type unknown")?,
+            NicType::Failed(e) => write!(f, "NIC type unknown (GET_NIC_TYPE: {e})")?,
+        }
+        f.write_str("; workarounds: transmit with protocol and destination, polled UNDI_ISR")?;
+        let w = &self.workarounds;
+        if w.irq_left_unmasked {
+            write!(f, ", IRQ {} left unmasked by the ROM (masked)", self.irq)?;
+        }
+        if w.media_test_retries > 0 {
+            write!(f, ", media test failed {} times (retried)", w.media_test_retries)?;
+        }
+        if w.reopened {
+            f.write_str(", UNDI_OPEN failed (closed and reopened)")?;
+        }
+        if let Some(m) = w.bad_current_mac {
+            write!(f, ", current MAC {} unusable (permanent MAC used)", MacAddr(&m))?;
+        }
+        if !super::pic::usable_nic_irq(self.irq) {
+            write!(f, ", IRQ {} ignored", self.irq)?;
+        }
+        if matches!(self.nic_type, NicType::Unwritten) {
+            f.write_str(", GET_NIC_TYPE left its buffer unwritten (assumed PCI)")?;
+        }
+        Ok(())
+    }
+}
+
+/// Workarounds used while frames went in and out (from the pump's and the
+/// thunk's counters); `None` when the ROM needed none of them.
+pub struct RunWorkarounds {
+    busy: u16,
+    insane: u16,
+    tx_retries: u32,
+    df: u32,
+    esp: u32,
+}
+
+impl RunWorkarounds {
+    pub fn any(&self) -> bool {
+        self.busy + self.insane > 0 || self.tx_retries + self.df + self.esp > 0
+    }
+}
+
+impl fmt::Display for RunWorkarounds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut sep = "";
+        let mut item = |f: &mut fmt::Formatter<'_>, n: u32, what: &str| -> fmt::Result {
+            if n > 0 {
+                write!(f, "{sep}{what} {n} times")?;
+                sep = ", ";
+            }
+            Ok(())
+        };
+        item(f, self.busy as u32, "ISR answered BUSY (called again)")?;
+        item(f, self.insane as u32, "fragment with a nonsense length (frame dropped)")?;
+        item(f, self.tx_retries, "transmit failed (tried again)")?;
+        item(f, self.df, "the ROM returned with DF set (cleared)")?;
+        item(f, self.esp, "the ROM changed the upper half of %esp (restored)")
+    }
 }
 
 /// A received frame in a slot of the receive ring (valid until the next pump).
@@ -335,6 +557,8 @@ pub struct Undi {
     ring_count: usize,
     ring_next: usize,
     pub stats: UndiStats,
+    /// Transmits tried again by flush_tx.
+    tx_retries: u32,
 }
 
 /// Mirrors the control block `pump_ctl` in pump.S.
@@ -357,6 +581,12 @@ struct PumpCtl {
     wait: u64,
     open: u16,
     batch: u16,
+    steps: u16,
+    busy_seen: u16,
+    insane: u16,
+    tx_retries: u16,
+    df_seen: u16,
+    esp_seen: u16,
 }
 
 extern "C" {
@@ -430,14 +660,36 @@ impl Pxe {
         self.call(opcode::UNDI_OPEN, &OPEN)
     }
 
-    pub fn undi_get_information(&self) -> Result<UndiInfo, PxeError> {
+    /// GET_INFORMATION.
+    fn undi_get_information(&self) -> Result<RawInfo, PxeError> {
         let b = INFO.get();
         b.status = 0;
         self.call(opcode::UNDI_GET_INFORMATION, &INFO)?;
         let b = *INFO.get();
         let mut mac = [0; 6];
         mac.copy_from_slice(&b.current_node_address[..6]);
-        Ok(UndiInfo { mac, mtu: b.max_tran_unit, irq: b.int_number, io: b.base_io })
+        let mut perm = [0; 6];
+        perm.copy_from_slice(&b.perm_node_address[..6]);
+        Ok(RawInfo { current: mac, permanent: perm, mtu: b.max_tran_unit, irq: b.int_number, io: b.base_io })
+    }
+
+    /// GET_NIC_TYPE, with a sentinel in NicType to catch a stack that
+    /// reports success without writing it.
+    pub fn undi_get_nic_type(&self) -> NicType {
+        let b = NIC_TYPE.get();
+        b.status = 0;
+        b.nic_type = NIC_TYPE_SENTINEL;
+        if let Err(e) = self.call(opcode::UNDI_GET_NIC_TYPE, &NIC_TYPE) {
+            return NicType::Failed(e);
+        }
+        let b = *NIC_TYPE.get();
+        match b.nic_type {
+            NIC_TYPE_SENTINEL => NicType::Unwritten,
+            PCI_NIC => NicType::Pci { vendor: b.vendor, device: b.device, bus_dev_func: b.bus_dev_func },
+            PNP_NIC => NicType::PnP,
+            CARDBUS_NIC => NicType::CardBus,
+            t => NicType::Other(t),
+        }
     }
 
     pub fn undi_shutdown(&self) -> Result<(), PxeError> {
@@ -461,13 +713,46 @@ impl Undi {
     /// If that OPEN fails (a ROM that wants it closed first), UNDI_CLOSE
     /// (whose failure only means it was closed, as PXELINUX leaves it) and
     /// UNDI_OPEN again.
-    pub fn open(pxe: Pxe) -> Result<(Undi, UndiInfo), PxeError> {
-        if pxe.undi_open().is_err() {
-            let _ = pxe.undi_close();
-            pxe.undi_open()?;
+    ///
+    /// A failed media test (status 0x61) is retried, 200 ms apart, up to
+    /// [`MEDIA_TEST_ATTEMPTS`] times. Then the NIC's IRQ is masked at the
+    /// PIC (see arch::pic), the MAC checked (the permanent one when the
+    /// current one is all zeros or all ones) and the NIC type asked for.
+    pub fn open(pxe: Pxe) -> Result<(Undi, UndiInfo), OpenError> {
+        let mut w = OpenWorkarounds::default();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match pxe.undi_open() {
+                Ok(()) => break,
+                Err(e) if e.status == STATUS_MEDIA_TEST_FAILED => {
+                    if attempt >= MEDIA_TEST_ATTEMPTS {
+                        return Err(OpenError::MediaTest { attempts: attempt });
+                    }
+                    w.media_test_retries += 1;
+                    super::cpu::delay_ms(MEDIA_TEST_RETRY_MS);
+                }
+                Err(e) if w.reopened => return Err(e.into()),
+                Err(_) => {
+                    w.reopened = true;
+                    let _ = pxe.undi_close();
+                }
+            }
         }
-        let info = pxe.undi_get_information()?;
-        Ok((Undi { pxe, tx_next: 0, pending_tx: None, batch: false, ring_count: 0, ring_next: 0, stats: UndiStats::default() }, info))
+        let RawInfo { current, permanent, mtu, irq, io } = pxe.undi_get_information()?;
+        w.irq_left_unmasked = super::pic::firmware_left_unmasked(irq);
+        super::pic::mask_only_nic(irq);
+        let mac = if mac_usable(&current) {
+            current
+        } else if mac_usable(&permanent) {
+            w.bad_current_mac = Some(current);
+            permanent
+        } else {
+            return Err(OpenError::NoMac { current, permanent });
+        };
+        let nic_type = pxe.undi_get_nic_type();
+        let undi = Undi { pxe, tx_next: 0, pending_tx: None, batch: false, ring_count: 0, ring_next: 0, stats: UndiStats::default(), tx_retries: 0 };
+        Ok((undi, UndiInfo { mac, mtu, irq, io, nic_type, workarounds: w }))
     }
 
     /// A buffer in base memory to build the next frame in.
@@ -476,8 +761,14 @@ impl Undi {
     }
 
     /// Fills the UNDI_TRANSMIT block for the first `len` bytes of transmit
-    /// buffer `idx`: a whole Ethernet frame (header included, P_UNKNOWN),
-    /// padded to 60 bytes.
+    /// buffer `idx`, a whole Ethernet frame, padded to 60 bytes first (some
+    /// stacks send short frames unpadded: Mellanox, iPXE 6d8297505).
+    ///
+    /// IPv4, ARP and RARP go out as the spec intends: without our Ethernet
+    /// header, with Protocol and the destination set, and the stack builds
+    /// the header. P_UNKNOWN (our header as is) only for anything else:
+    /// some stacks prepend a second header to a P_UNKNOWN frame (QLogic
+    /// 8242, iPXE 6324bd938), and iPXE's undinet transmits this way always.
     fn prepare_transmit(&mut self, idx: usize, len: usize) {
         let buf = &mut TX_BUFS.get()[idx];
         let len = if len < 60 {
@@ -486,13 +777,21 @@ impl Undi {
         } else {
             len
         };
-        DEST.get().copy_from_slice(&buf[..6]);
-        let buf_ptr = FarPtr::from_linear(buf.as_ptr() as usize);
-        *TBD.get() = UndiTbd { immed_length: len as u16, xmit: far(buf_ptr), data_blk_count: 0, blocks: [[0; 8]; 8] };
+        let (protocol, skip) = match u16::from_be_bytes([buf[12], buf[13]]) {
+            0x0800 => (P_IP, 14),
+            0x0806 => (P_ARP, 14),
+            0x8035 => (P_RARP, 14),
+            _ => (P_UNKNOWN, 0),
+        };
+        let dest: [u8; 6] = buf[..6].try_into().unwrap_or([0xff; 6]);
+        let xmit_flag = if protocol != P_UNKNOWN && dest == [0xff; 6] { XMT_BROADCAST } else { XMT_DESTADDR };
+        *DEST.get() = dest;
+        let buf_ptr = FarPtr::from_linear(buf.as_ptr() as usize + skip);
+        *TBD.get() = UndiTbd { immed_length: (len - skip) as u16, xmit: far(buf_ptr), data_blk_count: 0, blocks: [[0; 8]; 8] };
         *TRANSMIT.get() = UndiTransmit {
             status: 0,
-            protocol: P_UNKNOWN,
-            xmit_flag: XMT_DESTADDR,
+            protocol,
+            xmit_flag,
             dest_addr: far(FarPtr::from_linear(DEST.addr())),
             tbd: far(FarPtr::from_linear(TBD.addr())),
             reserved: [0; 2],
@@ -509,14 +808,34 @@ impl Undi {
     }
 
     /// Sends the queued frame, if any, with its own PXE call.
+    /// A transient failure (a full descriptor ring) is tried again.
     pub fn flush_tx(&mut self) {
         if let Some((idx, len)) = self.pending_tx.take() {
-            self.prepare_transmit(idx, len);
-            self.stats.calls += 1;
-            match self.pxe.call(opcode::UNDI_TRANSMIT, &TRANSMIT) {
-                Ok(()) => self.stats.tx_frames += 1,
-                Err(_) => self.stats.tx_errors += 1,
+            for attempt in 1..=TX_ATTEMPTS {
+                self.prepare_transmit(idx, len);
+                self.stats.calls += 1;
+                match self.pxe.call(opcode::UNDI_TRANSMIT, &TRANSMIT) {
+                    Ok(()) => {
+                        self.stats.tx_frames += 1;
+                        return;
+                    }
+                    Err(_) if attempt < TX_ATTEMPTS => self.tx_retries += 1,
+                    Err(_) => self.stats.tx_errors += 1,
+                }
             }
+        }
+    }
+
+    /// The workarounds the run so far needed (for the console).
+    pub fn run_workarounds(&self) -> RunWorkarounds {
+        let ctl = PUMP.get();
+        let (df, esp) = thunk::clobbers();
+        RunWorkarounds {
+            busy: ctl.busy_seen,
+            insane: ctl.insane,
+            tx_retries: self.tx_retries + ctl.tx_retries as u32,
+            df: df + ctl.df_seen as u32,
+            esp: esp + ctl.esp_seen as u32,
         }
     }
 
@@ -598,6 +917,8 @@ impl Undi {
         if let Err(e) = p.stop_undi() {
             log(format_args!("STOP_UNDI: {e}"));
         }
+        // The NIC can no longer assert its line: the firmware's masks back.
+        super::pic::restore_firmware_masks();
     }
 }
 

@@ -6,6 +6,8 @@
 //! the stack the ROM started us on, and with interrupts enabled, so that BIOS
 //! timer ticks keep flowing while the ROM works.
 
+use core::sync::atomic::{AtomicU32, Ordering};
+
 /// A real-mode far pointer, segment:offset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FarPtr {
@@ -60,6 +62,18 @@ struct RealModeCall {
     intno: u16,
     nstack: u16,
     stack: [u16; 8],
+    /// Out: %esp as the callee returned it.
+    esp_out: u32,
+}
+
+/// Calls that returned with DF set, and with the upper half of %esp
+/// changed (the thunk itself copes with both; these say the ROM did it).
+static DF_LEFT_SET: AtomicU32 = AtomicU32::new(0);
+static ESP_UPPER_CHANGED: AtomicU32 = AtomicU32::new(0);
+
+/// (calls that returned with DF set, calls that changed the upper half of %esp).
+pub fn clobbers() -> (u32, u32) {
+    (DF_LEFT_SET.load(Ordering::Relaxed), ESP_UPPER_CHANGED.load(Ordering::Relaxed))
 }
 
 extern "C" {
@@ -71,7 +85,7 @@ fn run(regs: &mut Regs, target: u32, intno: u16, stack: &[u16]) {
     assert!(stack.len() <= 8);
     let mut words = [0u16; 8];
     words[..stack.len()].copy_from_slice(stack);
-    let call = RealModeCall { regs: *regs, target, intno, nstack: stack.len() as u16, stack: words };
+    let call = RealModeCall { regs: *regs, target, intno, nstack: stack.len() as u16, stack: words, esp_out: 0 };
     // SAFETY: rm_regs is only touched here and by rm_thunk, which runs
     // synchronously; the chainloader is single-threaded with interrupts off.
     // rm_thunk saves and restores all long-mode state it depends on.
@@ -79,6 +93,12 @@ fn run(regs: &mut Regs, target: u32, intno: u16, stack: &[u16]) {
         core::ptr::addr_of_mut!(rm_regs).write_volatile(call);
         rm_thunk();
         *regs = core::ptr::addr_of!(rm_regs.regs).read_volatile();
+        if core::ptr::addr_of!(rm_regs.esp_out).read_volatile() >> 16 != 0 {
+            ESP_UPPER_CHANGED.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    if regs.eflags & 0x400 != 0 {
+        DF_LEFT_SET.fetch_add(1, Ordering::Relaxed);
     }
 }
 

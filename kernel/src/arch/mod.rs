@@ -72,7 +72,9 @@ pub fn wait_for_interrupt() {
 
 fn port(p: u16) -> Port8 {
     // SAFETY: only used below for the fixed reset, PIC and debug-exit ports,
-    // each write being the documented command for that device.
+    // each write being the documented command for that device, and for
+    // dmacheck's wait: COM1's status and data, and PIT channel 2 (the
+    // speaker timer, which nothing else uses).
     unsafe { Port8::new(p) }
 }
 
@@ -133,4 +135,86 @@ pub fn acpi_power_off(pm1a: u16, pm1b: u16, slp_typ_a: u8, slp_typ_b: u8) {
         }
     }
     io_delay(100_000);
+}
+
+// ---- the `dmacheck` switch (crate::dmacheck) ---------------------------
+
+/// The word the pattern holds at `addr`: address-dependent, so that a frame
+/// or a stale copy of another part of the pattern does not match.
+fn dma_pattern_word(addr: u64) -> u64 {
+    addr ^ 0xA5C3_5A3C_96E1_0F78
+}
+
+/// Fills `start..end` (8-byte aligned) with the pattern.
+///
+/// # Safety
+/// `start..end` must be RAM below 4 GiB that nothing else uses: usable in
+/// the loader's memory map, not the kernel image, its stacks, the MBI or a
+/// module.
+pub unsafe fn dma_pattern_fill(start: u64, end: u64) {
+    let mut a = start & !7;
+    while a + 8 <= end {
+        // SAFETY: the caller's contract; identity-mapped below 4 GiB.
+        unsafe { (a as *mut u64).write_volatile(dma_pattern_word(a)) };
+        a += 8;
+    }
+}
+
+/// The first byte of `start..end` that no longer holds the pattern written
+/// by [`dma_pattern_fill`], with its value. Volatile reads: a device may be
+/// writing there.
+pub fn dma_pattern_find_change(start: u64, end: u64) -> Option<(u64, u8)> {
+    let mut a = start & !7;
+    while a + 8 <= end {
+        // SAFETY: below 4 GiB (identity-mapped, dmacheck ranges are usable
+        // RAM); a read has no side effect.
+        let v = unsafe { (a as *const u64).read_volatile() };
+        let want = dma_pattern_word(a);
+        if v != want {
+            let i = ((v ^ want).trailing_zeros() / 8) as u64;
+            return Some((a + i, (v >> (8 * i)) as u8));
+        }
+        a += 8;
+    }
+    None
+}
+
+/// FNV-1a over the 512 words of the 4 KiB page at `page` (volatile reads).
+pub fn dma_page_hash(page: u64) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for i in 0..512 {
+        // SAFETY: `page` is below 4 GiB and identity-mapped (dmacheck passes
+        // holes of the memory map below the end of usable RAM, outside the
+        // legacy window); reading RAM has no side effect.
+        let v = unsafe { ((page + 8 * i) as *const u64).read_volatile() };
+        h = (h ^ v).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// Waits up to `ms` for a byte on COM1 (read and dropped), polling; the
+/// time is counted in 50 ms one-shots of PIT channel 2 (gate and output on
+/// port 0x61), so no interrupt is needed. True if a byte came.
+pub fn wait_com1_byte(ms: u32) -> bool {
+    const PIT_HZ: u32 = 1_193_182;
+    let count = (PIT_HZ / 20) as u16;
+    let (ctl, mode, ch2) = (port(0x61), port(0x43), port(0x42));
+    let lsr = port(baremetal::serial::COM1 + 5);
+    let data = port(baremetal::serial::COM1);
+    for _ in 0..ms.div_ceil(50) {
+        ctl.write((ctl.read() & !0x02) | 0x01); // gate on, speaker off
+        mode.write(0xB0); // channel 2, lobyte/hibyte, mode 0
+        ch2.write(count as u8);
+        ch2.write((count >> 8) as u8);
+        loop {
+            if lsr.read() & 1 != 0 {
+                let _ = data.read();
+                return true;
+            }
+            if ctl.read() & 0x20 != 0 {
+                break;
+            }
+        }
+    }
+    false
 }
