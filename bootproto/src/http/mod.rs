@@ -379,19 +379,21 @@ impl Response {
     }
 
     fn feed_head(&mut self, data: &[u8]) -> Result<usize, Error> {
-        // Look for the blank line across what is buffered and the new bytes;
-        // only the bytes up to it are taken, the rest may be body.
-        let keep = self.line.len().saturating_sub(3);
-        // `line` never holds more than MAX_HEAD bytes between calls (see below).
-        let take = data.len().min(MAX_HEAD + 4 - self.line.len());
-        self.line.extend_from_slice(&data[..take]);
-        let Some(end) = find_head_end(&self.line[keep..]).map(|e| e + keep) else {
-            if self.line.len() > MAX_HEAD {
+        // Only the header's own bytes are buffered, never body bytes that
+        // share a segment with it: the loader's heap is small and hands
+        // out power-of-two blocks.
+        let Some(used) = head_end(&self.line, data) else {
+            if self.line.len() + data.len() > MAX_HEAD {
                 return Err(Error::Protocol(alloc::format!("response header longer than {MAX_HEAD} bytes")));
             }
-            return Ok(take);
+            self.line.extend_from_slice(data);
+            return Ok(data.len());
         };
-        let used = take - (self.line.len() - end);
+        if self.line.len() + used > MAX_HEAD + 4 {
+            return Err(Error::Protocol(alloc::format!("response header longer than {MAX_HEAD} bytes")));
+        }
+        self.line.extend_from_slice(&data[..used]);
+        let end = self.line.len();
         let head_bytes = core::mem::take(&mut self.line);
         let head = parse_head(&head_bytes[..end])?;
         if (100..200).contains(&head.status) {
@@ -496,19 +498,26 @@ impl Response {
     }
 }
 
-/// The offset just past the blank line that ends a header (CRLF CRLF, or
-/// bare LF LF from a lax server).
-fn find_head_end(b: &[u8]) -> Option<usize> {
-    (0..b.len()).find_map(|i| {
-        if b[i..].starts_with(b"\r\n\r\n") {
-            Some(i + 4)
-        } else if b[i..].starts_with(b"\n\n") {
-            Some(i + 2)
-        } else if b[i..].starts_with(b"\n\r\n") {
-            Some(i + 3)
+/// How many bytes of `data` complete the header that `buffered` began:
+/// up to and including the blank line (CRLF CRLF, or bare LF LF from a lax
+/// server), which may start in `buffered`.
+fn head_end(buffered: &[u8], data: &[u8]) -> Option<usize> {
+    let at = |k: usize| -> u8 {
+        // Index into buffered ++ data.
+        if k < buffered.len() {
+            buffered[k]
         } else {
-            None
+            data[k - buffered.len()]
         }
+    };
+    let base = buffered.len();
+    (0..data.len()).find_map(|i| {
+        let k = base + i;
+        if at(k) != b'\n' {
+            return None;
+        }
+        let ends = (k >= 1 && at(k - 1) == b'\n') || (k >= 2 && at(k - 1) == b'\r' && at(k - 2) == b'\n');
+        ends.then_some(i + 1)
     })
 }
 
