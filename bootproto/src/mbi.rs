@@ -234,6 +234,33 @@ fn write_all(info: &BootInfo, w: &mut Writer) {
     w.header(tag::END, 8);
 }
 
+/// The tag types the MBI for `info` holds, in order (for telling which
+/// required tags are left out).
+pub fn tags_present(info: &BootInfo) -> alloc::vec::Vec<u32> {
+    let mut t = alloc::vec![tag::LOAD_BASE_ADDR, tag::CMDLINE, tag::BOOT_LOADER_NAME];
+    if info.apm.is_some() {
+        t.push(tag::APM);
+    }
+    if !info.modules.is_empty() {
+        t.push(tag::MODULE);
+    }
+    t.extend([tag::MMAP, tag::ELF_SECTIONS, tag::BASIC_MEMINFO]);
+    if info.dhcp_ack.is_some() {
+        t.push(tag::NETWORK);
+    }
+    if info.framebuffer.is_some() {
+        t.push(tag::FRAMEBUFFER);
+    }
+    if info.acpi_old.is_some() {
+        t.push(tag::ACPI_OLD);
+    }
+    if info.acpi_new.is_some() {
+        t.push(tag::ACPI_NEW);
+    }
+    t.push(tag::END);
+    t
+}
+
 /// The MBI's size in bytes.
 pub fn size(info: &BootInfo) -> usize {
     let mut w = Writer { buf: None, pos: 0 };

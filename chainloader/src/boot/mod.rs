@@ -38,8 +38,13 @@ extern "C" {
     static __bss_end: u8;
 }
 
-/// The boot loader name in MBI tag 2.
-pub const LOADER_NAME: &str = concat!("chainloader ", env!("CARGO_PKG_VERSION"));
+/// The default boot loader name in MBI tag 2 (the config's `loader_name`
+/// replaces it). It names chainloader.0 and its version, and contains
+/// "GRUB " followed by a version other than 0, because kernels tell GRUB 2
+/// from GRUB Legacy by that: Xen 4.17 (`loader_is_grub2`,
+/// xen/arch/x86/setup.c) strips the first word of every command line
+/// unless `strstr(name, "GRUB ")` is followed by anything but '0'.
+pub const LOADER_NAME: &str = concat!("chainloader.0 ", env!("CARGO_PKG_VERSION"), " (GRUB 2 compatible)");
 
 /// The most moves [`boot`] can do (kernel segments, ELF sections, modules
 /// that must move, the boot information). The list is copied onto the stack
@@ -133,6 +138,9 @@ pub struct PreparedBoot {
     pub load_base: u32,
     pub kernel: Placement,
     pub modules: Vec<Placement>,
+    /// One line per MBI tag the kernel requires that the boot information
+    /// leaves out (as GRUB 2 leaves it out), for the console.
+    pub warnings: Vec<String>,
     moves: Vec<Move>,
     /// Owns the boot information until it is moved into place.
     _mbi: Vec<u8>,
@@ -272,6 +280,7 @@ pub fn prepare(
     modules: &[StagedFile],
     e820: &[E820Entry],
     dhcp_ack: Option<&[u8]>,
+    loader_name: &str,
 ) -> Result<PreparedBoot, BootError> {
     // `mem`: where final placements may go. `avoid`: the same with every
     // staged download reserved as well; free choices are made there first,
@@ -326,7 +335,7 @@ pub fn prepare(
     let info = BootInfo {
         load_base: plan.load_base,
         cmdline: kernel.args,
-        loader_name: LOADER_NAME,
+        loader_name,
         apm: apm_info(),
         modules: &mods,
         mmap: &sanitized,
@@ -337,6 +346,13 @@ pub fn prepare(
         acpi_old,
         acpi_new,
     };
+    let warnings: Vec<String> = header
+        .required_but_absent(&mbi::tags_present(&info))
+        .into_iter()
+        .map(|t| {
+            format!("warning: kernel requires MBI tag {t} ({}), {}", multiboot2::mbi_tag_name(t), multiboot2::absent_reason(t))
+        })
+        .collect();
     let size = mbi::size(&info);
     let mut buf = alloc::vec![0u8; size];
     mbi::write(&info, &mut buf).map_err(|_| BootError::NoRoom { what: "boot information".into(), size: size as u64 })?;
@@ -386,6 +402,7 @@ pub fn prepare(
         load_base: plan.load_base,
         kernel: Placement { range: plan.kernel_range, gunzipped: k_gz, in_place: false },
         modules: placements,
+        warnings,
         moves,
         _mbi: buf,
     })
