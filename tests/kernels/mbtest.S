@@ -191,7 +191,7 @@ tag_loop:
     cmp $6, %eax
     je t_mmap
     cmp $7, %eax
-    je t_vbe
+    je .Lt_vbe
     cmp $8, %eax
     je t_fb
     cmp $9, %eax
@@ -284,7 +284,7 @@ t_fb:
     movzbl 29(%ebx), %eax
     call dec_small
     jmp next_tag
-t_vbe:
+.Lt_vbe:
     PUTS " mode="
     movzwl 8(%ebx), %eax
     call hex32
