@@ -110,6 +110,8 @@ fn base_allocator(e820: &[E820Entry]) -> Allocator {
     for (r, what) in firmware_and_self() {
         a.reserve_always(r, what);
     }
+    // Placements follow GRUB's heap from 1 MiB (see reserve_grub_chunk).
+    a.start_grub_heap(ONE_MIB);
     a
 }
 
@@ -452,12 +454,15 @@ fn prepare_in(
     let size = mbi::size(&info);
     let mut buf = alloc::vec![0u8; size];
     mbi::write(&info, &mut buf).map_err(|_| BootError::NoRoom { what: "boot information".into(), size: size as u64 })?;
-    // GRUB's first fit again: usually in the gap after the kernel's sections.
+    // GRUB's first fit again, for the size GRUB reserves (its upper bound):
+    // usually in the gap after the kernel's sections.
+    let chunk = mbi::grub_chunk_size(&info) as u64;
     let mbi_addr = mem
-        .find(size as u64, 8, ONE_MIB, FOUR_GIB, Preference::Low)
-        .ok_or_else(|| BootError::NoRoom { what: "boot information".into(), size: size as u64 })?;
-    let mbi_range = Range::new(mbi_addr, mbi_addr + size as u64);
-    mem.reserve_always(mbi_range, "boot information");
+        .find(chunk, 8, ONE_MIB, FOUR_GIB, Preference::Low)
+        .ok_or_else(|| BootError::NoRoom { what: "boot information".into(), size: chunk })?;
+    let mbi_range = Range::new(mbi_addr, mbi_addr + chunk);
+    mem.reserve_grub_chunk(mbi_range, "boot information")
+        .map_err(|_| BootError::NoRoom { what: "boot information".into(), size: size as u64 })?;
     avoid.reserve_always(mbi_range, "boot information");
     moves.push(Move { src: phys(&buf), dst: mbi_addr, len: size as u64, zero: 0 });
     names.push("the boot information".into());
