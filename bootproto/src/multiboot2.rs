@@ -1,10 +1,12 @@
 //! Multiboot2 kernel images: finding and checking the header, reading its
 //! tags, and planning where every byte of the kernel goes.
 //!
-//! The rules follow the Multiboot2 specification and, where the
-//! specification leaves room, what GRUB 2 does (`multiboot_mbi2.c`,
-//! `multiboot_elfxx.c`), because the kernels this loader boots were written
-//! against GRUB.
+//! The rules are GRUB 2.06's (`multiboot_mbi2.c`, `multiboot_elfxx.c`,
+//! `lib/relocator.c`) wherever GRUB and the letter of the Multiboot2
+//! specification differ, because the kernels this loader boots were written
+//! and tested against GRUB: every header GRUB accepts is accepted and
+//! loaded to the same addresses, every header GRUB refuses is refused.
+//! docs/conformance.md lists each such point and why.
 //!
 //! The header is parsed by hand rather than with the `multiboot2-header`
 //! crate: the loader needs GRUB's exact walking rule (tags advance by their
