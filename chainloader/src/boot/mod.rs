@@ -444,13 +444,17 @@ fn prepare_in(
         acpi_old,
         acpi_new,
     };
-    let warnings: Vec<String> = header
+    let mut warnings: Vec<String> = header
         .required_but_absent(&mbi::tags_present(&info))
         .into_iter()
         .map(|t| {
             format!("warning: kernel requires MBI tag {t} ({}), {}", multiboot2::mbi_tag_name(t), multiboot2::absent_reason(t))
         })
         .collect();
+    if !header.accepts_ega_text() && header.framebuffer.is_none() {
+        // grub_multiboot2_set_console: "no console will be available to OS".
+        warnings.push("warning: the kernel's console flags refuse EGA text and it has no framebuffer tag: no console it accepts (GRUB 2 boots it anyway, and so do we)".into());
+    }
     let size = mbi::size(&info);
     let mut buf = alloc::vec![0u8; size];
     mbi::write(&info, &mut buf).map_err(|_| BootError::NoRoom { what: "boot information".into(), size: size as u64 })?;
