@@ -15,3 +15,4 @@ pub mod mbi_check;
 pub mod memmap;
 pub mod multiboot2;
 pub mod tftp;
+pub mod vbe;

@@ -6,12 +6,14 @@
 //!
 //! 21 load base, 1 command line, 2 boot loader name, 10 APM (when the BIOS
 //! has it), 3 modules, 6 memory map, 9 ELF sections, 4 basic meminfo,
-//! 16 network, 8 framebuffer, 14 ACPI old RSDP, 15 ACPI new RSDP, 0 end.
+//! 16 network, 7 VBE (in a VBE graphics mode), 8 framebuffer, 14 ACPI old
+//! RSDP, 15 ACPI new RSDP, 0 end.
 //!
 //! (GRUB writes a boot device tag (5) only when booting from a disk.)
 
 use crate::memmap::E820Entry;
 use crate::multiboot2::ElfSections;
+use crate::vbe::{Color, Graphics, VbeTag};
 
 pub mod tag {
     pub const END: u32 = 0;
@@ -21,6 +23,7 @@ pub mod tag {
     pub const MODULE: u32 = 3;
     pub const BASIC_MEMINFO: u32 = 4;
     pub const MMAP: u32 = 6;
+    pub const VBE: u32 = 7;
     pub const FRAMEBUFFER: u32 = 8;
     pub const ELF_SECTIONS: u32 = 9;
     pub const ACPI_OLD: u32 = 14;
@@ -29,7 +32,9 @@ pub mod tag {
     pub const LOAD_BASE_ADDR: u32 = 21;
 }
 
-/// Framebuffer type 2: EGA text.
+/// Framebuffer types: indexed colour, direct RGB, EGA text.
+pub const FB_TYPE_INDEXED: u8 = 0;
+pub const FB_TYPE_RGB: u8 = 1;
 pub const FB_TYPE_EGA_TEXT: u8 = 2;
 
 /// One module as the kernel sees it.
@@ -47,6 +52,33 @@ pub struct Module<'a> {
 pub struct EgaText {
     pub columns: u32,
     pub rows: u32,
+}
+
+/// Whether Xen takes a boot loader of this name for GRUB 2 and so keeps the
+/// first word of its command line and of every module string: Xen 4.17's
+/// `loader_is_grub2` (xen/arch/x86/setup.c) looks for "GRUB " followed by
+/// anything but '0' (GRUB Legacy called itself "GNU GRUB 0.9x" and passed
+/// the image name as the first word). `const` so that the chainloader can
+/// check its default name at compile time.
+pub const fn xen_sees_grub2(name: &str) -> bool {
+    let b = name.as_bytes();
+    let mut i = 0;
+    while i + 5 <= b.len() {
+        if b[i] == b'G' && b[i + 1] == b'R' && b[i + 2] == b'U' && b[i + 3] == b'B' && b[i + 4] == b' ' {
+            // The first occurrence decides (strstr).
+            return !(i + 5 < b.len() && b[i + 5] == b'0');
+        }
+        i += 1;
+    }
+    false
+}
+
+/// What tag 8 describes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Framebuffer {
+    EgaText(EgaText),
+    /// A VBE graphics mode (with tag 7 before it).
+    Graphics(Graphics),
 }
 
 /// The BIOS APM interface (INT 15h AX=5300h, then 5304h/5303h to connect
@@ -79,7 +111,9 @@ pub struct BootInfo<'a> {
     pub elf_sections: Option<&'a ElfSections>,
     /// The raw DHCPACK packet.
     pub dhcp_ack: Option<&'a [u8]>,
-    pub framebuffer: Option<EgaText>,
+    pub framebuffer: Option<Framebuffer>,
+    /// Tag 7, present in a VBE graphics mode.
+    pub vbe: Option<&'a VbeTag>,
     /// The 20-byte ACPI 1.0 RSDP (revision 0).
     pub acpi_old: Option<&'a [u8]>,
     /// The whole ACPI 2.0+ RSDP (`length` bytes).
@@ -208,16 +242,61 @@ fn write_all(info: &BootInfo, w: &mut Writer) {
         w.align8();
     }
 
-    if let Some(fb) = info.framebuffer {
-        // multiboot_tag_framebuffer_common: 32 bytes, no colour info for text.
-        w.header(tag::FRAMEBUFFER, 32);
-        w.u64(0xb8000);
-        w.u32(2 * fb.columns); // pitch
-        w.u32(fb.columns);
-        w.u32(fb.rows);
-        w.u8(16); // bpp
-        w.u8(FB_TYPE_EGA_TEXT);
-        w.u16(0); // reserved
+    if let Some(v) = info.vbe {
+        // multiboot_tag_vbe: 8 + 8 + 512 + 256 bytes.
+        w.header(tag::VBE, 784);
+        w.u16(v.mode);
+        w.u16(v.interface_seg);
+        w.u16(v.interface_off);
+        w.u16(v.interface_len);
+        w.bytes(&v.control_info);
+        w.bytes(&v.mode_info);
+    }
+
+    match &info.framebuffer {
+        Some(Framebuffer::EgaText(fb)) => {
+            // multiboot_tag_framebuffer_common: 32 bytes, no colour info for text.
+            w.header(tag::FRAMEBUFFER, 32);
+            w.u64(0xb8000);
+            w.u32(2 * fb.columns); // pitch
+            w.u32(fb.columns);
+            w.u32(fb.rows);
+            w.u8(16); // bpp
+            w.u8(FB_TYPE_EGA_TEXT);
+            w.u16(0); // reserved
+        }
+        Some(Framebuffer::Graphics(g)) => {
+            // The common part, then the colour info; sizes as GRUB sets them
+            // (`retrieve_video_parameters`): 32 + 6 for RGB, 32 + 2 + 3n for
+            // indexed.
+            let size = match &g.color {
+                Color::Rgb(_) => 38,
+                Color::Indexed(p) => 34 + 3 * p.len(),
+            };
+            w.header(tag::FRAMEBUFFER, size);
+            w.u64(g.addr);
+            w.u32(g.pitch);
+            w.u32(g.width);
+            w.u32(g.height);
+            w.u8(g.bpp);
+            match &g.color {
+                Color::Indexed(p) => {
+                    w.u8(FB_TYPE_INDEXED);
+                    w.u16(0);
+                    w.u16(p.len() as u16);
+                    for c in p {
+                        w.bytes(c);
+                    }
+                }
+                Color::Rgb(f) => {
+                    w.u8(FB_TYPE_RGB);
+                    w.u16(0);
+                    w.bytes(f);
+                }
+            }
+            w.align8();
+        }
+        None => {}
     }
 
     if let Some(r) = info.acpi_old {
@@ -232,6 +311,64 @@ fn write_all(info: &BootInfo, w: &mut Writer) {
     }
 
     w.header(tag::END, 8);
+}
+
+/// The tag types the MBI for `info` holds, in order (for telling which
+/// required tags are left out).
+pub fn tags_present(info: &BootInfo) -> alloc::vec::Vec<u32> {
+    let mut t = alloc::vec![tag::LOAD_BASE_ADDR, tag::CMDLINE, tag::BOOT_LOADER_NAME];
+    if info.apm.is_some() {
+        t.push(tag::APM);
+    }
+    if !info.modules.is_empty() {
+        t.push(tag::MODULE);
+    }
+    t.extend([tag::MMAP, tag::ELF_SECTIONS, tag::BASIC_MEMINFO]);
+    if info.dhcp_ack.is_some() {
+        t.push(tag::NETWORK);
+    }
+    if info.vbe.is_some() {
+        t.push(tag::VBE);
+    }
+    if info.framebuffer.is_some() {
+        t.push(tag::FRAMEBUFFER);
+    }
+    if info.acpi_old.is_some() {
+        t.push(tag::ACPI_OLD);
+    }
+    if info.acpi_new.is_some() {
+        t.push(tag::ACPI_NEW);
+    }
+    t.push(tag::END);
+    t
+}
+
+/// How much memory GRUB 2 reserves for the MBI (`grub_multiboot2_get_mbi_size`
+/// in grub-core/loader/multiboot_mbi2.c): an upper bound that counts every
+/// tag it might write (boot device, framebuffer with its largest colour
+/// info, old RSDP, VBE, APM) whether or not it does. The chunk's size only
+/// decides which gap the MBI fits in, so it is reproduced for placement;
+/// never less than the real size.
+pub fn grub_chunk_size(info: &BootInfo) -> usize {
+    let a8 = |n: usize| n.div_ceil(8) * 8;
+    let modules: usize = info.modules.iter().map(|m| 16 + a8(m.string.len() + 1)).sum();
+    let elf = info.elf_sections.map_or(0, |e| a8(e.entsize as usize * e.num as usize));
+    let estimate = 8 + 8 + 8
+        + (8 + a8(info.cmdline.len() + 1))
+        + (8 + a8(info.loader_name.len() + 1))
+        + modules
+        + a8(16) // basic meminfo
+        + a8(20) // boot device
+        + a8(20) + elf // ELF sections
+        + a8(16 + 24 * info.mmap.len())
+        + a8(40) // sizeof (struct multiboot_tag_framebuffer)
+        + a8(8 + 20) // old ACPI RSDP
+        + a8(12) // load base
+        + info.acpi_new.map_or(0, |r| a8(8 + r.len()))
+        + info.dhcp_ack.map_or(0, |d| a8(8 + d.len()))
+        + 784 + 7 // VBE
+        + 28 + 7; // APM
+    estimate.max(size(info))
 }
 
 /// The MBI's size in bytes.
@@ -303,6 +440,7 @@ mod tests {
             elf_sections: None,
             dhcp_ack: None,
             framebuffer: None,
+            vbe: None,
             acpi_old: None,
             acpi_new: None,
         }
@@ -337,6 +475,8 @@ mod tests {
         assert_eq!(&w[44..46], &[0, 8]);
         assert_eq!(n, 46 * 4);
         assert_eq!(size(&info), n);
+        // GRUB's estimate: 24 + 16 + 32 + 16 + 24 + 24 + 64 + 40 + 32 + 16 + 791 + 35.
+        assert_eq!(grub_chunk_size(&info), 24 + 16 + 32 + 16 + 24 + 24 + 64 + 40 + 32 + 16 + 791 + 35);
     }
 
     #[test]
@@ -358,7 +498,7 @@ mod tests {
             modules: &mods,
             elf_sections: Some(&secs),
             dhcp_ack: Some(&ack),
-            framebuffer: Some(EgaText { columns: 80, rows: 25 }),
+            framebuffer: Some(Framebuffer::EgaText(EgaText { columns: 80, rows: 25 })),
             acpi_old: Some(&rsdp_v1),
             acpi_new: Some(&rsdp_v2),
             ..minimal(&mmap)
@@ -452,5 +592,71 @@ mod tests {
         assert_eq!(find_rsdp(&area), (None, Some(&rsdp(2, 36)[..])));
         area[0x81f] ^= 0x55; // breaks the extended checksum
         assert_eq!(find_rsdp(&area), (None, None));
+    }
+
+    #[test]
+    fn vbe_graphics_tags_7_and_8() {
+        let mmap = [E820Entry::new(0, 0x9fc00, 1)];
+        let mut control_info = [0u8; 512];
+        control_info[..4].copy_from_slice(b"VESA");
+        let vbe = VbeTag { mode: 0x4144, interface_seg: 0xc000, interface_off: 0x1234, interface_len: 0x40, control_info, mode_info: [0x5a; 256] };
+        let g = Graphics { addr: 0xfd00_0000, pitch: 4096, width: 1024, height: 768, bpp: 32, color: Color::Rgb([16, 8, 8, 8, 0, 8]) };
+        let info = BootInfo { vbe: Some(&vbe), framebuffer: Some(Framebuffer::Graphics(g)), ..minimal(&mmap) };
+        assert_eq!(tags_present(&info), vec![21, 1, 2, 6, 9, 4, 7, 8, 0]);
+        let mut buf = vec![0u8; 4096];
+        let n = write(&info, &mut buf).unwrap();
+        assert_eq!(size(&info), n);
+        // Find tags 7 and 8 by walking.
+        let mut p = 8;
+        let mut found = Vec::new();
+        while p < n {
+            let ty = u32::from_le_bytes(buf[p..p + 4].try_into().unwrap());
+            let sz = u32::from_le_bytes(buf[p + 4..p + 8].try_into().unwrap()) as usize;
+            found.push((ty, sz, p));
+            p += sz.div_ceil(8) * 8;
+        }
+        let &(_, sz7, p7) = found.iter().find(|t| t.0 == 7).unwrap();
+        assert_eq!(sz7, 784);
+        assert_eq!(&buf[p7 + 8..p7 + 16], &[0x44, 0x41, 0x00, 0xc0, 0x34, 0x12, 0x40, 0]);
+        assert_eq!(&buf[p7 + 16..p7 + 20], b"VESA");
+        assert!(buf[p7 + 528..p7 + 784].iter().all(|&b| b == 0x5a));
+        let &(_, sz8, p8) = found.iter().find(|t| t.0 == 8).unwrap();
+        assert_eq!(sz8, 38);
+        assert_eq!(words(&buf[p8 + 8..p8 + 28]), vec![0xfd00_0000, 0, 4096, 1024, 768]);
+        assert_eq!(&buf[p8 + 28..p8 + 38], &[32, FB_TYPE_RGB, 0, 0, 16, 8, 8, 8, 0, 8]);
+        // Tag 7 comes right before tag 8, as in GRUB.
+        let i7 = found.iter().position(|t| t.0 == 7).unwrap();
+        assert_eq!(found[i7 + 1].0, 8);
+
+        // Indexed: 16 standard colours, 34 + 48 bytes.
+        let g = Graphics { addr: 0xfd00_0000, pitch: 640, width: 640, height: 480, bpp: 8, color: Color::Indexed(crate::vbe::STD_COLORS.to_vec()) };
+        let info = BootInfo { vbe: Some(&vbe), framebuffer: Some(Framebuffer::Graphics(g)), ..minimal(&mmap) };
+        let n = write(&info, &mut buf).unwrap();
+        let mut p = 8;
+        loop {
+            let ty = u32::from_le_bytes(buf[p..p + 4].try_into().unwrap());
+            let sz = u32::from_le_bytes(buf[p + 4..p + 8].try_into().unwrap()) as usize;
+            if ty == 8 {
+                assert_eq!(sz, 82);
+                assert_eq!(&buf[p + 28..p + 34], &[8, FB_TYPE_INDEXED, 0, 0, 16, 0]);
+                assert_eq!(&buf[p + 34 + 3..p + 34 + 6], &[0, 0, 0xa8]);
+                break;
+            }
+            p += sz.div_ceil(8) * 8;
+            assert!(p < n);
+        }
+    }
+
+    #[test]
+    fn xen_grub2_check() {
+        assert!(xen_sees_grub2("chainloader.0 0.1.0 (GRUB 2 compatible)"));
+        assert!(xen_sees_grub2("GRUB 2.06-13+deb12u2"));
+        assert!(!xen_sees_grub2("GNU GRUB 0.97"));
+        assert!(!xen_sees_grub2("chainloader 0.1.0"));
+        assert!(!xen_sees_grub2("GRUB2"));
+        // strstr finds the first "GRUB ": a later one does not count.
+        assert!(!xen_sees_grub2("GRUB 0 then GRUB 2"));
+        // "GRUB " at the very end: p[5] is the NUL, not '0'.
+        assert!(xen_sees_grub2("x GRUB "));
     }
 }

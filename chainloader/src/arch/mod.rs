@@ -8,6 +8,7 @@ pub mod idt;
 pub mod pic;
 pub mod pxe;
 pub mod thunk;
+pub mod vbe;
 
 use core::cell::UnsafeCell;
 
