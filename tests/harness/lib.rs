@@ -6,6 +6,7 @@
 //! test starts is owned by a value here whose `Drop` ends it.
 
 pub mod grub;
+pub mod mbgen;
 pub mod netns;
 pub mod qemu;
 pub mod relayd;

@@ -6,6 +6,8 @@
 #   elf32.elf.gz   gzip-compressed ELF32     unknown-tag.elf / efi64-req.elf  must be refused
 #   cycle.elf      segments that swap places (exercises the out-of-the-way copy)
 #   mod1.txt       a text module             mod2.bin.gz a gzip-compressed module
+#   mbcode.bin     mbtest's code alone (-DGENERATED, linked at 0): tests/harness/mbgen.rs
+#                  composes header-variant kernels around it
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-$here/../../target/dist/testkernels}
@@ -33,6 +35,8 @@ cp "$tmp/unknown-tag.elf" "$out/unknown-tag.elf"
 kernel efi64-req 0x100000 -DEFI64_REQ
 cp "$tmp/efi64-req.elf" "$out/efi64-req.elf"
 gzip -9 -n -c "$out/elf32.elf" > "$out/elf32.elf.gz"
+kernel mbcode 0 -DGENERATED
+objcopy -O binary "$tmp/mbcode.elf" "$out/mbcode.bin"
 
 # cycle.elf: two segments that swap places within the file as staged at
 # 16 MiB (where the chainloader stages the kernel): each one's destination
