@@ -100,6 +100,11 @@ impl GrubNetboot {
         GrubNetboot { dir }
     }
 
+    /// The size of the NBP QEMU's ROM downloads for GRUB (core.0).
+    pub fn core_size() -> u64 {
+        std::fs::metadata(mknetdir_template().join(GrubNetboot::BOOTFILE)).unwrap().len()
+    }
+
     /// The TFTP root to hand to QEMU.
     pub fn root(&self) -> &Path {
         self.dir.path()

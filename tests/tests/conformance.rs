@@ -94,7 +94,7 @@ fn variant(name: &str) -> Variant {
         "aout_nautilus" => boot("aout_nautilus", nautilus(), vec![address(), Tag::Entry { addr: V::Auto, size: 16, optional: false }]),
         "aout_nautilus_flat" => boot("aout_nautilus_flat", Layout { container: Container::Flat, base: 0x20_0000, ..nautilus() }, vec![address(), Tag::Entry { addr: V::Auto, size: 16, optional: false }]),
         "aout_load_addr_ffffffff" => boot("aout_load_addr_ffffffff", flat(), vec![Tag::Address { header_addr: V::Auto, load_addr: V::Is(0xffff_ffff), load_end_addr: V::Is(0), bss_end_addr: V::Is(0) }, entry(), req_usual()]),
-        "aout_load_addr_ffffffff_in_elf" => boot("aout_load_addr_ffffffff_in_elf", Layout { sections: false, ..elf64() }, vec![Tag::Address { header_addr: V::Auto, load_addr: V::Is(0xffff_ffff), load_end_addr: V::Is(0), bss_end_addr: V::Auto }, entry()]),
+        "aout_load_addr_ffffffff_in_elf" => boot("aout_load_addr_ffffffff_in_elf", Layout { base: 0x20_0000, sections: false, ..elf64() }, vec![Tag::Address { header_addr: V::Auto, load_addr: V::Is(0xffff_ffff), load_end_addr: V::Is(0), bss_end_addr: V::Auto }, entry()]),
         "aout_load_end_0" => boot("aout_load_end_0", flat(), vec![Tag::Address { header_addr: V::Auto, load_addr: V::Auto, load_end_addr: V::Is(0), bss_end_addr: V::Auto }, entry()]),
         "aout_bss_end_0" => boot("aout_bss_end_0", flat(), vec![Tag::Address { header_addr: V::Auto, load_addr: V::Auto, load_end_addr: V::Auto, bss_end_addr: V::Is(0) }, entry()]),
         // Relocatable (tag 10), flat and ELF, each preference.
@@ -104,7 +104,7 @@ fn variant(name: &str) -> Variant {
         "reloc_elf_high" => boot("reloc_elf_high", reloc_elf(), vec![reloc(0x100_0000, 0x800_0000, 0x20_0000, 2), req_usual()]),
         "reloc_elf_low" => boot("reloc_elf_low", reloc_elf(), vec![reloc(0x100_0000, 0x800_0000, 0x20_0000, 1), req_usual()]),
         "reloc_elf_none_align_0" => boot("reloc_elf_none_align_0", reloc_elf(), vec![reloc(0x40_0000, 0x1000_0000, 0, 0), req_usual()]),
-        "reloc_elf64_high_4k" => boot("reloc_elf64_high_4k", Layout { base: 0x20_0000, ..elf64() }, vec![reloc(0x20_0000, 0xffff_ffff, 0x1000, 2), req_usual()]),
+        "reloc_elf64_high_4k" => boot("reloc_elf64_high_4k", Layout { base: 0x20_0000, ..elf64() }, vec![reloc(0x20_0000, 0x1800_0000, 0x1000, 2), req_usual()]),
         // Module alignment, console flags, framebuffer, EFI tags.
         "module_align_required" => boot("module_align_required", elf32(), vec![req_usual(), Tag::ModuleAlign { optional: false }]),
         "console_ega_required" => boot("console_ega_required", elf32(), vec![req_usual(), Tag::ConsoleFlags { flags: 3, optional: false }]),
@@ -140,18 +140,53 @@ fn variant(name: &str) -> Variant {
 
 // ------------------------------------------------------------------ boots
 
-/// The kernel's report lines, "mbtest: " stripped, CRs removed.
+/// The kernel's report lines, "mbtest: " stripped, CRs removed. The first
+/// may follow the loader's last output on the same line (GRUB's console
+/// ends without a newline).
 fn report(console: &str) -> Vec<String> {
     console
         .lines()
-        .filter_map(|l| l.trim_end_matches('\r').strip_prefix("mbtest: ").map(str::to_string))
+        .filter_map(|l| l.trim_end_matches('\r').find("mbtest: ").map(|i| l.trim_end_matches('\r')[i + 8..].to_string()))
         .collect()
+}
+
+/// A line diff (longest common subsequence): "  same", "< ours", "> GRUB".
+fn diff(o: &[String], g: &[String]) -> String {
+    let (n, m) = (o.len(), g.len());
+    let mut lcs = vec![vec![0u16; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i][j] = if o[i] == g[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, String::new());
+    while i < n || j < m {
+        if i < n && j < m && o[i] == g[j] {
+            out += &format!("  {}\n", o[i]);
+            i += 1;
+            j += 1;
+        } else if j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j]) {
+            out += &format!("> {}\n", g[j]);
+            j += 1;
+        } else {
+            out += &format!("< {}\n", o[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 /// Waits for the kernel's "done" (and the 0x10 exit) or, failing that,
 /// returns what the machine printed, so the comparison shows it.
 fn run_to_done(mut q: Qemu, who: &str, name: &str) -> String {
-    let done = q.try_expect(r"mbtest: done|mbtest: bad magic|rebooting in|error: ", BOOT);
+    // GRUB may print an error and still boot (no such video mode: text);
+    // it is done when `boot` finds nothing loaded.
+    let done = q.try_expect(r"mbtest: done|mbtest: bad magic|rebooting in|you need to load the kernel first", BOOT);
+    if done.as_deref().is_some_and(|d| d != "mbtest: done") {
+        // A refusal: the message is out; the countdown need not run down.
+        q.try_expect(r"(rebooting in|kernel first)[^\n]*\n", Duration::from_secs(2));
+        return q.output();
+    }
     let code = q.wait_exit(Duration::from_secs(20));
     let out = q.output();
     assert!(done.is_some() || code.is_some(), "{who}: {name}: no verdict within {BOOT:?}:\n{out}");
@@ -201,36 +236,15 @@ fn hex(s: &str) -> u64 {
     u64::from_str_radix(s, 16).unwrap_or_else(|_| panic!("not hex: {s}"))
 }
 
-/// The RAM that QEMU's iPXE ROM hides above 1 MiB while an NBP runs: it
-/// keeps the first NBP it downloaded in a buffer it carves out of the top
-/// of the RAM region that starts at 1 MiB, so that region (and mem_upper,
-/// derived from it) shrinks by the NBP's size rounded up to 4 KiB pages.
-/// Measured (tests/tests/multiboot2.rs history): the region's end moves by
-/// exactly the page-rounded size difference of the two NBPs.
-fn hidden_by_rom(nbp_size: u64) -> u64 {
-    nbp_size.div_ceil(4096) * 4096
-}
-
-/// How much more RAM chainloader.0's kernel sees than GRUB's, in bytes.
-fn rom_difference() -> i64 {
-    let ours = std::fs::metadata(dist("chainloader.0")).unwrap().len();
-    let grub = std::fs::metadata(std::path::Path::new("/usr/lib/grub/i386-pc/core.0"))
-        .map(|m| m.len())
-        .unwrap_or_else(|_| grub_core_size());
-    hidden_by_rom(grub) as i64 - hidden_by_rom(ours) as i64
-}
-
-/// The size of the core.0 grub-mknetdir makes (what QEMU's ROM downloads).
-fn grub_core_size() -> u64 {
-    let g = GrubNetboot::with_script(&[], "");
-    std::fs::metadata(g.root().join(GrubNetboot::BOOTFILE)).unwrap().len()
-}
-
 /// Applies the expected differences to chainloader.0's report, so that it
 /// must then equal GRUB's line for line. Each rule asserts the difference
 /// it removes is exactly the computed one.
-fn expected_differences(ours: &[String], grub: &[String]) -> (Vec<String>, Vec<String>) {
-    let delta = rom_difference();
+fn expected_differences(ours: &[String], grub: &[String], problems: &mut Vec<String>) -> (Vec<String>, Vec<String>) {
+    // chainloader.0 is a bigger NBP than GRUB's core.0: QEMU's iPXE ROM
+    // hides more RAM at the top of the region at 1 MiB (see
+    // e2e::ipxe_hidden_for_nbp); its length and mem_upper are smaller by
+    // exactly the page-rounded size difference.
+    let delta = -e2e::ram_region_difference_grub_minus_chainloader();
     let grub_has_net = grub.iter().any(|l| l.starts_with("tag 16 "));
     let mut o: Vec<String> = vec![];
     let mut g: Vec<String> = vec![];
@@ -247,7 +261,9 @@ fn expected_differences(ours: &[String], grub: &[String]) -> (Vec<String>, Vec<S
                     let ok = name.match_indices("GRUB ").any(|(i, _)| {
                         name[i + 5..].chars().next().is_some_and(|c| c.is_ascii_digit() && c != '0')
                     });
-                    assert!(ok, "chainloader.0's boot loader name {name:?} must contain \"GRUB \" and a non-zero digit");
+                    if !ok {
+                        problems.push(format!("chainloader.0's boot loader name {name:?} must contain \"GRUB \" and a non-zero digit"));
+                    }
                 } else {
                     assert!(name.starts_with("GRUB 2.06"), "GRUB's name {name:?}");
                 }
@@ -335,19 +351,12 @@ fn conformance(name: &str) {
     check_ranges("GRUB 2", &rg, &img);
     assert!(ro.iter().any(|l| l == "done"), "chainloader.0 did not run {name} (GRUB did):\n{ours}");
     check_ranges("chainloader.0", &ro, &img);
-    let (o, g) = expected_differences(&ro, &rg);
+    let mut problems = vec![];
+    let (o, g) = expected_differences(&ro, &rg, &mut problems);
     if o != g {
-        let mut diff = String::new();
-        for i in 0..o.len().max(g.len()) {
-            let (a, b) = (o.get(i).map(String::as_str).unwrap_or("-"), g.get(i).map(String::as_str).unwrap_or("-"));
-            if a == b {
-                diff += &format!("  {a}\n");
-            } else {
-                diff += &format!("< {a}\n> {b}\n");
-            }
-        }
-        panic!("{name}: chainloader.0 (<) and GRUB 2 (>) hand over differently:\n{diff}");
+        problems.push(format!("chainloader.0 (<) and GRUB 2 (>) hand over differently:\n{}", diff(&o, &g)));
     }
+    assert!(problems.is_empty(), "{name}:\n{}", problems.join("\n"));
 }
 
 /// The headers GRUB 2.06 refuses.
