@@ -14,3 +14,4 @@ pub mod mbi_check;
 pub mod memmap;
 pub mod multiboot2;
 pub mod tftp;
+pub mod vbe;

@@ -6,12 +6,14 @@
 //!
 //! 21 load base, 1 command line, 2 boot loader name, 10 APM (when the BIOS
 //! has it), 3 modules, 6 memory map, 9 ELF sections, 4 basic meminfo,
-//! 16 network, 8 framebuffer, 14 ACPI old RSDP, 15 ACPI new RSDP, 0 end.
+//! 16 network, 7 VBE (in a VBE graphics mode), 8 framebuffer, 14 ACPI old
+//! RSDP, 15 ACPI new RSDP, 0 end.
 //!
 //! (GRUB writes a boot device tag (5) only when booting from a disk.)
 
 use crate::memmap::E820Entry;
 use crate::multiboot2::ElfSections;
+use crate::vbe::{Color, Graphics, VbeTag};
 
 pub mod tag {
     pub const END: u32 = 0;
@@ -21,6 +23,7 @@ pub mod tag {
     pub const MODULE: u32 = 3;
     pub const BASIC_MEMINFO: u32 = 4;
     pub const MMAP: u32 = 6;
+    pub const VBE: u32 = 7;
     pub const FRAMEBUFFER: u32 = 8;
     pub const ELF_SECTIONS: u32 = 9;
     pub const ACPI_OLD: u32 = 14;
@@ -29,7 +32,9 @@ pub mod tag {
     pub const LOAD_BASE_ADDR: u32 = 21;
 }
 
-/// Framebuffer type 2: EGA text.
+/// Framebuffer types: indexed colour, direct RGB, EGA text.
+pub const FB_TYPE_INDEXED: u8 = 0;
+pub const FB_TYPE_RGB: u8 = 1;
 pub const FB_TYPE_EGA_TEXT: u8 = 2;
 
 /// One module as the kernel sees it.
@@ -47,6 +52,14 @@ pub struct Module<'a> {
 pub struct EgaText {
     pub columns: u32,
     pub rows: u32,
+}
+
+/// What tag 8 describes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Framebuffer {
+    EgaText(EgaText),
+    /// A VBE graphics mode (with tag 7 before it).
+    Graphics(Graphics),
 }
 
 /// The BIOS APM interface (INT 15h AX=5300h, then 5304h/5303h to connect
@@ -79,7 +92,9 @@ pub struct BootInfo<'a> {
     pub elf_sections: Option<&'a ElfSections>,
     /// The raw DHCPACK packet.
     pub dhcp_ack: Option<&'a [u8]>,
-    pub framebuffer: Option<EgaText>,
+    pub framebuffer: Option<Framebuffer>,
+    /// Tag 7, present in a VBE graphics mode.
+    pub vbe: Option<&'a VbeTag>,
     /// The 20-byte ACPI 1.0 RSDP (revision 0).
     pub acpi_old: Option<&'a [u8]>,
     /// The whole ACPI 2.0+ RSDP (`length` bytes).
@@ -208,16 +223,61 @@ fn write_all(info: &BootInfo, w: &mut Writer) {
         w.align8();
     }
 
-    if let Some(fb) = info.framebuffer {
-        // multiboot_tag_framebuffer_common: 32 bytes, no colour info for text.
-        w.header(tag::FRAMEBUFFER, 32);
-        w.u64(0xb8000);
-        w.u32(2 * fb.columns); // pitch
-        w.u32(fb.columns);
-        w.u32(fb.rows);
-        w.u8(16); // bpp
-        w.u8(FB_TYPE_EGA_TEXT);
-        w.u16(0); // reserved
+    if let Some(v) = info.vbe {
+        // multiboot_tag_vbe: 8 + 8 + 512 + 256 bytes.
+        w.header(tag::VBE, 784);
+        w.u16(v.mode);
+        w.u16(v.interface_seg);
+        w.u16(v.interface_off);
+        w.u16(v.interface_len);
+        w.bytes(&v.control_info);
+        w.bytes(&v.mode_info);
+    }
+
+    match &info.framebuffer {
+        Some(Framebuffer::EgaText(fb)) => {
+            // multiboot_tag_framebuffer_common: 32 bytes, no colour info for text.
+            w.header(tag::FRAMEBUFFER, 32);
+            w.u64(0xb8000);
+            w.u32(2 * fb.columns); // pitch
+            w.u32(fb.columns);
+            w.u32(fb.rows);
+            w.u8(16); // bpp
+            w.u8(FB_TYPE_EGA_TEXT);
+            w.u16(0); // reserved
+        }
+        Some(Framebuffer::Graphics(g)) => {
+            // The common part, then the colour info; sizes as GRUB sets them
+            // (`retrieve_video_parameters`): 32 + 6 for RGB, 32 + 2 + 3n for
+            // indexed.
+            let size = match &g.color {
+                Color::Rgb(_) => 38,
+                Color::Indexed(p) => 34 + 3 * p.len(),
+            };
+            w.header(tag::FRAMEBUFFER, size);
+            w.u64(g.addr);
+            w.u32(g.pitch);
+            w.u32(g.width);
+            w.u32(g.height);
+            w.u8(g.bpp);
+            match &g.color {
+                Color::Indexed(p) => {
+                    w.u8(FB_TYPE_INDEXED);
+                    w.u16(0);
+                    w.u16(p.len() as u16);
+                    for c in p {
+                        w.bytes(c);
+                    }
+                }
+                Color::Rgb(f) => {
+                    w.u8(FB_TYPE_RGB);
+                    w.u16(0);
+                    w.bytes(f);
+                }
+            }
+            w.align8();
+        }
+        None => {}
     }
 
     if let Some(r) = info.acpi_old {
@@ -232,6 +292,36 @@ fn write_all(info: &BootInfo, w: &mut Writer) {
     }
 
     w.header(tag::END, 8);
+}
+
+/// The tag types the MBI for `info` holds, in order (for telling which
+/// required tags are left out).
+pub fn tags_present(info: &BootInfo) -> alloc::vec::Vec<u32> {
+    let mut t = alloc::vec![tag::LOAD_BASE_ADDR, tag::CMDLINE, tag::BOOT_LOADER_NAME];
+    if info.apm.is_some() {
+        t.push(tag::APM);
+    }
+    if !info.modules.is_empty() {
+        t.push(tag::MODULE);
+    }
+    t.extend([tag::MMAP, tag::ELF_SECTIONS, tag::BASIC_MEMINFO]);
+    if info.dhcp_ack.is_some() {
+        t.push(tag::NETWORK);
+    }
+    if info.vbe.is_some() {
+        t.push(tag::VBE);
+    }
+    if info.framebuffer.is_some() {
+        t.push(tag::FRAMEBUFFER);
+    }
+    if info.acpi_old.is_some() {
+        t.push(tag::ACPI_OLD);
+    }
+    if info.acpi_new.is_some() {
+        t.push(tag::ACPI_NEW);
+    }
+    t.push(tag::END);
+    t
 }
 
 /// The MBI's size in bytes.
@@ -303,6 +393,7 @@ mod tests {
             elf_sections: None,
             dhcp_ack: None,
             framebuffer: None,
+            vbe: None,
             acpi_old: None,
             acpi_new: None,
         }
@@ -358,7 +449,7 @@ mod tests {
             modules: &mods,
             elf_sections: Some(&secs),
             dhcp_ack: Some(&ack),
-            framebuffer: Some(EgaText { columns: 80, rows: 25 }),
+            framebuffer: Some(Framebuffer::EgaText(EgaText { columns: 80, rows: 25 })),
             acpi_old: Some(&rsdp_v1),
             acpi_new: Some(&rsdp_v2),
             ..minimal(&mmap)
@@ -452,5 +543,58 @@ mod tests {
         assert_eq!(find_rsdp(&area), (None, Some(&rsdp(2, 36)[..])));
         area[0x81f] ^= 0x55; // breaks the extended checksum
         assert_eq!(find_rsdp(&area), (None, None));
+    }
+
+    #[test]
+    fn vbe_graphics_tags_7_and_8() {
+        let mmap = [E820Entry::new(0, 0x9fc00, 1)];
+        let mut control_info = [0u8; 512];
+        control_info[..4].copy_from_slice(b"VESA");
+        let vbe = VbeTag { mode: 0x4144, interface_seg: 0xc000, interface_off: 0x1234, interface_len: 0x40, control_info, mode_info: [0x5a; 256] };
+        let g = Graphics { addr: 0xfd00_0000, pitch: 4096, width: 1024, height: 768, bpp: 32, color: Color::Rgb([16, 8, 8, 8, 0, 8]) };
+        let info = BootInfo { vbe: Some(&vbe), framebuffer: Some(Framebuffer::Graphics(g)), ..minimal(&mmap) };
+        assert_eq!(tags_present(&info), vec![21, 1, 2, 6, 9, 4, 7, 8, 0]);
+        let mut buf = vec![0u8; 4096];
+        let n = write(&info, &mut buf).unwrap();
+        assert_eq!(size(&info), n);
+        // Find tags 7 and 8 by walking.
+        let mut p = 8;
+        let mut found = Vec::new();
+        while p < n {
+            let ty = u32::from_le_bytes(buf[p..p + 4].try_into().unwrap());
+            let sz = u32::from_le_bytes(buf[p + 4..p + 8].try_into().unwrap()) as usize;
+            found.push((ty, sz, p));
+            p += sz.div_ceil(8) * 8;
+        }
+        let &(_, sz7, p7) = found.iter().find(|t| t.0 == 7).unwrap();
+        assert_eq!(sz7, 784);
+        assert_eq!(&buf[p7 + 8..p7 + 16], &[0x44, 0x41, 0x00, 0xc0, 0x34, 0x12, 0x40, 0]);
+        assert_eq!(&buf[p7 + 16..p7 + 20], b"VESA");
+        assert!(buf[p7 + 528..p7 + 784].iter().all(|&b| b == 0x5a));
+        let &(_, sz8, p8) = found.iter().find(|t| t.0 == 8).unwrap();
+        assert_eq!(sz8, 38);
+        assert_eq!(words(&buf[p8 + 8..p8 + 28]), vec![0xfd00_0000, 0, 4096, 1024, 768]);
+        assert_eq!(&buf[p8 + 28..p8 + 38], &[32, FB_TYPE_RGB, 0, 0, 16, 8, 8, 8, 0, 8]);
+        // Tag 7 comes right before tag 8, as in GRUB.
+        let i7 = found.iter().position(|t| t.0 == 7).unwrap();
+        assert_eq!(found[i7 + 1].0, 8);
+
+        // Indexed: 16 standard colours, 34 + 48 bytes.
+        let g = Graphics { addr: 0xfd00_0000, pitch: 640, width: 640, height: 480, bpp: 8, color: Color::Indexed(crate::vbe::STD_COLORS.to_vec()) };
+        let info = BootInfo { vbe: Some(&vbe), framebuffer: Some(Framebuffer::Graphics(g)), ..minimal(&mmap) };
+        let n = write(&info, &mut buf).unwrap();
+        let mut p = 8;
+        loop {
+            let ty = u32::from_le_bytes(buf[p..p + 4].try_into().unwrap());
+            let sz = u32::from_le_bytes(buf[p + 4..p + 8].try_into().unwrap()) as usize;
+            if ty == 8 {
+                assert_eq!(sz, 82);
+                assert_eq!(&buf[p + 28..p + 34], &[8, FB_TYPE_INDEXED, 0, 0, 16, 0]);
+                assert_eq!(&buf[p + 34 + 3..p + 34 + 6], &[0, 0, 0xa8]);
+                break;
+            }
+            p += sz.div_ceil(8) * 8;
+            assert!(p < n);
+        }
     }
 }

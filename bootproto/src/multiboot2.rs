@@ -15,6 +15,8 @@
 //! shorter than the glue that would be needed around the crate.
 
 use crate::memmap::{Allocator, Conflict, Preference, Range, FOUR_GIB};
+use alloc::format;
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -90,14 +92,32 @@ fn header_tag_name(t: u16) -> &'static str {
     }
 }
 
-/// MBI tags this loader can put in the boot information, so a kernel may
-/// require them (APM (10) only when the BIOS has it, like the ACPI tags).
-/// Bootdev (5) is absent because a network boot has no BIOS boot drive, VBE
-/// (7) because the loader stays in text mode, EFI tags because this is a BIOS loader, SMBIOS (13)
-/// because no loader defines it. (GRUB 2 accepts requests for several of
-/// these and then silently leaves them out; the specification says a loader
-/// that cannot satisfy a required request must fail, which is what happens.)
-pub const SUPPLIED_MBI_TAGS: &[u32] = &[0, 1, 2, 3, 4, 6, 8, 9, 10, 14, 15, 16, 21];
+/// MBI tag types GRUB 2.06 lets a kernel *require* in an information
+/// request: every type it knows, 0-21, except 13 (SMBIOS), which it never
+/// learnt (`grub_multiboot2_load` in grub-core/loader/multiboot_mbi2.c
+/// refuses anything else with "unsupported information tag"). Some of them
+/// GRUB then leaves out of the boot information on a BIOS network boot
+/// (see [`Header::required_but_absent`]); this loader does the same, with a
+/// warning, rather than refusing a kernel GRUB boots.
+pub fn grub_accepts_required(t: u32) -> bool {
+    t <= 21 && t != 13
+}
+
+/// Why GRUB 2 (and so this loader) leaves out a required MBI tag on a BIOS
+/// network boot, for the console warning.
+pub fn absent_reason(t: u32) -> &'static str {
+    match t {
+        5 => "which GRUB 2 also leaves out on a network boot",
+        7 => "which GRUB 2 also leaves out when no VBE graphics mode is set",
+        8 => "which GRUB 2 also leaves out when the display has no usable mode",
+        10 => "which GRUB 2 also leaves out when the BIOS has no APM",
+        14 | 15 => "which GRUB 2 also leaves out when the BIOS has no such ACPI RSDP",
+        16 => "which GRUB 2 also leaves out without a DHCP answer",
+        3 => "which GRUB 2 also leaves out when no module is loaded",
+        11 | 12 | 17 | 18 | 19 | 20 => "which GRUB 2 also leaves out on a BIOS (non-EFI) boot",
+        _ => "which GRUB 2 also leaves out",
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AddressTag {
@@ -170,11 +190,12 @@ pub enum Mb2Error {
     BadTag { offset: usize, tag_type: u16, size: u32 },
     NoEndTag,
     UnsupportedTag { tag_type: u16 },
+    /// A required information request for an MBI tag type GRUB 2 does not know.
     CannotSupply { tag: u32 },
-    FramebufferRequired(FramebufferTag),
     NoUsableConsole,
     AddressWithoutEntry,
-    BadAddressTag(&'static str),
+    /// The address tag's `field` is inconsistent (`why` gives the values).
+    BadAddressTag { field: &'static str, why: String },
     NotElf,
     Elf(&'static str),
     ElfRelocs,
@@ -199,11 +220,10 @@ impl fmt::Display for Mb2Error {
             BadTag { offset, tag_type, size } => write!(f, "Multiboot2 header tag at offset {offset:#x} (type {tag_type}, size {size}) is malformed or runs past the first 32 KiB"),
             NoEndTag => write!(f, "Multiboot2 header has no end tag within the first 32 KiB"),
             UnsupportedTag { tag_type } => write!(f, "Multiboot2 header tag type {tag_type} ({}) is not supported and not marked optional", header_tag_name(*tag_type)),
-            CannotSupply { tag } => write!(f, "information request tag asks for tag {tag} ({}), which this loader cannot supply", mbi_tag_name(*tag)),
-            FramebufferRequired(fb) => write!(f, "kernel requires a {}x{}x{} graphics framebuffer (non-optional framebuffer tag); this loader only offers the EGA text console", fb.width, fb.height, fb.depth),
-            NoUsableConsole => write!(f, "kernel requires a console but does not support EGA text, the only console this loader offers"),
-            AddressWithoutEntry => write!(f, "load address tag without entry address tag"),
-            BadAddressTag(why) => write!(f, "address tag: {why}"),
+            CannotSupply { tag } => write!(f, "information request tag: requests[] asks for MBI tag type {tag} ({}) and is not marked optional; GRUB 2 refuses that type too (unsupported information tag)", mbi_tag_name(*tag)),
+            NoUsableConsole => write!(f, "console flags tag: console_flags requires a console but does not allow EGA text, and there is no framebuffer tag (GRUB 2 refuses this too)"),
+            AddressWithoutEntry => write!(f, "address tag without an entry address tag (GRUB 2 refuses this too)"),
+            BadAddressTag { field, why } => write!(f, "address tag: {field}: {why}"),
             NotElf => write!(f, "kernel is not an ELF file and its Multiboot2 header has no address tag"),
             Elf(why) => write!(f, "ELF: {why}"),
             ElfRelocs => write!(f, "ELF files with relocation sections are not supported (GRUB 2 refuses them too)"),
@@ -304,6 +324,9 @@ pub fn parse_header(image: &[u8]) -> Result<Header, Mb2Error> {
             }
             htag::MODULE_ALIGN => h.module_align = true,
             htag::EFI_BS => h.efi_bs = true,
+            // GRUB i386-pc knows no EFI i386 entry tag (its switch has no
+            // case for it): a required one is refused as an unknown tag.
+            htag::ENTRY_ADDRESS_EFI32 if !optional => return Err(Mb2Error::UnsupportedTag { tag_type: ty }),
             htag::ENTRY_ADDRESS_EFI32 => h.efi_entry32 = Some(field(8)?),
             htag::ENTRY_ADDRESS_EFI64 => h.efi_entry64 = Some(field(8)?),
             htag::RELOCATABLE => {
@@ -330,18 +353,20 @@ pub fn parse_header(image: &[u8]) -> Result<Header, Mb2Error> {
 impl Header {
     /// Refuses what this loader cannot give the kernel.
     fn check_supportable(&self) -> Result<(), Mb2Error> {
+        // GRUB checks only required requests, and only against the types it
+        // knows; optional ones are not even looked at.
         for r in self.info_requests.iter().filter(|r| !r.optional) {
-            if let Some(&t) = r.types.iter().find(|t| !SUPPLIED_MBI_TAGS.contains(t)) {
+            if let Some(&t) = r.types.iter().find(|&&t| !grub_accepts_required(t)) {
                 return Err(Mb2Error::CannotSupply { tag: t });
             }
         }
-        if let Some(fb) = self.framebuffer {
-            if !fb.optional {
-                return Err(Mb2Error::FramebufferRequired(fb));
-            }
-        }
+        // GRUB ignores the framebuffer tag's optional flag: any framebuffer
+        // tag only makes a graphics console acceptable
+        // (`grub_multiboot2_load`, `accepted_consoles |= ...FRAMEBUFFER`).
+        // A kernel that requires a console must accept EGA text or have a
+        // framebuffer tag (`grub_multiboot2_set_console`).
         if let Some(c) = self.console_flags {
-            if c & CONSOLE_REQUIRED != 0 && c & CONSOLE_EGA_TEXT_SUPPORTED == 0 {
+            if c & CONSOLE_REQUIRED != 0 && c & CONSOLE_EGA_TEXT_SUPPORTED == 0 && self.framebuffer.is_none() {
                 return Err(Mb2Error::NoUsableConsole);
             }
         }
@@ -349,6 +374,29 @@ impl Header {
             return Err(Mb2Error::AddressWithoutEntry);
         }
         Ok(())
+    }
+
+    /// Whether the kernel accepts an EGA text console (no console flags tag,
+    /// or one with the EGA-text bit).
+    pub fn accepts_ega_text(&self) -> bool {
+        self.console_flags.is_none_or(|c| c & CONSOLE_EGA_TEXT_SUPPORTED != 0)
+    }
+
+    /// The MBI tag types a non-optional information request asks for that
+    /// are not in `present` (the tags the boot information will hold), in
+    /// request order, each once. GRUB boots such kernels anyway; the caller
+    /// warns about each.
+    pub fn required_but_absent(&self, present: &[u32]) -> Vec<u32> {
+        let mut out: Vec<u32> = Vec::new();
+        for r in self.info_requests.iter().filter(|r| !r.optional) {
+            for &t in &r.types {
+                // Type 0 is the end tag, always present.
+                if t != 0 && !present.contains(&t) && !out.contains(&t) {
+                    out.push(t);
+                }
+            }
+        }
+        out
     }
 }
 
@@ -397,8 +445,14 @@ pub struct LoadPlan {
 /// Plans the kernel's placement. `mem` holds usable RAM with the loader's
 /// own reservations; the kernel's ranges are reserved in it on success.
 /// `avoid`, when given, is a copy of `mem` that additionally has the staged
-/// downloads reserved: free-placement choices (relocation base, sections)
-/// are tried there first so that they do not land on data still to be copied.
+/// downloads reserved; the kernel's ranges are reserved there too, so that
+/// later scratch allocations keep off them.
+///
+/// Every free choice (relocation base, section addresses) is made in `mem`
+/// alone, i.e. from the memory map and the loader's fixed reservations, as
+/// GRUB's relocator makes it from its memory map: never from where
+/// downloads happen to be staged. When a staged file lies where the kernel
+/// must go, the handoff moves it first (see `memmap::order_copies`).
 pub fn plan_load(
     image: &[u8],
     h: &Header,
@@ -419,10 +473,11 @@ pub fn plan_load(
         let pref = if rel.preference == LoadPreference::High { Preference::High } else { Preference::Low };
         let align = rel.align.max(1) as u64;
         let (min, max_end) = (rel.min_addr as u64, rel.max_addr as u64);
-        let base = avoid
-            .as_deref_mut()
-            .and_then(|a| a.find(size, align, min, max_end, pref))
-            .or_else(|| mem.find(size, align, min, max_end, pref))
+        // grub_relocator_alloc_chunk_align (grub-core/lib/relocator.c): the
+        // first free block from the low end for preference none or low,
+        // from the high end for high; the block must end by max_addr.
+        let base = mem
+            .find(size, align, min, max_end, pref)
             .ok_or(Mb2Error::NoRoomRelocatable { size, align: rel.align, min: rel.min_addr, max: rel.max_addr })?;
         let delta = base.wrapping_sub(plan.kernel_range.start);
         for s in plan.segments.iter_mut() {
@@ -459,53 +514,76 @@ fn reserve(mem: &mut Allocator, r: Range, what: &'static str) -> Result<(), Mb2E
 }
 
 /// The a.out kludge: the address tag says which part of the file goes where.
+///
+/// This is GRUB 2.06's arithmetic (`grub_multiboot2_load` in
+/// grub-core/loader/multiboot_mbi2.c, i386-pc, so 32-bit), not the letter
+/// of the specification, which would have header_addr >= load_addr:
+///
+/// * load_addr 0xffffffff stands for header_addr - (the header's offset);
+/// * the file offset of the first loaded byte is header offset -
+///   (header_addr - load_addr) in wrapping 32-bit arithmetic, so
+///   header_addr may lie below load_addr (Nautilus: header_addr 0x100000,
+///   load_addr 0x100040, header at offset 0x1000: file offset 0x1040 goes
+///   to 0x100040). GRUB refuses an offset outside the file (its seek fails);
+/// * the load size is load_end_addr minus the tag's load_addr *field*
+///   (even when that is 0xffffffff), or the rest of the file when
+///   load_end_addr is 0; GRUB reads what the file has of it (a short read is
+///   not an error), and the rest up to bss_end_addr is zeroed here;
+/// * the memory size is bss_end_addr - load_addr, or the load size when
+///   bss_end_addr is 0.
 fn plan_aout(image: &[u8], h: &Header, a: AddressTag) -> Result<LoadPlan, Mb2Error> {
-    // load_addr 0xffffffff means "the file starts at header_addr minus the
-    // header's offset", as in GRUB.
-    let load_addr = if a.load_addr == u32::MAX {
-        (a.header_addr as u64)
-            .checked_sub(h.offset as u64)
-            .ok_or(Mb2Error::BadAddressTag("header_addr is below the header's file offset"))?
-    } else {
-        a.load_addr as u64
-    };
-    let into_image = (a.header_addr as u64)
-        .checked_sub(load_addr)
-        .ok_or(Mb2Error::BadAddressTag("header_addr is below load_addr"))?;
-    let file_offset = (h.offset as u64)
-        .checked_sub(into_image)
-        .ok_or(Mb2Error::BadAddressTag("load_addr lies before the start of the file"))?;
-    let file_len = if a.load_end_addr == 0 {
-        image.len() as u64 - file_offset
-    } else {
-        (a.load_end_addr as u64)
-            .checked_sub(load_addr)
-            .ok_or(Mb2Error::BadAddressTag("load_end_addr is below load_addr"))?
-    };
-    if file_offset + file_len > image.len() as u64 {
-        return Err(Mb2Error::PastEndOfFile {
-            what: "address tag load range",
-            offset: file_offset,
-            len: file_len,
-            file_len: image.len(),
-        });
+    let bad = |field, why: String| Mb2Error::BadAddressTag { field, why };
+    let header_offset = h.offset as u32;
+    let load_addr = if a.load_addr == u32::MAX { a.header_addr.wrapping_sub(header_offset) } else { a.load_addr };
+    let offset = header_offset.wrapping_sub(a.header_addr.wrapping_sub(load_addr)) as i32;
+    if offset < 0 || offset as u64 > image.len() as u64 {
+        return Err(bad(
+            "load_addr",
+            format!(
+                "header_addr {:#x} and load_addr {:#x} with the header at file offset {:#x} put the first loaded byte at file offset {}, outside the {}-byte file (GRUB 2 cannot seek there either)",
+                a.header_addr, a.load_addr, header_offset, offset, image.len()
+            ),
+        ));
     }
-    let mem_len = if a.bss_end_addr == 0 {
-        file_len
+    let file_offset = offset as u64;
+    let rest_of_file = image.len() as u64 - file_offset;
+    let load_size = if a.load_end_addr == 0 {
+        rest_of_file
     } else {
-        (a.bss_end_addr as u64)
-            .checked_sub(load_addr)
-            .filter(|&m| m >= file_len)
-            .ok_or(Mb2Error::BadAddressTag("bss_end_addr is below load_end_addr"))?
+        // GRUB keeps this in an int; a negative size would make it read the
+        // whole file over whatever follows its buffer.
+        let n = a.load_end_addr.wrapping_sub(a.load_addr) as i32;
+        if n < 0 {
+            return Err(bad("load_end_addr", format!("{:#x} is below load_addr {:#x}", a.load_end_addr, a.load_addr)));
+        }
+        n as u64
     };
-    let seg = Segment { file_offset, file_len, dest_phys: load_addr, mem_len };
-    if seg.dest().end > FOUR_GIB {
+    let mem_len = if a.bss_end_addr == 0 { load_size } else { a.bss_end_addr.wrapping_sub(load_addr) as u64 };
+    if mem_len < load_size {
+        // GRUB would allocate mem_len bytes and read load_size into them:
+        // it overwrites memory it does not own and then zeroes a negative
+        // length. No kernel can rely on that; refuse.
+        return Err(bad(
+            "bss_end_addr",
+            format!(
+                "{:#x} is below the end of the loaded bytes {:#x} (load_addr {:#x} + load size {:#x})",
+                a.bss_end_addr,
+                load_addr as u64 + load_size,
+                load_addr,
+                load_size
+            ),
+        ));
+    }
+    let seg = Segment { file_offset, file_len: load_size.min(rest_of_file), dest_phys: load_addr as u64, mem_len };
+    // grub_relocator_alloc_chunk_addr: "address is out of range" unless the
+    // chunk ends at or below 0xffffffff.
+    if seg.dest().end > u32::MAX as u64 {
         return Err(Mb2Error::Above4G(seg.dest()));
     }
     Ok(LoadPlan {
         segments: alloc::vec![seg],
         entry: h.entry.unwrap_or(0),
-        load_base: load_addr as u32,
+        load_base: load_addr,
         kernel_range: seg.dest(),
         elf_sections: ElfSections { num: 0, entsize: 0, shndx: 0, table: Vec::new() },
     })

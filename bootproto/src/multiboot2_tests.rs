@@ -173,10 +173,12 @@ fn address_tag_kernel() {
     let mb = header(&[tag(htag::ADDRESS, 0, &[0x30_0040, u32::MAX, 0, 0])]);
     put(&mut img, 0x40, &mb);
     assert_eq!(parse_header(&img), Err(Mb2Error::AddressWithoutEntry));
-    // load_end beyond the file.
+    // load_end beyond the file: GRUB reads what the file has (a short read
+    // is no error) and the rest of the load range is zeroed.
     let mb = header(&[tag(htag::ADDRESS, 0, &[0x30_0040, 0x30_0000, 0x30_9000, 0]), tag(htag::ENTRY_ADDRESS, 0, &[0x30_0100])]);
     put(&mut img, 0x40, &mb);
-    assert!(matches!(plan(&img), Err(Mb2Error::PastEndOfFile { .. })));
+    let p = plan(&img).unwrap();
+    assert_eq!(p.segments, vec![Segment { file_offset: 0, file_len: 0x1800, dest_phys: 0x30_0000, mem_len: 0x9000 }]);
 }
 
 #[test]
@@ -212,19 +214,39 @@ fn relocatable_kernel_moves_segments_and_entry() {
 }
 
 #[test]
-fn information_request_refusal() {
-    let img = higher_half(false, &[tag(htag::INFORMATION_REQUEST, 0, &[1, 6, 12])]);
-    let e = parse_header(&img).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "information request tag asks for tag 12 (EFI64 system table), which this loader cannot supply"
+fn information_requests_as_grub() {
+    // GRUB refuses a required request for SMBIOS (13) and for types above 21.
+    for t in [13u32, 22, 0x100, u32::MAX] {
+        let img = higher_half(false, &[tag(htag::INFORMATION_REQUEST, 0, &[1, 6, t])]);
+        let e = parse_header(&img).unwrap_err();
+        assert_eq!(e, Mb2Error::CannotSupply { tag: t });
+        assert!(e.to_string().starts_with(&format!("information request tag: requests[] asks for MBI tag type {t} (")), "{e}");
+        // Optional: not even looked at.
+        let img = higher_half(false, &[tag(htag::INFORMATION_REQUEST, 1, &[1, 6, t])]);
+        assert!(parse_header(&img).is_ok());
+    }
+    // Every other type 0-21 may be required, including those a BIOS network
+    // boot leaves out (GRUB accepts them and leaves them out).
+    let all: Vec<u32> = (0..=21).filter(|&t| t != 13).collect();
+    let img = higher_half(false, &[tag(htag::INFORMATION_REQUEST, 0, &all)]);
+    let h = parse_header(&img).unwrap();
+    assert_eq!(h.info_requests[0].types, all);
+    let present = [1, 2, 3, 4, 6, 8, 9, 14, 16, 21];
+    assert_eq!(h.required_but_absent(&present), vec![5, 7, 10, 11, 12, 15, 17, 18, 19, 20]);
+    // Optional requests never warn; duplicates warn once.
+    let img = higher_half(
+        false,
+        &[
+            tag(htag::INFORMATION_REQUEST, 1, &[5, 7]),
+            tag(htag::INFORMATION_REQUEST, 0, &[5, 6, 5]),
+            tag(htag::INFORMATION_REQUEST, 0, &[5]),
+        ],
     );
-    // Optional request: fine.
-    let img = higher_half(false, &[tag(htag::INFORMATION_REQUEST, 1, &[1, 6, 12])]);
-    assert!(parse_header(&img).is_ok());
-    // Everything the loader supplies may be required.
-    let img = higher_half(false, &[tag(htag::INFORMATION_REQUEST, 0, &[1, 2, 3, 4, 6, 8, 9, 10, 14, 15, 16, 21])]);
-    assert_eq!(parse_header(&img).unwrap().info_requests[0].types.len(), 12);
+    assert_eq!(parse_header(&img).unwrap().required_but_absent(&present), vec![5]);
+    assert_eq!(absent_reason(5), "which GRUB 2 also leaves out on a network boot");
+    // An empty request (size 8) is fine.
+    let img = higher_half(false, &[tag(htag::INFORMATION_REQUEST, 0, &[])]);
+    assert!(parse_header(&img).unwrap().info_requests[0].types.is_empty());
 }
 
 #[test]
@@ -257,10 +279,18 @@ fn console_framebuffer_module_align_efi_tags() {
     // EFI entries do not change the BIOS entry.
     assert_eq!(plan(&img).unwrap().entry, 0x10_1010);
 
+    // A framebuffer tag not marked optional is accepted: GRUB ignores the
+    // flag (the mode is set if it can be; else the kernel gets text).
     let img = higher_half(false, &[tag(htag::FRAMEBUFFER, 0, &[1024, 768, 32])]);
-    assert!(matches!(parse_header(&img), Err(Mb2Error::FramebufferRequired(_))));
+    assert_eq!(parse_header(&img).unwrap().framebuffer.map(|f| f.optional), Some(false));
     let img = higher_half(false, &[tag(htag::CONSOLE_FLAGS, 0, &[CONSOLE_REQUIRED])]);
     assert_eq!(parse_header(&img), Err(Mb2Error::NoUsableConsole));
+    // ...unless a framebuffer tag makes a graphics console acceptable.
+    let img = higher_half(false, &[tag(htag::CONSOLE_FLAGS, 0, &[CONSOLE_REQUIRED]), tag(htag::FRAMEBUFFER, 1, &[0, 0, 0])]);
+    assert!(!parse_header(&img).unwrap().accepts_ega_text());
+    // Not required and no EGA text: GRUB warns and boots.
+    let img = higher_half(false, &[tag(htag::CONSOLE_FLAGS, 0, &[0])]);
+    assert!(parse_header(&img).is_ok());
 }
 
 #[test]
@@ -391,4 +421,174 @@ fn elf_sections_for_tag_9() {
     let mut img = higher_half(false, &[]);
     add_sections32(&mut img, &[(9, 0, 0x2000, 0x10, 4)]);
     assert_eq!(plan(&img), Err(Mb2Error::ElfRelocs));
+}
+
+/// A flat image of `len` bytes with the Multiboot2 header `mb` at `at`;
+/// every byte outside the header is its offset's low byte, so loaded bytes
+/// can be traced back to their file offset.
+fn flat(len: usize, at: usize, mb: &[u8]) -> Vec<u8> {
+    let mut img: Vec<u8> = (0..len).map(|i| i as u8).collect();
+    put(&mut img, at, mb);
+    img
+}
+
+fn address(header_addr: u32, load_addr: u32, load_end_addr: u32, bss_end_addr: u32, entry: u32) -> Vec<u8> {
+    header(&[
+        tag(htag::ADDRESS, 0, &[header_addr, load_addr, load_end_addr, bss_end_addr]),
+        tag(htag::ENTRY_ADDRESS, 0, &[entry]),
+    ])
+}
+
+#[test]
+fn nautilus_header_layout_loads_as_grub_does() {
+    // HExSA-Lab/nautilus (x86_64, defconfig): an ELF64 whose Multiboot2
+    // header, at file offset 0x1000, has an address tag with header_addr
+    // 0x100000 *below* load_addr 0x100040, and an entry tag. GRUB's offset
+    // arithmetic (0x1000 - (0x100000 - 0x100040), wrapping) puts file
+    // offset 0x1040 at 0x100040; bss is zeroed up to 0x40e4b0.
+    let mb = address(0x10_0000, 0x10_0040, 0x3f_f000, 0x40_e4b0, 0x10_0040);
+    assert_eq!(mb.len(), 64, "Nautilus's header_length");
+    let mut img = flat(3_215_096, 0x1000, &mb);
+    put(&mut img, 0, b"\x7fELF\x02\x01\x01");
+    let h = parse_header(&img).unwrap();
+    assert_eq!((h.offset, h.header_length), (0x1000, 64));
+    let p = plan_load(&img, &h, &mut mem(), None).unwrap();
+    assert_eq!(
+        p.segments,
+        vec![Segment { file_offset: 0x1040, file_len: 0x3f_f000 - 0x10_0040, dest_phys: 0x10_0040, mem_len: 0x40_e4b0 - 0x10_0040 }]
+    );
+    assert_eq!((p.entry, p.load_base), (0x10_0040, 0x10_0040));
+    assert_eq!(p.kernel_range, Range::new(0x10_0040, 0x40_e4b0));
+    // The address tag wins over the ELF headers, as in GRUB: no tag 9 sections.
+    assert_eq!(p.elf_sections.num, 0);
+}
+
+#[test]
+fn address_tag_arithmetic_is_grubs() {
+    let len = 0x3000usize;
+    let seg = |img: &[u8]| plan(img).map(|p| (p.segments[0], p.load_base));
+    // header_addr above load_addr (the specification's case): header at 0x40.
+    let img = flat(len, 0x40, &address(0x20_0040, 0x20_0000, 0x20_2000, 0x20_8000, 0x20_0100));
+    assert_eq!(seg(&img), Ok((Segment { file_offset: 0, file_len: 0x2000, dest_phys: 0x20_0000, mem_len: 0x8000 }, 0x20_0000)));
+    // header_addr below load_addr: the load starts after the header.
+    let img = flat(len, 0x800, &address(0x20_0000, 0x20_0100, 0x20_1000, 0, 0x20_0100));
+    assert_eq!(seg(&img), Ok((Segment { file_offset: 0x900, file_len: 0xf00, dest_phys: 0x20_0100, mem_len: 0xf00 }, 0x20_0100)));
+    // load_addr 0xffffffff: header_addr - header offset; load_end 0: rest of the file.
+    let img = flat(len, 0x800, &address(0x20_0800, u32::MAX, 0, 0, 0x20_0000));
+    assert_eq!(seg(&img), Ok((Segment { file_offset: 0, file_len: 0x3000, dest_phys: 0x20_0000, mem_len: 0x3000 }, 0x20_0000)));
+    // load_addr 0xffffffff with a load_end_addr: GRUB subtracts the raw
+    // field, so the load size is load_end_addr + 1 (here past the file's
+    // end: a short read, the rest zeroed).
+    let img = flat(len, 0x800, &address(0x20_0800, u32::MAX, 0x1000, 0, 0x20_0000));
+    assert_eq!(seg(&img), Ok((Segment { file_offset: 0, file_len: 0x1001, dest_phys: 0x20_0000, mem_len: 0x1001 }, 0x20_0000)));
+    // load_end_addr 0 with a bss.
+    let img = flat(len, 0x40, &address(0x20_0040, 0x20_0000, 0, 0x20_5000, 0x20_0000));
+    assert_eq!(seg(&img), Ok((Segment { file_offset: 0, file_len: 0x3000, dest_phys: 0x20_0000, mem_len: 0x5000 }, 0x20_0000)));
+    // A load range starting exactly at the end of the file: nothing read.
+    let img = flat(len, 0x800, &address(0x20_0000, 0x20_2800, 0x20_2800, 0x20_3000, 0x20_2800));
+    assert_eq!(seg(&img), Ok((Segment { file_offset: 0x3000, file_len: 0, dest_phys: 0x20_2800, mem_len: 0x800 }, 0x20_2800)));
+
+    // Refusals name the tag and the field.
+    let err = |img: &[u8]| plan(img).unwrap_err().to_string();
+    // The first loaded byte would lie before the file's start (GRUB: seek fails).
+    let img = flat(len, 0x40, &address(0x20_0100, 0x20_0000, 0, 0, 0x20_0000));
+    assert_eq!(
+        err(&img),
+        "address tag: load_addr: header_addr 0x200100 and load_addr 0x200000 with the header at file offset 0x40 put the first loaded byte at file offset -192, outside the 12288-byte file (GRUB 2 cannot seek there either)"
+    );
+    // ...or past its end.
+    let img = flat(len, 0x40, &address(0x20_0000, 0x20_4000, 0, 0, 0x20_4000));
+    assert!(err(&img).starts_with("address tag: load_addr: "), "{}", err(&img));
+    let img = flat(len, 0x40, &address(0x20_0040, 0x20_0000, 0x1f_f000, 0, 0x20_0000));
+    assert_eq!(err(&img), "address tag: load_end_addr: 0x1ff000 is below load_addr 0x200000");
+    let img = flat(len, 0x40, &address(0x20_0040, 0x20_0000, 0x20_2000, 0x20_1000, 0x20_0000));
+    assert_eq!(
+        err(&img),
+        "address tag: bss_end_addr: 0x201000 is below the end of the loaded bytes 0x202000 (load_addr 0x200000 + load size 0x2000)"
+    );
+    // bss_end_addr below load_addr wraps in GRUB's 32-bit arithmetic to a
+    // size of almost 4 GiB: that cannot fit below 4 GiB.
+    let img = flat(len, 0x40, &address(0x20_0040, 0x20_0000, 0x20_1000, 0x10_0000, 0x20_0000));
+    assert!(matches!(plan(&img), Err(Mb2Error::Above4G(_))));
+    // Without an entry address tag.
+    let mb = header(&[tag(htag::ADDRESS, 0, &[0x20_0040, 0x20_0000, 0, 0])]);
+    assert_eq!(parse_header(&flat(len, 0x40, &mb)).unwrap_err().to_string(), "address tag without an entry address tag (GRUB 2 refuses this too)");
+}
+
+#[test]
+fn entry_tags_as_grub_on_bios() {
+    // EFI i386 entry (type 8): GRUB i386-pc has no case for it, so a
+    // required one is an unsupported tag; an optional one is ignored.
+    let img = higher_half(false, &[tag(htag::ENTRY_ADDRESS_EFI32, 0, &[0x10_2000])]);
+    assert_eq!(
+        parse_header(&img).unwrap_err().to_string(),
+        "Multiboot2 header tag type 8 (EFI i386 entry address) is not supported and not marked optional"
+    );
+    let img = higher_half(false, &[tag(htag::ENTRY_ADDRESS_EFI32, 1, &[0x10_2000])]);
+    assert_eq!(plan(&img).unwrap().entry, 0x10_1010);
+    // EFI amd64 entry (9) and EFI boot services (7), required or not:
+    // accepted and ignored on BIOS; the kernel enters at its i386 entry.
+    for flags in [0, 1] {
+        let img = higher_half(
+            false,
+            &[tag(htag::EFI_BS, flags, &[]), tag(htag::ENTRY_ADDRESS_EFI64, flags, &[0x10_2000]), tag(htag::ENTRY_ADDRESS, flags, &[0x10_1800])],
+        );
+        assert_eq!(plan(&img).unwrap().entry, 0x10_1800);
+    }
+}
+
+#[test]
+fn xen_4_17_header_is_accepted_and_placed_high() {
+    // xen/arch/x86/boot/head.S (RELEASE-4.17.0): a required information
+    // request for tags 4 and 6, required module alignment, an optional
+    // relocatable tag (min = start, max 0xffffffff, 2 MiB aligned, prefer
+    // high), optional console flags (EGA text), an optional 0x0x0
+    // framebuffer tag, optional EFI boot services and EFI64 entry.
+    let tags = [
+        tag(htag::INFORMATION_REQUEST, 0, &[4, 6]),
+        tag(htag::MODULE_ALIGN, 0, &[]),
+        tag(htag::RELOCATABLE, 1, &[0x20_0000, 0xffff_ffff, 0x20_0000, 2]),
+        tag(htag::CONSOLE_FLAGS, 1, &[CONSOLE_EGA_TEXT_SUPPORTED]),
+        tag(htag::FRAMEBUFFER, 1, &[0, 0, 0]),
+        tag(htag::EFI_BS, 1, &[]),
+        tag(htag::ENTRY_ADDRESS_EFI64, 1, &[0x20_0060]),
+    ];
+    // A 6 MiB image linked at 2 MiB (Xen's ELF32 loads by physical address).
+    let mb = header(&tags);
+    let img = elf(false, 0x20_0000, &[load(0x1000, 0x20_0000, 0x20_0000, 0x1000, 0x60_0000)], &mb, 0x2000);
+    let h = parse_header(&img).unwrap();
+    assert!(h.module_align && h.efi_bs && h.accepts_ega_text());
+    assert_eq!(h.framebuffer, Some(FramebufferTag { width: 0, height: 0, depth: 0, optional: true }));
+    assert!(h.required_but_absent(&[1, 2, 4, 6, 9, 21]).is_empty());
+    let p = plan_load(&img, &h, &mut mem(), None).unwrap();
+    // QEMU -m 512: RAM ends at 0x1ffe0000; the highest 2 MiB-aligned base
+    // with the 6 MiB image below that is 0x1f800000 (GRUB 2 gives Xen that).
+    let top = 0x1ffe_0000u64;
+    let expect = (top - 0x60_0000) / 0x20_0000 * 0x20_0000;
+    assert_eq!(expect, 0x1f80_0000);
+    assert_eq!((p.load_base as u64, p.entry as u64), (expect, expect));
+}
+
+#[test]
+fn relocation_ignores_where_downloads_are_staged() {
+    // The same kernel gets the same base whether or not a staged download
+    // (reserved in `avoid`) sits where it goes: placement is GRUB's, from the
+    // memory map; the handoff moves the staged bytes out of the way.
+    let img = higher_half(false, &[tag(htag::RELOCATABLE, 0, &[0x20_0000, 0xffff_ffff, 0x20_0000, 2])]);
+    let h = parse_header(&img).unwrap();
+    let alone = plan_load(&img, &h, &mut mem(), None).unwrap();
+    let mut m = mem();
+    let mut avoid = m.clone();
+    avoid.reserve_always(Range::new(0x1f00_0000, 0x1ffe_0000), "staged file");
+    let staged = plan_load(&img, &h, &mut m, Some(&mut avoid)).unwrap();
+    assert_eq!(alone.load_base, 0x1fe0_0000);
+    assert_eq!(staged.load_base, alone.load_base);
+    // And the kernel is reserved in both views.
+    assert!(m.check(staged.kernel_range).is_err());
+    assert!(avoid.check(Range::new(0x1fe0_0000, 0x1fe0_1000)).is_err());
+    // Low preference and none: the lowest aligned base at or above min_addr.
+    for pref in [0, 1] {
+        let img = higher_half(false, &[tag(htag::RELOCATABLE, 0, &[0x30_0000, 0x1000_0000, 0x1000, pref])]);
+        assert_eq!(plan(&img).unwrap().load_base, 0x30_0000);
+    }
 }

@@ -59,6 +59,10 @@ impl Vga {
 pub struct Console {
     com1: Uart16550,
     vga: Vga,
+    /// False once a VBE graphics mode is set for the kernel: 0xB8000 is then
+    /// no text screen (on QEMU's std VGA it is a window onto the
+    /// framebuffer), so output goes to COM1 only.
+    text_screen: bool,
 }
 
 struct Global(UnsafeCell<Option<Console>>);
@@ -78,7 +82,21 @@ pub fn init() {
         vga.newline();
     }
     // SAFETY: see `Global`; nothing else holds a reference.
-    unsafe { *CONSOLE.0.get() = Some(Console { com1, vga }) };
+    unsafe { *CONSOLE.0.get() = Some(Console { com1, vga, text_screen: true }) };
+}
+
+/// Whether lines also go to the VGA text screen. Turned off when the
+/// display leaves text mode; turning it on again clears the screen.
+pub fn set_text_screen(on: bool) {
+    // SAFETY: see `Global`: one caller at a time.
+    if let Some(c) = unsafe { (*CONSOLE.0.get()).as_mut() } {
+        if on && !c.text_screen {
+            for _ in 0..ROWS {
+                c.vga.newline();
+            }
+        }
+        c.text_screen = on;
+    }
 }
 
 impl fmt::Write for Console {
@@ -88,7 +106,9 @@ impl fmt::Write for Console {
                 self.com1.write_byte(b'\r');
             }
             self.com1.write_byte(b);
-            self.vga.put(b);
+            if self.text_screen {
+                self.vga.put(b);
+            }
         }
         Ok(())
     }

@@ -173,7 +173,11 @@ fn run(tsc_khz: u64) -> Result<Never, String> {
     let cfg: &'static config::BootConfig = alloc::boxed::Box::leak(alloc::boxed::Box::new(cfg));
     let kernel = file(0, &cfg.kernel);
     let modules: Vec<boot::StagedFile> = cfg.modules.iter().enumerate().map(|(i, m)| file(i + 1, m)).collect();
-    let prepared = boot::prepare(kernel, &modules, &e820, Some(&lease.raw)).map_err(|e| e.to_string())?;
+    let loader_name = cfg.loader_name.as_deref().unwrap_or(boot::LOADER_NAME);
+    let prepared = boot::prepare(kernel, &modules, &e820, Some(&lease.raw), loader_name).map_err(|e| e.to_string())?;
+    for w in &prepared.warnings {
+        println!("{w}");
+    }
     println!("boot: {prepared}");
     println!("booting {}", cfg.kernel.path);
     let mut undi = net.dev.undi;

@@ -3,7 +3,10 @@
 #   elf32.elf      ELF32 at 1 MiB            elf64.elf   the same as ELF64
 #   aout.bin       address tag at 2 MiB      reloc.bin   relocatable (16-128 MiB, 2 MiB aligned, high)
 #   reloc-elf.elf  relocatable ELF32 (same window), linked at 2 MiB
-#   elf32.elf.gz   gzip-compressed ELF32     unknown-tag.elf / efi64-req.elf  must be refused
+#   elf32.elf.gz   gzip-compressed ELF32     unknown-tag.elf / smbios-req.elf  must be refused
+#   efi64-req.elf  requires tag 12 (GRUB accepts that and leaves it out)
+#   fb.elf         optional framebuffer tag 1024x768x32 (GRUB sets a VBE mode)
+#   fb-auto.elf    optional framebuffer tag 0x0x0 (GRUB sets the display's preferred mode)
 #   cycle.elf      segments that swap places (exercises the out-of-the-way copy)
 #   mod1.txt       a text module             mod2.bin.gz a gzip-compressed module
 #   mbcode.bin     mbtest's code alone (-DGENERATED, linked at 0): tests/harness/mbgen.rs
@@ -34,6 +37,12 @@ kernel unknown-tag 0x100000 -DUNKNOWN_TAG
 cp "$tmp/unknown-tag.elf" "$out/unknown-tag.elf"
 kernel efi64-req 0x100000 -DEFI64_REQ
 cp "$tmp/efi64-req.elf" "$out/efi64-req.elf"
+kernel smbios-req 0x100000 -DSMBIOS_REQ
+cp "$tmp/smbios-req.elf" "$out/smbios-req.elf"
+kernel fb 0x100000 -DFRAMEBUFFER
+cp "$tmp/fb.elf" "$out/fb.elf"
+kernel fb-auto 0x100000 -DFRAMEBUFFER_AUTO
+cp "$tmp/fb-auto.elf" "$out/fb-auto.elf"
 gzip -9 -n -c "$out/elf32.elf" > "$out/elf32.elf.gz"
 kernel mbcode 0 -DGENERATED
 objcopy -O binary "$tmp/mbcode.elf" "$out/mbcode.bin"

@@ -8,9 +8,12 @@
  * as an ELF kernel, an address-tag (a.out kludge) kernel and a relocatable
  * kernel. Variants: -DAOUT (address + entry address tags), -DRELOC
  * (relocatable tag), -DUNKNOWN_TAG (a non-optional tag type 42), -DEFI64_REQ
- * (a required information request for tag 12), -DGENERATED (no header and
- * no bss: a code blob that tests/harness/mbgen.rs wraps in a header and an
- * ELF or flat container it composes, with a range table it fills in).
+ * / -DSMBIOS_REQ (a required information request for tag 12 / 13),
+ * -DFRAMEBUFFER (an optional 1024x768x32 framebuffer tag), -DFRAMEBUFFER_AUTO
+ * (an optional framebuffer tag with no preference, 0x0x0, as Xen has),
+ * -DGENERATED (no header and no bss: a code blob that tests/harness/mbgen.rs
+ * wraps in a header and an ELF or flat container it composes, with a range
+ * table it fills in).
  *
  * Besides the tags it prints the entry registers (captured before anything
  * else runs, on the loader's stack), CR0/CR4/EFER/EFLAGS, each segment
@@ -78,11 +81,26 @@ mb_header:
     .short 42, 0
     .long 8
 #endif
+#ifdef FRAMEBUFFER
+    .balign 8
+    .short 5, 1             /* framebuffer, optional: 1024x768x32 */
+    .long 20
+    .long 1024, 768, 32
+#endif
+#ifdef FRAMEBUFFER_AUTO
+    .balign 8
+    .short 5, 1             /* framebuffer, optional, no preference (as Xen) */
+    .long 20
+    .long 0, 0, 0
+#endif
     .balign 8
     .short 1, 0             /* information request, required */
 #ifdef EFI64_REQ
     .long 8 + 4 * 6
     .long 1, 3, 4, 6, 21, 12
+#elif defined(SMBIOS_REQ)
+    .long 8 + 4 * 6
+    .long 1, 3, 4, 6, 21, 13
 #else
     .long 8 + 4 * 5
     .long 1, 3, 4, 6, 21
@@ -305,6 +323,8 @@ tag_loop:
     je t_meminfo
     cmp $6, %eax
     je t_mmap
+    cmp $7, %eax
+    je t_vbe
     cmp $8, %eax
     je t_fb
     cmp $9, %eax
@@ -412,6 +432,21 @@ t_fb:
     sub $32, %ecx
     call fnv
     call hex32
+    jmp next_tag
+t_vbe:
+    PUTS " mode="
+    movzwl 8(%ebx), %eax
+    call hex32
+    PUTS " pm="
+    HEX 10(%ebx)
+    PUTS " version="
+    movzwl 20(%ebx), %eax
+    call hex32
+    PUTS " modeattr="
+    movzwl 528(%ebx), %eax
+    call hex32
+    PUTS " modebase="
+    HEX 568(%ebx)
     jmp next_tag
 t_elf:
     PUTS " num="

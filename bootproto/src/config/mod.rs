@@ -9,7 +9,17 @@
 //! # a comment
 //! kernel  PATH [ARG...]          (GRUB 2 spelling: multiboot2 PATH [ARG...])
 //! module  PATH [ARG...]          (GRUB 2 spelling: module2 [--nounzip] PATH [ARG...])
+//! loader_name TEXT...            (the boot loader name the kernel sees, MBI tag 2)
 //! ```
+//!
+//! `loader_name` replaces the default name in the boot information,
+//! `chainloader.0 <version> (GRUB 2 compatible)`. The default contains
+//! "GRUB " followed by a version that is not 0 because kernels test for
+//! that to decide whether the loader behaves like GRUB 2: Xen (4.17,
+//! `loader_is_grub2` in xen/arch/x86/setup.c) otherwise strips the first
+//! word of its own and of every module's command line, taking it for an
+//! image name as GRUB Legacy passed. Words after the directive are joined
+//! with single spaces; at most one `loader_name` line.
 //!
 //! Blank lines, leading whitespace and CRLF line ends are fine. Exactly one
 //! kernel line is required; module lines may come before or after it and
@@ -75,6 +85,8 @@ pub struct Entry {
 pub struct BootConfig {
     pub kernel: Entry,
     pub modules: Vec<Entry>,
+    /// `loader_name`: the boot loader name for MBI tag 2, if set.
+    pub loader_name: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,6 +113,7 @@ fn err(line: usize, message: impl Into<String>) -> ConfigError {
 pub fn parse(text: &str) -> Result<BootConfig, ConfigError> {
     let mut kernel: Option<Entry> = None;
     let mut modules = Vec::new();
+    let mut loader_name: Option<(usize, String)> = None;
     for (i, raw) in text.split('\n').enumerate() {
         let n = i + 1;
         let line = raw.strip_suffix('\r').unwrap_or(raw);
@@ -116,19 +129,32 @@ pub fn parse(text: &str) -> Result<BootConfig, ConfigError> {
                 kernel = Some(entry(n, directive, rest, false)?);
             }
             "module" | "module2" => modules.push(entry(n, directive, rest, true)?),
+            "loader_name" => {
+                if let Some((first, _)) = &loader_name {
+                    return Err(err(n, format!("a second loader_name line (the first is line {first})")));
+                }
+                if rest.is_empty() {
+                    return Err(err(n, "loader_name: missing TEXT"));
+                }
+                let name = rest.join(" ");
+                if name.contains('\0') {
+                    return Err(err(n, "loader_name: TEXT must not contain a NUL character"));
+                }
+                loader_name = Some((n, name));
+            }
             "multiboot" => {
                 return Err(err(n, "'multiboot' loads Multiboot 1 kernels, which are not supported; use 'multiboot2' or 'kernel'"))
             }
             other => {
                 return Err(err(
                     n,
-                    format!("unknown directive '{other}' (expected kernel, multiboot2, module or module2)"),
+                    format!("unknown directive '{other}' (expected kernel, multiboot2, module, module2 or loader_name)"),
                 ))
             }
         }
     }
     let kernel = kernel.ok_or_else(|| err(0, "no kernel line ('kernel PATH [CMDLINE...]')"))?;
-    Ok(BootConfig { kernel, modules })
+    Ok(BootConfig { kernel, modules, loader_name: loader_name.map(|(_, name)| name) })
 }
 
 fn entry(line: usize, directive: &str, words: &[String], is_module: bool) -> Result<Entry, ConfigError> {

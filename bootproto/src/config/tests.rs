@@ -23,6 +23,7 @@ fn kernel_and_modules() {
                 Entry { path: "initrd.img".into(), args: "root=/dev/ram".into(), nounzip: false, line: 4 },
                 Entry { path: "fs.img".into(), args: "".into(), nounzip: false, line: 5 },
             ],
+            loader_name: None,
         }
     );
 }
@@ -73,7 +74,7 @@ fn errors_name_the_line() {
     assert_eq!(e.line, 3);
     assert_eq!(
         e.to_string(),
-        "chainloader.cfg line 3: unknown directive 'kernal' (expected kernel, multiboot2, module or module2)"
+        "chainloader.cfg line 3: unknown directive 'kernal' (expected kernel, multiboot2, module, module2 or loader_name)"
     );
     let e = parse("module /m\n").unwrap_err();
     assert_eq!(e.to_string(), "chainloader.cfg: no kernel line ('kernel PATH [CMDLINE...]')");
@@ -170,4 +171,18 @@ fn same_as_debian_grub_2_06_measured() {
     .unwrap();
     assert_eq!(c.kernel.args, r#"exit a b "q  s" it\'s d\"q x#y c:\\p e\\z  end"#);
     assert_eq!(c.modules[0].args, r#"mod "one two" "x y""#);
+}
+
+#[test]
+fn loader_name_directive() {
+    let c = parse("loader_name GRUB 2.06\nkernel /k\n").unwrap();
+    assert_eq!(c.loader_name.as_deref(), Some("GRUB 2.06"));
+    // Words are joined by single spaces; quoting keeps spaces.
+    let c = parse("kernel /k\nloader_name  my   'loader  v1'\n").unwrap();
+    assert_eq!(c.loader_name.as_deref(), Some("my loader  v1"));
+    assert_eq!(parse("kernel /k\n").unwrap().loader_name, None);
+    let e = parse("kernel /k\nloader_name\n").unwrap_err();
+    assert_eq!(e.to_string(), "chainloader.cfg line 2: loader_name: missing TEXT");
+    let e = parse("loader_name a\nkernel /k\nloader_name b\n").unwrap_err();
+    assert_eq!(e.to_string(), "chainloader.cfg line 3: a second loader_name line (the first is line 1)");
 }

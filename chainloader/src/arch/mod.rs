@@ -7,6 +7,7 @@ pub mod e820;
 pub mod idt;
 pub mod pxe;
 pub mod thunk;
+pub mod vbe;
 
 use core::cell::UnsafeCell;
 

@@ -22,7 +22,8 @@ pub mod heap;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use bootproto::mbi::{self, Apm, BootInfo, EgaText, Module};
+use bootproto::mbi::{self, Apm, BootInfo, EgaText, Framebuffer, Module};
+use bootproto::vbe::{self, Graphics, Mode, ModeInfo, VbeTag};
 use bootproto::memmap::{self, Allocator, Move, Preference, Range, FOUR_GIB, ONE_MIB, PAGE};
 use bootproto::{gzip, multiboot2};
 use core::fmt;
@@ -38,8 +39,13 @@ extern "C" {
     static __bss_end: u8;
 }
 
-/// The boot loader name in MBI tag 2.
-pub const LOADER_NAME: &str = concat!("chainloader ", env!("CARGO_PKG_VERSION"));
+/// The default boot loader name in MBI tag 2 (the config's `loader_name`
+/// replaces it). It names chainloader.0 and its version, and contains
+/// "GRUB " followed by a version other than 0, because kernels tell GRUB 2
+/// from GRUB Legacy by that: Xen 4.17 (`loader_is_grub2`,
+/// xen/arch/x86/setup.c) strips the first word of every command line
+/// unless `strstr(name, "GRUB ")` is followed by anything but '0'.
+pub const LOADER_NAME: &str = concat!("chainloader.0 ", env!("CARGO_PKG_VERSION"), " (GRUB 2 compatible)");
 
 /// The most moves [`boot`] can do (kernel segments, ELF sections, modules
 /// that must move, the boot information). The list is copied onto the stack
@@ -133,6 +139,9 @@ pub struct PreparedBoot {
     pub load_base: u32,
     pub kernel: Placement,
     pub modules: Vec<Placement>,
+    /// One line per MBI tag the kernel requires that the boot information
+    /// leaves out (as GRUB 2 leaves it out), for the console.
+    pub warnings: Vec<String>,
     moves: Vec<Move>,
     /// Owns the boot information until it is moved into place.
     _mbi: Vec<u8>,
@@ -209,6 +218,63 @@ fn ega_text_console() -> Option<EgaText> {
     Some(EgaText { columns: cols as u32, rows: if rows == 0 { 25 } else { rows as u32 + 1 } })
 }
 
+/// Sets a VBE graphics mode for a kernel with a framebuffer tag, choosing
+/// it as GRUB 2.06 does (see `bootproto::vbe`), and collects tags 7 and 8.
+/// `None` (the display left as it is) when the BIOS has no VBE or no mode
+/// fits any of GRUB's specs; the kernel then gets the text console, as
+/// under GRUB.
+fn set_graphics_like_grub(fb: &multiboot2::FramebufferTag) -> Option<(VbeTag, Graphics, u16)> {
+    use crate::arch::vbe as bios;
+    let ci = bios::controller_info(true)?;
+    let version = u16::from_le_bytes([ci[4], ci[5]]);
+    // GRUB's probe copies the list, then reads mode information until the
+    // first failure.
+    let mut modes: Vec<Mode> = Vec::new();
+    for m in bios::mode_list(&ci) {
+        if m < 0x100 {
+            modes.push(Mode::non_vesa(m));
+            continue;
+        }
+        match bios::mode_info(m) {
+            Some(b) => modes.push(ModeInfo(b).mode(m)),
+            None => break,
+        }
+    }
+    // `grub_vbe_get_preferred_mode`: EDID if DDC answers (VBE 2.0+), else
+    // the flat panel's size.
+    let preferred = || {
+        let edid = (version >= 0x200 && bios::ddc_capable()).then(bios::read_edid).flatten();
+        edid.and_then(|e| vbe::edid_preferred(&e)).or_else(|| {
+            bios::flat_panel_size()
+                .filter(|&(w, h)| w != 0 && h != 0 && w < 4096 && h < 4096)
+                .map(|(w, h)| (w as u32, h as u32))
+        })
+    };
+    let mut chosen = None;
+    for spec in vbe::mode_specs(fb) {
+        let pref = if spec == vbe::ModeSpec::Auto { preferred() } else { None };
+        if let Some(i) = vbe::choose(&modes, spec, pref) {
+            // `grub_vbe_set_video_mode` reads the information again first.
+            let Some(info) = bios::mode_info(modes[i].number).map(ModeInfo) else { continue };
+            if bios::set_mode(modes[i].number | vbe::MODE_LFB) {
+                chosen = Some((modes[i].number, info));
+                break;
+            }
+        }
+    }
+    let (number, info) = chosen?;
+    let graphics = vbe::graphics(&info, version);
+    if let vbe::Color::Indexed(p) = &graphics.color {
+        bios::set_palette(p);
+    }
+    // `fill_vbe_tag`: asked again once the mode is set.
+    let control_info = bios::controller_info(false).unwrap_or([0; 512]);
+    let mode = bios::current_mode().unwrap_or(number | vbe::MODE_LFB);
+    let mode_info = bios::mode_info(mode).unwrap_or(info.0);
+    let (interface_seg, interface_off, interface_len) = bios::pm_interface();
+    Some((VbeTag { mode, interface_seg, interface_off, interface_len, control_info, mode_info }, graphics, number))
+}
+
 /// The ACPI RSDPs (old, new) from the first KiB of the EBDA, then the BIOS
 /// area 0xE0000-0xFFFFF, as GRUB searches them.
 fn acpi_rsdp() -> (Option<&'static [u8]>, Option<&'static [u8]>) {
@@ -272,6 +338,25 @@ pub fn prepare(
     modules: &[StagedFile],
     e820: &[E820Entry],
     dhcp_ack: Option<&[u8]>,
+    loader_name: &str,
+) -> Result<PreparedBoot, BootError> {
+    let mut graphics_set = false;
+    let r = prepare_in(kernel, modules, e820, dhcp_ack, loader_name, &mut graphics_set);
+    if r.is_err() && graphics_set {
+        // The failure is about to be shown: back to the text screen.
+        crate::arch::vbe::text_mode();
+        crate::console::set_text_screen(true);
+    }
+    r
+}
+
+fn prepare_in(
+    kernel: StagedFile,
+    modules: &[StagedFile],
+    e820: &[E820Entry],
+    dhcp_ack: Option<&[u8]>,
+    loader_name: &str,
+    graphics_set: &mut bool,
 ) -> Result<PreparedBoot, BootError> {
     // `mem`: where final placements may go. `avoid`: the same with every
     // staged download reserved as well; free choices are made there first,
@@ -320,23 +405,47 @@ pub fn prepare(
         placements.push(Placement { range, gunzipped: gz, in_place });
     }
 
+    // The display: a framebuffer tag (optional or not) makes GRUB set a
+    // VBE graphics mode; otherwise, or if none fits, the text console.
+    let graphics = header.framebuffer.as_ref().and_then(set_graphics_like_grub);
+    let (vbe_tag, framebuffer) = match graphics {
+        Some((tag, g, number)) => {
+            crate::println!(
+                "display: VBE mode {number:#x}, {}x{}x{} at {:#x}, as GRUB 2 sets it for the framebuffer tag (the screen shows no more of this log)",
+                g.width, g.height, g.bpp, g.addr
+            );
+            crate::console::set_text_screen(false);
+            *graphics_set = true;
+            (Some(tag), Some(Framebuffer::Graphics(g)))
+        }
+        None => (None, ega_text_console().map(Framebuffer::EgaText)),
+    };
+
     // The boot information.
     let sanitized = memmap::sanitize(e820);
     let (acpi_old, acpi_new) = acpi_rsdp();
     let info = BootInfo {
         load_base: plan.load_base,
         cmdline: kernel.args,
-        loader_name: LOADER_NAME,
+        loader_name,
         apm: apm_info(),
         modules: &mods,
         mmap: &sanitized,
         meminfo: memmap::meminfo(&sanitized),
         elf_sections: Some(&plan.elf_sections),
         dhcp_ack,
-        framebuffer: ega_text_console(),
+        framebuffer,
+        vbe: vbe_tag.as_ref(),
         acpi_old,
         acpi_new,
     };
+    let warnings: Vec<String> = header
+        .required_but_absent(&mbi::tags_present(&info))
+        .into_iter()
+        .map(|t| {
+            format!("warning: kernel requires MBI tag {t} ({}), {}", multiboot2::mbi_tag_name(t), multiboot2::absent_reason(t))
+        })
+        .collect();
     let size = mbi::size(&info);
     let mut buf = alloc::vec![0u8; size];
     mbi::write(&info, &mut buf).map_err(|_| BootError::NoRoom { what: "boot information".into(), size: size as u64 })?;
@@ -386,6 +495,7 @@ pub fn prepare(
         load_base: plan.load_base,
         kernel: Placement { range: plan.kernel_range, gunzipped: k_gz, in_place: false },
         modules: placements,
+        warnings,
         moves,
         _mbi: buf,
     })
