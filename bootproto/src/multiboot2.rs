@@ -473,11 +473,16 @@ pub fn plan_load(
         let pref = if rel.preference == LoadPreference::High { Preference::High } else { Preference::Low };
         let align = rel.align.max(1) as u64;
         let (min, max_end) = (rel.min_addr as u64, rel.max_addr as u64);
-        // grub_relocator_alloc_chunk_align (grub-core/lib/relocator.c): the
-        // first free block from the low end for preference none or low,
-        // from the high end for high; the block must end by max_addr.
+        // GRUB calls grub_relocator_alloc_chunk_align_safe
+        // (include/grub/relocator.h), which passes max_addr - size on as the
+        // limit for the chunk's *end*: the first free block from the low end
+        // (preference none or low) or the high end (high) with
+        // base + 2 * size <= max_addr. Only if that finds nothing does
+        // grub_relocator_alloc_chunk_align fall back to a target anywhere in
+        // RAM with base + size <= max_addr (grub-core/lib/relocator.c).
         let base = mem
-            .find(size, align, min, max_end, pref)
+            .find(size, align, min, max_end - size, pref)
+            .or_else(|| mem.find(size, align, min, max_end, pref))
             .ok_or(Mb2Error::NoRoomRelocatable { size, align: rel.align, min: rel.min_addr, max: rel.max_addr })?;
         let delta = base.wrapping_sub(plan.kernel_range.start);
         for s in plan.segments.iter_mut() {

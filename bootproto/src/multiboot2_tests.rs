@@ -592,3 +592,38 @@ fn relocation_ignores_where_downloads_are_staged() {
         assert_eq!(plan(&img).unwrap().load_base, 0x30_0000);
     }
 }
+
+#[test]
+fn relocation_window_is_grubs_max_addr_minus_size() {
+    // conf-tests F12, measured under GRUB 2.06 (-m 512): a 0x4e60-byte image,
+    // min 0x200000, max 0x18000000, 4 KiB aligned, preference high, loads at
+    // 0x17ff6000: alloc_chunk_align_safe hands max_addr - size on as the
+    // limit for the end, so base <= align_down(max - 2 * size).
+    let mb = header(&[
+        tag(htag::ADDRESS, 0, &[0x20_0000, 0x20_0000, 0x20_1000, 0x20_4e60]),
+        tag(htag::ENTRY_ADDRESS, 0, &[0x20_0100]),
+        tag(htag::RELOCATABLE, 0, &[0x20_0000, 0x1800_0000, 0x1000, 2]),
+    ]);
+    let img = flat(0x1000, 0, &mb);
+    let p = plan(&img).unwrap();
+    assert_eq!(p.kernel_range.len(), 0x4e60);
+    assert_eq!((p.load_base, p.entry), (0x17ff_6000, 0x17ff_6100));
+    // A window that holds the image once but not twice: GRUB's fallback
+    // places it with its end at max_addr (high) or its start at min (low).
+    let tight = |pref| {
+        header(&[
+            tag(htag::ADDRESS, 0, &[0x20_0000, 0x20_0000, 0x20_1000, 0x20_4e60]),
+            tag(htag::ENTRY_ADDRESS, 0, &[0x20_0100]),
+            tag(htag::RELOCATABLE, 0, &[0x100_0000, 0x100_6000, 0x1000, pref]),
+        ])
+    };
+    assert_eq!(plan(&flat(0x1000, 0, &tight(2))).unwrap().load_base, 0x100_1000);
+    assert_eq!(plan(&flat(0x1000, 0, &tight(1))).unwrap().load_base, 0x100_0000);
+    // Low preference far from the top is unaffected: min_addr.
+    let low = header(&[
+        tag(htag::ADDRESS, 0, &[0x20_0000, 0x20_0000, 0x20_1000, 0x20_4e60]),
+        tag(htag::ENTRY_ADDRESS, 0, &[0x20_0100]),
+        tag(htag::RELOCATABLE, 0, &[0x100_0000, 0x800_0000, 0x20_0000, 1]),
+    ]);
+    assert_eq!(plan(&flat(0x1000, 0, &low)).unwrap().load_base, 0x100_0000);
+}

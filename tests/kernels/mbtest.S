@@ -324,7 +324,7 @@ tag_loop:
     cmp $6, %eax
     je t_mmap
     cmp $7, %eax
-    je t_vbe
+    je .Lt_vbe
     cmp $8, %eax
     je t_fb
     cmp $9, %eax
@@ -433,7 +433,7 @@ t_fb:
     call fnv
     call hex32
     jmp next_tag
-t_vbe:
+.Lt_vbe:
     PUTS " mode="
     movzwl 8(%ebx), %eax
     call hex32

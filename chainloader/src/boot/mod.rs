@@ -358,9 +358,12 @@ fn prepare_in(
     loader_name: &str,
     graphics_set: &mut bool,
 ) -> Result<PreparedBoot, BootError> {
-    // `mem`: where final placements may go. `avoid`: the same with every
-    // staged download reserved as well; free choices are made there first,
-    // so that they do not land on data that is still to be moved.
+    // `mem`: where final placements go, chosen from the memory map and our
+    // fixed reservations alone, as GRUB's relocator chooses them; never
+    // from where downloads happen to lie (a staged file in the way is moved
+    // at handoff, see the ordering below). `avoid`: the same with every
+    // staged download reserved as well, for scratch space that must not
+    // touch data still to be moved (decompression, out-of-the-way copies).
     let mut mem = base_allocator(e820);
     let mut avoid = mem.clone();
     for f in core::iter::once(&kernel).chain(modules) {
