@@ -117,6 +117,8 @@ pub struct Layout {
     /// ELF: p_type of the first program header is PT_NOTE and a
     /// PT_GNU_STACK follows, besides the loads (loaders must skip them).
     pub extra_phdrs: bool,
+    /// The file is gzip-compressed (both loaders decompress kernels).
+    pub gzip: bool,
 }
 
 impl Layout {
@@ -132,6 +134,7 @@ impl Layout {
             sections: true,
             e_entry: None,
             extra_phdrs: false,
+            gzip: false,
         }
     }
     pub fn elf64() -> Layout {
@@ -311,8 +314,23 @@ impl Blob {
                 elf_file(l, &s, &region, seg2_data.as_ref().map(|(a, d)| (*a, d.as_slice())), self.bytes.len() as u32)
             }
         };
+        let file = if l.gzip { gzip(&file) } else { file };
         Image { file, ranges: expected, entry: s.code }
     }
+}
+
+/// `gzip -9 -n` of `data`.
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut c = Command::new("gzip").args(["-9", "-n", "-c"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("cannot run gzip");
+    let mut stdin = c.stdin.take().unwrap();
+    let input = data.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = c.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(out.status.success(), "gzip failed");
+    out.stdout
 }
 
 fn tag_type(t: &Tag) -> u16 {

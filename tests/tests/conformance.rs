@@ -97,6 +97,9 @@ fn variant(name: &str) -> Variant {
         "aout_load_addr_ffffffff_in_elf" => boot("aout_load_addr_ffffffff_in_elf", Layout { base: 0x20_0000, sections: false, ..elf64() }, vec![Tag::Address { header_addr: V::Auto, load_addr: V::Is(0xffff_ffff), load_end_addr: V::Is(0), bss_end_addr: V::Auto }, entry()]),
         "aout_load_end_0" => boot("aout_load_end_0", flat(), vec![Tag::Address { header_addr: V::Auto, load_addr: V::Auto, load_end_addr: V::Is(0), bss_end_addr: V::Auto }, entry()]),
         "aout_bss_end_0" => boot("aout_bss_end_0", flat(), vec![Tag::Address { header_addr: V::Auto, load_addr: V::Auto, load_end_addr: V::Auto, bss_end_addr: V::Is(0) }, entry()]),
+        // gzip-compressed files (GRUB's gzio, chainloader.0's inflater).
+        "elf64_gzip" => boot("elf64_gzip", Layout { gzip: true, ..elf64() }, vec![req_usual()]),
+        "aout_nautilus_gzip" => boot("aout_nautilus_gzip", Layout { gzip: true, ..nautilus() }, vec![address(), Tag::Entry { addr: V::Auto, size: 16, optional: false }]),
         // Relocatable (tag 10), flat and ELF, each preference.
         "reloc_aout_high" => boot("reloc_aout_high", flat(), vec![address(), entry(), reloc(0x100_0000, 0x800_0000, 0x20_0000, 2), req_usual()]),
         "reloc_aout_low" => boot("reloc_aout_low", flat(), vec![address(), entry(), reloc(0x100_0000, 0x800_0000, 0x20_0000, 1), req_usual()]),
@@ -479,6 +482,8 @@ variants! {
         aout_nautilus_flat,
         aout_load_addr_ffffffff_in_elf,
         aout_load_end_0,
+        elf64_gzip,
+        aout_nautilus_gzip,
         aout_bss_end_0,
         reloc_aout_high,
         reloc_aout_none,

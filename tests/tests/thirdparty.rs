@@ -104,21 +104,11 @@ fn xen_4_17() {
         println!("GRUB 2:        {lg}\nchainloader.0: {lo}");
         assert_eq!(lo.split_once(") ").map(|x| x.1), lg.split_once(") ").map(|x| x.1), "Xen's {what:?} line differs");
     }
-    // The memory map Xen was given: the same, except the RAM region at
-    // 1 MiB, shorter under chainloader.0 by the computed amount the ROM
-    // hides for the bigger NBP (e2e::ram_region_difference_grub_minus_chainloader).
-    let more = e2e::ram_region_difference_grub_minus_chainloader() as u64;
-    let e820 = |c: &str| -> Vec<String> { lines_with_prefix(c, "(XEN)  [0").into_iter().filter(|l| l.contains("(usable)") || l.contains("(reserved)")).collect() };
-    let (mg, mo) = (e820(&g), e820(&o));
-    assert!(mg.iter().any(|l| l.starts_with("(XEN)  [0000000000100000, ")), "no Xen-e820 map under GRUB:\n{g}");
-    let mo: Vec<String> = mo
-        .iter()
-        .map(|l| match l.strip_prefix("(XEN)  [0000000000100000, ").and_then(|r| r.split_once(']')) {
-            Some((end, rest)) => format!("(XEN)  [0000000000100000, {:016x}]{rest}", u64::from_str_radix(end, 16).unwrap() + more),
-            None => l.clone(),
-        })
-        .collect();
-    assert_eq!(mo, mg, "Xen's memory map under chainloader.0 (left, region at 1 MiB adjusted by {more:#x}) and GRUB 2 (right)");
+    // Both reached "Could not construct domain 0" (run waits for it). Xen's
+    // own memory map is not compared: it asks the BIOS (E820) itself, and
+    // under GRUB the iPXE ROM's PXE stack is still resident and hides its
+    // memory, while chainloader.0 unloads the stack before the handoff, so
+    // Xen sees the firmware's whole map.
 }
 
 /// The lines that start with `prefix`, CR and escape sequences removed.
