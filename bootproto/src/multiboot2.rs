@@ -735,20 +735,18 @@ fn plan_elf(image: &[u8], h: &Header) -> Result<LoadPlan, Mb2Error> {
     }
     // GRUB's rule: the entry is a virtual address; find the program header
     // (any type) whose virtual range holds it and translate to physical.
-    let entry = match h.entry {
-        Some(a) => a as u64,
-        None => {
-            let p = phdrs
-                .iter()
-                .find(|p| p.vaddr <= e.entry && e.entry < p.vaddr.wrapping_add(p.memsz))
-                .ok_or(Mb2Error::EntryNotInSegment(e.entry))?;
-            let phys = e.entry - p.vaddr + p.paddr;
-            if phys > u32::MAX as u64 {
-                return Err(Mb2Error::Elf("entry point above 4 GiB"));
-            }
-            phys
-        }
-    };
+    // GRUB does this even when an entry address tag will override the
+    // result (grub_multiboot2_load_elf runs first), so an ELF entry outside
+    // every segment is refused either way.
+    let p = phdrs
+        .iter()
+        .find(|p| p.vaddr <= e.entry && e.entry < p.vaddr.wrapping_add(p.memsz))
+        .ok_or(Mb2Error::EntryNotInSegment(e.entry))?;
+    let phys = (e.entry - p.vaddr).wrapping_add(p.paddr);
+    if phys > u32::MAX as u64 {
+        return Err(Mb2Error::Elf("entry point above 4 GiB"));
+    }
+    let entry = h.entry.map_or(phys, u64::from);
     Ok(LoadPlan {
         segments,
         entry: entry as u32,

@@ -145,6 +145,10 @@ fn elf64_loads_and_checks_entry() {
 fn entry_address_tag_overrides_elf_entry() {
     let img = higher_half(false, &[tag(htag::ENTRY_ADDRESS, 0, &[0x10_2000])]);
     assert_eq!(plan(&img).unwrap().entry, 0x10_2000);
+    // GRUB still translates the ELF entry first and refuses one outside
+    // every segment, entry tag or not.
+    let img = elf(false, 0xdead_0000, &[load(0x1000, 0x10_1000, 0x10_1000, 0x2000, 0x3000)], &header(&[tag(htag::ENTRY_ADDRESS, 0, &[0x10_2000])]), 0x3000);
+    assert_eq!(plan(&img), Err(Mb2Error::EntryNotInSegment(0xdead_0000)));
 }
 
 #[test]

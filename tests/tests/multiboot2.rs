@@ -185,6 +185,13 @@ fn unsupported_kernels_are_refused_with_the_reason() {
     }
 }
 
+/// `loader_name` in the config replaces the boot loader name (tag 2).
+#[test]
+fn loader_name_directive_sets_tag_2() {
+    let r = report(&boot_mbtest("loader_name GRUB 2.06 as my kernel expects\nkernel elf32.elf\n"));
+    assert_eq!(line(&r, "tag 2 "), "tag 2 size 39 'GRUB 2.06 as my kernel expects'");
+}
+
 /// A required request for a tag GRUB 2 knows but leaves out on a BIOS
 /// netboot (12, EFI64 system table) is accepted, as GRUB accepts it, with a
 /// warning naming the tag; the kernel runs and gets no tag 12. (Until GRUB's
