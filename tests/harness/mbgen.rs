@@ -29,8 +29,18 @@ use std::path::Path;
 const STACK: u32 = 0x2000;
 /// Pattern bytes after the stack: loaded data the code never writes.
 const TAIL: u32 = 0x1000;
-/// Where an ELF file's region starts in the file (one page of ELF headers).
+/// Where an ELF file's region starts in the file by default (one page of
+/// ELF headers).
 pub const ELF_REGION_OFFSET: u32 = 0x1000;
+
+/// Ways to spoil the header's fixed fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderFault {
+    /// magic + architecture + length + checksum != 0.
+    Checksum,
+    /// Another architecture (4: 32-bit MIPS); the checksum still matches.
+    Architecture(u32),
+}
 
 /// FNV-1a, 32 bits: what the test kernel computes over each range.
 pub fn fnv1a(bytes: &[u8]) -> u32 {
@@ -119,6 +129,12 @@ pub struct Layout {
     pub extra_phdrs: bool,
     /// The file is gzip-compressed (both loaders decompress kernels).
     pub gzip: bool,
+    /// ELF: the region's file offset (so the header's): loaders search the
+    /// first 32 KiB only.
+    pub elf_region_offset: u32,
+    /// ELF: a SHT_REL section header too (GRUB refuses relocations).
+    pub rel_section: bool,
+    pub header_fault: Option<HeaderFault>,
 }
 
 impl Layout {
@@ -135,6 +151,9 @@ impl Layout {
             e_entry: None,
             extra_phdrs: false,
             gzip: false,
+            elf_region_offset: ELF_REGION_OFFSET,
+            rel_section: false,
+            header_fault: None,
         }
     }
     pub fn elf64() -> Layout {
@@ -241,7 +260,16 @@ impl Blob {
     pub fn compose(&self, v: &Variant) -> Image {
         let l = &v.layout;
         let s = self.symbols(l);
-        let header = header_bytes(&v.tags, &s);
+        let mut header = header_bytes(&v.tags, &s);
+        match l.header_fault {
+            Some(HeaderFault::Checksum) => header[12] ^= 1,
+            Some(HeaderFault::Architecture(a)) => {
+                put32(&mut header, 4, a);
+                let (len, magic) = (header.len() as u32, 0xE852_50D6u32);
+                put32(&mut header, 12, 0u32.wrapping_sub(magic.wrapping_add(a).wrapping_add(len)));
+            }
+            None => {}
+        }
         assert!(header.len() as u32 <= l.hdr_space, "{}: header ({} bytes) exceeds hdr_space", v.name, header.len());
 
         // The region's file bytes: header, code, stack (zeros), pattern.
@@ -414,7 +442,8 @@ fn header_bytes(tags: &[Tag], s: &Symbols) -> Vec<u8> {
 /// .shstrtab, .symtab, .strtab and the section header table.
 fn elf_file(l: &Layout, s: &Symbols, region: &[u8], seg2: Option<(u32, &[u8])>, code_len: u32) -> Vec<u8> {
     let is64 = l.container == Container::Elf64;
-    let mut f = vec![0u8; ELF_REGION_OFFSET as usize];
+    let ro = l.elf_region_offset;
+    let mut f = vec![0u8; ro as usize];
     f.extend_from_slice(region);
     let seg2_off = seg2.map(|(_, d)| {
         while f.len() % 0x1000 != 0 {
@@ -430,7 +459,7 @@ fn elf_file(l: &Layout, s: &Symbols, region: &[u8], seg2: Option<(u32, &[u8])>, 
     if l.extra_phdrs {
         ph.push((4, 0, 0, 0, 0, 4)); // PT_NOTE, empty
     }
-    ph.push((1, ELF_REGION_OFFSET as u64, s.base as u64, region.len() as u64, (s.bss_end - s.base) as u64, 7));
+    ph.push((1, ro as u64, s.base as u64, region.len() as u64, (s.bss_end - s.base) as u64, 7));
     if let (Some((a, d)), Some(o)) = (seg2, seg2_off) {
         ph.push((1, o as u64, a as u64, d.len() as u64, 2 * d.len() as u64, 6));
     }
@@ -442,7 +471,7 @@ fn elf_file(l: &Layout, s: &Symbols, region: &[u8], seg2: Option<(u32, &[u8])>, 
     let mut shdrs: Vec<[u64; 10]> = vec![]; // name type flags addr offset size link info align entsize
     let mut shstrndx = 0u16;
     if l.sections {
-        let names = b"\0.text\0.bss\0.shstrtab\0.symtab\0.strtab\0".to_vec();
+        let names = b"\0.text\0.bss\0.shstrtab\0.symtab\0.strtab\0.rel.text\0".to_vec();
         let name = |n: &str| -> u64 {
             let pat = format!("{n}\0");
             names.windows(pat.len()).position(|w| w == pat.as_bytes()).unwrap() as u64
@@ -481,11 +510,15 @@ fn elf_file(l: &Layout, s: &Symbols, region: &[u8], seg2: Option<(u32, &[u8])>, 
         let o_str = place(&strtab, &mut f);
         let text_va = s.code as u64 + l.vaddr_offset;
         shdrs.push([0; 10]);
-        shdrs.push([name(".text"), 1, 6, text_va, (ELF_REGION_OFFSET + s.code - s.base) as u64, code_len as u64, 0, 0, 16, 0]);
-        shdrs.push([name(".bss"), 8, 3, s.data_end as u64 + l.vaddr_offset, (ELF_REGION_OFFSET + s.data_end - s.base) as u64, l.bss as u64, 0, 0, 16, 0]);
+        shdrs.push([name(".text"), 1, 6, text_va, (ro + s.code - s.base) as u64, code_len as u64, 0, 0, 16, 0]);
+        shdrs.push([name(".bss"), 8, 3, s.data_end as u64 + l.vaddr_offset, (ro + s.data_end - s.base) as u64, l.bss as u64, 0, 0, 16, 0]);
         shdrs.push([name(".shstrtab"), 3, 0, 0, o_shstr, names.len() as u64, 0, 0, 1, 0]);
         shdrs.push([name(".symtab"), 2, 0, 0, o_sym, symtab.len() as u64, 5, 1, 8, entsize as u64]);
         shdrs.push([name(".strtab"), 3, 0, 0, o_str, strtab.len() as u64, 0, 0, 1, 0]);
+        if l.rel_section {
+            // SHT_REL, empty, applying to .text.
+            shdrs.push([name(".rel.text"), 9, 0, 0, o_str, 0, 4, 1, 4, 8]);
+        }
         shstrndx = 3;
     }
     while f.len() % 8 != 0 {
@@ -545,7 +578,7 @@ fn elf_file(l: &Layout, s: &Symbols, region: &[u8], seg2: Option<(u32, &[u8])>, 
             }
         }
     }
-    assert!(h.len() <= ELF_REGION_OFFSET as usize);
+    assert!(h.len() <= ro as usize);
     f[..h.len()].copy_from_slice(&h);
     f
 }

@@ -19,7 +19,7 @@
 //! runs them all.
 
 use e2e::grub::GrubNetboot;
-use e2e::mbgen::{Blob, Container, Expect, Image, Layout, Tag, Variant, V};
+use e2e::mbgen::{Blob, Container, Expect, HeaderFault, Image, Layout, Tag, Variant, V};
 use e2e::qemu::{debug_exit_status, Qemu, QemuConfig};
 use e2e::{dist, write_file};
 use std::collections::BTreeMap;
@@ -97,6 +97,8 @@ fn variant(name: &str) -> Variant {
         "aout_load_addr_ffffffff_in_elf" => boot("aout_load_addr_ffffffff_in_elf", Layout { base: 0x20_0000, sections: false, ..elf64() }, vec![Tag::Address { header_addr: V::Auto, load_addr: V::Is(0xffff_ffff), load_end_addr: V::Is(0), bss_end_addr: V::Auto }, entry()]),
         "aout_load_end_0" => boot("aout_load_end_0", flat(), vec![Tag::Address { header_addr: V::Auto, load_addr: V::Auto, load_end_addr: V::Is(0), bss_end_addr: V::Auto }, entry()]),
         "aout_bss_end_0" => boot("aout_bss_end_0", flat(), vec![Tag::Address { header_addr: V::Auto, load_addr: V::Auto, load_end_addr: V::Auto, bss_end_addr: V::Is(0) }, entry()]),
+        // The header as far into the file as loaders search (32 KiB).
+        "elf32_header_at_28k" => boot("elf32_header_at_28k", Layout { elf_region_offset: 0x7000, ..elf32() }, vec![req_usual()]),
         // gzip-compressed files (GRUB's gzio, chainloader.0's inflater).
         "elf64_gzip" => boot("elf64_gzip", Layout { gzip: true, ..elf64() }, vec![req_usual()]),
         "aout_nautilus_gzip" => boot("aout_nautilus_gzip", Layout { gzip: true, ..nautilus() }, vec![address(), Tag::Entry { addr: V::Auto, size: 16, optional: false }]),
@@ -135,6 +137,11 @@ fn variant(name: &str) -> Variant {
         "refuse_address_without_entry" => refuse("refuse_address_without_entry", flat(), vec![address()], r"load address tag without entry address tag", r"address tag .*entry"),
         "refuse_reloc_window_too_small" => refuse("refuse_reloc_window_too_small", flat(), vec![address(), entry(), reloc(0x100_0000, 0x100_1000, 0x1000, 0)], r"invalid min/max address and/or load size", r"relocatable .*(min|max)"),
         "refuse_entry_outside_segments" => refuse("refuse_entry_outside_segments", Layout { e_entry: Some(0x500_0000), ..elf32() }, vec![req_usual()], r"entry point isn't in a segment", r"entry point .*segment"),
+        "refuse_header_beyond_32k" => refuse("refuse_header_beyond_32k", Layout { elf_region_offset: 0x8000, ..elf32() }, vec![req_usual()], r"no multiboot header found", r"(?i)no multiboot2? header"),
+        "refuse_bad_checksum" => refuse("refuse_bad_checksum", Layout { header_fault: Some(HeaderFault::Checksum), ..elf32() }, vec![req_usual()], r"no multiboot header found", r"(?i)no multiboot2? header"),
+        "refuse_architecture_mips" => refuse("refuse_architecture_mips", Layout { header_fault: Some(HeaderFault::Architecture(4)), ..elf32() }, vec![req_usual()], r"no multiboot header found", r"(?i)(no multiboot2? header|architecture)"),
+        "refuse_elf_rel_section" => refuse("refuse_elf_rel_section", Layout { rel_section: true, ..elf32() }, vec![req_usual()], r"ELF files with relocs are not supported yet", r"(?i)rel"),
+        "refuse_e_entry_outside_with_entry_tag" => refuse("refuse_e_entry_outside_with_entry_tag", Layout { e_entry: Some(0x500_0000), ..elf32() }, vec![req_usual(), entry()], r"entry point isn't in a segment", r"entry point .*segment"),
         other => panic!("no variant {other}"),
     };
     assert_eq!(v.name, name);
@@ -376,25 +383,42 @@ fn conformance(name: &str) {
     assert!(problems.is_empty(), "{name}:\n{}", problems.join("\n"));
 }
 
-/// The headers GRUB 2.06 refuses.
-const REFUSED: &[&str] = &[
+/// Headers GRUB 2.06 refuses: one of each kind in scripts/test, the rest
+/// in scripts/conformance.
+const REFUSED_QUICK: &[&str] = &[
     "refuse_unknown_required",
-    "refuse_entry_efi32_required",
     "refuse_ireq_smbios",
-    "refuse_ireq_22",
     "refuse_address_without_entry",
+    "refuse_header_beyond_32k",
+];
+const REFUSED_FULL: &[&str] = &[
+    "refuse_entry_efi32_required",
+    "refuse_ireq_22",
     "refuse_reloc_window_too_small",
     "refuse_entry_outside_segments",
+    "refuse_e_entry_outside_with_entry_tag",
+    "refuse_bad_checksum",
+    "refuse_architecture_mips",
+    "refuse_elf_rel_section",
 ];
 
-/// Every refused header: GRUB tries them all in one boot (each
-/// `multiboot2` fails and the script goes on), then chainloader.0 boots
-/// each: it must name the tag or field, count down to a reboot, and not run
-/// the kernel.
 #[test]
 fn refused_headers() {
+    refused(REFUSED_QUICK);
+}
+
+#[test]
+#[ignore = "full conformance set: scripts/conformance"]
+fn refused_headers_full() {
+    refused(REFUSED_FULL);
+}
+
+/// GRUB tries every header of `names` in one boot (each `multiboot2`
+/// fails and the script goes on); then chainloader.0 boots each: it must
+/// name the tag or field, count down to a reboot, and not run the kernel.
+fn refused(names: &[&str]) {
     let blob = Blob::dist();
-    let vs: Vec<(Variant, Image)> = REFUSED
+    let vs: Vec<(Variant, Image)> = names
         .iter()
         .map(|n| {
             let v = variant(n);
@@ -483,6 +507,7 @@ variants! {
         aout_load_addr_ffffffff_in_elf,
         aout_load_end_0,
         elf64_gzip,
+        elf32_header_at_28k,
         aout_nautilus_gzip,
         aout_bss_end_0,
         reloc_aout_high,
