@@ -381,7 +381,7 @@ fn tag_type(t: &Tag) -> u16 {
 fn header_bytes(tags: &[Tag], s: &Symbols) -> Vec<u8> {
     let mut b: Vec<u8> = vec![0; 16];
     for t in tags {
-        while b.len() % 8 != 0 {
+        while !b.len().is_multiple_of(8) {
             b.push(0);
         }
         let (fl, body): (u16, Vec<u32>) = match t {
@@ -425,7 +425,7 @@ fn header_bytes(tags: &[Tag], s: &Symbols) -> Vec<u8> {
             b.extend_from_slice(&w.to_le_bytes());
         }
     }
-    while b.len() % 8 != 0 {
+    while !b.len().is_multiple_of(8) {
         b.push(0);
     }
     b.extend_from_slice(&[0, 0, 0, 0, 8, 0, 0, 0]);
@@ -446,7 +446,7 @@ fn elf_file(l: &Layout, s: &Symbols, region: &[u8], seg2: Option<(u32, &[u8])>, 
     let mut f = vec![0u8; ro as usize];
     f.extend_from_slice(region);
     let seg2_off = seg2.map(|(_, d)| {
-        while f.len() % 0x1000 != 0 {
+        while !f.len().is_multiple_of(0x1000) {
             f.push(0);
         }
         let o = f.len();
@@ -494,11 +494,11 @@ fn elf_file(l: &Layout, s: &Symbols, region: &[u8], seg2: Option<(u32, &[u8])>, 
             }
         };
         let entsize = if is64 { 24 } else { 16 };
-        symtab.extend(std::iter::repeat(0u8).take(entsize));
+        symtab.extend(std::iter::repeat_n(0u8, entsize));
         sym(1, s.code as u64 + l.vaddr_offset, code_len as u64, &mut symtab);
         sym(7, s.code as u64 + 8 + l.vaddr_offset, 112, &mut symtab);
         let place = |data: &[u8], f: &mut Vec<u8>| -> u64 {
-            while f.len() % 8 != 0 {
+            while !f.len().is_multiple_of(8) {
                 f.push(0);
             }
             let o = f.len() as u64;
@@ -521,7 +521,7 @@ fn elf_file(l: &Layout, s: &Symbols, region: &[u8], seg2: Option<(u32, &[u8])>, 
         }
         shstrndx = 3;
     }
-    while f.len() % 8 != 0 {
+    while !f.len().is_multiple_of(8) {
         f.push(0);
     }
     let shoff = if shdrs.is_empty() { 0 } else { f.len() as u64 };
