@@ -324,6 +324,34 @@ pub fn tags_present(info: &BootInfo) -> alloc::vec::Vec<u32> {
     t
 }
 
+/// How much memory GRUB 2 reserves for the MBI (`grub_multiboot2_get_mbi_size`
+/// in grub-core/loader/multiboot_mbi2.c): an upper bound that counts every
+/// tag it might write (boot device, framebuffer with its largest colour
+/// info, old RSDP, VBE, APM) whether or not it does. The chunk's size only
+/// decides which gap the MBI fits in, so it is reproduced for placement;
+/// never less than the real size.
+pub fn grub_chunk_size(info: &BootInfo) -> usize {
+    let a8 = |n: usize| n.div_ceil(8) * 8;
+    let modules: usize = info.modules.iter().map(|m| 16 + a8(m.string.len() + 1)).sum();
+    let elf = info.elf_sections.map_or(0, |e| a8(e.entsize as usize * e.num as usize));
+    let estimate = 8 + 8 + 8
+        + (8 + a8(info.cmdline.len() + 1))
+        + (8 + a8(info.loader_name.len() + 1))
+        + modules
+        + a8(16) // basic meminfo
+        + a8(20) // boot device
+        + a8(20) + elf // ELF sections
+        + a8(16 + 24 * info.mmap.len())
+        + a8(40) // sizeof (struct multiboot_tag_framebuffer)
+        + a8(8 + 20) // old ACPI RSDP
+        + a8(12) // load base
+        + info.acpi_new.map_or(0, |r| a8(8 + r.len()))
+        + info.dhcp_ack.map_or(0, |d| a8(8 + d.len()))
+        + 784 + 7 // VBE
+        + 28 + 7; // APM
+    estimate.max(size(info))
+}
+
 /// The MBI's size in bytes.
 pub fn size(info: &BootInfo) -> usize {
     let mut w = Writer { buf: None, pos: 0 };
@@ -428,6 +456,8 @@ mod tests {
         assert_eq!(&w[44..46], &[0, 8]);
         assert_eq!(n, 46 * 4);
         assert_eq!(size(&info), n);
+        // GRUB's estimate: 24 + 16 + 32 + 16 + 24 + 24 + 64 + 40 + 32 + 16 + 791 + 35.
+        assert_eq!(grub_chunk_size(&info), 24 + 16 + 32 + 16 + 24 + 24 + 64 + 40 + 32 + 16 + 791 + 35);
     }
 
     #[test]

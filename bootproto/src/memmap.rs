@@ -215,12 +215,72 @@ pub struct Allocator {
     usable: Vec<Range>,
     /// What was reserved, and why (for error messages).
     taken: Vec<(Range, &'static str)>,
+    /// The model of GRUB's heap (see [`Allocator::reserve_grub_chunk`]):
+    /// where the free block at the start of GRUB's heap region begins.
+    grub_region: Option<u64>,
 }
+
+/// GRUB's heap granule on i386 (`GRUB_MM_ALIGN`, include/grub/mm_private.h),
+/// which is also the size of its region and block headers.
+pub const GRUB_MM_ALIGN: u64 = 16;
 
 impl Allocator {
     pub fn new(entries: &[E820Entry]) -> Self {
         let usable = usable_regions(entries);
-        Allocator { free: usable.clone(), usable, taken: Vec::new() }
+        Allocator { free: usable.clone(), usable, taken: Vec::new(), grub_region: None }
+    }
+
+    /// Starts modelling GRUB's heap: GRUB 2 i386-pc makes the usable RAM
+    /// from 1 MiB up one heap region (`grub_machine_init`) and takes its own
+    /// allocations from the top; its relocator carves kernels, sections,
+    /// modules and the boot information out of that region's free blocks.
+    /// `at` is where the region starts (the first free byte at or above it).
+    pub fn start_grub_heap(&mut self, at: u64) {
+        self.grub_region = self.free.iter().map(|f| f.start).find(|&s| s >= at);
+    }
+
+    /// Reserves `r` for a chunk as GRUB's relocator takes it from its heap
+    /// (`malloc_in_range`, grub-core/lib/relocator.c), so that later chunks
+    /// land where GRUB puts them:
+    ///
+    /// * a chunk starting before the end of the region header (16 bytes at
+    ///   the region's start rounded up to 16) cuts the region
+    ///   (`allocate_regstart`): the region restarts at the chunk's exact end,
+    ///   and the few bytes before the chunk leave the heap;
+    /// * any other chunk is taken out of a free block (`allocate_inreg`):
+    ///   the free block after it starts at its end rounded up to 16, and a
+    ///   gap before it too small for a block header leaves the heap.
+    ///
+    /// Without [`start_grub_heap`](Self::start_grub_heap), or below the
+    /// region, this is [`reserve`](Self::reserve).
+    pub fn reserve_grub_chunk(&mut self, r: Range, what: &'static str) -> Result<(), Conflict> {
+        self.check(r)?;
+        let block = self.free.iter().find(|f| f.contains(&r)).copied();
+        let (Some(region), Some(f)) = (self.grub_region, block) else {
+            self.reserve_always(r, what);
+            return Ok(());
+        };
+        if r.is_empty() || f.start < region && f.end <= region {
+            self.reserve_always(r, what);
+            return Ok(());
+        }
+        let first_block = f.start == region;
+        let taken = if first_block && r.start < align_up(region, GRUB_MM_ALIGN) + GRUB_MM_ALIGN {
+            self.grub_region = Some(r.end);
+            Range::new(f.start, r.end)
+        } else {
+            let end = align_up(r.end, GRUB_MM_ALIGN).min(f.end);
+            if r.start - f.start < GRUB_MM_ALIGN {
+                if first_block {
+                    self.grub_region = None;
+                }
+                Range::new(f.start, end)
+            } else {
+                Range::new(r.start, end)
+            }
+        };
+        self.reserve_always(taken, what);
+        Ok(())
     }
 
     pub fn free_ranges(&self) -> &[Range] {
@@ -380,7 +440,7 @@ pub fn order_copies(copies: &mut Vec<Move>) -> Result<(), (usize, usize)> {
 pub fn place_module(mem: &mut Allocator, avoid: &mut Allocator, len: u64) -> Option<u64> {
     let at = mem.find(len, PAGE, ONE_MIB, FOUR_GIB, Preference::Low)?;
     let r = Range::new(at, at + len.max(1));
-    mem.reserve_always(r, "module");
+    mem.reserve_grub_chunk(r, "module").ok()?;
     avoid.reserve_always(r, "module");
     Some(at)
 }
@@ -521,5 +581,49 @@ mod tests {
         assert_eq!(place_module(&mut mem, &mut avoid, 0x14b40), Some(0x105000));
         assert_eq!(place_module(&mut mem, &mut avoid, 1), Some(0x11a000));
         assert!(avoid.check(Range::new(0x104000, 0x105000)).is_err());
+    }
+
+    #[test]
+    fn grub_heap_chunks_as_the_relocator_carves_them() {
+        // conf-tests F2, measured under GRUB 2.06: an ELF kernel at 1 MiB
+        // (0x100000-0x104db0), its sections, two modules; the boot
+        // information (8-aligned) lands at 0x105020, not 0x105018, because
+        // the first module was carved from inside a free block.
+        let mut mem = Allocator::new(&qemu_512m_e820());
+        mem.reserve_always(Range::new(0, ONE_MIB), "low memory");
+        mem.start_grub_heap(ONE_MIB);
+        let mut avoid = mem.clone();
+        mem.reserve_grub_chunk(Range::new(0x100000, 0x104db0), "kernel").unwrap();
+        for (len, at) in [(0x28, 0x104db0), (0x30, 0x104dd8), (0x28, 0x104e08)] {
+            let s = mem.find(len, 8, ONE_MIB, FOUR_GIB, Preference::Low).unwrap();
+            assert_eq!(s, at);
+            mem.reserve_grub_chunk(Range::new(s, s + len), "section").unwrap();
+        }
+        assert_eq!(place_module(&mut mem, &mut avoid, 0x17), Some(0x105000));
+        assert_eq!(place_module(&mut mem, &mut avoid, 10000), Some(0x106000));
+        assert_eq!(mem.find(1264, 8, ONE_MIB, FOUR_GIB, Preference::Low), Some(0x105020));
+
+        // A kernel at 2 MiB: the region start stays at 1 MiB, so the first
+        // module cuts the region there and the boot information follows it
+        // exactly (GRUB: module 0x100000, boot information 0x100018).
+        let mut mem = Allocator::new(&qemu_512m_e820());
+        mem.reserve_always(Range::new(0, ONE_MIB), "low memory");
+        mem.start_grub_heap(ONE_MIB);
+        let mut avoid = mem.clone();
+        mem.reserve_grub_chunk(Range::new(0x200000, 0x201800), "kernel").unwrap();
+        assert_eq!(place_module(&mut mem, &mut avoid, 0x17), Some(0x100000));
+        assert_eq!(place_module(&mut mem, &mut avoid, 10000), Some(0x101000));
+        assert_eq!(mem.find(1264, 8, ONE_MIB, FOUR_GIB, Preference::Low), Some(0x100018));
+        // The kernel chunk in mid-region is padded to 16 bytes at its end.
+        assert!(mem.check(Range::new(0x201800, 0x201810)).is_ok());
+        let mut m2 = Allocator::new(&qemu_512m_e820());
+        m2.start_grub_heap(ONE_MIB);
+        m2.reserve_grub_chunk(Range::new(0x200000, 0x201808), "kernel").unwrap();
+        assert!(m2.check(Range::new(0x201808, 0x201810)).is_err());
+        assert!(m2.check(Range::new(0x201810, 0x201818)).is_ok());
+        // Without the model, exact reservations.
+        let mut m3 = Allocator::new(&qemu_512m_e820());
+        m3.reserve_grub_chunk(Range::new(0x200000, 0x201808), "kernel").unwrap();
+        assert!(m3.check(Range::new(0x201808, 0x201810)).is_ok());
     }
 }

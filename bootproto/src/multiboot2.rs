@@ -1,10 +1,12 @@
 //! Multiboot2 kernel images: finding and checking the header, reading its
 //! tags, and planning where every byte of the kernel goes.
 //!
-//! The rules follow the Multiboot2 specification and, where the
-//! specification leaves room, what GRUB 2 does (`multiboot_mbi2.c`,
-//! `multiboot_elfxx.c`), because the kernels this loader boots were written
-//! against GRUB.
+//! The rules are GRUB 2.06's (`multiboot_mbi2.c`, `multiboot_elfxx.c`,
+//! `lib/relocator.c`) wherever GRUB and the letter of the Multiboot2
+//! specification differ, because the kernels this loader boots were written
+//! and tested against GRUB: every header GRUB accepts is accepted and
+//! loaded to the same addresses, every header GRUB refuses is refused.
+//! docs/conformance.md lists each such point and why.
 //!
 //! The header is parsed by hand rather than with the `multiboot2-header`
 //! crate: the loader needs GRUB's exact walking rule (tags advance by their
@@ -493,10 +495,17 @@ pub fn plan_load(
         plan.entry = (plan.entry as u64).wrapping_add(base).wrapping_sub(link_base) as u32;
     }
 
-    for s in plan.segments.iter().filter(|s| s.mem_len > 0) {
-        reserve(mem, s.dest(), "kernel segment")?;
+    // GRUB allocates one relocator chunk per ELF program segment, or one
+    // for the whole image of a relocatable or a.out-kludge kernel.
+    let chunks: Vec<Range> = if h.relocatable.is_some() || h.address.is_some() {
+        alloc::vec![plan.kernel_range]
+    } else {
+        plan.segments.iter().filter(|s| s.mem_len > 0).map(|s| s.dest()).collect()
+    };
+    for r in chunks.into_iter().filter(|r| !r.is_empty()) {
+        reserve(mem, r, "kernel segment")?;
         if let Some(a) = avoid.as_deref_mut() {
-            a.reserve_always(s.dest(), "kernel");
+            a.reserve_always(r, "kernel");
         }
     }
 
@@ -510,7 +519,7 @@ fn reserve(mem: &mut Allocator, r: Range, what: &'static str) -> Result<(), Mb2E
     if r.end > FOUR_GIB {
         return Err(Mb2Error::Above4G(r));
     }
-    mem.reserve(r, "kernel").map_err(|c| match c {
+    mem.reserve_grub_chunk(r, "kernel").map_err(|c| match c {
         Conflict::NotUsableRam => Mb2Error::NotRam { what, range: r },
         Conflict::Reserved { range, what: reserved_for } => {
             Mb2Error::Reserved { what, range: r, reserved: range, reserved_for }
@@ -822,7 +831,7 @@ fn place_sections(
             .find(size, align, crate::memmap::ONE_MIB, FOUR_GIB, Preference::Low)
             .ok_or(Mb2Error::NoRoom { what: "ELF section", size })?;
         let r = Range::new(dest, dest + size);
-        mem.reserve_always(r, "ELF section");
+        mem.reserve_grub_chunk(r, "ELF section").map_err(|_| Mb2Error::NoRoom { what: "ELF section", size })?;
         if let Some(a) = avoid.as_deref_mut() {
             a.reserve_always(r, "ELF section");
         }

@@ -102,6 +102,7 @@ fn mem() -> Allocator {
     a.reserve_always(Range::new(0, 0x1000), "real-mode IVT and BIOS data");
     a.reserve_always(Range::new(0x7c00, 0x80000), "chainloader");
     a.reserve_always(Range::new(0x80000, 0x100000), "PXE stack, EBDA and ROM area");
+    a.start_grub_heap(ONE_MIB);
     a
 }
 

@@ -110,6 +110,8 @@ fn base_allocator(e820: &[E820Entry]) -> Allocator {
     for (r, what) in firmware_and_self() {
         a.reserve_always(r, what);
     }
+    // Placements follow GRUB's heap from 1 MiB (see reserve_grub_chunk).
+    a.start_grub_heap(ONE_MIB);
     a
 }
 
@@ -442,22 +444,29 @@ fn prepare_in(
         acpi_old,
         acpi_new,
     };
-    let warnings: Vec<String> = header
+    let mut warnings: Vec<String> = header
         .required_but_absent(&mbi::tags_present(&info))
         .into_iter()
         .map(|t| {
             format!("warning: kernel requires MBI tag {t} ({}), {}", multiboot2::mbi_tag_name(t), multiboot2::absent_reason(t))
         })
         .collect();
+    if !header.accepts_ega_text() && header.framebuffer.is_none() {
+        // grub_multiboot2_set_console: "no console will be available to OS".
+        warnings.push("warning: the kernel's console flags refuse EGA text and it has no framebuffer tag: no console it accepts (GRUB 2 boots it anyway, and so do we)".into());
+    }
     let size = mbi::size(&info);
     let mut buf = alloc::vec![0u8; size];
     mbi::write(&info, &mut buf).map_err(|_| BootError::NoRoom { what: "boot information".into(), size: size as u64 })?;
-    // GRUB's first fit again: usually in the gap after the kernel's sections.
+    // GRUB's first fit again, for the size GRUB reserves (its upper bound):
+    // usually in the gap after the kernel's sections.
+    let chunk = mbi::grub_chunk_size(&info) as u64;
     let mbi_addr = mem
-        .find(size as u64, 8, ONE_MIB, FOUR_GIB, Preference::Low)
-        .ok_or_else(|| BootError::NoRoom { what: "boot information".into(), size: size as u64 })?;
-    let mbi_range = Range::new(mbi_addr, mbi_addr + size as u64);
-    mem.reserve_always(mbi_range, "boot information");
+        .find(chunk, 8, ONE_MIB, FOUR_GIB, Preference::Low)
+        .ok_or_else(|| BootError::NoRoom { what: "boot information".into(), size: chunk })?;
+    let mbi_range = Range::new(mbi_addr, mbi_addr + chunk);
+    mem.reserve_grub_chunk(mbi_range, "boot information")
+        .map_err(|_| BootError::NoRoom { what: "boot information".into(), size: size as u64 })?;
     avoid.reserve_always(mbi_range, "boot information");
     moves.push(Move { src: phys(&buf), dst: mbi_addr, len: size as u64, zero: 0 });
     names.push("the boot information".into());
