@@ -110,6 +110,11 @@ fn variant(name: &str) -> Variant {
         "reloc_elf_low" => boot("reloc_elf_low", reloc_elf(), vec![reloc(0x100_0000, 0x800_0000, 0x20_0000, 1), req_usual()]),
         "reloc_elf_none_align_0" => boot("reloc_elf_none_align_0", reloc_elf(), vec![reloc(0x40_0000, 0x1000_0000, 0, 0), req_usual()]),
         "reloc_elf64_high_4k" => boot("reloc_elf64_high_4k", Layout { base: 0x20_0000, ..elf64() }, vec![reloc(0x20_0000, 0x1800_0000, 0x1000, 2), req_usual()]),
+        // Preference high with the window reaching the top of RAM, 2 MiB
+        // aligned. (With 4 KiB alignment GRUB places the kernel below its own
+        // heap, which fills the top ~744 KiB of RAM: not a rule a loader
+        // without GRUB's heap can follow, so that case is not compared.)
+        "reloc_aout_high_top_of_ram" => boot("reloc_aout_high_top_of_ram", flat(), vec![address(), entry(), reloc(0x100_0000, 0xffff_ffff, 0x20_0000, 2), req_usual()]),
         // Module alignment, console flags, framebuffer, EFI tags.
         "module_align_required" => boot("module_align_required", elf32(), vec![req_usual(), Tag::ModuleAlign { optional: false }]),
         "console_ega_required" => boot("console_ega_required", elf32(), vec![req_usual(), Tag::ConsoleFlags { flags: 3, optional: false }]),
@@ -521,6 +526,7 @@ variants! {
         aout_load_addr_ffffffff_in_elf,
         aout_load_end_0,
         elf64_gzip,
+        reloc_aout_high_top_of_ram,
         elf32_header_at_28k,
         aout_nautilus_gzip,
         aout_bss_end_0,
