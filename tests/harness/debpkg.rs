@@ -33,6 +33,14 @@ fn download(package: &str, dir: &std::path::Path) -> Result<(), String> {
 /// if the package cannot be had (no network, no package lists: run
 /// `apt-get update`).
 pub fn file(package: &str, path: &str) -> PathBuf {
+    // nextest runs tests in separate processes: one fetch (and one
+    // `apt-get update`) at a time, across all of them.
+    let root = crate::repo_root().join("target/debian-packages");
+    std::fs::create_dir_all(&root).unwrap();
+    let lock = std::fs::File::create(root.join(".lock")).unwrap();
+    // SAFETY: flock on a file descriptor we own; released when `lock` drops.
+    let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
+    assert_eq!(rc, 0, "cannot lock {}", root.join(".lock").display());
     let dir = cache_dir(package);
     let unpacked = dir.join("root");
     let want = unpacked.join(path);
