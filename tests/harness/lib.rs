@@ -46,14 +46,17 @@ pub fn write_file(root: &std::path::Path, rel: &str, contents: impl AsRef<[u8]>)
 /// RAM that QEMU's iPXE ROM (package ipxe-qemu, 1.0.0+git-20190125.36a4c85)
 /// hides from E820 while the NBP of `nbp_size` bytes it downloaded first
 /// runs. iPXE keeps the image in external memory it allocates downwards
-/// from the top of the largest RAM region below 4 GiB, with the block's
-/// start aligned down to 4 KiB (src/arch/x86/interface/pcbios/
-/// memtop_umalloc.c, memtop_urealloc, EM_ALIGN), and hides that memory
-/// from E820 (hide_umalloc). So the RAM region that starts at 1 MiB ends
-/// lower by the image size rounded up to whole 4 KiB pages, plus what iPXE
-/// itself keeps there, which is the same for every NBP.
+/// from the top of the largest RAM region below 4 GiB: the block's start
+/// is aligned down to 4 KiB, an 8-byte header (struct external_memory)
+/// sits just below it, and the memory from that header up is hidden from
+/// E820 in whole pages (src/arch/x86/interface/pcbios/memtop_umalloc.c,
+/// memtop_urealloc, EM_ALIGN, hide_umalloc). So the RAM region that starts
+/// at 1 MiB ends lower by (size + 8) rounded up to 4 KiB pages, on top of
+/// what iPXE itself keeps there, which is the same for every NBP. Measured
+/// in tests/tests/conformance.rs (ipxe_rom_hides_the_nbp_rounded_up_to_pages)
+/// with NBPs of k pages - 8 and - 7 bytes: k and k + 1 pages.
 pub fn ipxe_hidden_for_nbp(nbp_size: u64) -> u64 {
-    nbp_size.div_ceil(4096) * 4096
+    (nbp_size + 8).div_ceil(4096) * 4096
 }
 
 /// How many bytes longer the RAM region at 1 MiB (type 1 in the memory

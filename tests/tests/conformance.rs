@@ -548,3 +548,45 @@ variants! {
         ireq_required_supplied,
         ireq_optional_all;
 }
+
+/// The end of the RAM region at 1 MiB in an mbtest report.
+fn ram_region_end(r: &[String]) -> u64 {
+    r.iter()
+        .find_map(|l| {
+            let f: Vec<&str> = l.strip_prefix("  mmap ")?.split_whitespace().collect();
+            (hex(f[0]) == 0x10_0000 && f[2] == "1").then(|| hex(f[0]) + hex(f[1]))
+        })
+        .unwrap_or_else(|| panic!("no RAM region at 1 MiB in {r:#?}"))
+}
+
+/// The rule behind e2e::ipxe_hidden_for_nbp, measured: chainloader.0
+/// padded to k pages - 8 bytes, and to k pages - 7, sees the RAM region at
+/// 1 MiB end k and k + 1 pages below where it ends with no NBP (found from
+/// GRUB's core.0 and the same rule): iPXE's 8-byte block header counts.
+#[test]
+fn ipxe_rom_hides_the_nbp_rounded_up_to_pages() {
+    let kernel = dist("testkernels/elf32.elf");
+    let g = GrubNetboot::with_script(&[("elf32.elf", &std::fs::read(&kernel).unwrap())], "multiboot2 /elf32.elf\nboot\n");
+    let q = Qemu::start(&QemuConfig::user_net(g.root(), GrubNetboot::BOOTFILE));
+    let grub_end = ram_region_end(&report(&run_to_done(q, "GRUB 2", "elf32.elf")));
+    let no_nbp_end = grub_end + e2e::ipxe_hidden_for_nbp(GrubNetboot::core_size());
+
+    let nbp = std::fs::read(dist("chainloader.0")).unwrap();
+    let pages = nbp.len().div_ceil(4096) as u64 + 1;
+    for size in [pages * 4096 - 8, pages * 4096 - 7] {
+        let dir = tempfile::Builder::new().prefix("netboot-conf-").tempdir().unwrap();
+        let mut padded = nbp.clone();
+        padded.resize(size as usize, 0);
+        write_file(dir.path(), "chainloader.0", &padded);
+        write_file(dir.path(), "elf32.elf", std::fs::read(&kernel).unwrap());
+        write_file(dir.path(), "chainloader.cfg/default", "kernel /elf32.elf\n");
+        let q = Qemu::start(&QemuConfig::user_net(dir.path(), "chainloader.0"));
+        let end = ram_region_end(&report(&run_to_done(q, "chainloader.0", "elf32.elf")));
+        assert_eq!(
+            no_nbp_end - end,
+            e2e::ipxe_hidden_for_nbp(size),
+            "a {size}-byte NBP: the RAM region at 1 MiB ends at {end:#x}; GRUB's core.0 ({} bytes) sees {grub_end:#x}",
+            GrubNetboot::core_size()
+        );
+    }
+}
