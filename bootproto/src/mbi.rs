@@ -54,6 +54,25 @@ pub struct EgaText {
     pub rows: u32,
 }
 
+/// Whether Xen takes a boot loader of this name for GRUB 2 and so keeps the
+/// first word of its command line and of every module string: Xen 4.17's
+/// `loader_is_grub2` (xen/arch/x86/setup.c) looks for "GRUB " followed by
+/// anything but '0' (GRUB Legacy called itself "GNU GRUB 0.9x" and passed
+/// the image name as the first word). `const` so that the chainloader can
+/// check its default name at compile time.
+pub const fn xen_sees_grub2(name: &str) -> bool {
+    let b = name.as_bytes();
+    let mut i = 0;
+    while i + 5 <= b.len() {
+        if b[i] == b'G' && b[i + 1] == b'R' && b[i + 2] == b'U' && b[i + 3] == b'B' && b[i + 4] == b' ' {
+            // The first occurrence decides (strstr).
+            return !(i + 5 < b.len() && b[i + 5] == b'0');
+        }
+        i += 1;
+    }
+    false
+}
+
 /// What tag 8 describes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Framebuffer {
@@ -626,5 +645,18 @@ mod tests {
             p += sz.div_ceil(8) * 8;
             assert!(p < n);
         }
+    }
+
+    #[test]
+    fn xen_grub2_check() {
+        assert!(xen_sees_grub2("chainloader.0 0.1.0 (GRUB 2 compatible)"));
+        assert!(xen_sees_grub2("GRUB 2.06-13+deb12u2"));
+        assert!(!xen_sees_grub2("GNU GRUB 0.97"));
+        assert!(!xen_sees_grub2("chainloader 0.1.0"));
+        assert!(!xen_sees_grub2("GRUB2"));
+        // strstr finds the first "GRUB ": a later one does not count.
+        assert!(!xen_sees_grub2("GRUB 0 then GRUB 2"));
+        // "GRUB " at the very end: p[5] is the NUL, not '0'.
+        assert!(xen_sees_grub2("x GRUB "));
     }
 }

@@ -46,6 +46,7 @@ extern "C" {
 /// xen/arch/x86/setup.c) strips the first word of every command line
 /// unless `strstr(name, "GRUB ")` is followed by anything but '0'.
 pub const LOADER_NAME: &str = concat!("chainloader.0 ", env!("CARGO_PKG_VERSION"), " (GRUB 2 compatible)");
+const _: () = assert!(mbi::xen_sees_grub2(LOADER_NAME), "Xen would strip the first word of every command line");
 
 /// The most moves [`boot`] can do (kernel segments, ELF sections, modules
 /// that must move, the boot information). The list is copied onto the stack
