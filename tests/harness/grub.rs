@@ -84,6 +84,27 @@ impl GrubNetboot {
         GrubNetboot { dir }
     }
 
+    /// A root with `files` (path in the root, contents) and a `grub.cfg`
+    /// that sends GRUB's own console to COM1 too (so its error messages can
+    /// be read) and then runs `script`.
+    pub fn with_script(files: &[(&str, &[u8])], script: &str) -> GrubNetboot {
+        let dir = tempfile::Builder::new().prefix("netboot-grub-").tempdir().unwrap();
+        copy_tree(mknetdir_template(), dir.path());
+        for (name, contents) in files {
+            crate::write_file(dir.path(), name, contents);
+        }
+        let cfg = format!(
+            "serial --unit=0 --speed=115200\nterminal_output console serial\nset timeout=0\n{script}"
+        );
+        crate::write_file(dir.path(), "boot/grub/grub.cfg", cfg);
+        GrubNetboot { dir }
+    }
+
+    /// The size of the NBP QEMU's ROM downloads for GRUB (core.0).
+    pub fn core_size() -> u64 {
+        std::fs::metadata(mknetdir_template().join(GrubNetboot::BOOTFILE)).unwrap().len()
+    }
+
     /// The TFTP root to hand to QEMU.
     pub fn root(&self) -> &Path {
         self.dir.path()

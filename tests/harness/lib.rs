@@ -5,9 +5,11 @@
 //! synchronise or assert timings. Every QEMU process and network namespace a
 //! test starts is owned by a value here whose `Drop` ends it.
 
+pub mod debpkg;
 pub mod dnsmasq;
 pub mod grub;
 pub mod impair;
+pub mod mbgen;
 pub mod netns;
 pub mod qemu;
 pub mod relayd;
@@ -41,4 +43,30 @@ pub fn write_file(root: &std::path::Path, rel: &str, contents: impl AsRef<[u8]>)
     let p = root.join(rel);
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     std::fs::write(p, contents).unwrap();
+}
+
+/// RAM that QEMU's iPXE ROM (package ipxe-qemu, 1.0.0+git-20190125.36a4c85)
+/// hides from E820 while the NBP of `nbp_size` bytes it downloaded first
+/// runs. iPXE keeps the image in external memory it allocates downwards
+/// from the top of the largest RAM region below 4 GiB: the block's start
+/// is aligned down to 4 KiB, an 8-byte header (struct external_memory)
+/// sits just below it, and the memory from that header up is hidden from
+/// E820 in whole pages (src/arch/x86/interface/pcbios/memtop_umalloc.c,
+/// memtop_urealloc, EM_ALIGN, hide_umalloc). So the RAM region that starts
+/// at 1 MiB ends lower by (size + 8) rounded up to 4 KiB pages, on top of
+/// what iPXE itself keeps there, which is the same for every NBP. Measured
+/// in tests/tests/conformance.rs (ipxe_rom_hides_the_nbp_rounded_up_to_pages)
+/// with NBPs of k pages - 8 and - 7 bytes: k and k + 1 pages.
+pub fn ipxe_hidden_for_nbp(nbp_size: u64) -> u64 {
+    (nbp_size + 8).div_ceil(4096) * 4096
+}
+
+/// How many bytes longer the RAM region at 1 MiB (type 1 in the memory
+/// map) is under GRUB 2's core.0 than under chainloader.0, both netbooted
+/// by QEMU's iPXE ROM. Measured: GRUB's core.0 (51,024 bytes, 13 pages)
+/// sees it end at 0x1fe2f000 with -m 512, chainloader.0 (192,304 bytes,
+/// 47 pages) at 0x1fe0d000: 0x22000 = 34 pages, exactly this.
+pub fn ram_region_difference_grub_minus_chainloader() -> i64 {
+    let ours = std::fs::metadata(dist("chainloader.0")).unwrap().len();
+    ipxe_hidden_for_nbp(ours) as i64 - ipxe_hidden_for_nbp(grub::GrubNetboot::core_size()) as i64
 }

@@ -9,6 +9,8 @@
 #   fb-auto.elf    optional framebuffer tag 0x0x0 (GRUB sets the display's preferred mode)
 #   cycle.elf      segments that swap places (exercises the out-of-the-way copy)
 #   mod1.txt       a text module             mod2.bin.gz a gzip-compressed module
+#   mbcode.bin     mbtest's code alone (-DGENERATED, linked at 0): tests/harness/mbgen.rs
+#                  composes header-variant kernels around it
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-$here/../../target/dist/testkernels}
@@ -42,6 +44,8 @@ cp "$tmp/fb.elf" "$out/fb.elf"
 kernel fb-auto 0x100000 -DFRAMEBUFFER_AUTO
 cp "$tmp/fb-auto.elf" "$out/fb-auto.elf"
 gzip -9 -n -c "$out/elf32.elf" > "$out/elf32.elf.gz"
+kernel mbcode 0 -DGENERATED
+objcopy -O binary "$tmp/mbcode.elf" "$out/mbcode.bin"
 
 # cycle.elf: two segments that swap places within the file as staged at
 # 16 MiB (where the chainloader stages the kernel): each one's destination

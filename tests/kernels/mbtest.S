@@ -10,14 +10,44 @@
  * (relocatable tag), -DUNKNOWN_TAG (a non-optional tag type 42), -DEFI64_REQ
  * / -DSMBIOS_REQ (a required information request for tag 12 / 13),
  * -DFRAMEBUFFER (an optional 1024x768x32 framebuffer tag), -DFRAMEBUFFER_AUTO
- * (an optional framebuffer tag with no preference, 0x0x0, as Xen has).
+ * (an optional framebuffer tag with no preference, 0x0x0, as Xen has),
+ * -DGENERATED (no header and no bss: a code blob that tests/harness/mbgen.rs
+ * wraps in a header and an ELF or flat container it composes, with a range
+ * table it fills in).
+ *
+ * Besides the tags it prints the entry registers (captured before anything
+ * else runs, on the loader's stack), CR0/CR4/EFER/EFLAGS, each segment
+ * register with the access rights and limit of its descriptor, and in the
+ * generated form an FNV-1a hash of each range of its table (the loaded
+ * bytes and the zeroed bss), so a test can compare the whole handoff.
  */
     .code32
     .section .text
     .globl _start_image, entry
 _start_image:
     jmp entry
+#ifdef GENERATED
+    /* A decoy entry point (code + 2) for variants whose entry tag must win
+     * over the ELF e_entry: a loader that jumps here exits 0x12 at once. */
+wrong_entry:
+    mov $0x12, %al
+    out %al, $0xf4
+    hlt
+#endif
 
+#ifdef GENERATED
+    /* The range table, at offset 8 of the blob (mbgen.rs finds it by its
+     * magic and fills it in): the address the blob was linked at, the top
+     * of the stack the kernel uses, and up to 12 ranges (link addresses) to
+     * hash. Everything is moved by (load address - link address). */
+    .balign 8
+range_table:
+    .long 0x4754424d        /* "MBTG" */
+    .long 0                 /* link address of _start_image */
+    .long 0                 /* stack top (link address) */
+    .long 0                 /* number of ranges */
+    .fill 24, 4, 0          /* 12 x (start, length) */
+#else
     .balign 8
 mb_header:
     .long 0xE85250D6
@@ -86,6 +116,7 @@ mb_header:
     .short 0, 0
     .long 8
 mb_header_end:
+#endif
 
 /* Prints the string that follows the macro in the code stream. */
 .macro PUTS s
@@ -101,13 +132,32 @@ mb_header_end:
 .endm
 
 entry:
-    cli
-    mov %eax, %edi
-    mov %ebx, %esi
+    /* Capture the state the loader left, before changing any of it: EFLAGS
+     * and the eight general registers go on the loader's stack (GRUB gives
+     * 0x7ff00), then are copied onto ours. */
+    pushfl
+    pushal
     call 1f
 1:  pop %ebp
     sub $(1b - _start_image), %ebp
+    mov %esp, %esi
+#ifdef GENERATED
+    mov %ebp, %eax
+    sub (range_table - _start_image + 4)(%ebp), %eax   /* load - link */
+    add (range_table - _start_image + 8)(%ebp), %eax
+    mov %eax, %esp
+#else
     lea (stack_top - _start_image)(%ebp), %esp
+#endif
+    mov $9, %ecx
+2:  push -4(%esi,%ecx,4)
+    dec %ecx
+    jnz 2b
+    /* (%esp): edi esi ebp esp+4 ebx edx ecx eax eflags, as at entry */
+    cli
+    cld
+    mov 28(%esp), %edi
+    mov 16(%esp), %esi
 
     /* COM1: 115200 8N1, FIFO on. */
     mov $0x3f9, %dx; xor %al, %al; out %al, %dx
@@ -128,9 +178,7 @@ entry:
     mov %cr0, %eax
     call hex32
     PUTS " eflags="
-    pushf
-    pop %eax
-    call hex32
+    HEX 32(%esp)
     PUTS " cs="
     mov %cs, %eax
     and $0xffff, %eax
@@ -141,6 +189,65 @@ entry:
     call hex32
     call newline
 
+    PUTS "mbtest: regs ecx="
+    HEX 24(%esp)
+    PUTS " edx="
+    HEX 20(%esp)
+    PUTS " esi="
+    HEX 4(%esp)
+    PUTS " edi="
+    HEX (%esp)
+    PUTS " ebp="
+    HEX 8(%esp)
+    PUTS " esp="
+    mov 12(%esp), %eax
+    add $4, %eax
+    call hex32
+    call newline
+
+    PUTS "mbtest: cpu cr4="
+    mov %cr4, %eax
+    call hex32
+    PUTS " efer="
+    push %ebx
+    mov $0x80000000, %eax
+    cpuid
+    cmp $0x80000001, %eax
+    jb 3f
+    mov $0x80000001, %eax
+    cpuid
+    test $(1 << 29), %edx           /* long mode: EFER exists */
+    jz 3f
+    mov $0xc0000080, %ecx
+    rdmsr
+    call hex32
+    jmp 4f
+3:  PUTS "none"
+4:  pop %ebx
+    call newline
+
+    /* Each segment register: selector, then the descriptor's access
+     * rights (LAR, 00f0ff00 bits) and limit (LSL), or "invalid". */
+    PUTS "mbtest: seg cs "
+    mov %cs, %eax
+    call seginfo
+    PUTS " ds "
+    mov %ds, %eax
+    call seginfo
+    PUTS " es "
+    mov %es, %eax
+    call seginfo
+    PUTS " fs "
+    mov %fs, %eax
+    call seginfo
+    PUTS " gs "
+    mov %gs, %eax
+    call seginfo
+    PUTS " ss "
+    mov %ss, %eax
+    call seginfo
+    call newline
+
     cmp $0x36d76289, %edi
     je 2f
     PUTS "mbtest: bad magic"
@@ -148,6 +255,31 @@ entry:
     mov $0x11, %al
     out %al, $0xf4
 2:
+#ifdef GENERATED
+    /* The hash of each range in the table. */
+    xor %edi, %edi
+3:  cmp (range_table - _start_image + 12)(%ebp), %edi
+    jae 5f
+    PUTS "mbtest: range "
+    mov %edi, %eax
+    call dec_small
+    PUTS " addr="
+    mov (range_table - _start_image + 16)(%ebp,%edi,8), %edx
+    add %ebp, %edx
+    sub (range_table - _start_image + 4)(%ebp), %edx
+    HEX %edx
+    PUTS " len="
+    mov (range_table - _start_image + 20)(%ebp,%edi,8), %eax
+    call hex32
+    PUTS " fnv="
+    mov (range_table - _start_image + 20)(%ebp,%edi,8), %ecx
+    call fnv
+    call hex32
+    call newline
+    inc %edi
+    jmp 3b
+5:
+#else
     /* Was the bss zeroed? Sum the 4 KiB probe area (nothing writes it). */
     lea (bss_probe - _start_image)(%ebp), %ecx
     xor %eax, %eax
@@ -162,6 +294,7 @@ entry:
     jmp 5f
 4:  PUTS "mbtest: bss NOT zeroed"
 5:  call newline
+#endif
 
     PUTS "mbtest: total_size="
     HEX (%esi)
@@ -204,6 +337,13 @@ tag_loop:
     je t_net
     cmp $21, %eax
     je t_base
+    /* Any other tag: a hash of its payload. */
+    PUTS " fnv="
+    lea 8(%ebx), %edx
+    mov 4(%ebx), %ecx
+    sub $8, %ecx
+    call fnv
+    call hex32
     jmp next_tag
 
 t_string:
@@ -283,6 +423,15 @@ t_fb:
     PUTS " type="
     movzbl 29(%ebx), %eax
     call dec_small
+    call newline
+    PUTS "mbtest:   fb addr_hi="
+    HEX 12(%ebx)
+    PUTS " color_info_fnv="
+    lea 32(%ebx), %edx
+    mov 4(%ebx), %ecx
+    sub $32, %ecx
+    call fnv
+    call hex32
     jmp next_tag
 .Lt_vbe:
     PUTS " mode="
@@ -309,16 +458,77 @@ t_elf:
     PUTS " shndx="
     mov 16(%ebx), %eax
     call dec_small
-    jmp next_tag
+    /* Each section header: type, flags, address, size and, for a section
+     * with bytes in memory, a hash of them. ELF32 headers are 40 bytes,
+     * ELF64 64 (fields twice as wide; the high halves are printed too). */
+    lea 20(%ebx), %edi
+    xor %ecx, %ecx
+10: cmp 8(%ebx), %ecx
+    jae next_tag
+    push %ecx
+    call newline
+    PUTS "mbtest:   shdr "
+    mov (%esp), %eax
+    call dec_small
+    PUTS " type="
+    HEX 4(%edi)
+    cmpl $64, 12(%ebx)
+    je 11f
+    PUTS " flags="
+    HEX 8(%edi)
+    PUTS " addr="
+    HEX 12(%edi)
+    PUTS " size="
+    HEX 20(%edi)
+    mov 12(%edi), %edx
+    mov 20(%edi), %esi
+    jmp 12f
+11: PUTS " flags="
+    HEX 12(%edi)
+    HEX 8(%edi)
+    PUTS " addr="
+    HEX 20(%edi)
+    HEX 16(%edi)
+    PUTS " size="
+    HEX 36(%edi)
+    HEX 32(%edi)
+    mov 16(%edi), %edx
+    mov 32(%edi), %esi
+12: cmpl $8, 4(%edi)                /* SHT_NOBITS: nothing to hash */
+    je 13f
+    test %edx, %edx
+    jz 13f
+    cmp $0x100000, %esi
+    ja 13f
+    PUTS " fnv="
+    mov %esi, %ecx
+    call fnv
+    call hex32
+13: pop %ecx
+    add 12(%ebx), %edi
+    inc %ecx
+    jmp 10b
 t_acpi:
     PUTS " revision="
     movzbl 23(%ebx), %eax
     call dec_small
+    call newline
+    PUTS "mbtest:   rsdp fnv="
+    lea 8(%ebx), %edx
+    mov 4(%ebx), %ecx
+    sub $8, %ecx
+    call fnv
+    call hex32
     jmp next_tag
 t_net:
     PUTS " op="
     movzbl 8(%ebx), %eax
     call dec_small
+    call newline
+    PUTS "mbtest:   net yiaddr="
+    HEX 24(%ebx)
+    PUTS " siaddr="
+    HEX 28(%ebx)
     jmp next_tag
 t_base:
     PUTS " load_base="
@@ -341,6 +551,58 @@ tags_done:
     out %al, $0xf4
 9:  hlt
     jmp 9b
+
+/* fnv: FNV-1a 32-bit hash of %ecx bytes at %edx, into %eax. */
+fnv:
+    push %ecx
+    push %edx
+    push %esi
+    mov $0x811c9dc5, %eax
+    test %ecx, %ecx
+    jz 2f
+1:  movzbl (%edx), %esi
+    xor %esi, %eax
+    imul $0x01000193, %eax, %eax
+    inc %edx
+    dec %ecx
+    jnz 1b
+2:  pop %esi
+    pop %edx
+    pop %ecx
+    ret
+
+/* seginfo: selector in %ax: "SSSS/AAAAAAAA/LLLLLLLL" (selector, LAR
+ * access rights, LSL limit) or "SSSS/invalid". */
+seginfo:
+    push %eax
+    push %edx
+    and $0xffff, %eax
+    mov %eax, %edx
+    call hex16
+    mov $'/', %al
+    call putc
+    lar %edx, %eax
+    jnz 1f
+    and $0x00f0ff00, %eax
+    call hex32
+    mov $'/', %al
+    call putc
+    lsl %edx, %eax
+    call hex32
+    jmp 2f
+1:  PUTS "invalid"
+2:  pop %edx
+    pop %eax
+    ret
+
+/* hex16: %ax as 4 hex digits */
+hex16:
+    push %ecx
+    mov $4, %ecx
+    shl $16, %eax
+    call hexdigits
+    pop %ecx
+    ret
 
 /* putc: %al */
 putc:
@@ -381,11 +643,18 @@ newline:
 
 /* hex32: %eax as 8 hex digits */
 hex32:
+    push %ecx
+    mov $8, %ecx
+    call hexdigits
+    pop %ecx
+    ret
+
+/* hexdigits: the top %ecx nibbles of %eax */
+hexdigits:
     push %eax
     push %ecx
     push %edx
     mov %eax, %edx
-    mov $8, %ecx
 1:  rol $4, %edx
     mov %dl, %al
     and $0xf, %al
@@ -429,6 +698,7 @@ dec_small:
     .section .data
     .long 0x12345678
 
+#ifndef GENERATED
     .section .bss
     .balign 16
 bss_probe:
@@ -436,3 +706,4 @@ bss_probe:
 stack:
     .space 8192
 stack_top:
+#endif
