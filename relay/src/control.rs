@@ -208,7 +208,7 @@ fn handle(stream: UnixStream, targets: &Targets) -> Result<()> {
                     stage::stage_file(&targets.tftp_root, &rel, &mut r, Some(spec.size))
                 };
                 let (kernel_name, kernel) = match &kernel {
-                    Some(k) => (k.name.clone(), stage_one(k, "kernel")?),
+                    Some(k) => (if k.name == "-" { "(stdin)".to_string() } else { k.name.clone() }, stage_one(k, "kernel")?),
                     None => {
                         let p = t.defaults.kernel.clone().context("no --kernel given and the target has no default kernel")?;
                         let mut f = std::fs::File::open(&p).with_context(|| format!("cannot open the default kernel {}", p.display()))?;

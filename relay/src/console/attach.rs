@@ -153,10 +153,14 @@ pub fn run(
                 std::thread::park();
             }
         }
+        // What was typed goes out in one write, so that it reaches the
+        // target in one piece.
+        let mut send = Vec::with_capacity(n);
         for &b in &buf[..n] {
             match esc.key(b) {
-                Key::Send(bytes) => to_hub.write_all(&bytes)?,
+                Key::Send(bytes) => send.extend_from_slice(&bytes),
                 Key::Detach => {
+                    to_hub.write_all(&send)?;
                     restore_terminal();
                     eprintln!("\n[relay attach: detached]");
                     return Ok(());
@@ -172,6 +176,7 @@ pub fn run(
                 Key::Nothing => {}
             }
         }
+        to_hub.write_all(&send)?;
     }
 }
 

@@ -13,8 +13,9 @@ use super::mac::{fmt_mac, mac_file_name, parse_mac, Mac};
 
 /// The reference kernel's acknowledgement of `~~~k`.
 pub const REFERENCE_ACK: &str = "serial: reboot command received";
-/// Default time to wait for a new boot after each reset method.
-pub const DEFAULT_RESET_WAIT: Duration = Duration::from_secs(20);
+/// Default time to wait for a new boot after each reset method: a real
+/// PC's firmware takes 10-30 s from reset to its PXE ROM's DHCPDISCOVER.
+pub const DEFAULT_RESET_WAIT: Duration = Duration::from_secs(45);
 
 /// A modem-control output of the port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,8 +12,12 @@ pub const BOOT_BANNERS: &[&str] = &[
     r"iPXE \(https?://ipxe\.org\)|iPXE initialising devices|^iPXE \d",
     r"Intel\(R\) Boot Agent",
     r"PXE-E\d\d|CLIENT MAC ADDR:",
-    r"^PXELINUX \d",
-    r"^chainloader \d+\.\d+",
+    r"PXELINUX \d+\.\d+",
+    // chainloader.0's first line. Not anchored at the line start: the
+    // echo of `~~~k` from a kernel that reset without a newline precedes
+    // it. Anchored at the end, so a kernel quoting its loader's name
+    // (`loader="chainloader 0.1.0"`) is no banner.
+    r"chainloader \d+\.\d+\.\d+\s*$",
 ];
 
 /// What chainloader.0 prints when it hands over to the kernel.
@@ -93,6 +97,9 @@ pub struct EvidenceWatcher {
     banners: Vec<Regex>,
     ack: Option<String>,
     lines: Lines,
+    /// Stream position of the next byte, and of the current line's start.
+    pos: u64,
+    line_start: u64,
 }
 
 impl EvidenceWatcher {
@@ -101,22 +108,54 @@ impl EvidenceWatcher {
             banners: BOOT_BANNERS.iter().map(|b| Regex::new(b).expect("built-in pattern")).collect(),
             ack: ack.map(str::to_string),
             lines: Lines::default(),
+            pos: 0,
+            line_start: 0,
         }
     }
 
+    /// Start counting positions at `pos` (the stream position of the first
+    /// byte fed).
+    pub fn at(mut self, pos: u64) -> Self {
+        self.pos = pos;
+        self.line_start = pos;
+        self
+    }
+
     pub fn feed(&mut self, bytes: &[u8]) -> Option<Evidence> {
-        let mut found = None;
-        let (banners, ack) = (&self.banners, &self.ack);
-        self.lines.feed(bytes, |l, _complete| {
-            if let Some(a) = ack.as_deref().filter(|a| l.contains(a)) {
-                let _ = a;
-                found = Some(Evidence::Ack { line: l.trim().to_string() });
-            } else if banners.iter().any(|re| re.is_match(l)) {
-                found = Some(Evidence::Banner { line: l.trim().to_string() });
+        self.feed_at(bytes).map(|(e, _)| e)
+    }
+
+    /// Also returns the stream position where the deciding line starts.
+    pub fn feed_at(&mut self, bytes: &[u8]) -> Option<(Evidence, u64)> {
+        for (i, &b) in bytes.iter().enumerate() {
+            let one = [b];
+            let mut found = None;
+            let (banners, ack) = (&self.banners, &self.ack);
+            // Byte by byte, so that the line's start position is known;
+            // a completed line is checked when its newline arrives.
+            self.lines.feed(&one, |l, complete| {
+                if !complete && !(b == b'\n' || i + 1 == bytes.len()) {
+                    return false;
+                }
+                if ack.as_deref().is_some_and(|a| l.contains(a)) {
+                    found = Some(Evidence::Ack { line: l.trim().to_string() });
+                } else if banners.iter().any(|re| re.is_match(l)) {
+                    found = Some(Evidence::Banner { line: l.trim().to_string() });
+                }
+                found.is_some()
+            });
+            self.pos += 1;
+            if let Some(e) = found {
+                let start = self.line_start;
+                self.lines = Lines::default();
+                self.line_start = self.pos;
+                return Some((e, start));
             }
-            found.is_some()
-        });
-        found
+            if b == b'\n' {
+                self.line_start = self.pos;
+            }
+        }
+        None
     }
 }
 
@@ -226,8 +265,13 @@ mod tests {
         let mut w = EvidenceWatcher::new(None);
         assert_eq!(w.feed(b"serial: reboot command received\n"), None);
         assert!(w.feed(b"SeaBIOS (version 1.16.2-debian-1.16.2-1)\n").is_some());
-        // A kernel that merely mentions the chainloader is no banner.
-        assert_eq!(EvidenceWatcher::new(None).feed(b"kernel: loaded by chainloader 0.1.0\n"), None);
+        // A kernel that merely quotes the chainloader's name is no banner.
+        assert_eq!(EvidenceWatcher::new(None).feed(b"MBI loader=\"chainloader 0.1.0\"\n"), None);
+        // The echo of the command before a silent reset, then the banner:
+        // the position is that of the line's start.
+        let mut w = EvidenceWatcher::new(None).at(100);
+        assert_eq!(w.feed_at(b"ok\n~~~k"), None);
+        assert_eq!(w.feed_at(b"chainloader 0.1.0\r\n"), Some((Evidence::Banner { line: "~~~kchainloader 0.1.0".into() }, 103)));
     }
 
     #[test]

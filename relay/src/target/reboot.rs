@@ -66,7 +66,7 @@ pub fn reboot(rt: &TargetRuntime, methods: &[ResetMethod], out: &mut dyn FnMut(P
         // Watch before acting, so that nothing the reset causes is missed.
         let (mut pos, console) = rt.hub.watch();
         let dhcp = rt.watch_dhcp();
-        let mut ev = EvidenceWatcher::new(t.ack.as_deref());
+        let mut ev = EvidenceWatcher::new(t.ack.as_deref()).at(pos);
         let mut last_lines = Lines::default();
         let mut last_line = String::new();
         let started = Instant::now();
@@ -93,6 +93,7 @@ pub fn reboot(rt: &TargetRuntime, methods: &[ResetMethod], out: &mut dyn FnMut(P
         };
         let deadline = started + m.wait;
         let mut sends = 1;
+        let mut sent_at = vec![0.0f64];
         let mut heard = 0usize;
         let found = loop {
             let now = Instant::now();
@@ -103,6 +104,7 @@ pub fn reboot(rt: &TargetRuntime, methods: &[ResetMethod], out: &mut dyn FnMut(P
                 // A receiver can hold a partial tilde count: up to four sends.
                 let _ = reset::send_reboot_command(&rt.hub);
                 sends += 1;
+                sent_at.push(started.elapsed().as_secs_f64());
             }
             if let Ok((_, detail)) = dhcp.try_recv() {
                 break Some((Evidence::Dhcp { detail }, pos));
@@ -118,8 +120,8 @@ pub fn reboot(rt: &TargetRuntime, methods: &[ResetMethod], out: &mut dyn FnMut(P
                         }
                         false
                     });
-                    if let Some(e) = ev.feed(&chunk.bytes) {
-                        break Some((e, chunk.pos));
+                    if let Some((e, at)) = ev.feed_at(&chunk.bytes) {
+                        break Some((e, at));
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -127,7 +129,8 @@ pub fn reboot(rt: &TargetRuntime, methods: &[ResetMethod], out: &mut dyn FnMut(P
             }
         };
         if matches!(m.action, ResetAction::Serial) {
-            did = format!("sent ~~~k {sends} time(s) over {:.1} s", started.elapsed().as_secs_f64());
+            let at: Vec<String> = sent_at.iter().map(|t| format!("{t:.1}")).collect();
+            did = format!("sent ~~~k {sends} time(s) (at {} s)", at.join(", "));
         }
         match found {
             Some((evidence, pos)) => {

@@ -1,0 +1,116 @@
+//! The remote workflow end to end, as root: one `relay serve` in a
+//! network namespace with two virtual targets (kind = "qemu": the relay
+//! starts each QEMU, COM1 on a pty, NIC on a tap on the namespace's
+//! bridge), serving DHCP and TFTP; every step is a client of its control
+//! socket, as from a laptop over ssh.
+//!
+//! Run: `scripts/build && cargo nextest run --release -p e2e --test workflow`.
+
+use std::time::Duration;
+
+use e2e::netns::NetNs;
+use e2e::relayd::RelayServe;
+use e2e::{dist, tftp_root, write_file};
+
+/// Generous: TCG on a shared 2-core machine, two QEMUs at once.
+const BOOT: Duration = Duration::from_secs(180);
+const ALPHA_MAC: &str = "52:54:00:12:34:56";
+
+fn targets() -> String {
+    // serial first, then QMP; the serial wait is short (its evidence, a
+    // DHCPDISCOVER, comes within seconds of a reset under QEMU), the QMP
+    // reset's generous.
+    let t = |name: &str, mac: &str, tap: &str| {
+        format!(
+            "[[target]]\nname = \"{name}\"\nkind = \"qemu\"\nmac = \"{mac}\"\n\
+             reset = [{{ method = \"serial\", wait = 12 }}, {{ method = \"qemu\", wait = 90 }}]\n\
+             qemu = {{ netdev = \"tap:{tap}\" }}\n"
+        )
+    };
+    t("alpha", ALPHA_MAC, "tap0") + &t("beta", "52:54:00:12:34:57", "tap1")
+}
+
+fn kernel() -> Vec<u8> {
+    std::fs::read(dist("kernel.elf")).unwrap()
+}
+
+#[test]
+fn boot_reboot_escalate_and_two_targets_on_one_relay() {
+    let root = tftp_root();
+    // Until `relay boot` gives a target its own config, both boot the
+    // reference kernel, which then idles.
+    write_file(root.path(), "chainloader.cfg/default", "kernel /kernel.elf\n");
+    let mut ns = NetNs::new();
+    ns.add_tap("tap1");
+    let r = RelayServe::start(Some(&mut ns), root.path(), "interface = \"br0\"\nprobe_secs = 1\n", &targets());
+    for t in ["alpha", "beta"] {
+        r.expect_console(t, 0, "kernel: serial console ready", BOOT);
+    }
+
+    // Two targets, two kernels (the ELF64 one from stdin, the ELF32
+    // variant from a file), each in its own directory with its own config.
+    let k32 = dist("kernel32.elf");
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| {
+            r.run(&["boot", "alpha", "--kernel", "-", "--cmdline", "noack marker-alpha", "--expect", "MBI-CHECK: ok"], Some(kernel()), BOOT)
+        });
+        let b = s.spawn(|| {
+            r.run(&["boot", "beta", "--kernel", k32.to_str().unwrap(), "--cmdline", "marker-beta", "--expect", "MBI-CHECK: ok"], None, BOOT)
+        });
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert_eq!(a.code, 0, "alpha:\n{}\n{}", a.stdout, a.stderr);
+    assert_eq!(b.code, 0, "beta:\n{}\n{}", b.stdout, b.stderr);
+    assert!(a.stdout.contains("config chainloader.cfg/01-52-54-00-12-34-56: kernel alpha/kernel noack marker-alpha"), "{}", a.stdout);
+    assert!(a.stdout.contains(r#"MBI cmdline="noack marker-alpha""#) && !a.stdout.contains("marker-beta"), "{}", a.stdout);
+    assert!(b.stdout.contains("config chainloader.cfg/01-52-54-00-12-34-57: kernel beta/kernel32.elf marker-beta"), "{}", b.stdout);
+    assert!(b.stdout.contains(r#"MBI cmdline="marker-beta""#) && !b.stdout.contains("marker-alpha"), "{}", b.stdout);
+    assert!(a.stderr.contains("PASS in") && a.stderr.contains("MBI-CHECK: ok"), "{}", a.stderr);
+    // The boot's own log, named by target, time and checksum; the daemon says where.
+    let log_line = a.stderr.lines().find(|l| l.contains("boot log: ")).expect("boot log path");
+    let path = log_line.split("boot log: ").nth(1).unwrap().trim();
+    assert!(regex::Regex::new(r"/boots/alpha-\d{8}T\d{6}-[0-9a-f]{12}\.log$").unwrap().is_match(path), "{path}");
+    let boot_log = std::fs::read_to_string(path).unwrap();
+    assert!(boot_log.contains("MBI-CHECK: ok") && boot_log.contains("PASS in"), "{boot_log}");
+    assert!(r.daemon_text().contains(&format!("boot alpha: log {path}")), "{}", r.daemon_text());
+
+    // The noack kernel obeys ~~~k silently: judged by the PXE ROM's DISCOVER.
+    let rb = r.run(&["reboot", "alpha"], None, BOOT);
+    assert_eq!(rb.code, 0, "{}", rb.stderr);
+    assert!(rb.stderr.contains(&format!("(method serial): DHCPDISCOVER from {ALPHA_MAC}")), "{}", rb.stderr);
+    assert!(!rb.stdout.contains("serial: reboot command received"), "{}", rb.stdout);
+    r.expect_console("alpha", 0, r#"(?s)MBI cmdline="noack marker-alpha".*MBI cmdline="noack marker-alpha".*serial console ready"#, BOOT);
+
+    // A panic: exit 1, with the line that decided it.
+    let p = r.run(&["boot", "alpha", "--kernel", "-", "--cmdline", "panic", "--expect", "serial console ready"], Some(kernel()), BOOT);
+    assert_eq!(p.code, 1, "{}\n{}", p.stdout, p.stderr);
+    assert!(p.stderr.contains("FAIL after") && p.stderr.contains("kernel panic: requested by the 'panic' switch"), "{}", p.stderr);
+
+    // The panicked kernel has interrupts off: ~~~k is not obeyed, the relay
+    // moves on to QMP; the `hang` kernel then goes silent: exit 2.
+    let h = r.run(&["boot", "alpha", "--kernel", "-", "--cmdline", "hang", "--expect", "serial console ready", "--silence", "8"], Some(kernel()), BOOT);
+    assert_eq!(h.code, 2, "{}\n{}", h.stdout, h.stderr);
+    for want in ["serial: sent ~~~k 4 time(s)", "no new boot within 12 s", "qemu: QMP system_reset", "SILENCE: nothing on the console for 8 s", "hanging with interrupts off"] {
+        assert!(h.stderr.contains(want), "lacks {want:?}:\n{}", h.stderr);
+    }
+
+    // `relay reboot` of the hung kernel escalates from serial to qemu.
+    let rb = r.run(&["reboot", "alpha"], None, BOOT);
+    assert_eq!(rb.code, 0, "{}", rb.stderr);
+    assert!(rb.stderr.contains("serial: sent ~~~k 4 time(s)") && rb.stderr.contains("(method qemu): DHCPDISCOVER from"), "{}", rb.stderr);
+
+    // With only the serial method, a hung target cannot be reset: exit 3,
+    // saying what was tried and what was seen.
+    r.expect_console("alpha", 0, r"(?s)reset method qemu.*reset method qemu.*hanging with interrupts off", BOOT);
+    let rb = r.run(&["reboot", "alpha", "--method", "serial"], None, BOOT);
+    assert_eq!(rb.code, 3, "{}", rb.stderr);
+    for want in ["showed no sign of a new boot", "serial: sent ~~~k 4 time(s)", "saw nothing", "no BMC", "power-cycled by hand"] {
+        assert!(rb.stderr.contains(want), "lacks {want:?}:\n{}", rb.stderr);
+    }
+
+    let st = r.run(&["status"], None, Duration::from_secs(30));
+    assert_eq!(st.code, 0);
+    assert!(st.stdout.contains("alpha (52:54:00:12:34:56)") && st.stdout.contains("hung since"), "{}", st.stdout);
+    assert!(st.stdout.contains("beta (52:54:00:12:34:57)") && st.stdout.contains("PASS in"), "{}", st.stdout);
+    drop(r);
+}
