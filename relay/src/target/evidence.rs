@@ -27,7 +27,8 @@ pub const HANDOFF_LINE: &str = r"^booting \S";
 /// (reference kernel and Nautilus), the chainloader's error lines and its
 /// reboot countdown (chainloader/src/main.rs), the self-check's verdict.
 pub const DEFAULT_FAIL_PATTERNS: &[&str] = &[
-    r"kernel panic",
+    // With the colon: chainloader.0 echoes its config (`kernel /k panic`).
+    r"kernel panic:",
     r"\bPANIC\b",
     r"^chainloader: ",
     r"TFTP error \d+",
