@@ -252,3 +252,26 @@ impl Drop for RelayServe {
         }
     }
 }
+
+/// A pty pair in raw mode: a relay target's serial port (the slave's
+/// path) and the test's end (the master), where the test plays the target.
+/// The slave stays open in this process too, so the master never sees a
+/// hangup while the relay opens or reopens it.
+pub fn pty_pair() -> (std::fs::File, String) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let (mut m, mut s) = (0, 0);
+    // SAFETY: openpty fills two descriptors that we then own.
+    assert_eq!(unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) }, 0);
+    // SAFETY: fresh descriptors from openpty, owned once each.
+    let (master, slave) = unsafe { (std::fs::File::from(OwnedFd::from_raw_fd(m)), OwnedFd::from_raw_fd(s)) };
+    let name = std::fs::read_link(format!("/proc/self/fd/{}", slave.as_raw_fd())).unwrap();
+    // SAFETY: plain termios calls on a descriptor we own.
+    unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        assert_eq!(libc::tcgetattr(slave.as_raw_fd(), &mut t), 0);
+        libc::cfmakeraw(&mut t);
+        assert_eq!(libc::tcsetattr(slave.as_raw_fd(), libc::TCSANOW, &t), 0);
+    }
+    std::mem::forget(slave);
+    (master, name.display().to_string())
+}

@@ -7,7 +7,7 @@
 //!
 //! Run: `scripts/build && cargo nextest run --release -p e2e --test console`.
 
-use e2e::relayd::RelayServe;
+use e2e::relayd::{pty_pair, RelayServe};
 use e2e::{dist, tftp_root, write_file};
 use regex::Regex;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -208,23 +208,6 @@ fn console_clients_reboot_and_boot_on_a_virtual_target() {
     }
 }
 
-/// A pty pair: the relay owns the slave as the target's serial port, the
-/// test writes and reads the master as the target would.
-fn pty_pair() -> (std::fs::File, String) {
-    use std::os::fd::{FromRawFd, OwnedFd};
-    let (mut m, mut s) = (0, 0);
-    // SAFETY: openpty fills two descriptors that we then own.
-    assert_eq!(unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) }, 0);
-    // SAFETY: fresh descriptors from openpty, owned once each.
-    let (master, slave) = unsafe { (std::fs::File::from(OwnedFd::from_raw_fd(m)), OwnedFd::from_raw_fd(s)) };
-    let name = std::fs::read_link(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&slave))).unwrap();
-    make_raw(&slave);
-    // The slave stays open here too (until the test ends), so the master
-    // never sees a hangup while the relay reopens it.
-    std::mem::forget(slave);
-    (master, name.display().to_string())
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -328,17 +311,6 @@ fn console_clients_stalled_live_telnet_read_only_and_reboot_evidence_on_a_pty() 
     drop(master);
 }
 
-
-fn make_raw(f: &impl std::os::fd::AsRawFd) {
-    let fd = f.as_raw_fd();
-    // SAFETY: plain termios calls on a descriptor we own.
-    unsafe {
-        let mut t: libc::termios = std::mem::zeroed();
-        assert_eq!(libc::tcgetattr(fd, &mut t), 0);
-        libc::cfmakeraw(&mut t);
-        assert_eq!(libc::tcsetattr(fd, libc::TCSANOW, &t), 0);
-    }
-}
 
 /// `relay attach` on a terminal (a pty pair here): raw mode, keystrokes to
 /// the target, `Ctrl-]` `q` detaches and the terminal settings come back.

@@ -114,3 +114,83 @@ fn boot_reboot_escalate_and_two_targets_on_one_relay() {
     assert!(st.stdout.contains("beta (52:54:00:12:34:57)") && st.stdout.contains("PASS in"), "{}", st.stdout);
     drop(r);
 }
+
+/// While `relay boot` receives a 4 MiB kernel slowly, a TFTP client keeps
+/// fetching the target's kernel from the relay: every fetch gets the old
+/// file or the new one, whole. The target is a pty played by the test.
+#[test]
+fn a_boot_during_staging_never_gets_a_partial_file() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let (mut master, dev) = e2e::relayd::pty_pair();
+    let root = tempfile::tempdir().unwrap();
+    let old = vec![b'o'; 4 << 20];
+    let new: Vec<u8> = (0..(4u32 << 20)).map(|i| (i % 251) as u8).collect();
+    write_file(root.path(), "desk/kernel", &old);
+    let mut ns = NetNs::new();
+    let r = RelayServe::start(
+        Some(&mut ns),
+        root.path(),
+        "interface = \"br0\"\nprobe_secs = 1\n",
+        &format!("[[target]]\nname = \"desk\"\nmac = \"52:54:00:00:00:01\"\nserial = {dev:?}\nreset = [{{ method = \"serial\", wait = 30 }}]\n"),
+    );
+    // The "target": answers ~~~k with a boot.
+    let mut m2 = master.try_clone().unwrap();
+    let target = std::thread::spawn(move || {
+        let mut seen = vec![];
+        let mut buf = [0u8; 256];
+        while !seen.windows(4).any(|w| w == b"~~~k") {
+            let n = m2.read(&mut buf).unwrap();
+            seen.extend_from_slice(&buf[..n]);
+        }
+        m2.write_all(b"\r\nchainloader 0.1.0\r\nbooting desk/kernel\r\nMBI-CHECK: ok\r\n").unwrap();
+    });
+    // The client side of `relay boot --kernel -`, sending its bytes slowly.
+    let (control, new2) = (r.control.clone(), new.clone());
+    let client = std::thread::spawn(move || {
+        let mut s = std::os::unix::net::UnixStream::connect(control).unwrap();
+        writeln!(s, r#"{{"op":"boot","target":"desk","kernel":{{"name":"-","size":{}}},"expect":"MBI-CHECK: ok"}}"#, new2.len()).unwrap();
+        for piece in new2.chunks(64 << 10) {
+            s.write_all(piece).unwrap();
+            std::thread::sleep(Duration::from_millis(60));
+        }
+        let mut events = String::new();
+        for line in BufReader::new(s).lines() {
+            let line = line.unwrap();
+            events.push_str(&line);
+            events.push('\n');
+            if line.contains(r#""event":"done""#) {
+                break;
+            }
+        }
+        events
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (mut olds, mut news, mut fetches) = (0, 0, 0);
+    while !client.is_finished() || news == 0 {
+        let out = dir.path().join(format!("k{fetches}"));
+        fetches += 1;
+        let st = ns
+            .command("tftp")
+            .args(["10.77.0.1", "-m", "binary", "-c", "get", "desk/kernel"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(st.status.success(), "tftp: {}", String::from_utf8_lossy(&st.stderr));
+        let got = std::fs::read(&out).unwrap();
+        std::fs::remove_file(&out).unwrap();
+        if got == old {
+            olds += 1;
+        } else if got == new {
+            news += 1;
+        } else {
+            panic!("fetch {fetches} got a file of {} bytes that is neither the old kernel nor the new one", got.len());
+        }
+        assert!(fetches < 200, "staging never finished");
+    }
+    let events = client.join().unwrap();
+    target.join().unwrap();
+    eprintln!("{fetches} fetches: {olds} old, {news} new");
+    assert!(olds > 0, "no fetch overlapped the staging (all {news} got the new file)");
+    assert!(events.contains(r#""exit":0"#) && events.contains("PASS in"), "{events}");
+    drop(master.flush());
+}
