@@ -166,7 +166,10 @@ fn handle(stream: UnixStream, targets: &Targets) -> Result<()> {
         Request::Attach { target, read_only, replay } => {
             let rt = match targets.get(target.as_deref()) {
                 Ok(t) => t,
-                Err(e) => return Ok(done(&mut w, 1, format!("{e:#}"))),
+                Err(e) => {
+                    done(&mut w, 1, format!("{e:#}"));
+                    return Ok(());
+                }
             };
             send(&mut w, &Event::Attached { target: rt.target.name.clone(), device: rt.hub.device.clone() });
             let pending = r.buffer().to_vec();
@@ -177,11 +180,17 @@ fn handle(stream: UnixStream, targets: &Targets) -> Result<()> {
         Request::Reboot { target, methods } => {
             let rt = match targets.get(target.as_deref()) {
                 Ok(t) => t,
-                Err(e) => return Ok(done(&mut w, 1, format!("{e:#}"))),
+                Err(e) => {
+                    done(&mut w, 1, format!("{e:#}"));
+                    return Ok(());
+                }
             };
             let methods = match pick_methods(&rt.target.reset, &methods) {
                 Ok(m) => m,
-                Err(e) => return Ok(done(&mut w, 1, format!("{e:#}"))),
+                Err(e) => {
+                    done(&mut w, 1, format!("{e:#}"));
+                    return Ok(());
+                }
             };
             let _busy = lock_busy(&rt, &mut w);
             info!("control: reboot {}", rt.target.name);
@@ -196,7 +205,10 @@ fn handle(stream: UnixStream, targets: &Targets) -> Result<()> {
         Request::Boot { target, kernel, modules, cmdline, expect, fail, timeout, silence, methods } => {
             let rt = match targets.get(target.as_deref()) {
                 Ok(t) => t,
-                Err(e) => return Ok(done(&mut w, 1, format!("{e:#}"))),
+                Err(e) => {
+                    done(&mut w, 1, format!("{e:#}"));
+                    return Ok(());
+                }
             };
             let t = &rt.target;
             let dir = t.dir().to_string();
@@ -244,7 +256,10 @@ fn handle(stream: UnixStream, targets: &Targets) -> Result<()> {
             })();
             let plan = match result {
                 Ok(p) => p,
-                Err(e) => return Ok(done(&mut w, 1, format!("{e:#}"))),
+                Err(e) => {
+                    done(&mut w, 1, format!("{e:#}"));
+                    return Ok(());
+                }
             };
             let _busy = lock_busy(&rt, &mut w);
             info!("control: boot {} with {} (sha256 {})", t.name, plan.kernel_name, plan.kernel.sha256);

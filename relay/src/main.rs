@@ -257,8 +257,8 @@ fn status(sock: &std::path::Path, target: Option<String>, json: bool) -> Result<
         match e {
             Event::Status { targets } => {
                 let list: Vec<_> = targets.into_iter().filter(|t| target.as_deref().is_none_or(|n| n == t.name)).collect();
-                if target.is_some() && list.is_empty() {
-                    anyhow::bail!("no target {:?}", target.unwrap());
+                if let (Some(t), true) = (&target, list.is_empty()) {
+                    anyhow::bail!("no target {t:?}");
                 }
                 if json {
                     println!("{}", serde_json::to_string_pretty(&list)?);

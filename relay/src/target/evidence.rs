@@ -135,7 +135,7 @@ impl EvidenceWatcher {
             // Byte by byte, so that the line's start position is known;
             // a completed line is checked when its newline arrives.
             self.lines.feed(&one, |l, complete| {
-                if !complete && !(b == b'\n' || i + 1 == bytes.len()) {
+                if !(complete || b == b'\n' || i + 1 == bytes.len()) {
                     return false;
                 }
                 if ack.as_deref().is_some_and(|a| l.contains(a)) {

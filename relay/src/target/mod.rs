@@ -110,9 +110,7 @@ impl TargetRuntime {
                         }
                         if is_banner(l) {
                             rt.set_state(State::Netbooting);
-                        } else if handoff.is_match(l) {
-                            rt.set_state(State::Running);
-                        } else if !l.trim().is_empty() && rt.state() != State::Netbooting {
+                        } else if handoff.is_match(l) || (!l.trim().is_empty() && rt.state() != State::Netbooting) {
                             rt.set_state(State::Running);
                         }
                         false
