@@ -224,6 +224,9 @@ pub struct ResetTable {
     /// dtr/rts: the reset input is active when the line is deasserted.
     #[serde(default)]
     pub active_low: bool,
+    /// dtr/rts: a separate adapter wired to the reset header, opened only
+    /// for the pulse (default: the target's console port).
+    pub device: Option<String>,
     /// command: run by `sh -c`.
     pub run: Option<String>,
     /// command: seconds before it is killed (default 30).

@@ -46,7 +46,9 @@ pub enum ResetAction {
     /// `~~~k` on the console, up to four times (docs/serial-reboot.md).
     Serial,
     /// Pulse a modem-control line wired to the reset header.
-    Line { line: ModemLine, pulse: Duration, active_low: bool },
+    /// `device`: a separate adapter, opened for the pulse only; None: the
+    /// console port itself.
+    Line { line: ModemLine, pulse: Duration, active_low: bool, device: Option<String> },
     /// Any shell command (smart plug, USB relay).
     Command { run: String, timeout: Duration },
     /// QMP `system_reset`.
@@ -127,8 +129,8 @@ fn compile_reset(r: &ResetConfig, default_wait: Duration) -> Result<ResetMethod>
     let pulse = Duration::from_millis(t.pulse_ms.unwrap_or(200));
     let action = match t.method.as_str() {
         "serial" => ResetAction::Serial,
-        "dtr" => ResetAction::Line { line: ModemLine::Dtr, pulse, active_low: t.active_low },
-        "rts" => ResetAction::Line { line: ModemLine::Rts, pulse, active_low: t.active_low },
+        "dtr" => ResetAction::Line { line: ModemLine::Dtr, pulse, active_low: t.active_low, device: t.device.clone() },
+        "rts" => ResetAction::Line { line: ModemLine::Rts, pulse, active_low: t.active_low, device: t.device.clone() },
         "command" => ResetAction::Command {
             run: t.run.clone().context("reset method \"command\" needs run = \"...\" (the shell command)")?,
             timeout: secs("timeout", t.timeout.unwrap_or(30.0))?,

@@ -75,7 +75,8 @@ pub fn reboot(rt: &TargetRuntime, methods: &[ResetMethod], out: &mut dyn FnMut(P
         rt.hub.note(&format!("reset method {}", m.name()));
         let did = match &m.action {
             ResetAction::Serial => reset::send_reboot_command(&rt.hub).map(|_| "sent ~~~k".to_string()),
-            ResetAction::Line { line, pulse, active_low } => reset::pulse(&rt.hub, *line, *pulse, *active_low),
+            ResetAction::Line { line, pulse, active_low, device: None } => reset::pulse(&rt.hub, *line, *pulse, *active_low),
+            ResetAction::Line { line, pulse, active_low, device: Some(d) } => reset::pulse_device(d, *line, *pulse, *active_low),
             ResetAction::Command { run, timeout } => reset::run_command(t, run, *timeout, &mut info),
             ResetAction::Qemu => match &t.qmp {
                 Some(q) => reset::qemu_reset(q),

@@ -42,6 +42,22 @@ pub fn pulse(hub: &Hub, line: ModemLine, pulse: Duration, active_low: bool) -> R
     ))
 }
 
+/// `dtr` / `rts` on a separate adapter: opening it asserts DTR and RTS
+/// (the tty driver does, before any setting applies) and closing drops
+/// them, so with the reset wired active-high (`active_low = false`) the
+/// pulse is: open (asserted), hold, deassert, close; while closed the line
+/// rests deasserted and the target runs.
+pub fn pulse_device(device: &str, line: ModemLine, pulse: Duration, active_low: bool) -> Result<String> {
+    let mut port = serialport::new(device, 9600)
+        .open_native()
+        .with_context(|| format!("cannot open the reset adapter {device}"))?;
+    let active = !active_low;
+    crate::console::serial::set_line(&mut port, device, line, active)?;
+    std::thread::sleep(pulse);
+    crate::console::serial::set_line(&mut port, device, line, !active)?;
+    Ok(format!("pulsed {line} {} for {} ms on {device}", if active { "asserted" } else { "deasserted" }, pulse.as_millis()))
+}
+
 /// `command`: run `sh -c RUN` (a smart plug, a USB relay board), with
 /// RELAY_TARGET and RELAY_MAC set; its output goes to the relay's log and
 /// to `out`. A non-zero exit or a timeout is a failed method.
