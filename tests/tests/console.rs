@@ -130,8 +130,9 @@ fn attach_raw(control: &Path, target: &str, replay: usize, read_only: bool) -> (
     let mut line = String::new();
     r.read_line(&mut line).unwrap();
     assert!(line.contains(r#""event":"attached""#), "{line}");
-    assert!(r.buffer().is_empty());
-    (s, Watched::spawn(r.into_inner()))
+    // The replay may have arrived with the answer.
+    let early = r.buffer().to_vec();
+    (s, Watched::spawn(std::io::Cursor::new(early).chain(r.into_inner())))
 }
 
 fn serial_device(r: &RelayServe, target: &str) -> String {
