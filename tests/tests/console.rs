@@ -218,6 +218,8 @@ fn console_clients_stalled_live_telnet_read_only_and_reboot_evidence_on_a_pty() 
     let (master, dev) = pty_pair();
     let (raw_port, telnet_port) = (free_port(), free_port());
     let root = tempfile::tempdir().unwrap();
+    // The "smart plug": a file the reset command appends to.
+    let plug = root.path().join("plug.log");
     let r = RelayServe::start(
         None,
         root.path(),
@@ -225,9 +227,14 @@ fn console_clients_stalled_live_telnet_read_only_and_reboot_evidence_on_a_pty() 
         &format!(
             "[[target]]\nname = \"desk\"\nmac = \"52:54:00:00:00:01\"\nserial = {dev:?}\n\
              tcp_port = {raw_port}\ntelnet_port = {telnet_port}\n\
-             reset = [{{ method = \"dtr\", pulse_ms = 50 }}, {{ method = \"serial\", wait = 8 }}]\n"
+             reset = [{{ method = \"dtr\", pulse_ms = 50 }}, \
+                      {{ method = \"command\", run = \"echo power-cycle $RELAY_TARGET $RELAY_MAC >> {plug}; echo plug says ok\", wait = 8 }}, \
+                      {{ method = \"serial\", wait = 8 }}]\n",
+            plug = plug.display()
         ),
     );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&r.control).unwrap().permissions().mode() & 0o777, 0o660, "control socket mode");
     let target_sees = Watched::spawn(master.try_clone().unwrap());
 
     // A raw TCP client that never reads, with the smallest receive buffer.
@@ -284,8 +291,28 @@ fn console_clients_stalled_live_telnet_read_only_and_reboot_evidence_on_a_pty() 
     assert!(r.console_log("desk").matches(&"x".repeat(127)).count() >= (8 << 20) / 128, "the log lost lines");
     drop(stalled);
 
-    // Reboot: DTR on a pty cannot be pulsed (said clearly), then ~~~k;
-    // the "target" answers with chainloader.0's banner: evidence.
+    // Reboot: DTR on a pty cannot be pulsed (said clearly); the command
+    // "power-cycles" the target, which then prints chainloader.0's banner:
+    // evidence.
+    let answer = {
+        let (mut m, plug) = (master.try_clone().unwrap(), plug.clone());
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + SHORT;
+            while !std::fs::read_to_string(&plug).unwrap_or_default().contains("power-cycle desk 52:54:00:00:00:01") {
+                assert!(Instant::now() < deadline, "the reset command never ran");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            m.write_all(b"\r\nchainloader 0.1.0\r\n").unwrap();
+        })
+    };
+    let rb = r.run(&["reboot", "desk"], None, SHORT);
+    answer.join().unwrap();
+    assert_eq!(rb.code, 0, "{}", rb.stderr);
+    assert!(rb.stderr.contains("cannot drive DTR on") && rb.stderr.contains("no modem-control lines"), "{}", rb.stderr);
+    assert!(rb.stderr.contains("reset command: plug says ok"), "{}", rb.stderr);
+    assert!(rb.stderr.contains(r#"(method command): boot banner on the console: "chainloader 0.1.0""#), "{}", rb.stderr);
+    assert!(r.daemon_text().contains("target desk: reset command: plug says ok"), "{}", r.daemon_text());
+    // ~~~k alone, answered by the banner.
     let mark = target_sees.text().len();
     let answer = {
         let (mut m, seen) = (master.try_clone().unwrap(), target_sees.clone());
@@ -294,15 +321,16 @@ fn console_clients_stalled_live_telnet_read_only_and_reboot_evidence_on_a_pty() 
             m.write_all(b"\r\nchainloader 0.1.0\r\n").unwrap();
         })
     };
-    let rb = r.run(&["reboot", "desk"], None, SHORT);
+    let rb = r.run(&["reboot", "desk", "--method", "serial"], None, SHORT);
     answer.join().unwrap();
     assert_eq!(rb.code, 0, "{}", rb.stderr);
-    assert!(rb.stderr.contains("cannot drive DTR on") && rb.stderr.contains("no modem-control lines"), "{}", rb.stderr);
     assert!(rb.stderr.contains(r#"(method serial): boot banner on the console: "chainloader 0.1.0""#), "{}", rb.stderr);
     // Nobody answers: every method failed, and the report says so.
     let rb = r.run(&["reboot", "desk"], None, SHORT);
     assert_eq!(rb.code, 3, "{}", rb.stderr);
-    assert!(rb.stderr.contains("dtr: failed: cannot drive DTR") && rb.stderr.contains("serial: sent ~~~k 4 time(s)"), "{}", rb.stderr);
+    for want in ["dtr: failed: cannot drive DTR", "command: ran `echo power-cycle", "serial: sent ~~~k 4 time(s)", "no BMC"] {
+        assert!(rb.stderr.contains(want), "lacks {want:?}:\n{}", rb.stderr);
+    }
     let st = r.run(&["status"], None, SHORT);
     assert!(st.stdout.contains("desk (52:54:00:00:00:01)") && st.stdout.contains("hung since") && st.stdout.contains("(read-only)"), "{}", st.stdout);
     let _ = ro.kill();
