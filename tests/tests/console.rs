@@ -227,10 +227,12 @@ fn console_clients_stalled_live_telnet_read_only_and_reboot_evidence_on_a_pty() 
         &format!(
             "[[target]]\nname = \"desk\"\nmac = \"52:54:00:00:00:01\"\nserial = {dev:?}\n\
              tcp_port = {raw_port}\ntelnet_port = {telnet_port}\n\
+             kernel = {kernel:?}\ncmdline = \"from-config\"\nexpect = \"MBI-CHECK: ok\"\n\
              reset = [{{ method = \"dtr\", pulse_ms = 50 }}, \
                       {{ method = \"command\", run = \"echo power-cycle $RELAY_TARGET $RELAY_MAC >> {plug}; echo plug says ok\", wait = 8 }}, \
                       {{ method = \"serial\", wait = 8 }}]\n",
-            plug = plug.display()
+            plug = plug.display(),
+            kernel = dist("kernel.elf").display().to_string()
         ),
     );
     use std::os::unix::fs::PermissionsExt;
@@ -325,6 +327,21 @@ fn console_clients_stalled_live_telnet_read_only_and_reboot_evidence_on_a_pty() 
     answer.join().unwrap();
     assert_eq!(rb.code, 0, "{}", rb.stderr);
     assert!(rb.stderr.contains(r#"(method serial): boot banner on the console: "chainloader 0.1.0""#), "{}", rb.stderr);
+    // `relay boot` with nothing but the target's defaults from relay.toml.
+    let mark = target_sees.text().len();
+    let answer = {
+        let (mut m, seen) = (master.try_clone().unwrap(), target_sees.clone());
+        std::thread::spawn(move || {
+            seen.expect_after(mark, "~~~k", SHORT);
+            m.write_all(b"\r\nchainloader 0.1.0\r\nbooting desk/kernel.elf\r\nMBI-CHECK: ok\r\n").unwrap();
+        })
+    };
+    let bt = r.run(&["boot", "--method", "serial"], None, SHORT);
+    answer.join().unwrap();
+    assert_eq!(bt.code, 0, "{}", bt.stderr);
+    let cfg = std::fs::read_to_string(root.path().join("chainloader.cfg/01-52-54-00-00-00-01")).unwrap();
+    assert!(cfg.contains("kernel /desk/kernel.elf from-config"), "{cfg}");
+    assert_eq!(std::fs::read(root.path().join("desk/kernel.elf")).unwrap(), std::fs::read(dist("kernel.elf")).unwrap());
     // Nobody answers: every method failed, and the report says so.
     let rb = r.run(&["reboot", "desk"], None, SHORT);
     assert_eq!(rb.code, 3, "{}", rb.stderr);

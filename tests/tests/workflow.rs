@@ -23,7 +23,7 @@ fn targets() -> String {
     let t = |name: &str, mac: &str, tap: &str| {
         format!(
             "[[target]]\nname = \"{name}\"\nkind = \"qemu\"\nmac = \"{mac}\"\n\
-             reset = [{{ method = \"serial\", wait = 12 }}, {{ method = \"qemu\", wait = 90 }}]\n\
+             reset = [{{ method = \"serial\", wait = 15 }}, {{ method = \"qemu\", wait = 90 }}]\n\
              qemu = {{ netdev = \"tap:{tap}\" }}\n"
         )
     };
@@ -90,7 +90,7 @@ fn boot_reboot_escalate_and_two_targets_on_one_relay() {
     // moves on to QMP; the `hang` kernel then goes silent: exit 2.
     let h = r.run(&["boot", "alpha", "--kernel", "-", "--cmdline", "hang", "--expect", "serial console ready", "--silence", "8"], Some(kernel()), BOOT);
     assert_eq!(h.code, 2, "{}\n{}", h.stdout, h.stderr);
-    for want in ["serial: sent ~~~k 4 time(s)", "no new boot within 12 s", "qemu: QMP system_reset", "SILENCE: nothing on the console for 8 s", "hanging with interrupts off"] {
+    for want in ["serial: sent ~~~k 4 time(s)", "no new boot within 15 s", "qemu: QMP system_reset", "SILENCE: nothing on the console for 8 s", "hanging with interrupts off"] {
         assert!(h.stderr.contains(want), "lacks {want:?}:\n{}", h.stderr);
     }
 
