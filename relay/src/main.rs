@@ -265,7 +265,13 @@ fn status(sock: &std::path::Path, target: Option<String>, json: bool) -> Result<
                     continue;
                 }
                 for t in list {
-                    println!("{} ({}) on {}: {} since {}", t.name, t.mac, t.serial, serde_json::to_value(t.state)?.as_str().unwrap_or("?"), t.since);
+                    let state = match t.state {
+                        relay::target::State::Unknown => "off/unknown",
+                        relay::target::State::Netbooting => "netbooting",
+                        relay::target::State::Running => "running",
+                        relay::target::State::Hung => "hung",
+                    };
+                    println!("{} ({}) on {}: {state} since {}", t.name, t.mac, t.serial, t.since);
                     match &t.last_boot {
                         Some(b) => println!("  last boot {}: {} (sha256 {}) {:?}: {}\n  boot log {}", b.started, b.kernel, &b.sha256[..16.min(b.sha256.len())], b.cmdline, b.verdict, b.log),
                         None => println!("  last boot: none through this relay"),

@@ -17,7 +17,7 @@ use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Result;
 use tracing::{info, warn};
@@ -253,14 +253,10 @@ impl Hub {
                     warn!("console {}: {msg}", self.target);
                     self.note(&msg);
                     *self.writer.lock().unwrap() = None;
-                    let started = Instant::now();
                     port = loop {
                         std::thread::sleep(Duration::from_secs(1));
                         if let Ok(p) = serial::open_serial(&self.device, self.baud) {
                             break p;
-                        }
-                        if started.elapsed() > Duration::from_secs(3600 * 24 * 365) {
-                            return;
                         }
                     };
                     if let Ok(w) = port.try_clone_native() {
