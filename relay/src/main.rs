@@ -279,6 +279,9 @@ fn status(sock: &std::path::Path, target: Option<String>, json: bool) -> Result<
                     if let Some(e) = &t.last_evidence {
                         println!("  last reset: {e}");
                     }
+                    if let Some(f) = &t.last_fetch {
+                        println!("  last fetched by TFTP: {f}");
+                    }
                     let ports: Vec<String> = [t.tcp_port.map(|p| format!("raw TCP {p}")), t.telnet_port.map(|p| format!("telnet/RFC 2217 {p}"))].into_iter().flatten().collect();
                     if !ports.is_empty() {
                         println!("  console ports: {}", ports.join(", "));

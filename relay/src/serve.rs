@@ -144,6 +144,7 @@ pub fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         max_transfers: 64,
         max_blksize: 65464,
     })?;
+    tftp.observe(targets.clone());
 
     let mut dhcp = Dhcp::new(ifc.clone(), mode, tftp_root.clone(), &config, Some(&state_dir))?;
     dhcp.targets = Arc::new(table);

@@ -112,6 +112,9 @@ fn boot_reboot_escalate_and_two_targets_on_one_relay() {
     assert_eq!(st.code, 0);
     assert!(st.stdout.contains("alpha (52:54:00:12:34:56)") && st.stdout.contains("hung since"), "{}", st.stdout);
     assert!(st.stdout.contains("beta (52:54:00:12:34:57)") && st.stdout.contains("PASS in"), "{}", st.stdout);
+    // TFTP asks the target table whose file it sent.
+    let fetched = regex::Regex::new(r"last fetched by TFTP: \S+ beta/kernel32\.elf \(\d+ bytes, to 10\.77\.0\.\d+\)").unwrap();
+    assert!(fetched.is_match(&st.stdout), "{}", st.stdout);
     drop(r);
 }
 

@@ -60,6 +60,8 @@ pub struct TargetStatus {
     pub serial: String,
     pub last_boot: Option<LastBoot>,
     pub last_evidence: Option<String>,
+    /// The last file of this target's that TFTP sent whole.
+    pub last_fetch: Option<String>,
     pub clients: Vec<String>,
     pub console_log: Option<String>,
     pub tcp_port: Option<u16>,
@@ -71,6 +73,7 @@ struct Status {
     since: String,
     last_boot: Option<LastBoot>,
     last_evidence: Option<String>,
+    last_fetch: Option<String>,
 }
 
 /// One target while the relay runs.
@@ -90,7 +93,7 @@ impl TargetRuntime {
         let rt = Arc::new(TargetRuntime {
             target,
             hub,
-            status: Mutex::new(Status { state: State::Unknown, since: utc_now(), last_boot: None, last_evidence: None }),
+            status: Mutex::new(Status { state: State::Unknown, since: utc_now(), last_boot: None, last_evidence: None, last_fetch: None }),
             dhcp_watchers: Mutex::new(vec![]),
             busy: Mutex::new(()),
             vm,
@@ -164,6 +167,7 @@ impl TargetRuntime {
             serial: self.hub.device.clone(),
             last_boot: g.last_boot.clone(),
             last_evidence: g.last_evidence.clone(),
+            last_fetch: g.last_fetch.clone(),
             clients: self
                 .hub
                 .clients()
@@ -204,5 +208,17 @@ impl DhcpObserver for Targets {
             };
             rt.dhcp_discover(format!("from {} ({what}, vendor class {:?})", fmt_mac(&client.mac), client.vendor_class.as_deref().unwrap_or("")));
         }
+    }
+}
+
+impl crate::tftp::TftpObserver for Targets {
+    /// A file is this target's if it is in its directory or is its config.
+    fn sent(&self, peer: std::net::SocketAddr, path: &str, size: u64) {
+        let path = path.trim_matches('"').trim_start_matches('/');
+        let Some(rt) = self.list.iter().find(|t| path.starts_with(&format!("{}/", t.target.dir())) || path == t.target.config_file()) else {
+            return;
+        };
+        tracing::info!("target {}: fetched {path} ({size} bytes) from {}", rt.target.name, peer.ip());
+        rt.status.lock().unwrap().last_fetch = Some(format!("{} {path} ({size} bytes, to {})", utc_now(), peer.ip()));
     }
 }
