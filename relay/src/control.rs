@@ -356,3 +356,29 @@ impl Client {
         (self.reader.buffer().to_vec(), self.stream)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_and_events_as_documented() {
+        let r: Request = serde_json::from_str(r#"{"op":"attach","target":"aronnax","replay":4096,"read_only":true}"#).unwrap();
+        assert!(matches!(r, Request::Attach { target: Some(ref t), read_only: true, replay: 4096 } if t == "aronnax"));
+        let r: Request = serde_json::from_str(r#"{"op":"boot","kernel":{"name":"-","size":3},"expect":"ok"}"#).unwrap();
+        assert!(matches!(r, Request::Boot { target: None, kernel: Some(ref k), .. } if k.size == 3));
+        assert!(matches!(serde_json::from_str(r#"{"op":"status"}"#).unwrap(), Request::Status));
+        let e = serde_json::to_string(&Event::Done { exit: 3, message: "m".into() }).unwrap();
+        assert_eq!(e, r#"{"event":"done","exit":3,"message":"m"}"#);
+    }
+
+    #[test]
+    fn method_filter_keeps_the_targets_order_and_refuses_unknown_names() {
+        use crate::policy::targets::{ResetAction, ResetMethod};
+        let w = Duration::from_secs(1);
+        let all = vec![ResetMethod { action: ResetAction::Serial, wait: w }, ResetMethod { action: ResetAction::Qemu, wait: w }];
+        let picked = pick_methods(&all, &["qemu".into(), "serial".into()]).unwrap();
+        assert_eq!(picked.iter().map(|m| m.name()).collect::<Vec<_>>(), ["serial", "qemu"]);
+        assert!(pick_methods(&all, &["dtr".into()]).unwrap_err().to_string().contains("has: serial, qemu"));
+    }
+}

@@ -387,6 +387,11 @@ fn attach_types_and_detaches(r: &RelayServe, other_client: &Watched) {
     master.write_all(b"typed-in-attach\r").unwrap();
     screen.expect(r"typed-in-attach\r?\n", SHORT);
     other_client.expect("typed-in-attach", SHORT);
+    // Ctrl-] r: the relay's reboot of this target, reported on the terminal.
+    let mark = other_client.text().len();
+    master.write_all(b"\x1dr").unwrap();
+    screen.expect(r"is rebooting \(method serial\): the kernel acknowledged", BOOT);
+    other_client.expect_after(mark, "(?s)chainloader .*serial console ready", BOOT);
     master.write_all(b"\x1dq").unwrap();
     let code = wait_child(&mut child, SHORT);
     if code.is_none() {
