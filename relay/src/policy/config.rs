@@ -1,9 +1,15 @@
-//! The optional TOML configuration of `relay serve`.
+//! The TOML configuration of `relay serve`: serde structs, nothing else
+//! (what they mean is decided in `tagging` and `targets`).
 //!
 //! With no file, everything has a default that suits a dedicated cable to
 //! one target: the whole subnet of the interface, built-in tagging rules.
 //!
 //! ```toml
+//! [serve]                                # what the daemon runs (flags win)
+//! interface = "eth0"
+//! tftp_root = "/srv/tftp"
+//! group = "relay"                        # of the control socket (mode 0660)
+//!
 //! [dhcp]
 //! range = ["10.0.0.100", "10.0.0.199"]   # default: .100-.199 of the subnet, clipped
 //! lease_secs = 3600
@@ -21,6 +27,12 @@
 //! user_class = "chainloader"
 //! config_file = "chainloader.cfg/nautilus"
 //! options = { 12 = "aronnax", 42 = "ip:10.0.0.1", 224 = "hex:01ff" }
+//!
+//! [[target]]                             # a machine the relay boots and watches
+//! name = "aronnax"
+//! mac = "00:1b:21:3a:4f:10"
+//! serial = "/dev/ttyS0"
+//! reset = ["serial", { method = "command", run = "plug-off; sleep 5; plug-on" }]
 //! ```
 
 use std::collections::BTreeMap;
