@@ -128,16 +128,16 @@ impl EvidenceWatcher {
 
     /// Also returns the stream position where the deciding line starts.
     pub fn feed_at(&mut self, bytes: &[u8]) -> Option<(Evidence, u64)> {
-        for (i, &b) in bytes.iter().enumerate() {
-            let one = [b];
+        let mut start = 0;
+        // A line at a time, so that each line's start position is known;
+        // a line is checked when its newline arrives, and an unfinished one
+        // at the end of the chunk.
+        while start < bytes.len() {
+            let end = bytes[start..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |i| start + i + 1);
+            let seg = &bytes[start..end];
             let mut found = None;
             let (banners, ack) = (&self.banners, &self.ack);
-            // Byte by byte, so that the line's start position is known;
-            // a completed line is checked when its newline arrives.
-            self.lines.feed(&one, |l, complete| {
-                if !(complete || b == b'\n' || i + 1 == bytes.len()) {
-                    return false;
-                }
+            self.lines.feed(seg, |l, _| {
                 if ack.as_deref().is_some_and(|a| l.contains(a)) {
                     found = Some(Evidence::Ack { line: l.trim().to_string() });
                 } else if banners.iter().any(|re| re.is_match(l)) {
@@ -145,16 +145,17 @@ impl EvidenceWatcher {
                 }
                 found.is_some()
             });
-            self.pos += 1;
+            self.pos += seg.len() as u64;
             if let Some(e) = found {
-                let start = self.line_start;
+                let at = self.line_start;
                 self.lines = Lines::default();
                 self.line_start = self.pos;
-                return Some((e, start));
+                return Some((e, at));
             }
-            if b == b'\n' {
+            if seg.ends_with(b"\n") {
                 self.line_start = self.pos;
             }
+            start = end;
         }
         None
     }
