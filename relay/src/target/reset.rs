@@ -62,8 +62,11 @@ pub fn pulse_device(device: &str, line: ModemLine, pulse: Duration, active_low: 
 /// RELAY_TARGET and RELAY_MAC set; its output goes to the relay's log and
 /// to `out`. A non-zero exit or a timeout is a failed method.
 pub fn run_command(t: &Target, run: &str, timeout: Duration, out: &mut dyn FnMut(String)) -> Result<String> {
+    use std::os::unix::process::CommandExt;
     let mut child = Command::new("sh")
         .args(["-c", run])
+        // Its own process group, so that a timeout ends all of it.
+        .process_group(0)
         .env("RELAY_TARGET", &t.name)
         .env("RELAY_MAC", fmt_mac(&t.mac))
         .stdin(Stdio::null())
@@ -92,6 +95,8 @@ pub fn run_command(t: &Target, run: &str, timeout: Duration, out: &mut dyn FnMut
             break st;
         }
         if Instant::now() >= deadline {
+            // SAFETY: kill(2) on the process group we created for it.
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
             let _ = child.kill();
             let _ = child.wait();
             bail!("`{run}` did not finish within {:.0} s and was killed", timeout.as_secs_f64());
@@ -115,4 +120,34 @@ pub fn run_command(t: &Target, run: &str, timeout: Duration, out: &mut dyn FnMut
 pub fn qemu_reset(qmp: &Path) -> Result<String> {
     let did = super::qemu::Qmp::connect(qmp)?.reset()?;
     Ok(format!("QMP {did} on {}", qmp.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::config::Config;
+    use crate::policy::targets::TargetTable;
+
+    fn target() -> Target {
+        let c = Config::parse("[[target]]\nname = \"t\"\nmac = \"52:54:00:00:00:09\"\nserial = \"/dev/null\"\n").unwrap();
+        TargetTable::new(&c.targets).unwrap().targets.remove(0)
+    }
+
+    #[test]
+    fn command_output_is_passed_on_with_the_targets_name_and_mac() {
+        let mut said = vec![];
+        let did = run_command(&target(), "echo off $RELAY_TARGET $RELAY_MAC; echo on >&2", Duration::from_secs(10), &mut |l| said.push(l)).unwrap();
+        assert!(did.starts_with("ran `echo off"), "{did}");
+        said.sort();
+        assert_eq!(said, ["reset command: off t 52:54:00:00:00:09", "reset command: on"]);
+    }
+
+    #[test]
+    fn a_failing_or_slow_command_fails_the_method() {
+        let e = run_command(&target(), "echo no plug; exit 3", Duration::from_secs(10), &mut |_| {}).unwrap_err();
+        assert!(e.to_string().contains("failed (exit status: 3)"), "{e}");
+        let t0 = Instant::now();
+        let e = run_command(&target(), "sleep 20", Duration::from_millis(300), &mut |_| {}).unwrap_err();
+        assert!(e.to_string().contains("did not finish within") && t0.elapsed() < Duration::from_secs(10), "{e}");
+    }
 }
