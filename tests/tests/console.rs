@@ -220,10 +220,13 @@ fn console_clients_stalled_live_telnet_read_only_and_reboot_evidence_on_a_pty() 
     let root = tempfile::tempdir().unwrap();
     // The "smart plug": a file the reset command appends to.
     let plug = root.path().join("plug.log");
+    // As root (as in CI) the control socket also goes to a given group.
+    // SAFETY: geteuid has no preconditions.
+    let as_root = unsafe { libc::geteuid() } == 0;
     let r = RelayServe::start(
         None,
         root.path(),
-        "",
+        if as_root { "group = \"daemon\"\n" } else { "" },
         &format!(
             "[[target]]\nname = \"desk\"\nmac = \"52:54:00:00:00:01\"\nserial = {dev:?}\n\
              tcp_port = {raw_port}\ntelnet_port = {telnet_port}\n\
@@ -237,6 +240,12 @@ fn console_clients_stalled_live_telnet_read_only_and_reboot_evidence_on_a_pty() 
     );
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&r.control).unwrap().permissions().mode() & 0o777, 0o660, "control socket mode");
+    if as_root {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: getgrnam with a NUL-terminated name; read at once.
+        let gid = unsafe { (*libc::getgrnam(c"daemon".as_ptr())).gr_gid };
+        assert_eq!(std::fs::metadata(&r.control).unwrap().gid(), gid, "control socket group");
+    }
     let target_sees = Watched::spawn(master.try_clone().unwrap());
 
     // A raw TCP client that never reads, with the smallest receive buffer.
