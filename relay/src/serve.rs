@@ -1,5 +1,6 @@
-//! `relay serve`: DHCP (full or proxy), TFTP and router advertisements on
-//! one interface, each protocol on its own thread.
+//! `relay serve`: from one config, DHCP (full or proxy), TFTP and router
+//! advertisements on one interface, the console hub of every target (and
+//! its TCP ports), and the control socket; each on its own thread.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
@@ -9,15 +10,23 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use tracing::{info, warn};
 
-use crate::config::Config;
-use crate::dhcp::{self, Dhcp, Mode, PXE_PORT, SERVER_PORT};
-use crate::iface;
+use crate::console::hub::Hub;
+use crate::console::log::{TimestampedLog, DEFAULT_KEEP, DEFAULT_MAX_BYTES};
+use crate::console::session::Codec;
+use crate::net::dhcp::{self, Dhcp, Mode, PXE_PORT, SERVER_PORT};
+use crate::net::iface;
+use crate::policy::config::Config;
+use crate::policy::targets::{Kind, TargetTable};
+use crate::target::{qemu, TargetRuntime, Targets};
 use crate::tftp::{TftpConfig, TftpServer};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ServeOptions {
-    pub interface: String,
-    pub tftp_root: PathBuf,
+    /// Overrides `[serve] interface`; neither: no DHCP, no TFTP.
+    pub interface: Option<String>,
+    pub tftp_root: Option<PathBuf>,
+    /// Overrides `[serve] control`.
+    pub control: Option<PathBuf>,
     pub config: Option<PathBuf>,
     pub proxy: bool,
     /// Serve full DHCP even if another DHCP server answers.
@@ -31,22 +40,96 @@ pub struct ServeOptions {
 }
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/relay";
+pub const DEFAULT_LOG_DIR: &str = "/var/log/relay";
 
 /// Binds everything, runs the safety check, then serves until a server
 /// thread fails.
-pub fn serve(opts: ServeOptions) -> anyhow::Result<()> {
-    let ifc = iface::lookup(&opts.interface)?;
+pub fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
     let config = match &opts.config {
         Some(p) => Config::load(p)?,
         None => Config::default(),
     };
-    anyhow::ensure!(opts.tftp_root.is_dir(), "TFTP root {} is not a directory", opts.tftp_root.display());
-    let mode = if opts.proxy { Mode::Proxy } else { Mode::Full };
+    let table = TargetTable::new(&config.targets).with_context(|| format!("config {}", opts.config.as_ref().map(|p| p.display().to_string()).unwrap_or_default()))?;
+    opts.proxy |= config.serve.proxy;
+    opts.no_ra |= config.serve.no_ra;
+    if let Some(p) = config.serve.probe_secs {
+        opts.probe_wait = Duration::from_secs_f64(p.max(0.0));
+    }
+    let tftp_root = opts
+        .tftp_root
+        .clone()
+        .or_else(|| config.serve.tftp_root.clone())
+        .context("no TFTP root: give --tftp-root DIR or [serve] tftp_root")?;
+    anyhow::ensure!(tftp_root.is_dir(), "TFTP root {} is not a directory", tftp_root.display());
     let state_dir = opts
         .state_dir
         .clone()
         .or_else(|| config.dhcp.state_dir.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+    let log_dir = config.serve.log_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_LOG_DIR));
+
+    // The targets first: their consoles must be read from the start.
+    let mut runtimes = vec![];
+    for mut t in table.targets.clone() {
+        let vm = if t.kind == Kind::Qemu {
+            let vm = qemu::start(&t, &tftp_root, &state_dir)?;
+            t.serial = Some(vm.pty.clone());
+            t.qmp = Some(vm.qmp.clone());
+            Some(vm)
+        } else {
+            None
+        };
+        let device = t.serial.clone().expect("a serial target has its device (checked in the table)");
+        let log = TimestampedLog::open(
+            &log_dir.join(format!("{}.log", t.name)),
+            config.serve.log_max_bytes.unwrap_or(DEFAULT_MAX_BYTES),
+            config.serve.log_keep.unwrap_or(DEFAULT_KEEP),
+        )?;
+        let hub = Hub::start(&t.name, &device, t.baud, log).with_context(|| format!("target {}", t.name))?;
+        let bind = config.serve.console_bind.unwrap_or(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST));
+        for (port, codec) in [(t.tcp_port, Codec::Raw), (t.telnet_port, Codec::Telnet)] {
+            if let Some(p) = port {
+                crate::console::tcp::listen(hub.clone(), bind, p, codec)?;
+            }
+        }
+        let rt = TargetRuntime::new(t, hub, vm);
+        if let Some(vm) = &rt.vm {
+            vm.run()?;
+        }
+        runtimes.push(rt);
+    }
+    let targets = Arc::new(Targets { list: runtimes, tftp_root: tftp_root.clone(), log_dir: log_dir.clone() });
+    let control = opts.control.clone().or_else(|| config.serve.control.clone());
+    let control = if !targets.list.is_empty() || control.is_some() {
+        let path = crate::control::socket_path(control);
+        let l = crate::control::listen(&path, config.serve.group.as_deref())?;
+        let t = targets.clone();
+        std::thread::Builder::new().name("control".into()).spawn(move || crate::control::serve(l, t))?;
+        Some(path)
+    } else {
+        None
+    };
+    let describe = targets
+        .list
+        .iter()
+        .map(|t| format!("{} ({}, {})", t.target.name, crate::policy::mac::fmt_mac(&t.target.mac), t.hub.device))
+        .collect::<Vec<_>>()
+        .join(", ");
+
+    let Some(ifname) = opts.interface.clone().or_else(|| config.serve.interface.clone()) else {
+        anyhow::ensure!(control.is_some(), "nothing to do: give --interface IF, or [[target]]s in --config");
+        info!(
+            "relay: ready: no interface, so no DHCP or TFTP (a QEMU user network serves {}); targets: {describe}; control socket {}; logs in {}",
+            tftp_root.display(),
+            control.as_ref().unwrap().display(),
+            log_dir.display()
+        );
+        loop {
+            std::thread::park();
+        }
+    };
+    let ifc = iface::lookup(&ifname)?;
+    let mode = if opts.proxy { Mode::Proxy } else { Mode::Full };
 
     // Bind first, so that a port held by dnsmasq is reported as such.
     let dhcp_sock = iface::udp_on(&ifc.name, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, SERVER_PORT), mode == Mode::Proxy)?;
@@ -55,14 +138,17 @@ pub fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         Mode::Full => None,
     };
     let tftp = TftpServer::bind(TftpConfig {
-        root: opts.tftp_root.clone(),
+        root: tftp_root.clone(),
         bind: SocketAddr::from((ifc.addr, 69)),
         interface: Some(ifc.name.clone()),
         max_transfers: 64,
         max_blksize: 65464,
     })?;
+    tftp.observe(targets.clone());
 
-    let mut dhcp = Dhcp::new(ifc.clone(), mode, opts.tftp_root.clone(), &config, Some(&state_dir))?;
+    let mut dhcp = Dhcp::new(ifc.clone(), mode, tftp_root.clone(), &config, Some(&state_dir))?;
+    dhcp.targets = Arc::new(table);
+    dhcp.observer = Some(targets.clone());
     if mode == Mode::Full {
         let (other, xid) = dhcp::probe_other_server(&ifc.name, opts.probe_wait)?;
         dhcp.ignore_xid = Some(xid);
@@ -83,13 +169,13 @@ pub fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         ifc.addr,
         ifc.prefix_len(),
         range.map(|(a, b)| format!(", pool {a} - {b}")).unwrap_or_default(),
-        opts.tftp_root.display(),
+        tftp_root.display(),
         state_dir.display(),
     );
 
     let (offered_tx, offered_rx) = mpsc::channel();
     let pinger = match (mode, config.dhcp.no_probe) {
-        (Mode::Full, false) => match crate::probe::Pinger::new(&ifc.name) {
+        (Mode::Full, false) => match crate::net::probe::Pinger::new(&ifc.name) {
             Ok(p) => {
                 dhcp.offered = Some(offered_tx);
                 Some(p)
@@ -123,12 +209,15 @@ pub fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         spawn("conflict-probe", Box::new(move || dhcp::probe_pool(&d, p, offered_rx)))?;
     }
     if !opts.no_ra {
-        match crate::ra::Responder::bind(&ifc.name) {
+        match crate::net::ra::Responder::bind(&ifc.name) {
             Ok(r) => {
                 spawn("ra", Box::new(move || r.run()))?;
             }
             Err(e) => warn!("not answering IPv6 router solicitations ({e:#}); iPXE will wait ~13 s for IPv6"),
         }
+    }
+    if let Some(c) = &control {
+        info!("relay: ready: targets: {describe}; control socket {}; logs in {}", c.display(), log_dir.display());
     }
     drop(done_tx);
     let (name, result) = done_rx.recv().context("all server threads ended")?;

@@ -88,3 +88,190 @@ pub fn install_pxelinux(root: &Path) {
         std::fs::copy(src, root.join(dst)).unwrap_or_else(|e| panic!("{src}: {e} (apt-get install pxelinux syslinux-common)"));
     }
 }
+
+/// `relay serve --config` with named targets, its control socket and logs
+/// in a temporary directory; optionally inside a network namespace (the
+/// control socket is a path, so clients run outside it).
+pub struct RelayServe {
+    pub dir: tempfile::TempDir,
+    pub control: PathBuf,
+    pub daemon_log: PathBuf,
+    pub log_dir: PathBuf,
+    child: Option<std::process::Child>,
+}
+
+/// What a client command did.
+pub struct Ran {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl RelayServe {
+    /// `config` is the rest of relay.toml; `[serve]` gets control, log_dir
+    /// and tftp_root (`tftp`) from here. Waits for "relay: ready".
+    pub fn start(ns: Option<&mut NetNs>, tftp: &Path, serve_extra: &str, config: &str) -> RelayServe {
+        let dir = tempfile::Builder::new().prefix("netboot-relayd-").tempdir().unwrap();
+        let control = dir.path().join("control.sock");
+        let log_dir = dir.path().join("logs");
+        let daemon_log = dir.path().join("daemon.log");
+        let cfg = dir.path().join("relay.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[serve]\ntftp_root = {:?}\ncontrol = {:?}\nlog_dir = {:?}\n{serve_extra}\n{config}",
+                tftp.display().to_string(),
+                control.display().to_string(),
+                log_dir.display().to_string()
+            ),
+        )
+        .unwrap();
+        let f = std::fs::File::create(&daemon_log).unwrap();
+        let state = dir.path().join("state");
+        let args = ["serve", "--config", cfg.to_str().unwrap(), "--state-dir", state.to_str().unwrap()];
+        let mut r = RelayServe { control, daemon_log, log_dir, child: None, dir };
+        let mut cmd = match ns.as_ref() {
+            Some(ns) => relay_command(ns, &args),
+            None => {
+                let mut c = Command::new(relay_bin());
+                c.args(args).env("RELAY_LOG", "info,relay=debug");
+                c
+            }
+        };
+        cmd.stdout(Stdio::from(f.try_clone().unwrap())).stderr(Stdio::from(f));
+        let pid;
+        match ns {
+            Some(ns) => {
+                let c = ns.spawn(cmd);
+                pid = c.id();
+            }
+            None => {
+                let c = cmd.stdin(Stdio::null()).spawn().unwrap();
+                pid = c.id();
+                r.child = Some(c);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = r.daemon_text();
+            if text.contains("relay: ready") {
+                return r;
+            }
+            // The daemon's fatal error is the line "relay: <why>" (log lines
+            // start with a timestamp).
+            assert!(!text.lines().any(|l| l.starts_with("relay: ")), "relay serve (pid {pid}) did not start:\n{text}");
+            assert!(Instant::now() < deadline, "relay serve not ready within 60 s:\n{text}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn daemon_text(&self) -> String {
+        std::fs::read_to_string(&self.daemon_log).unwrap_or_default()
+    }
+
+    /// A client command (`relay boot ...`) talking to this daemon.
+    pub fn client(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(relay_bin());
+        c.args(args).env("RELAY_CONTROL", &self.control);
+        c
+    }
+
+    /// Run a client to completion, `stdin` fed to it; panics after `timeout`.
+    pub fn run(&self, args: &[&str], stdin: Option<Vec<u8>>, timeout: Duration) -> Ran {
+        let mut c = self.client(args);
+        c.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        if let Some(data) = stdin {
+            let mut si = child.stdin.take().unwrap();
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let _ = si.write_all(&data);
+            });
+        }
+        let (mut so, mut se) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        let out = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut so, &mut s);
+            s
+        });
+        let err = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut se, &mut s);
+            s
+        });
+        let deadline = Instant::now() + timeout;
+        let code = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "`relay {}` did not finish within {timeout:?}\nstdout:\n{}\nstderr:\n{}\ndaemon:\n{}",
+                    args.join(" "),
+                    out.join().unwrap(),
+                    err.join().unwrap(),
+                    self.daemon_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let r = Ran { code, stdout: out.join().unwrap(), stderr: err.join().unwrap() };
+        eprintln!("--- relay {} -> {}\n{}", args.join(" "), r.code, r.stderr.trim_end());
+        r
+    }
+
+    pub fn console_log(&self, target: &str) -> String {
+        std::fs::read_to_string(self.log_dir.join(format!("{target}.log"))).unwrap_or_default()
+    }
+
+    /// Wait until the target's console log (after byte `from`) matches.
+    pub fn expect_console(&self, target: &str, from: usize, pattern: &str, timeout: Duration) {
+        let re = regex::Regex::new(pattern).unwrap();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let t = self.console_log(target);
+            if re.is_match(&t[from.min(t.len())..]) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "console of {target} never matched /{pattern}/ within {timeout:?}:\n{t}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for RelayServe {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- relay serve log ---\n{}\n---", self.daemon_text());
+        }
+    }
+}
+
+/// A pty pair in raw mode: a relay target's serial port (the slave's
+/// path) and the test's end (the master), where the test plays the target.
+/// The slave stays open in this process too, so the master never sees a
+/// hangup while the relay opens or reopens it.
+pub fn pty_pair() -> (std::fs::File, String) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let (mut m, mut s) = (0, 0);
+    // SAFETY: openpty fills two descriptors that we then own.
+    assert_eq!(unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) }, 0);
+    // SAFETY: fresh descriptors from openpty, owned once each.
+    let (master, slave) = unsafe { (std::fs::File::from(OwnedFd::from_raw_fd(m)), OwnedFd::from_raw_fd(s)) };
+    let name = std::fs::read_link(format!("/proc/self/fd/{}", slave.as_raw_fd())).unwrap();
+    // SAFETY: plain termios calls on a descriptor we own.
+    unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        assert_eq!(libc::tcgetattr(slave.as_raw_fd(), &mut t), 0);
+        libc::cfmakeraw(&mut t);
+        assert_eq!(libc::tcsetattr(slave.as_raw_fd(), libc::TCSANOW, &t), 0);
+    }
+    std::mem::forget(slave);
+    (master, name.display().to_string())
+}

@@ -1,32 +1,27 @@
-//! The relay as serial console hub, remote reboot and boot-test cycle,
-//! against a real QEMU whose COM1 is a pty (`-serial pty`, the same kind of
-//! device node as /dev/ttyS0), booting the reference kernel through
-//! chainloader.0 on QEMU's user network.
+//! The console and the reboot judgement on a virtual target with no DHCP
+//! of ours: `relay serve` starts QEMU (kind = "qemu", COM1 on a pty, the
+//! same kind of device node as /dev/ttyS0, QEMU's user network fetching
+//! from the relay's TFTP root), so the only evidence of a new boot is on
+//! the console. And the console hub's clients on a bare pty pair, where
+//! the test itself plays the target.
 //!
-//! Run: `scripts/build && cargo test -p e2e --test console`.
-//!
-//! QEMU starts paused (`-S`) and is continued through its monitor only once
-//! the hub (or the test's own reader) holds the pty, so no console byte is
-//! lost: QEMU drops output while nobody has the pty open.
+//! Run: `scripts/build && cargo nextest run --release -p e2e --test console`.
 
-use e2e::{repo_root, tftp_root, write_file};
+use e2e::relayd::{pty_pair, RelayServe};
+use e2e::{dist, tftp_root, write_file};
 use regex::Regex;
 use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// Generous: TCG on a shared 2-core machine (the ROM alone takes ~6 s).
 const BOOT: Duration = Duration::from_secs(180);
 const SHORT: Duration = Duration::from_secs(60);
-
-fn relay_bin() -> PathBuf {
-    let p = repo_root().join("target/release/relay");
-    assert!(p.exists(), "{} is missing: run scripts/build first", p.display());
-    p
-}
+const READY: &str = "kernel: serial console ready";
 
 /// A growing byte stream (a console, a process's output) that tests wait on.
 #[derive(Clone)]
@@ -55,11 +50,24 @@ impl Watched {
         w
     }
 
-    fn wait_eof(&self, timeout: Duration) {
+    fn expect_bytes(&self, want: &[u8], timeout: Duration) {
         let deadline = Instant::now() + timeout;
         let mut g = self.0 .0.lock().unwrap();
-        while !g.1 && Instant::now() < deadline {
-            g = self.0 .1.wait_timeout(g, deadline - Instant::now()).unwrap().0;
+        while !g.0.windows(want.len()).any(|w| w == want) {
+            let now = Instant::now();
+            assert!(now < deadline && !g.1, "timed out waiting for bytes {want:?}; got {:?}", g.0);
+            g = self.0 .1.wait_timeout(g, deadline - now).unwrap().0;
+        }
+    }
+
+    fn expect_after(&self, from: usize, pattern: &str, timeout: Duration) {
+        let re = Regex::new(pattern).unwrap();
+        let deadline = Instant::now() + timeout;
+        let mut g = self.0 .0.lock().unwrap();
+        while !re.is_match(&String::from_utf8_lossy(&g.0[from.min(g.0.len())..])) {
+            let now = Instant::now();
+            assert!(now < deadline && !g.1, "timed out waiting for /{pattern}/");
+            g = self.0 .1.wait_timeout(g, deadline - now).unwrap().0;
         }
     }
 
@@ -100,108 +108,6 @@ impl Watched {
     }
 }
 
-/// A QEMU whose COM1 is a pty, started paused.
-struct PtyQemu {
-    child: Child,
-    pty: String,
-    monitor: PathBuf,
-    mon: Option<(UnixStream, Watched)>,
-    dir: tempfile::TempDir,
-}
-
-impl PtyQemu {
-    fn start(tftp: &Path, no_reboot: bool) -> PtyQemu {
-        let dir = tempfile::Builder::new().prefix("netboot-console-").tempdir().unwrap();
-        let monitor = dir.path().join("monitor.sock");
-        let mut cmd = Command::new("qemu-system-x86_64");
-        cmd.args(["-accel", &e2e::qemu::accel(), "-m", "512", "-display", "none", "-nodefaults", "-vga", "std"])
-            .args(["-boot", "n", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-S"])
-            .args(["-monitor", &format!("unix:{},server=on,wait=off", monitor.display())])
-            .args(["-serial", "pty"])
-            .args(["-netdev", &format!("user,id=n0,tftp={},bootfile=chainloader.0", tftp.display())])
-            .args(["-device", "e1000,netdev=n0"]);
-        if no_reboot {
-            // Like -no-reboot, but QEMU pauses instead of exiting: an exit
-            // closes the pty master, and Linux then hangs up the slave and
-            // flushes what the hub has not read yet (the acknowledgement
-            // printed just before the reset). A real ttyS0 has no such race.
-            cmd.args(["-action", "reboot=shutdown,shutdown=pause"]);
-        }
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("cannot start qemu-system-x86_64");
-        // "char device redirected to /dev/pts/3 (label serial0)": QEMU 7.2
-        // prints it on stdout (qemu_printf), others on stderr; read both.
-        let (tx, rx) = mpsc::channel();
-        let outputs: [Box<dyn Read + Send>; 2] =
-            [Box::new(child.stdout.take().unwrap()), Box::new(child.stderr.take().unwrap())];
-        for out in outputs {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    if let Some(p) = line.split("redirected to ").nth(1) {
-                        let _ = tx.send(p.split_whitespace().next().unwrap_or("").to_string());
-                    }
-                    eprintln!("qemu: {line}");
-                }
-            });
-        }
-        let pty = match rx.recv_timeout(SHORT) {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("QEMU did not say where its pty is: {e}");
-            }
-        };
-        PtyQemu { child, pty, monitor, mon: None, dir }
-    }
-
-    /// Start the paused machine; the monitor connection is kept (QEMU
-    /// serves one monitor client at a time).
-    fn cont(&mut self) {
-        let deadline = Instant::now() + SHORT;
-        let mut m = loop {
-            match UnixStream::connect(&self.monitor) {
-                Ok(m) => break m,
-                Err(e) if Instant::now() > deadline => panic!("QEMU monitor: {e}"),
-                Err(_) => std::thread::sleep(Duration::from_millis(20)),
-            }
-        };
-        m.set_write_timeout(Some(SHORT)).unwrap();
-        let w = Watched::spawn(m.try_clone().unwrap());
-        m.write_all(b"cont\n").unwrap();
-        // The monitor answers with a prompt after executing the command.
-        w.expect(r"(?s)\(qemu\).*\(qemu\)", SHORT);
-        self.mon = Some((m, w));
-    }
-
-    /// Wait until the guest has reset (see `start`: the VM is then paused
-    /// with status "shutdown"), asking the monitor every 200 ms.
-    fn wait_reset(&mut self, timeout: Duration) -> bool {
-        let (m, w) = self.mon.as_mut().expect("cont first");
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            m.write_all(b"info status\n").unwrap();
-            if w.try_expect(r"VM status: paused \(shutdown\)", Duration::from_millis(200)) {
-                return true;
-            }
-        }
-        false
-    }
-
-}
-
-impl Drop for PtyQemu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn wait_child(c: &mut Child, timeout: Duration) -> Option<i32> {
     let deadline = Instant::now() + timeout;
     loop {
@@ -215,246 +121,255 @@ fn wait_child(c: &mut Child, timeout: Duration) -> Option<i32> {
     }
 }
 
-/// A relay process; killed on drop.
-struct Proc {
-    child: Child,
-    out: Watched,
-    err: Watched,
+/// A console client speaking the control socket's `attach` directly (as
+/// `socat` could): one JSON line, one `attached` line, then raw bytes.
+fn attach_raw(control: &Path, target: &str, replay: usize, read_only: bool) -> (UnixStream, Watched) {
+    let mut s = UnixStream::connect(control).unwrap();
+    writeln!(s, r#"{{"op":"attach","target":"{target}","replay":{replay},"read_only":{read_only}}}"#).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert!(line.contains(r#""event":"attached""#), "{line}");
+    // The replay may have arrived with the answer.
+    let early = r.buffer().to_vec();
+    (s, Watched::spawn(std::io::Cursor::new(early).chain(r.into_inner())))
 }
 
-impl Proc {
-    fn spawn(args: &[&str]) -> Proc {
-        let mut child = Command::new(relay_bin())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = Watched::spawn(child.stdout.take().unwrap());
-        let err = Watched::spawn(child.stderr.take().unwrap());
-        Proc { child, out, err }
-    }
-
-    /// Exit status; panics with the output on timeout.
-    fn finish(&mut self, timeout: Duration) -> i32 {
-        match wait_child(&mut self.child, timeout) {
-            Some(c) => {
-                // All of its output, not just what the reader threads got so far.
-                self.out.wait_eof(SHORT);
-                self.err.wait_eof(SHORT);
-                c
-            }
-            None => panic!("relay did not finish in {timeout:?}; stdout:\n{}\nstderr:\n{}", self.out.text(), self.err.text()),
-        }
-    }
+fn serial_device(r: &RelayServe, target: &str) -> String {
+    let st = r.run(&["status", target, "--json"], None, SHORT);
+    let re = Regex::new(r#""serial": "([^"]+)""#).unwrap();
+    re.captures(&st.stdout).unwrap_or_else(|| panic!("{}", st.stdout))[1].to_string()
 }
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- relay stdout ---\n{}\n--- relay stderr ---\n{}", self.out.text(), self.err.text());
-        }
-    }
-}
-
-/// `relay console` on the machine's pty, with its socket accepting.
-impl Drop for Hub {
-    fn drop(&mut self) {
-        self.print_log_if_failed();
-    }
-}
-
-struct Hub {
-    /// Kept for its Drop (kills the hub).
-    _proc: Proc,
-    socket: PathBuf,
-    log: PathBuf,
-}
-
-impl Hub {
-    fn start(q: &PtyQemu) -> Hub {
-        let socket = q.dir.path().join("console.sock");
-        let log = q.dir.path().join("logs/console.log");
-        let proc = Proc::spawn(&[
-            "console",
-            "--serial",
-            &q.pty,
-            "--socket",
-            socket.to_str().unwrap(),
-            "--log",
-            log.to_str().unwrap(),
-        ]);
-        let deadline = Instant::now() + SHORT;
-        while UnixStream::connect(&socket).is_err() {
-            assert!(Instant::now() < deadline, "relay console never listened:\n{}", proc.err.text());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Hub { _proc: proc, socket, log }
-    }
-
-    /// A client of the hub: a raw socket with the replay header.
-    fn client(&self, replay: usize) -> (UnixStream, Watched) {
-        let mut s = UnixStream::connect(&self.socket).unwrap();
-        s.write_all(format!("\0RELAY replay={replay}\n").as_bytes()).unwrap();
-        let w = Watched::spawn(s.try_clone().unwrap());
-        (s, w)
-    }
-
-    fn print_log_if_failed(&self) {
-        if std::thread::panicking() {
-            eprintln!("--- hub log ---\n{}\n---", std::fs::read_to_string(&self.log).unwrap_or_default());
-        }
-    }
-
-    fn sock(&self) -> &str {
-        self.socket.to_str().unwrap()
-    }
-}
-
-const READY: &str = "kernel: serial console ready";
 
 #[test]
-fn console_hub_logs_boot_serves_two_clients_and_reboot_resets() {
+fn console_clients_reboot_and_boot_on_a_virtual_target() {
     let root = tftp_root();
     write_file(root.path(), "chainloader.cfg/default", "kernel /kernel.elf\n");
-    let mut q = PtyQemu::start(root.path(), true);
-    let hub = Hub::start(&q);
-    let (_a, seen_a) = hub.client(0);
-    let (mut b, seen_b) = hub.client(0);
-    q.cont();
+    let r = RelayServe::start(
+        None,
+        root.path(),
+        "",
+        "[[target]]\nname = \"vm\"\nkind = \"qemu\"\nmac = \"52:54:00:12:34:56\"\n\
+         reset = [{ method = \"serial\", wait = 20 }, { method = \"qemu\", wait = 90 }]\n",
+    );
+    let (_a, seen_a) = attach_raw(&r.control, "vm", 1 << 20, false);
+    let (mut b, seen_b) = attach_raw(&r.control, "vm", 0, false);
     seen_a.expect("MBI-CHECK: ok", BOOT);
-    seen_a.expect(READY, SHORT);
-    seen_b.expect(READY, SHORT);
+    seen_a.expect(READY, BOOT);
     // Keystrokes of one client reach the target; its echo reaches both.
     b.write_all(b"hello-from-b\r").unwrap();
     seen_a.expect("hello-from-b", SHORT);
     seen_b.expect("hello-from-b", SHORT);
     // A late client asking for replay gets the boot from the hub's memory.
-    let (_c, seen_c) = hub.client(1 << 20);
+    let (_c, seen_c) = attach_raw(&r.control, "vm", 1 << 20, false);
     seen_c.expect(r"chainloader \d", SHORT);
     seen_c.expect("hello-from-b", SHORT);
 
-    // The hub holds the port: a direct user is refused, not interleaved.
-    let mut direct = Proc::spawn(&["reboot", "--serial", &q.pty, "--timeout", "2"]);
-    assert_eq!(direct.finish(SHORT), 1);
-    assert!(direct.err.text().contains("in use"), "{}", direct.err.text());
-    attach_types_and_detaches(&hub, &seen_a);
+    // The relay holds the port: nobody else can lock it and read half.
+    let dev = serial_device(&r, "vm");
+    let f = std::fs::OpenOptions::new().read(true).write(true).open(&dev).unwrap();
+    // SAFETY: flock on a descriptor we own, non-blocking.
+    let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX | libc::LOCK_NB) };
+    assert_eq!(rc, -1, "{dev} could be locked while the relay owns it");
+    drop(f);
+    attach_types_and_detaches(&r, &seen_a);
 
-    let mut r = Proc::spawn(&["reboot", "--socket", hub.sock(), "--timeout", "20"]);
-    assert_eq!(r.finish(SHORT), 0, "stdout:\n{}\nstderr:\n{}", r.out.text(), r.err.text());
-    assert!(r.out.text().contains("serial: reboot command received"), "{}", r.out.text());
-    assert!(r.err.text().contains("acknowledged"), "{}", r.err.text());
-    // The kernel's reset stops the machine (see PtyQemu::start).
-    assert!(q.wait_reset(SHORT), "the reboot command did not reset the machine");
+    // The reference kernel acknowledges ~~~k: that is evidence enough.
+    let rb = r.run(&["reboot"], None, BOOT);
+    assert_eq!(rb.code, 0, "{}", rb.stderr);
+    assert!(rb.stderr.contains(r#"(method serial): the kernel acknowledged: "serial: reboot command received"#), "{}", rb.stderr);
     seen_a.expect(r"kernel: reset: via port 0xCF9", SHORT);
 
-    let log = std::fs::read_to_string(&hub.log).unwrap();
+    // `relay boot`: a kernel from stdin that obeys ~~~k silently; judged
+    // by chainloader.0's banner on the console (no DHCP of ours here).
+    let kernel = std::fs::read(dist("kernel.elf")).unwrap();
+    let bt = r.run(&["boot", "--kernel", "-", "--cmdline", "noack", "--expect", "MBI-CHECK: ok"], Some(kernel.clone()), BOOT);
+    assert_eq!(bt.code, 0, "{}\n{}", bt.stdout, bt.stderr);
+    assert!(Regex::new(r"PASS in [0-9.]+ s from the reset to: MBI-CHECK: ok").unwrap().is_match(&bt.stderr), "{}", bt.stderr);
+    assert!(bt.stdout.starts_with("chainloader ") || bt.stdout.contains("\nchainloader "), "{}", bt.stdout);
+    seen_a.expect(r#"(?s)MBI cmdline="noack".*serial console ready"#, BOOT);
+    let rb = r.run(&["reboot", "vm"], None, BOOT);
+    assert_eq!(rb.code, 0, "{}", rb.stderr);
+    assert!(rb.stderr.contains(r#"(method serial): boot banner on the console: "~~~kchainloader "#), "{}", rb.stderr);
+    assert!(!rb.stdout.contains("serial: reboot command received"), "{}", rb.stdout);
+
+    // The default failure patterns: a file that is no kernel makes
+    // chainloader.0 give up; the whole error line is reported.
+    let junk = vec![0x5au8; 64 << 10];
+    let bt = r.run(&["boot", "--kernel", "-", "--expect", "MBI-CHECK: ok"], Some(junk), BOOT);
+    assert_eq!(bt.code, 1, "{}\n{}", bt.stdout, bt.stderr);
+    assert!(Regex::new(r"FAIL after [0-9.]+ s: chainloader: .*no Multiboot2 header").unwrap().is_match(&bt.stderr), "{}", bt.stderr);
+
+    let log = r.console_log("vm");
     let stamped = Regex::new(r"(?m)^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z MBI-CHECK: ok").unwrap();
     assert!(stamped.is_match(&log), "no timestamped MBI-CHECK line in the log:\n{log}");
-    for want in ["chainloader ", "hello-from-b", "serial: reboot command received, rebooting", "-- relay: console on"] {
+    assert!(log.matches("MBI-CHECK: ok").count() >= 3, "{log}");
+    for want in ["hello-from-b", "typed-in-attach", "serial: reboot command received, rebooting", "-- relay: console of vm on", "-- relay: new boot after reset method serial"] {
         assert!(log.contains(want), "log lacks {want:?}:\n{log}");
     }
-    drop(hub);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 #[test]
-fn boot_test_through_hub_reboots_and_sees_second_boot_pass() {
-    let root = tftp_root();
-    write_file(root.path(), "chainloader.cfg/default", "kernel /kernel.elf\n");
-    let mut q = PtyQemu::start(root.path(), false);
-    let hub = Hub::start(&q);
-    let (_a, seen) = hub.client(0);
-    q.cont();
-    seen.expect(READY, BOOT);
-    let mut t = Proc::spawn(&["boot-test", "--socket", hub.sock(), "--expect", "MBI-CHECK: ok", "--timeout", "180"]);
-    let code = t.finish(BOOT + SHORT);
-    eprintln!("boot-test: {}", t.err.text().trim());
-    assert_eq!(code, 0, "stdout:\n{}\nstderr:\n{}", t.out.text(), t.err.text());
-    assert!(Regex::new(r"PASS in [0-9.]+ s from reboot command to: MBI-CHECK: ok").unwrap().is_match(&t.err.text()));
-    // The second boot went through the firmware and the chainloader again,
-    // and the hub logged both boots.
-    assert!(t.out.text().contains("chainloader "), "{}", t.out.text());
-    let log = std::fs::read_to_string(&hub.log).unwrap();
-    assert_eq!(log.matches("MBI-CHECK: ok").count(), 2, "{log}");
-}
-
-#[test]
-fn reboot_of_hung_kernel_says_power_cycle_needed() {
-    let root = tftp_root();
-    write_file(root.path(), "chainloader.cfg/default", "kernel /kernel.elf hang\n");
-    let mut q = PtyQemu::start(root.path(), true);
-    let hub = Hub::start(&q);
-    let (_a, seen) = hub.client(0);
-    q.cont();
-    seen.expect("hanging with interrupts off", BOOT);
-    let mut r = Proc::spawn(&["reboot", "--socket", hub.sock(), "--timeout", "4"]);
-    let code = r.finish(SHORT);
-    let err = r.err.text();
-    assert_eq!(code, 3, "stderr:\n{err}");
-    for want in ["did not acknowledge", "hung with interrupts off", "no BMC", "power-cycled", "not even an echo"] {
-        assert!(err.contains(want), "message lacks {want:?}:\n{err}");
+fn console_clients_stalled_live_telnet_read_only_and_reboot_evidence_on_a_pty() {
+    let (master, dev) = pty_pair();
+    let (raw_port, telnet_port) = (free_port(), free_port());
+    let root = tempfile::tempdir().unwrap();
+    // The "smart plug": a file the reset command appends to.
+    let plug = root.path().join("plug.log");
+    // As root (as in CI) the control socket also goes to a given group.
+    // SAFETY: geteuid has no preconditions.
+    let as_root = unsafe { libc::geteuid() } == 0;
+    let r = RelayServe::start(
+        None,
+        root.path(),
+        if as_root { "group = \"daemon\"\n" } else { "" },
+        &format!(
+            "[[target]]\nname = \"desk\"\nmac = \"52:54:00:00:00:01\"\nserial = {dev:?}\n\
+             tcp_port = {raw_port}\ntelnet_port = {telnet_port}\n\
+             kernel = {kernel:?}\ncmdline = \"from-config\"\nexpect = \"MBI-CHECK: ok\"\n\
+             reset = [{{ method = \"dtr\", pulse_ms = 50 }}, \
+                      {{ method = \"command\", run = \"echo power-cycle $RELAY_TARGET $RELAY_MAC >> {plug}; echo plug says ok\", wait = 8 }}, \
+                      {{ method = \"serial\", wait = 8 }}]\n",
+            plug = plug.display(),
+            kernel = dist("kernel.elf").display().to_string()
+        ),
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&r.control).unwrap().permissions().mode() & 0o777, 0o660, "control socket mode");
+    if as_root {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: getgrnam with a NUL-terminated name; read at once.
+        let gid = unsafe { (*libc::getgrnam(c"daemon".as_ptr())).gr_gid };
+        assert_eq!(std::fs::metadata(&r.control).unwrap().gid(), gid, "control socket group");
     }
-}
+    let target_sees = Watched::spawn(master.try_clone().unwrap());
 
-/// Directly on the serial device (no hub): a `--fail` pattern seen during
-/// the second boot ends the test with status 1 and names the line.
-#[test]
-fn boot_test_on_serial_device_stops_at_fail_pattern() {
-    let root = tftp_root();
-    write_file(root.path(), "chainloader.cfg/default", "kernel /kernel.elf second-boot-marker\n");
-    let mut q = PtyQemu::start(root.path(), false);
-    {
-        // Watch the first boot ourselves (no thread: no reader may be left
-        // on the pty when the relay opens it), then let go of the pty.
-        let mut f = std::fs::OpenOptions::new().read(true).write(true).open(&q.pty).unwrap();
-        make_raw(&f);
-        q.cont();
-        let mut seen = Vec::new();
-        let mut buf = [0u8; 4096];
-        let deadline = Instant::now() + BOOT;
-        while !String::from_utf8_lossy(&seen).contains(READY) {
-            assert!(Instant::now() < deadline, "first boot not ready:\n{}", String::from_utf8_lossy(&seen));
-            let n = f.read(&mut buf).unwrap();
-            seen.extend_from_slice(&buf[..n]);
+    // A raw TCP client that never reads, with the smallest receive buffer.
+    let stalled = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    stalled.set_recv_buffer_size(4096).unwrap();
+    stalled.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], raw_port)).into()).unwrap();
+    // A raw TCP client that reads.
+    let live_raw = TcpStream::connect(("127.0.0.1", raw_port)).unwrap();
+    let live_raw_sees = Watched::spawn(live_raw.try_clone().unwrap());
+    // A telnet client doing what pyserial's rfc2217:// does first.
+    let mut tn = TcpStream::connect(("127.0.0.1", telnet_port)).unwrap();
+    let tn_sees = Watched::spawn(tn.try_clone().unwrap());
+    tn.write_all(&[255, 251, 44, 255, 251, 0, 255, 253, 0, 255, 253, 3]).unwrap(); // WILL COM-PORT, WILL/DO BINARY, DO SGA
+    tn.write_all(&[255, 250, 44, 1, 0, 0, 0x25, 0x80, 255, 240]).unwrap(); // SET-BAUDRATE 9600
+    tn_sees.expect_bytes(&[255, 253, 44], SHORT); // DO COM-PORT
+    tn_sees.expect_bytes(&[255, 250, 44, 101, 0, 1, 0xc2, 0x00, 255, 240], SHORT); // the speed in force: 115200
+    // Read-only and read-write `relay attach`, typing through pipes.
+    let mut ro = r.client(&["attach", "desk", "--read-only"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let ro_sees = Watched::spawn(ro.stdout.take().unwrap());
+    let mut rw = r.client(&["attach", "desk"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let rw_sees = Watched::spawn(rw.stdout.take().unwrap());
+    let deadline = Instant::now() + SHORT;
+    while r.run(&["status", "desk"], None, SHORT).stdout.matches("since 20").count() < 6 {
+        assert!(Instant::now() < deadline, "not all five clients attached");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Typing: the read-only client is refused, the others reach the target.
+    ro.stdin.as_mut().unwrap().write_all(b"typed-read-only\r").unwrap();
+    ro_sees.expect("read-only; input ignored", SHORT);
+    rw.stdin.as_mut().unwrap().write_all(b"typed-read-write\r").unwrap();
+    target_sees.expect("typed-read-write", SHORT);
+    tn.write_all(b"typed-telnet\r\0").unwrap();
+    target_sees.expect("typed-telnet\r", SHORT);
+
+    // 8 MiB from the target, then a marker: every reading client gets it
+    // all, the log too, while the stalled client is dropped.
+    let line = [b'x'; 127];
+    let mut w = master.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        for _ in 0..(8 << 20) / 128 {
+            w.write_all(&line).unwrap();
+            w.write_all(b"\n").unwrap();
         }
+        w.write_all(b"end-of-flood\n").unwrap();
+    });
+    for (who, w) in [("raw TCP", &live_raw_sees), ("telnet", &tn_sees), ("read-only attach", &ro_sees), ("attach", &rw_sees)] {
+        assert!(w.try_expect("end-of-flood", SHORT), "the {who} client did not get the whole flood");
     }
-    let mut t = Proc::spawn(&[
-        "boot-test",
-        "--serial",
-        &q.pty,
-        "--expect",
-        "MBI-CHECK: ok",
-        "--fail",
-        r#"MBI cmdline=".*second-boot-marker"#,
-        "--timeout",
-        "180",
-    ]);
-    let code = t.finish(BOOT + SHORT);
-    assert_eq!(code, 1, "stdout:\n{}\nstderr:\n{}", t.out.text(), t.err.text());
-    assert!(t.err.text().contains(r#"FAIL after"#) && t.err.text().contains("second-boot-marker"), "{}", t.err.text());
+    writer.join().unwrap();
+    assert!(!target_sees.text().contains("typed-read-only"), "a read-only client typed into the target");
+    assert!(r.daemon_text().contains("dropped: it stopped reading"), "{}", r.daemon_text());
+    r.expect_console("desk", 0, "end-of-flood", SHORT);
+    assert!(r.console_log("desk").matches(&"x".repeat(127)).count() >= (8 << 20) / 128, "the log lost lines");
+    drop(stalled);
+
+    // Reboot: DTR on a pty cannot be pulsed (said clearly); the command
+    // "power-cycles" the target, which then prints chainloader.0's banner:
+    // evidence.
+    let answer = {
+        let (mut m, plug) = (master.try_clone().unwrap(), plug.clone());
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + SHORT;
+            while !std::fs::read_to_string(&plug).unwrap_or_default().contains("power-cycle desk 52:54:00:00:00:01") {
+                assert!(Instant::now() < deadline, "the reset command never ran");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            m.write_all(b"\r\nchainloader 0.1.0\r\n").unwrap();
+        })
+    };
+    let rb = r.run(&["reboot", "desk"], None, SHORT);
+    answer.join().unwrap();
+    assert_eq!(rb.code, 0, "{}", rb.stderr);
+    assert!(rb.stderr.contains("cannot drive DTR on") && rb.stderr.contains("no modem-control lines"), "{}", rb.stderr);
+    assert!(rb.stderr.contains("reset command: plug says ok"), "{}", rb.stderr);
+    assert!(rb.stderr.contains(r#"(method command): boot banner on the console: "chainloader 0.1.0""#), "{}", rb.stderr);
+    assert!(r.daemon_text().contains("target desk: reset command: plug says ok"), "{}", r.daemon_text());
+    // ~~~k alone, answered by the banner.
+    let mark = target_sees.text().len();
+    let answer = {
+        let (mut m, seen) = (master.try_clone().unwrap(), target_sees.clone());
+        std::thread::spawn(move || {
+            seen.expect_after(mark, "~~~k", SHORT);
+            m.write_all(b"\r\nchainloader 0.1.0\r\n").unwrap();
+        })
+    };
+    let rb = r.run(&["reboot", "desk", "--method", "serial"], None, SHORT);
+    answer.join().unwrap();
+    assert_eq!(rb.code, 0, "{}", rb.stderr);
+    assert!(rb.stderr.contains(r#"(method serial): boot banner on the console: "chainloader 0.1.0""#), "{}", rb.stderr);
+    // `relay boot` with nothing but the target's defaults from relay.toml.
+    let mark = target_sees.text().len();
+    let answer = {
+        let (mut m, seen) = (master.try_clone().unwrap(), target_sees.clone());
+        std::thread::spawn(move || {
+            seen.expect_after(mark, "~~~k", SHORT);
+            m.write_all(b"\r\nchainloader 0.1.0\r\nbooting desk/kernel.elf\r\nMBI-CHECK: ok\r\n").unwrap();
+        })
+    };
+    let bt = r.run(&["boot", "--method", "serial"], None, SHORT);
+    answer.join().unwrap();
+    assert_eq!(bt.code, 0, "{}", bt.stderr);
+    let cfg = std::fs::read_to_string(root.path().join("chainloader.cfg/01-52-54-00-00-00-01")).unwrap();
+    assert!(cfg.contains("kernel /desk/kernel.elf from-config"), "{cfg}");
+    assert_eq!(std::fs::read(root.path().join("desk/kernel.elf")).unwrap(), std::fs::read(dist("kernel.elf")).unwrap());
+    // Nobody answers: every method failed, and the report says so.
+    let rb = r.run(&["reboot", "desk"], None, SHORT);
+    assert_eq!(rb.code, 3, "{}", rb.stderr);
+    for want in ["dtr: failed: cannot drive DTR", "command: ran `echo power-cycle", "serial: sent ~~~k 4 time(s)", "no BMC"] {
+        assert!(rb.stderr.contains(want), "lacks {want:?}:\n{}", rb.stderr);
+    }
+    let st = r.run(&["status"], None, SHORT);
+    assert!(st.stdout.contains("desk (52:54:00:00:00:01)") && st.stdout.contains("hung since") && st.stdout.contains("(read-only)"), "{}", st.stdout);
+    let _ = ro.kill();
+    let _ = rw.kill();
+    let _ = ro.wait();
+    let _ = rw.wait();
+    drop(master);
 }
 
-fn make_raw(f: &std::fs::File) {
-    use std::os::fd::AsRawFd;
-    let fd = f.as_raw_fd();
-    // SAFETY: plain termios calls on a descriptor we own.
-    unsafe {
-        let mut t: libc::termios = std::mem::zeroed();
-        assert_eq!(libc::tcgetattr(fd, &mut t), 0);
-        libc::cfmakeraw(&mut t);
-        // Reads return after 1 s without data, so the wait stays bounded.
-        t.c_cc[libc::VMIN] = 0;
-        t.c_cc[libc::VTIME] = 10;
-        assert_eq!(libc::tcsetattr(fd, libc::TCSANOW, &t), 0);
-    }
-}
 
 /// `relay attach` on a terminal (a pty pair here): raw mode, keystrokes to
 /// the target, `Ctrl-]` `q` detaches and the terminal settings come back.
-fn attach_types_and_detaches(hub: &Hub, other_client: &Watched) {
+fn attach_types_and_detaches(r: &RelayServe, other_client: &Watched) {
     use std::os::fd::{FromRawFd, OwnedFd};
     let (mut master, slave) = {
         let (mut m, mut s) = (0, 0);
@@ -466,8 +381,8 @@ fn attach_types_and_detaches(hub: &Hub, other_client: &Watched) {
     };
     let cooked = lflag(&slave);
     assert!(cooked & libc::ICANON != 0 && cooked & libc::ECHO != 0);
-    let mut child = Command::new(relay_bin())
-        .args(["attach", "--socket", hub.sock(), "--replay-kib", "64"])
+    let mut child = r
+        .client(&["attach", "vm", "--replay-kib", "64"])
         .stdin(Stdio::from(slave.try_clone().unwrap()))
         .stdout(Stdio::from(slave.try_clone().unwrap()))
         .stderr(Stdio::from(slave.try_clone().unwrap()))
@@ -481,6 +396,11 @@ fn attach_types_and_detaches(hub: &Hub, other_client: &Watched) {
     master.write_all(b"typed-in-attach\r").unwrap();
     screen.expect(r"typed-in-attach\r?\n", SHORT);
     other_client.expect("typed-in-attach", SHORT);
+    // Ctrl-] r: the relay's reboot of this target, reported on the terminal.
+    let mark = other_client.text().len();
+    master.write_all(b"\x1dr").unwrap();
+    screen.expect(r"is rebooting \(method serial\): the kernel acknowledged", BOOT);
+    other_client.expect_after(mark, "(?s)chainloader .*serial console ready", BOOT);
     master.write_all(b"\x1dq").unwrap();
     let code = wait_child(&mut child, SHORT);
     if code.is_none() {
@@ -501,21 +421,3 @@ fn lflag(fd: &impl std::os::fd::AsRawFd) -> libc::tcflag_t {
     }
 }
 
-/// The default failure patterns: the next boot's kernel is missing, so the
-/// chainloader's TFTP error (then its countdown) ends the test with 1.
-#[test]
-fn boot_test_default_fail_patterns_catch_missing_kernel() {
-    let root = tftp_root();
-    write_file(root.path(), "chainloader.cfg/default", "kernel /kernel.elf\n");
-    let mut q = PtyQemu::start(root.path(), false);
-    let hub = Hub::start(&q);
-    let (_a, seen) = hub.client(0);
-    q.cont();
-    seen.expect(READY, BOOT);
-    write_file(root.path(), "chainloader.cfg/default", "kernel /missing.elf\n");
-    let mut t = Proc::spawn(&["boot-test", "--socket", hub.sock(), "--expect", "MBI-CHECK: ok", "--timeout", "180"]);
-    let code = t.finish(BOOT + SHORT);
-    let err = t.err.text();
-    assert_eq!(code, 1, "stdout:\n{}\nstderr:\n{err}", t.out.text());
-    assert!(Regex::new(r"FAIL after [0-9.]+ s: .*TFTP error 1 .*missing\.elf").unwrap().is_match(&err), "{err}");
-}

@@ -72,6 +72,14 @@ struct Shared {
     running: AtomicUsize,
     /// Transfers by client address, to recognise a retransmitted request.
     by_peer: Mutex<HashMap<SocketAddr, Arc<TransferHandle>>>,
+    /// Told of every file sent whole (the target table attributes it).
+    observer: Mutex<Option<Arc<dyn TftpObserver>>>,
+}
+
+/// Hears of every file sent whole, so that the relay knows what each target
+/// fetched (its config, its kernel).
+pub trait TftpObserver: Send + Sync {
+    fn sent(&self, peer: SocketAddr, path: &str, size: u64);
 }
 
 /// The listener's view of one transfer.
@@ -128,8 +136,14 @@ impl TftpServer {
             max_blksize: cfg.max_blksize.clamp(options::BLKSIZE_MIN, options::BLKSIZE_MAX),
             running: AtomicUsize::new(0),
             by_peer: Mutex::new(HashMap::new()),
+            observer: Mutex::new(None),
         });
         Ok(TftpServer { socket, shared, learn_local })
+    }
+
+    /// Tell `o` of every file sent whole.
+    pub fn observe(&self, o: Arc<dyn TftpObserver>) {
+        *self.shared.observer.lock().unwrap() = Some(o);
     }
 
     /// The address actually bound (tests bind port 0).

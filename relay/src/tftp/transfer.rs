@@ -147,6 +147,10 @@ pub(super) fn run(shared: &Shared, handle: &TransferHandle, job: Job) {
                 "tftp: {peer} {name}: sent {size} bytes in {secs:.3} s ({:.2} MiB/s), options: {granted}, {retrans} retransmissions{note}",
                 size as f64 / secs / (1024.0 * 1024.0)
             );
+            let observer = shared.observer.lock().unwrap().clone();
+            if let Some(o) = observer {
+                o.sent(peer, &name, size);
+            }
         }
         Outcome::ClientError(8, msg) => {
             // PXE ROMs ask for tsize, read the OACK and abort with ERROR 8

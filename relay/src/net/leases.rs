@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::tagging::{fmt_mac, parse_mac, Mac};
+use crate::policy::tagging::{fmt_mac, parse_mac, Mac};
 
 /// How long an offered address is held for the client that was offered it.
 pub const OFFER_HOLD_SECS: u64 = 60;

@@ -8,65 +8,16 @@
 
 use std::net::Ipv4Addr;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use dhcproto::v4::{DhcpOption, Message, OptionCode};
 
-use crate::config::{parse_option, RuleConfig};
+pub use super::mac::{fmt_mac, mac_file_name, parse_mac, Mac, MacPattern};
+use super::config::RuleConfig;
 
 /// The NBP served to BIOS PXE ROMs.
 pub const CHAINLOADER: &str = "chainloader.0";
 /// The user class (option 77) the chainloader sends.
 pub const CHAINLOADER_USER_CLASS: &str = "chainloader";
-
-pub type Mac = [u8; 6];
-
-pub fn parse_mac(s: &str) -> anyhow::Result<Mac> {
-    let parts: Vec<&str> = s.split([':', '-']).collect();
-    if parts.len() != 6 {
-        bail!("{s:?} is not a MAC address (6 hex bytes separated by ':')");
-    }
-    let mut mac = [0u8; 6];
-    for (b, p) in mac.iter_mut().zip(parts) {
-        *b = u8::from_str_radix(p, 16).with_context(|| format!("{s:?} is not a MAC address"))?;
-    }
-    Ok(mac)
-}
-
-pub fn fmt_mac(mac: &Mac) -> String {
-    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
-}
-
-/// A dnsmasq-style MAC pattern: `52:54:00:*:*:*` or `52:54:00:*`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MacPattern(Vec<Option<u8>>);
-
-impl MacPattern {
-    pub fn parse(s: &str) -> anyhow::Result<MacPattern> {
-        let parts: Vec<&str> = s.split(':').collect();
-        if parts.is_empty() || parts.len() > 6 || (parts.len() < 6 && parts.last() != Some(&"*")) {
-            bail!("MAC pattern {s:?}: give 6 bytes, '*' for any byte, or end with '*' for the rest");
-        }
-        let bytes = parts
-            .iter()
-            .map(|p| if *p == "*" { Ok(None) } else { u8::from_str_radix(p, 16).map(Some) })
-            .collect::<Result<Vec<_>, _>>()
-            .with_context(|| format!("MAC pattern {s:?} has a byte that is neither hex nor '*'"))?;
-        Ok(MacPattern(bytes))
-    }
-
-    pub fn matches(&self, mac: &Mac) -> bool {
-        let n = self.0.len();
-        for (i, b) in mac.iter().enumerate() {
-            match self.0.get(i) {
-                Some(Some(p)) if p != b => return false,
-                Some(_) => {}
-                // A short pattern ends in '*', which covers the rest.
-                None => return n < 6,
-            }
-        }
-        true
-    }
-}
 
 /// What a DHCP request says about its client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,11 +127,6 @@ pub enum ConfigFile {
     PerTarget,
 }
 
-/// `01-aa-bb-cc-dd-ee-ff`: the PXELINUX per-MAC file name.
-pub fn mac_file_name(mac: &Mac) -> String {
-    format!("01-{}", mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join("-"))
-}
-
 /// A user rule, compiled.
 #[derive(Debug, Clone)]
 pub struct Rule {
@@ -189,11 +135,24 @@ pub struct Rule {
     options: Vec<(u8, Vec<u8>)>,
 }
 
+/// The config's rule, validated and with its options encoded once.
+impl TryFrom<RuleConfig> for Rule {
+    type Error = anyhow::Error;
+
+    fn try_from(cfg: RuleConfig) -> anyhow::Result<Rule> {
+        let mac = cfg.mac.as_deref().map(MacPattern::parse).transpose().with_context(|| format!("rule {:?}", cfg.name))?;
+        let options = cfg
+            .options
+            .iter()
+            .map(|(c, v)| parse_option(c, v).with_context(|| format!("rule {:?}: option {c}", cfg.name)))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Rule { cfg, mac, options })
+    }
+}
+
 impl Rule {
     pub fn new(cfg: RuleConfig) -> anyhow::Result<Rule> {
-        let mac = cfg.mac.as_deref().map(MacPattern::parse).transpose()?;
-        let options = cfg.options.iter().map(|(c, v)| parse_option(c, v)).collect::<anyhow::Result<_>>()?;
-        Ok(Rule { cfg, mac, options })
+        Rule::try_from(cfg)
     }
 
     pub fn name(&self) -> &str {
@@ -276,6 +235,36 @@ pub fn decide(rules: &[Rule], c: &Client) -> Decision {
     d
 }
 
+/// An option of a rule: the code (1-254, as TOML keys are strings) and its value.
+pub fn parse_option(code: &str, v: &str) -> anyhow::Result<(u8, Vec<u8>)> {
+    let c: u8 = code.trim().parse().with_context(|| format!("{code:?} is not an option code (1-254)"))?;
+    anyhow::ensure!((1..=254).contains(&c), "option code {c} is reserved");
+    Ok((c, parse_option_value(v)?))
+}
+
+/// Encodes an option value written in the config.
+pub fn parse_option_value(v: &str) -> anyhow::Result<Vec<u8>> {
+    if let Some(ips) = v.strip_prefix("ip:") {
+        let mut out = vec![];
+        for ip in ips.split(',') {
+            let ip: Ipv4Addr = ip.trim().parse().with_context(|| format!("{ip:?} is not an IPv4 address"))?;
+            out.extend_from_slice(&ip.octets());
+        }
+        Ok(out)
+    } else if let Some(hex) = v.strip_prefix("hex:") {
+        let hex: String = hex.chars().filter(|c| !matches!(c, ':' | ' ')).collect();
+        anyhow::ensure!(hex.len().is_multiple_of(2), "hex value {v:?} has an odd number of digits");
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).with_context(|| format!("{v:?} is not hex")))
+            .collect()
+    } else if let Some(n) = v.strip_prefix("u32:") {
+        Ok(n.trim().parse::<u32>().with_context(|| format!("{v:?} is not a u32"))?.to_be_bytes().to_vec())
+    } else {
+        Ok(v.as_bytes().to_vec())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,22 +288,6 @@ mod tests {
         assert_eq!(user_classes(list)[1..], ["abcd", "chainloader"]);
         assert_eq!(user_classes(b"\x09abc"), vec!["\x09abc"]);
         assert_eq!(user_classes(b""), vec![""]);
-    }
-
-    #[test]
-    fn mac_patterns() {
-        let m = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
-        assert!(MacPattern::parse("52:54:00:*").unwrap().matches(&m));
-        assert!(MacPattern::parse("52:54:00:*:*:56").unwrap().matches(&m));
-        assert!(!MacPattern::parse("52:54:00:*:*:57").unwrap().matches(&m));
-        assert!(MacPattern::parse("52:54:00:12:34:56").unwrap().matches(&m));
-        assert!(!MacPattern::parse("52:55:*").unwrap().matches(&m));
-        assert!(MacPattern::parse("52:54").is_err());
-        assert!(MacPattern::parse("52:54:00:12:34:56:78").is_err());
-        assert!(MacPattern::parse("5g:*").is_err());
-        assert_eq!(parse_mac("52-54-00-12-34-56").unwrap(), m);
-        assert_eq!(fmt_mac(&m), "52:54:00:12:34:56");
-        assert_eq!(mac_file_name(&m), "01-52-54-00-12-34-56");
     }
 
     #[test]
@@ -375,5 +348,14 @@ mod tests {
         assert!(!m(RuleConfig { interface: Some("eth1".into()), ..base.clone() }, &c));
         let empty_boot = Rule::new(RuleConfig { boot_file: Some(String::new()), ..base }).unwrap();
         assert_eq!(decide(&[empty_boot], &c).boot_file, None);
+    }
+
+    #[test]
+    fn option_values() {
+        assert_eq!(parse_option_value("ip:1.2.3.4,5.6.7.8").unwrap(), [1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(parse_option_value("hex:0a:0B").unwrap(), [10, 11]);
+        assert_eq!(parse_option_value("u32:600").unwrap(), [0, 0, 2, 88]);
+        assert_eq!(parse_option_value("abc").unwrap(), b"abc");
+        assert!(parse_option_value("hex:abc").is_err());
     }
 }

@@ -14,10 +14,11 @@ use dhcproto::v4::{DhcpOption, Flags, HType, Message, MessageType, Opcode, Optio
 use dhcproto::{Decodable, Decoder, Encodable};
 use tracing::{debug, info, warn};
 
-use crate::config::Config;
-use crate::iface::Interface;
-use crate::leases::{unix_now, Leases};
-use crate::tagging::{self, fmt_mac, mac_file_name, Client, ConfigFile, Decision, Mac, Rule};
+use crate::policy::config::Config;
+use crate::net::iface::Interface;
+use crate::net::leases::{unix_now, Leases};
+use crate::policy::targets::TargetTable;
+use crate::policy::tagging::{self, fmt_mac, mac_file_name, Client, ConfigFile, Decision, Mac, Rule};
 
 pub const SERVER_PORT: u16 = 67;
 pub const CLIENT_PORT: u16 = 68;
@@ -49,6 +50,16 @@ pub struct Dhcp {
     pub ignore_xid: Option<u32>,
     /// Told after each offer, so the conflict prober looks ahead.
     pub offered: Option<std::sync::mpsc::Sender<()>>,
+    /// The machines this relay knows by MAC.
+    pub targets: std::sync::Arc<TargetTable>,
+    /// Told of every DISCOVER (evidence that a machine is booting).
+    pub observer: Option<std::sync::Arc<dyn DhcpObserver>>,
+}
+
+/// Hears of every DHCPDISCOVER: a PXE ROM's is the strongest evidence that a
+/// target has just been reset.
+pub trait DhcpObserver: Send + Sync {
+    fn discover(&self, client: &Client);
 }
 
 /// A reply to send.
@@ -115,6 +126,8 @@ impl Dhcp {
             domain: config.dhcp.domain.clone(),
             ignore_xid: None,
             offered: None,
+            targets: Default::default(),
+            observer: None,
         })
     }
 
@@ -146,6 +159,11 @@ impl Dhcp {
             return None;
         };
         let client = Client::from_message(&msg, &self.iface.name)?;
+        if mtype == MessageType::Discover {
+            if let Some(o) = &self.observer {
+                o.discover(&client);
+            }
+        }
         match (self.mode, local_port) {
             (_, PXE_PORT) => self.proxy_request(&msg, &client, mtype, src),
             (Mode::Proxy, _) => self.proxy_discover(&msg, &client, mtype),
@@ -237,6 +255,9 @@ impl Dhcp {
             // option 209, and the chainloader walks its PXELINUX-style
             // candidates (01-<mac>, hex IP prefixes, default) by itself.
             let own = format!("chainloader.cfg/{}", mac_file_name(&client.mac));
+            if let Some((_, name)) = self.targets.config_file_for(&client.mac) {
+                d.rule = format!("target {name} ({})", d.rule);
+            }
             let default = "chainloader.cfg/default".to_string();
             d.config_file = [own, default].into_iter().find(|p| self.tftp_root.join(p).is_file()).map(ConfigFile::Path);
             if d.config_file.is_none() {
@@ -423,7 +444,7 @@ pub fn reply_destination(req: &Message, mtype: MessageType) -> SocketAddrV4 {
 /// every offer, and every `PROBE_EVERY`; an address that answers although
 /// nobody has a lease on it is taken out of the pool (for `BAD_SECS`) before
 /// any client is offered it. No boot waits for this.
-pub fn probe_pool(dhcp: &std::sync::Mutex<Dhcp>, mut pinger: crate::probe::Pinger, offered: std::sync::mpsc::Receiver<()>) -> anyhow::Result<()> {
+pub fn probe_pool(dhcp: &std::sync::Mutex<Dhcp>, mut pinger: crate::net::probe::Pinger, offered: std::sync::mpsc::Receiver<()>) -> anyhow::Result<()> {
     const LOOKAHEAD: usize = 4;
     const PROBE_EVERY: Duration = Duration::from_secs(60);
     let mut last: HashMap<Ipv4Addr, Instant> = HashMap::new();
@@ -480,12 +501,12 @@ pub fn probe_other_server(ifname: &str, wait: Duration) -> anyhow::Result<(Optio
     let sock = {
         use socket2::{Domain, Protocol, Socket, Type};
         let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-        s.bind_device(Some(ifname.as_bytes())).map_err(|e| crate::iface::bind_error(e, CLIENT_PORT, ifname))?;
+        s.bind_device(Some(ifname.as_bytes())).map_err(|e| crate::net::iface::bind_error(e, CLIENT_PORT, ifname))?;
         s.set_broadcast(true)?;
         // A DHCP client on the host may hold port 68 as well.
         s.set_reuse_address(true)?;
         s.bind(&std::net::SocketAddr::from((Ipv4Addr::UNSPECIFIED, CLIENT_PORT)).into())
-            .map_err(|e| crate::iface::bind_error(e, CLIENT_PORT, ifname))?;
+            .map_err(|e| crate::net::iface::bind_error(e, CLIENT_PORT, ifname))?;
         UdpSocket::from(s)
     };
     let xid: u32 = rand::random();

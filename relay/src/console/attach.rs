@@ -5,11 +5,12 @@
 //! goes to the target. The local escape is `Ctrl-]` (as in telnet), never
 //! `~`: the target's reboot command is `~~~k` and must pass untouched.
 //! After `Ctrl-]`: `q` (or `.`) detaches, `Ctrl-]` sends one `Ctrl-]`,
-//! `k` sends the reboot command, `?` shows help; anything else is dropped.
+//! `k` sends the kernel's reboot command `~~~k` (bytes to the target),
+//! `r` asks the relay for a full reboot (its reset methods, judged by
+//! evidence), `?` shows help; anything else is dropped.
 
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
 use std::sync::Mutex;
 
 use anyhow::Result;
@@ -17,7 +18,11 @@ use anyhow::Result;
 /// The escape key: Ctrl-] (0x1d).
 pub const ESCAPE: u8 = 0x1d;
 
-const HELP: &str = "\r\n[relay attach: Ctrl-] then: q detach | k send ~~~k (reboot) | Ctrl-] send Ctrl-] | ? help]\r\n";
+const HELP: &str =
+    "\r\n[relay attach: Ctrl-] then: q detach | k send ~~~k | r reboot (the relay's reset methods) | Ctrl-] send Ctrl-] | ? help]\r\n";
+
+/// The kernel's reboot command (docs/serial-reboot.md).
+const REBOOT_COMMAND: &[u8] = b"~~~k";
 
 /// What a keystroke means after the escape state is applied.
 #[derive(Debug, PartialEq, Eq)]
@@ -26,6 +31,8 @@ pub enum Key {
     Send(Vec<u8>),
     Detach,
     Help,
+    /// Ask the relay to reboot the target.
+    Reboot,
     /// Nothing to do (escape pressed, or an unknown escape command).
     Nothing,
 }
@@ -43,7 +50,8 @@ impl Escape {
             return match b {
                 b'q' | b'Q' | b'.' => Key::Detach,
                 ESCAPE => Key::Send(vec![ESCAPE]),
-                b'k' => Key::Send(crate::reboot::REBOOT_COMMAND.to_vec()),
+                b'k' => Key::Send(REBOOT_COMMAND.to_vec()),
+                b'r' => Key::Reboot,
                 b'?' | b'h' => Key::Help,
                 _ => Key::Nothing,
             };
@@ -96,13 +104,21 @@ impl Drop for RestoreOnDrop {
 }
 
 /// Run the interactive client. `replay` bytes of recent output are shown
-/// first.
-pub fn run(socket: &Path, replay: usize) -> Result<()> {
-    let conn = crate::console::connect(socket, replay)?;
+/// first. `reboot` runs on `Ctrl-] r` (on its own thread).
+pub fn run(
+    conn: UnixStream,
+    pending: Vec<u8>,
+    what: &str,
+    reboot: Option<Box<dyn Fn() + Send + Sync>>,
+) -> Result<()> {
     let tty = make_raw()?;
     let _restore = RestoreOnDrop;
     let nl = if tty { "\r\n" } else { "\n" };
-    eprint!("[relay attach: connected to {}; Ctrl-] q detaches, Ctrl-] ? for help]{nl}", socket.display());
+    eprint!("[relay attach: connected to {what}; Ctrl-] q detaches, Ctrl-] ? for help]{nl}");
+    {
+        let mut out = io::stdout();
+        let _ = out.write_all(&pending).and_then(|_| out.flush());
+    }
 
     let mut from_hub = conn.try_clone()?;
     std::thread::spawn(move || {
@@ -119,10 +135,11 @@ pub fn run(socket: &Path, replay: usize) -> Result<()> {
             }
         }
         restore_terminal();
-        eprintln!("\n[relay attach: the console hub closed the connection]");
+        eprintln!("\n[relay attach: the relay closed the connection]");
         std::process::exit(1);
     });
 
+    let reboot: Option<std::sync::Arc<dyn Fn() + Send + Sync>> = reboot.map(std::sync::Arc::from);
     let mut to_hub: UnixStream = conn;
     let mut esc = Escape::default();
     let mut stdin = io::stdin().lock();
@@ -130,24 +147,36 @@ pub fn run(socket: &Path, replay: usize) -> Result<()> {
     loop {
         let n = stdin.read(&mut buf)?;
         if n == 0 {
-            // stdin closed (piped input): keep showing output until the hub closes.
+            // stdin closed (piped input): keep showing output until the relay closes.
             let _ = to_hub.shutdown(std::net::Shutdown::Write);
             loop {
                 std::thread::park();
             }
         }
+        // What was typed goes out in one write, so that it reaches the
+        // target in one piece.
+        let mut send = Vec::with_capacity(n);
         for &b in &buf[..n] {
             match esc.key(b) {
-                Key::Send(bytes) => to_hub.write_all(&bytes)?,
+                Key::Send(bytes) => send.extend_from_slice(&bytes),
                 Key::Detach => {
+                    to_hub.write_all(&send)?;
                     restore_terminal();
                     eprintln!("\n[relay attach: detached]");
                     return Ok(());
                 }
                 Key::Help => eprint!("{HELP}"),
+                Key::Reboot => match &reboot {
+                    Some(f) => {
+                        let f = f.clone();
+                        std::thread::spawn(move || f());
+                    }
+                    None => eprint!("{nl}[relay attach: no reboot here]{nl}"),
+                },
                 Key::Nothing => {}
             }
         }
+        to_hub.write_all(&send)?;
     }
 }
 

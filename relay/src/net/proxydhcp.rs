@@ -11,8 +11,8 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use dhcproto::v4::{Message, MessageType};
 use tracing::debug;
 
-use crate::dhcp::{Dhcp, Reply};
-use crate::tagging::{fmt_mac, Client};
+use crate::net::dhcp::{Dhcp, Reply};
+use crate::policy::tagging::{fmt_mac, Client};
 
 impl Dhcp {
     /// Port 67 in proxy mode: only DISCOVERs from PXE clients (or the

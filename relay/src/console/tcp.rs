@@ -1,0 +1,37 @@
+//! A target's console on TCP: raw bytes, or telnet with RFC 2217.
+
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tracing::{info, warn};
+
+use super::hub::Hub;
+use super::session::{self, Codec};
+
+pub fn listen(hub: Arc<Hub>, bind: IpAddr, port: u16, codec: Codec) -> Result<SocketAddr> {
+    let what = if codec == Codec::Telnet { "telnet/RFC 2217" } else { "raw TCP" };
+    let l = TcpListener::bind((bind, port)).with_context(|| format!("cannot listen on {bind}:{port} for the {what} console of {}", hub.target))?;
+    let addr = l.local_addr()?;
+    info!("console {}: {what} on {addr}", hub.target);
+    std::thread::Builder::new().name(format!("tcp-{}-{port}", hub.target)).spawn(move || {
+        for c in l.incoming() {
+            let c = match c {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!("console {}: accept: {e}", hub.target);
+                    continue;
+                }
+            };
+            let _ = c.set_nodelay(true);
+            let peer = c.peer_addr().map(|p| p.to_string()).unwrap_or_default();
+            let hub = hub.clone();
+            std::thread::spawn(move || {
+                let Ok(w) = c.try_clone() else { return };
+                let kind = if codec == Codec::Telnet { "telnet" } else { "tcp" };
+                session::run(&hub, kind, peer, false, 0, codec, c, w, &[]);
+            });
+        }
+    })?;
+    Ok(addr)
+}

@@ -1,0 +1,384 @@
+//! The control socket of `relay serve` (unix, mode 0660, group
+//! configurable). Every other subcommand is a client: it sends one JSON
+//! request line; the daemon answers with JSON event lines ending in
+//! `done`, or, for `attach`, with one `attached` line after which the
+//! connection carries raw console bytes both ways. `boot` sends its files'
+//! bytes right after the request line, in the order listed.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use crate::console::session::{self, Codec};
+use crate::target::boot::{self, BootPlan};
+use crate::target::reboot::{self, Outcome, Progress, EXIT_CANNOT_RESET};
+use crate::target::stage::{self, Staged};
+use crate::target::{TargetStatus, Targets};
+
+pub const DEFAULT_CONTROL: &str = "/run/relay/control.sock";
+
+/// A file sent after the request line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileSpec {
+    /// The name it came with (`-` for stdin), for the log and its staged name.
+    pub name: String,
+    pub size: u64,
+    /// Module string.
+    #[serde(default)]
+    pub string: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Request {
+    Attach {
+        target: Option<String>,
+        #[serde(default)]
+        read_only: bool,
+        #[serde(default)]
+        replay: usize,
+    },
+    Reboot {
+        target: Option<String>,
+        /// Only these reset methods (by name), in the target's order.
+        #[serde(default)]
+        methods: Vec<String>,
+    },
+    Boot {
+        target: Option<String>,
+        /// None: the target's default kernel (a path on the relay host).
+        kernel: Option<FileSpec>,
+        #[serde(default)]
+        modules: Vec<FileSpec>,
+        cmdline: Option<String>,
+        expect: Option<String>,
+        #[serde(default)]
+        fail: Vec<String>,
+        timeout: Option<f64>,
+        silence: Option<f64>,
+        #[serde(default)]
+        methods: Vec<String>,
+    },
+    Status,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    Attached { target: String, device: String },
+    Console { data: String },
+    Info { text: String },
+    Status { targets: Vec<TargetStatus> },
+    Done { exit: i32, message: String },
+}
+
+/// Listen on the control socket: a stale socket is replaced, a live one is
+/// refused; mode 0660 and the group given, so that its members may use
+/// the relay.
+pub fn listen(path: &Path, group: Option<&str>) -> Result<UnixListener> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            bail!("another relay is already listening on {}", path.display());
+        }
+        std::fs::remove_file(path).with_context(|| format!("cannot remove stale socket {}", path.display()))?;
+    }
+    let l = UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    if let Some(g) = group {
+        let gid = group_id(g)?;
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
+        // SAFETY: chown on a NUL-terminated path we own; -1 keeps the owner.
+        if unsafe { libc::chown(c.as_ptr(), u32::MAX, gid) } != 0 {
+            bail!("cannot give {} to group {g}: {}", path.display(), std::io::Error::last_os_error());
+        }
+    }
+    Ok(l)
+}
+
+fn group_id(name: &str) -> Result<u32> {
+    if let Ok(n) = name.parse() {
+        return Ok(n);
+    }
+    let c = std::ffi::CString::new(name)?;
+    // SAFETY: getgrnam with a NUL-terminated name; the result is read at once
+    // (the relay calls it once, at start, before other threads do).
+    let g = unsafe { libc::getgrnam(c.as_ptr()) };
+    if g.is_null() {
+        bail!("no group {name:?} (for the control socket)");
+    }
+    // SAFETY: non-null result of getgrnam points to a valid struct group.
+    Ok(unsafe { (*g).gr_gid })
+}
+
+pub fn serve(listener: UnixListener, targets: Arc<Targets>) {
+    for c in listener.incoming() {
+        match c {
+            Ok(c) => {
+                let t = targets.clone();
+                std::thread::spawn(move || {
+                    if let Err(e) = handle(c, &t) {
+                        warn!("control: {e:#}");
+                    }
+                });
+            }
+            Err(e) => warn!("control: accept: {e}"),
+        }
+    }
+}
+
+fn send(w: &mut UnixStream, e: &Event) -> bool {
+    let mut line = serde_json::to_string(e).expect("events serialize");
+    line.push('\n');
+    w.write_all(line.as_bytes()).is_ok()
+}
+
+fn handle(stream: UnixStream, targets: &Targets) -> Result<()> {
+    let mut w = stream.try_clone()?;
+    let mut r = BufReader::with_capacity(1 << 16, stream);
+    let mut line = String::new();
+    r.read_line(&mut line)?;
+    let req: Request = match serde_json::from_str(&line) {
+        Ok(q) => q,
+        Err(e) => {
+            send(&mut w, &Event::Done { exit: 1, message: format!("bad request: {e}") });
+            return Ok(());
+        }
+    };
+    let done = |w: &mut UnixStream, exit: i32, message: String| {
+        send(w, &Event::Done { exit, message });
+    };
+    match req {
+        Request::Status => {
+            let list = targets.list.iter().map(|t| t.status()).collect();
+            send(&mut w, &Event::Status { targets: list });
+            done(&mut w, 0, String::new());
+        }
+        Request::Attach { target, read_only, replay } => {
+            let rt = match targets.get(target.as_deref()) {
+                Ok(t) => t,
+                Err(e) => {
+                    done(&mut w, 1, format!("{e:#}"));
+                    return Ok(());
+                }
+            };
+            send(&mut w, &Event::Attached { target: rt.target.name.clone(), device: rt.hub.device.clone() });
+            let pending = r.buffer().to_vec();
+            r.consume(pending.len());
+            let peer = format!("pid {}", peer_pid(&w).map_or("?".into(), |p| p.to_string()));
+            session::run(&rt.hub, "unix", peer, read_only, replay, Codec::Raw, r, w, &pending);
+        }
+        Request::Reboot { target, methods } => {
+            let rt = match targets.get(target.as_deref()) {
+                Ok(t) => t,
+                Err(e) => {
+                    done(&mut w, 1, format!("{e:#}"));
+                    return Ok(());
+                }
+            };
+            let methods = match pick_methods(&rt.target.reset, &methods) {
+                Ok(m) => m,
+                Err(e) => {
+                    done(&mut w, 1, format!("{e:#}"));
+                    return Ok(());
+                }
+            };
+            let _busy = lock_busy(&rt, &mut w);
+            info!("control: reboot {}", rt.target.name);
+            let outcome = reboot::reboot(&rt, &methods, &mut |p| forward(&mut w, p));
+            match outcome {
+                Outcome::NewBoot { method, evidence, .. } => {
+                    done(&mut w, 0, format!("target {} is rebooting (method {method}): {evidence}", rt.target.name))
+                }
+                Outcome::Failed { attempts } => done(&mut w, EXIT_CANNOT_RESET, Outcome::failure_message(&attempts, &rt.target.name)),
+            }
+        }
+        Request::Boot { target, kernel, modules, cmdline, expect, fail, timeout, silence, methods } => {
+            let rt = match targets.get(target.as_deref()) {
+                Ok(t) => t,
+                Err(e) => {
+                    done(&mut w, 1, format!("{e:#}"));
+                    return Ok(());
+                }
+            };
+            let t = &rt.target;
+            let dir = t.dir().to_string();
+            let kernel_given = kernel.is_some();
+            let result = (|| -> Result<BootPlan> {
+                let methods = pick_methods(&t.reset, &methods)?;
+                let mut stage_one = |spec: &FileSpec, fallback: &str| -> Result<Staged> {
+                    let rel = format!("{dir}/{}", stage::safe_name(&spec.name, fallback));
+                    stage::stage_file(&targets.tftp_root, &rel, &mut r, Some(spec.size))
+                };
+                let (kernel_name, kernel) = match &kernel {
+                    Some(k) => (if k.name == "-" { "(stdin)".to_string() } else { k.name.clone() }, stage_one(k, "kernel")?),
+                    None => {
+                        let p = t.defaults.kernel.clone().context("no --kernel given and the target has no default kernel")?;
+                        let mut f = std::fs::File::open(&p).with_context(|| format!("cannot open the default kernel {}", p.display()))?;
+                        let rel = format!("{dir}/{}", stage::safe_name(&p.to_string_lossy(), "kernel"));
+                        (p.display().to_string(), stage::stage_file(&targets.tftp_root, &rel, &mut f, None)?)
+                    }
+                };
+                let mut staged_modules = vec![];
+                for (i, m) in modules.iter().enumerate() {
+                    let s = stage_one(m, &format!("module{}", i + 1))?;
+                    staged_modules.push((s, m.string.clone().unwrap_or_default()));
+                }
+                if modules.is_empty() && !kernel_given {
+                    for (i, spec) in t.defaults.modules.iter().enumerate() {
+                        let (path, string) = spec.split_once('=').unwrap_or((spec.as_str(), ""));
+                        let mut f = std::fs::File::open(path).with_context(|| format!("cannot open module {path}"))?;
+                        let rel = format!("{dir}/{}", stage::safe_name(path, &format!("module{}", i + 1)));
+                        staged_modules.push((stage::stage_file(&targets.tftp_root, &rel, &mut f, None)?, string.to_string()));
+                    }
+                }
+                let secs = |s: Option<f64>| s.map(|s| Duration::from_secs_f64(s.max(0.0)));
+                Ok(BootPlan {
+                    kernel_name,
+                    kernel,
+                    modules: staged_modules,
+                    cmdline: cmdline.clone().or_else(|| t.defaults.cmdline.clone()).unwrap_or_default(),
+                    expect: expect.clone(),
+                    fail: fail.clone(),
+                    timeout: secs(timeout),
+                    silence: secs(silence),
+                    methods,
+                })
+            })();
+            let plan = match result {
+                Ok(p) => p,
+                Err(e) => {
+                    done(&mut w, 1, format!("{e:#}"));
+                    return Ok(());
+                }
+            };
+            let _busy = lock_busy(&rt, &mut w);
+            info!("control: boot {} with {} (sha256 {})", t.name, plan.kernel_name, plan.kernel.sha256);
+            match boot::run(&rt, targets, plan, &mut |p| forward(&mut w, p)) {
+                Ok(res) => done(&mut w, res.exit, format!("{}\nboot log: {}", res.message, res.log.display())),
+                Err(e) => done(&mut w, 1, format!("{e:#}")),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn forward(w: &mut UnixStream, p: Progress) {
+    let _ = match p {
+        Progress::Console(b) => send(w, &Event::Console { data: String::from_utf8_lossy(b).into_owned() }),
+        Progress::Info(text) => send(w, &Event::Info { text }),
+    };
+}
+
+fn lock_busy<'a>(rt: &'a crate::target::TargetRuntime, w: &mut UnixStream) -> std::sync::MutexGuard<'a, ()> {
+    match rt.busy.try_lock() {
+        Ok(g) => g,
+        Err(_) => {
+            send(w, &Event::Info { text: format!("target {} is busy with another reboot or boot; waiting", rt.target.name) });
+            rt.busy.lock().unwrap_or_else(|p| p.into_inner())
+        }
+    }
+}
+
+fn pick_methods(all: &[crate::policy::targets::ResetMethod], names: &[String]) -> Result<Vec<crate::policy::targets::ResetMethod>> {
+    if names.is_empty() {
+        return Ok(all.to_vec());
+    }
+    for n in names {
+        if !all.iter().any(|m| m.name() == n) {
+            bail!("the target has no reset method {n:?} (it has: {})", all.iter().map(|m| m.name()).collect::<Vec<_>>().join(", "));
+        }
+    }
+    Ok(all.iter().filter(|m| names.iter().any(|n| n == m.name())).cloned().collect())
+}
+
+fn peer_pid(s: &UnixStream) -> Option<i32> {
+    use std::os::fd::AsRawFd;
+    let mut cred: libc::ucred = libc::ucred { pid: 0, uid: 0, gid: 0 };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt SO_PEERCRED into a ucred we own, with its size.
+    let rc = unsafe { libc::getsockopt(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PEERCRED, (&mut cred as *mut libc::ucred).cast(), &mut len) };
+    (rc == 0).then_some(cred.pid)
+}
+
+// ---------------------------------------------------------------- client
+
+/// A connection to the daemon.
+pub struct Client {
+    pub stream: UnixStream,
+    reader: BufReader<UnixStream>,
+}
+
+/// The control socket: `--control`, else $RELAY_CONTROL, else the default.
+pub fn socket_path(given: Option<PathBuf>) -> PathBuf {
+    given.or_else(|| std::env::var_os("RELAY_CONTROL").map(PathBuf::from)).unwrap_or_else(|| PathBuf::from(DEFAULT_CONTROL))
+}
+
+impl Client {
+    pub fn connect(path: &Path) -> Result<Client> {
+        let s = UnixStream::connect(path).with_context(|| {
+            format!("cannot reach the relay at {} (is `relay serve` running? are you in the socket's group?)", path.display())
+        })?;
+        Ok(Client { reader: BufReader::new(s.try_clone()?), stream: s })
+    }
+
+    /// Send the request line, then `payload` (file bytes, for boot).
+    pub fn request(&mut self, req: &Request, payload: &mut [Box<dyn Read>]) -> Result<()> {
+        let mut line = serde_json::to_string(req)?;
+        line.push('\n');
+        self.stream.write_all(line.as_bytes())?;
+        for p in payload {
+            std::io::copy(p, &mut self.stream)?;
+        }
+        Ok(())
+    }
+
+    /// The next event; None when the daemon closed the connection.
+    pub fn event(&mut self) -> Result<Option<Event>> {
+        let mut line = String::new();
+        if self.reader.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        Ok(Some(serde_json::from_str(&line).with_context(|| format!("bad event from the relay: {line:?}"))?))
+    }
+
+    /// After `attached`: the raw stream (what the reader buffered first).
+    pub fn into_raw(self) -> (Vec<u8>, UnixStream) {
+        (self.reader.buffer().to_vec(), self.stream)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_and_events_as_documented() {
+        let r: Request = serde_json::from_str(r#"{"op":"attach","target":"aronnax","replay":4096,"read_only":true}"#).unwrap();
+        assert!(matches!(r, Request::Attach { target: Some(ref t), read_only: true, replay: 4096 } if t == "aronnax"));
+        let r: Request = serde_json::from_str(r#"{"op":"boot","kernel":{"name":"-","size":3},"expect":"ok"}"#).unwrap();
+        assert!(matches!(r, Request::Boot { target: None, kernel: Some(ref k), .. } if k.size == 3));
+        assert!(matches!(serde_json::from_str(r#"{"op":"status"}"#).unwrap(), Request::Status));
+        let e = serde_json::to_string(&Event::Done { exit: 3, message: "m".into() }).unwrap();
+        assert_eq!(e, r#"{"event":"done","exit":3,"message":"m"}"#);
+    }
+
+    #[test]
+    fn method_filter_keeps_the_targets_order_and_refuses_unknown_names() {
+        use crate::policy::targets::{ResetAction, ResetMethod};
+        let w = Duration::from_secs(1);
+        let all = vec![ResetMethod { action: ResetAction::Serial, wait: w }, ResetMethod { action: ResetAction::Qemu, wait: w }];
+        let picked = pick_methods(&all, &["qemu".into(), "serial".into()]).unwrap();
+        assert_eq!(picked.iter().map(|m| m.name()).collect::<Vec<_>>(), ["serial", "qemu"]);
+        assert!(pick_methods(&all, &["dtr".into()]).unwrap_err().to_string().contains("has: serial, qemu"));
+    }
+}

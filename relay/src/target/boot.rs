@@ -1,0 +1,218 @@
+//! `relay boot`: with the files staged (see `stage`), write the target's
+//! chainloader config, reset it (judged by evidence, with escalation),
+//! then watch the new boot's console for the verdict.
+//!
+//! Exit status: 0 the expect pattern matched, 1 a failure pattern, 2 a
+//! timeout or silence, 3 the target could not be reset.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use tracing::info;
+
+use super::evidence::{LineMatcher, Lines, Verdict, DEFAULT_FAIL_PATTERNS, HANDOFF_LINE};
+use super::reboot::{self, Outcome, Progress, EXIT_CANNOT_RESET};
+use super::stage::{self, Staged};
+use super::{LastBoot, State, TargetRuntime, Targets};
+use crate::console::log::{utc_now, TimestampedLog};
+use crate::policy::targets::ResetMethod;
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(180);
+pub const DEFAULT_SILENCE: Duration = Duration::from_secs(60);
+/// How long a verdict on an unfinished line waits for the rest of it.
+const LINE_GRACE: Duration = Duration::from_secs(1);
+
+pub struct BootPlan {
+    pub kernel_name: String,
+    pub kernel: Staged,
+    pub modules: Vec<(Staged, String)>,
+    pub cmdline: String,
+    pub expect: Option<String>,
+    /// Empty: the defaults.
+    pub fail: Vec<String>,
+    pub timeout: Option<Duration>,
+    pub silence: Option<Duration>,
+    pub methods: Vec<ResetMethod>,
+}
+
+/// The exit status and the message that explains it.
+pub struct BootResult {
+    pub exit: i32,
+    pub message: String,
+    pub log: PathBuf,
+}
+
+pub fn run(rt: &TargetRuntime, targets: &Targets, plan: BootPlan, out: &mut dyn FnMut(Progress)) -> Result<BootResult> {
+    let t = &rt.target;
+    let d = &t.defaults;
+    let expect = plan.expect.clone().or_else(|| d.expect.clone()).unwrap_or_else(|| HANDOFF_LINE.to_string());
+    let fail: Vec<String> = if !plan.fail.is_empty() {
+        plan.fail.clone()
+    } else {
+        d.fail.clone().unwrap_or_else(|| DEFAULT_FAIL_PATTERNS.iter().map(|s| s.to_string()).collect())
+    };
+    let timeout = plan.timeout.or(d.timeout).unwrap_or(DEFAULT_TIMEOUT);
+    let silence = plan.silence.or(d.silence).unwrap_or(DEFAULT_SILENCE);
+    let mut matcher = LineMatcher::new(&expect, &fail)?;
+
+    let cfg = stage::config_text(&plan.kernel, &plan.cmdline, &plan.modules)?;
+    let cfg_path = stage::write_config(&targets.tftp_root, t, &cfg)?;
+
+    let stamp = utc_now().replace([':', '-'], "").replace(".", "");
+    let log_path = targets.log_dir.join("boots").join(format!("{}-{}-{}.log", t.name, &stamp[..15], &plan.kernel.sha256[..12]));
+    let mut log = TimestampedLog::open(&log_path, u64::MAX, 0)?;
+    let header = format!(
+        "boot of {}: kernel {} ({} bytes, sha256 {}) as /{}, command line {:?}, {} module(s); config {}; expect /{expect}/, timeout {:.0} s, silence {:.0} s",
+        t.name,
+        plan.kernel_name,
+        plan.kernel.size,
+        plan.kernel.sha256,
+        plan.kernel.tftp_path,
+        plan.cmdline,
+        plan.modules.len(),
+        cfg_path.display(),
+        timeout.as_secs_f64(),
+        silence.as_secs_f64()
+    );
+    let _ = log.note(&header);
+    for (m, s) in &plan.modules {
+        let _ = log.note(&format!("module /{} {s:?} ({} bytes, sha256 {})", m.tftp_path, m.size, m.sha256));
+    }
+    info!("boot {}: log {}", t.name, log_path.display());
+    rt.hub.note(&format!("relay boot: {header}; boot log {}", log_path.display()));
+    out(Progress::Info(format!("boot {}: staged {} as /{} (sha256 {}); config {}; boot log {}", t.name, plan.kernel_name, plan.kernel.tftp_path, &plan.kernel.sha256[..16], cfg_path.display(), log_path.display())));
+
+    // Watch the console from before the reset; the new boot's output
+    // starts at the position the reboot judgement reports.
+    let (_, console) = rt.hub.watch();
+    let start = Instant::now();
+    let outcome = reboot::reboot(rt, &plan.methods, &mut |p| match p {
+        Progress::Info(s) => {
+            let _ = log.note(&s);
+            out(Progress::Info(s))
+        }
+        // The old kernel's last words are in the console log, not the boot's.
+        Progress::Console(_) => {}
+    });
+    let mut last = LastBoot {
+        started: utc_now(),
+        kernel: plan.kernel_name.clone(),
+        sha256: plan.kernel.sha256.clone(),
+        cmdline: plan.cmdline.clone(),
+        verdict: String::new(),
+        log: log_path.display().to_string(),
+    };
+    let from = match outcome {
+        Outcome::NewBoot { pos, .. } => pos,
+        Outcome::Failed { attempts } => {
+            let message = Outcome::failure_message(&attempts, &t.name);
+            let _ = log.note(&message);
+            last.verdict = "cannot reset".into();
+            rt.set_last_boot(last);
+            return Ok(BootResult { exit: EXIT_CANNOT_RESET, message, log: log_path });
+        }
+    };
+
+    let deadline = start + timeout;
+    let mut last_output = Instant::now();
+    let mut tail: VecDeque<String> = VecDeque::new();
+    let mut tail_lines = Lines::default();
+    let mut feed_tail = |b: &[u8], tail: &mut VecDeque<String>| {
+        tail_lines.feed(b, |l, complete| {
+            if complete {
+                tail.push_back(l.to_string());
+                if tail.len() > 5 {
+                    tail.pop_front();
+                }
+            }
+            false
+        });
+    };
+    let mut verdict = None;
+    let mut why_not = "";
+    while verdict.is_none() {
+        let now = Instant::now();
+        if now >= deadline {
+            why_not = "timeout";
+            break;
+        }
+        if now >= last_output + silence {
+            why_not = "silence";
+            break;
+        }
+        let wait = (deadline - now).min(last_output + silence - now).min(Duration::from_millis(200));
+        match console.recv_timeout(wait) {
+            Ok(chunk) => {
+                let end = chunk.pos + chunk.bytes.len() as u64;
+                if end <= from {
+                    continue;
+                }
+                let skip = from.saturating_sub(chunk.pos) as usize;
+                let b = &chunk.bytes[skip..];
+                last_output = Instant::now();
+                let _ = log.write(b);
+                out(Progress::Console(b));
+                feed_tail(b, &mut tail);
+                verdict = matcher.feed(b);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                why_not = "silence";
+                break;
+            }
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let (exit, message) = match verdict {
+        Some(mut v) => {
+            if matcher.verdict_line_unfinished() {
+                // Matched while the line was still arriving: wait briefly for
+                // the rest, so the report shows the whole line (the countdown
+                // never ends its line; then it is reported as it stands).
+                let grace = Instant::now() + LINE_GRACE;
+                let mut full = None;
+                while full.is_none() && Instant::now() < grace {
+                    if let Ok(chunk) = console.recv_timeout(grace - Instant::now()) {
+                        let _ = log.write(&chunk.bytes);
+                        out(Progress::Console(&chunk.bytes));
+                        full = matcher.finish_line(&chunk.bytes);
+                    }
+                }
+                let line = full.unwrap_or_else(|| matcher.current_line());
+                v = match v {
+                    Verdict::Pass(_) => Verdict::Pass(line),
+                    Verdict::Fail(_) => Verdict::Fail(line),
+                };
+            }
+            match v {
+                Verdict::Pass(l) => {
+                    rt.set_state(State::Running);
+                    (0, format!("PASS in {elapsed:.1} s from the reset to: {l}"))
+                }
+                Verdict::Fail(l) => (1, format!("FAIL after {elapsed:.1} s: {l}")),
+            }
+        }
+        None => {
+            let partial = tail_lines.current();
+            let mut lines: Vec<String> = tail.into_iter().collect();
+            if !partial.is_empty() {
+                lines.push(partial);
+            }
+            let shown = if lines.is_empty() { "  (nothing)".to_string() } else { lines.iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n") };
+            if why_not == "silence" {
+                rt.set_state(State::Hung);
+                (2, format!("SILENCE: nothing on the console for {:.0} s ({elapsed:.1} s after the reset), /{expect}/ not seen; the last lines:\n{shown}", silence.as_secs_f64()))
+            } else {
+                (2, format!("TIMEOUT: /{expect}/ not seen within {:.0} s of the reset (no failure pattern either); the last lines:\n{shown}", timeout.as_secs_f64()))
+            }
+        }
+    };
+    let _ = log.note(&message);
+    last.verdict = message.lines().next().unwrap_or("").to_string();
+    rt.set_last_boot(last);
+    info!("boot {}: {} (log {})", t.name, message.lines().next().unwrap_or(""), log_path.display());
+    Ok(BootResult { exit, message, log: log_path })
+}
