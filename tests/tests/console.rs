@@ -23,9 +23,12 @@ const BOOT: Duration = Duration::from_secs(180);
 const SHORT: Duration = Duration::from_secs(60);
 const READY: &str = "kernel: serial console ready";
 
+/// The bytes so far and whether the stream ended, with a wake-up for waiters.
+type Stream = Arc<(Mutex<(Vec<u8>, bool)>, Condvar)>;
+
 /// A growing byte stream (a console, a process's output) that tests wait on.
 #[derive(Clone)]
-struct Watched(Arc<(Mutex<(Vec<u8>, bool)>, Condvar)>);
+struct Watched(Stream);
 
 impl Watched {
     fn spawn(mut r: impl Read + Send + 'static) -> Watched {
