@@ -23,9 +23,12 @@ const BOOT: Duration = Duration::from_secs(180);
 const SHORT: Duration = Duration::from_secs(60);
 const READY: &str = "kernel: serial console ready";
 
+/// The bytes so far and whether the stream ended, with a wake-up for waiters.
+type Stream = Arc<(Mutex<(Vec<u8>, bool)>, Condvar)>;
+
 /// A growing byte stream (a console, a process's output) that tests wait on.
 #[derive(Clone)]
-struct Watched(Arc<(Mutex<(Vec<u8>, bool)>, Condvar)>);
+struct Watched(Stream);
 
 impl Watched {
     fn spawn(mut r: impl Read + Send + 'static) -> Watched {
@@ -261,7 +264,9 @@ fn console_clients_stalled_live_telnet_read_only_and_reboot_evidence_on_a_pty() 
     tn.write_all(&[255, 251, 44, 255, 251, 0, 255, 253, 0, 255, 253, 3]).unwrap(); // WILL COM-PORT, WILL/DO BINARY, DO SGA
     tn.write_all(&[255, 250, 44, 1, 0, 0, 0x25, 0x80, 255, 240]).unwrap(); // SET-BAUDRATE 9600
     tn_sees.expect_bytes(&[255, 253, 44], SHORT); // DO COM-PORT
-    tn_sees.expect_bytes(&[255, 250, 44, 101, 0, 1, 0xc2, 0x00, 255, 240], SHORT); // the speed in force: 115200
+    tn_sees.expect_bytes(&[255, 250, 44, 101, 0, 0, 0x25, 0x80, 255, 240], SHORT); // applied: 9600
+    tn.write_all(&[255, 250, 44, 2, 7, 255, 240]).unwrap(); // SET-DATASIZE 7
+    tn_sees.expect_bytes(&[255, 250, 44, 102, 8, 255, 240], SHORT); // the size in force: 8
     // Read-only and read-write `relay attach`, typing through pipes.
     let mut ro = r.client(&["attach", "desk", "--read-only"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let ro_sees = Watched::spawn(ro.stdout.take().unwrap());

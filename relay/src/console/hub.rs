@@ -116,7 +116,7 @@ struct Inner {
 pub struct Hub {
     pub target: String,
     pub device: String,
-    pub baud: u32,
+    baud: std::sync::atomic::AtomicU32,
     total: AtomicU64,
     inner: Mutex<Inner>,
     writer: Mutex<Option<serialport::TTYPort>>,
@@ -132,7 +132,7 @@ impl Hub {
         let hub = Arc::new(Hub {
             target: target.to_string(),
             device: device.to_string(),
-            baud,
+            baud: baud.into(),
             total: AtomicU64::new(0),
             inner: Mutex::new(Inner { ring: VecDeque::new(), clients: vec![], watchers: vec![], log }),
             writer: Mutex::new(Some(writer)),
@@ -142,6 +142,23 @@ impl Hub {
         let h = hub.clone();
         std::thread::Builder::new().name(format!("console-{target}")).spawn(move || h.read_loop(port))?;
         Ok(hub)
+    }
+
+    /// The line speed in force.
+    pub fn baud(&self) -> u32 {
+        self.baud.load(Ordering::SeqCst)
+    }
+
+    /// Change the line speed (an RFC 2217 client asked); a reopened port
+    /// keeps it.
+    pub fn set_baud(&self, baud: u32) -> Result<()> {
+        use serialport::SerialPort;
+        let mut w = self.writer.lock().unwrap();
+        let p = w.as_mut().ok_or_else(|| anyhow::anyhow!("{} is not open (reopening)", self.device))?;
+        p.set_baud_rate(baud).map_err(|e| anyhow::anyhow!("cannot set {} to {baud} baud: {e}", self.device))?;
+        self.baud.store(baud, Ordering::SeqCst);
+        info!("console {}: {} set to {baud} baud (RFC 2217 request)", self.target, self.device);
+        Ok(())
     }
 
     /// Bytes of output so far: the position of the next byte.
@@ -255,7 +272,7 @@ impl Hub {
                     *self.writer.lock().unwrap() = None;
                     port = loop {
                         std::thread::sleep(Duration::from_secs(1));
-                        if let Ok(p) = serial::open_serial(&self.device, self.baud) {
+                        if let Ok(p) = serial::open_serial(&self.device, self.baud()) {
                             break p;
                         }
                     };

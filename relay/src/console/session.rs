@@ -32,7 +32,7 @@ pub fn run<R: Read, W: Write + Send + 'static>(
     pending: &[u8],
 ) {
     let writer = Arc::new(Mutex::new(writer));
-    let mut tn = Telnet::new(hub.baud, format!("relay {}", hub.target));
+    let mut tn = Telnet::new(hub.baud(), format!("relay {}", hub.target));
     if codec == Codec::Telnet && writer.lock().unwrap().write_all(&tn.greeting()).is_err() {
         return;
     }
@@ -74,8 +74,14 @@ pub fn run<R: Read, W: Write + Send + 'static>(
             }
             return true;
         }
-        for Control::Line { dtr, asserted } in ctl {
-            let _ = hub.set_line(if dtr { ModemLine::Dtr } else { ModemLine::Rts }, asserted);
+        for c in ctl {
+            let r = match c {
+                Control::Line { dtr, asserted } => hub.set_line(if dtr { ModemLine::Dtr } else { ModemLine::Rts }, asserted),
+                Control::Baud(b) => hub.set_baud(b),
+            };
+            if let Err(e) = r {
+                tracing::warn!("console {}: RFC 2217 request not applied: {e:#}", hub.target);
+            }
         }
         if !data.is_empty() {
             if let Err(e) = hub.write(&data) {

@@ -2,10 +2,11 @@
 //! `telnet`, minicom/ser2net-style clients and pyserial's `rfc2217://`
 //! (labgrid's NetworkSerialPort) need to use a target's console over TCP.
 //!
-//! The relay owns the serial port at its configured speed; requests to
-//! change speed, data size, parity or stop bits are answered with the
-//! settings in force (RFC 2217 lets the server answer with the value it
-//! actually uses). DTR and RTS requests of a read-write client are applied.
+//! A read-write client's requests to change the speed, DTR and RTS are
+//! applied to the port (as ser2net does: the port is shared, so the last
+//! request wins). Data size, parity and stop bits stay 8N1: requests are
+//! answered with the settings in force (RFC 2217 lets the server answer
+//! with the value it actually uses; pyserial then reports a rejection).
 
 pub const IAC: u8 = 255;
 const DONT: u8 = 254;
@@ -24,6 +25,8 @@ pub const COM_PORT: u8 = 44;
 pub enum Control {
     /// RFC 2217 SET-CONTROL: DTR (true) or RTS (false) to this level.
     Line { dtr: bool, asserted: bool },
+    /// RFC 2217 SET-BAUDRATE with a speed (0 only asks).
+    Baud(u32),
 }
 
 #[derive(PartialEq)]
@@ -153,8 +156,17 @@ impl Telnet {
         let [COM_PORT, cmd, value @ ..] = sb else { return };
         let answer: Vec<u8> = match *cmd {
             0 => self.signature.as_bytes().to_vec(),
-            // SET-BAUDRATE: the speed in force, whatever was asked.
-            1 => self.baud.to_be_bytes().to_vec(),
+            // SET-BAUDRATE: 0 asks; a speed is applied by the session.
+            1 => {
+                if let [a, b, c, d] = value {
+                    let want = u32::from_be_bytes([*a, *b, *c, *d]);
+                    if want != 0 {
+                        ctl.push(Control::Baud(want));
+                        self.baud = want;
+                    }
+                }
+                self.baud.to_be_bytes().to_vec()
+            }
             2 => vec![8],
             3 => vec![1], // NONE
             4 => vec![1], // 1 stop bit
@@ -235,8 +247,10 @@ mod tests {
     #[test]
     fn rfc2217_answers_with_the_settings_in_force() {
         let mut t = Telnet::new(115200, "relay aronnax".into());
-        let (_, r, _) = feed(&mut t, &[IAC, SB, COM_PORT, 1, 0, 0, 0x25, 0x80, IAC, SE]); // 9600 asked
-        assert_eq!(r, [IAC, SB, COM_PORT, 101, 0, 1, 0xc2, 0x00, IAC, SE]);
+        let (_, r, c) = feed(&mut t, &[IAC, SB, COM_PORT, 1, 0, 0, 0, 0, IAC, SE]); // asks
+        assert_eq!((r, c), (vec![IAC, SB, COM_PORT, 101, 0, 1, 0xc2, 0x00, IAC, SE], vec![]));
+        let (_, r, c) = feed(&mut t, &[IAC, SB, COM_PORT, 1, 0, 0, 0x25, 0x80, IAC, SE]); // 9600
+        assert_eq!((r, c), (vec![IAC, SB, COM_PORT, 101, 0, 0, 0x25, 0x80, IAC, SE], vec![Control::Baud(9600)]));
         let (_, r, c) = feed(&mut t, &[IAC, SB, COM_PORT, 5, 9, IAC, SE, IAC, SB, COM_PORT, 2, 7, IAC, SE]);
         assert_eq!(r, [IAC, SB, COM_PORT, 105, 9, IAC, SE, IAC, SB, COM_PORT, 102, 8, IAC, SE]);
         assert_eq!(c, [Control::Line { dtr: true, asserted: false }]);
