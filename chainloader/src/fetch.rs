@@ -54,25 +54,50 @@ impl fmt::Display for FetchError {
     }
 }
 
-/// The config file candidates: an `http://` URL in option 209 (or 210 as
-/// the prefix, or the boot file) is fetched by HTTP; otherwise PXELINUX's
-/// TFTP names.
-pub fn config_candidates(lease: &Lease, mac: [u8; 6], server: Ipv4Addr) -> Result<Vec<Source>, String> {
+/// A place the config may be, and what its relative paths are relative to.
+#[derive(Clone, Debug)]
+pub struct ConfigPlace {
+    pub source: Source,
+    /// For a config fetched by HTTP: the URL its relative paths resolve
+    /// against. The config's own URL when DHCP named it whole (option 209
+    /// or the boot file); the path prefix (option 210) when the config was
+    /// found below it, as PXELINUX resolves names against its prefix, so
+    /// that a config reads the same by TFTP and by HTTP.
+    pub relative_to: Option<Url>,
+}
+
+impl fmt::Display for ConfigPlace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.source.fmt(f)
+    }
+}
+
+/// The config file candidates: an `http://` URL in option 209 (or the boot
+/// file) is fetched by HTTP, and so are the names below an `http://`
+/// option 210; otherwise PXELINUX's TFTP names.
+pub fn config_candidates(lease: &Lease, mac: [u8; 6], server: Ipv4Addr) -> Result<Vec<ConfigPlace>, String> {
+    let whole = |s: &str| parse_url(s).map(|u| alloc::vec![ConfigPlace { source: Source::Http(u.clone()), relative_to: Some(u) }]);
     let prefix = lease.path_prefix.clone().unwrap_or_default();
     let names: Vec<String> = match &lease.config_file {
-        Some(f) if is_http_url(f) => return Ok(alloc::vec![Source::Http(parse_url(f)?)]),
+        Some(f) if is_http_url(f) => return whole(f),
         Some(f) => alloc::vec![config::tftp_path(f).into()],
         None => match lease.bootfile.as_deref() {
             // An HTTP boot file for chainloader.0 itself names its config.
-            Some(b) if is_http_url(b) => return Ok(alloc::vec![Source::Http(parse_url(b)?)]),
+            Some(b) if is_http_url(b) => return whole(b),
             _ => config::candidates(mac, lease.ip.octets()),
         },
     };
     if is_http_url(&prefix) {
         let base = parse_url(&prefix)?;
-        return names.iter().map(|n| base.join(n).map(Source::Http).map_err(|e| format!("{prefix}{n}: {e}"))).collect();
+        return names
+            .iter()
+            .map(|n| {
+                let u = base.join(n).map_err(|e| format!("{prefix}{n}: {e}"))?;
+                Ok(ConfigPlace { source: Source::Http(u), relative_to: Some(base.clone()) })
+            })
+            .collect();
     }
-    Ok(names.into_iter().map(|n| Source::Tftp { server, name: format!("{prefix}{n}") }).collect())
+    Ok(names.into_iter().map(|n| ConfigPlace { source: Source::Tftp { server, name: format!("{prefix}{n}") }, relative_to: None }).collect())
 }
 
 fn parse_url(s: &str) -> Result<Url, String> {
@@ -80,24 +105,25 @@ fn parse_url(s: &str) -> Result<Url, String> {
 }
 
 /// Where a config entry's file comes from, given where the config came from.
-pub fn resolve(e: &Entry, config_from: &Source) -> Result<Source, String> {
+pub fn resolve(e: &Entry, config_from: &ConfigPlace) -> Result<Source, String> {
     if is_http_url(&e.path) {
         return parse_url(&e.path).map(Source::Http);
     }
-    match config_from {
-        Source::Tftp { server, .. } => Ok(Source::Tftp { server: *server, name: e.path.clone() }),
-        Source::Http(base) => {
+    match (&config_from.relative_to, &config_from.source) {
+        (Some(base), _) => {
             let reference = if e.rooted { format!("/{}", e.path) } else { e.path.clone() };
             base.join(&reference).map(Source::Http).map_err(|err| format!("line {}: {}: {err}", e.line, e.path))
         }
+        (None, Source::Tftp { server, .. }) => Ok(Source::Tftp { server: *server, name: e.path.clone() }),
+        (None, Source::Http(u)) => u.join(&e.path).map(Source::Http).map_err(|err| format!("line {}: {}: {err}", e.line, e.path)),
     }
 }
 
 /// Tries each config candidate in turn; one that is not there moves on to
 /// the next. Returns the one found and its text.
-pub fn fetch_config(net: &mut Net, candidates: &[Source], staging: &mut [u8]) -> Result<(Source, String), String> {
+pub fn fetch_config(net: &mut Net, candidates: &[ConfigPlace], staging: &mut [u8]) -> Result<(ConfigPlace, String), String> {
     for c in candidates {
-        match fetch_with_retry(net, c, staging, true) {
+        match fetch_with_retry(net, &c.source, staging, true) {
             Ok(f) => {
                 let text = core::str::from_utf8(&staging[..f.size as usize]).map_err(|e| format!("{c}: not UTF-8 text ({e})"))?;
                 return Ok((c.clone(), text.into()));

@@ -47,6 +47,12 @@ enum Cmd {
         /// Do not answer IPv6 router solicitations.
         #[arg(long)]
         no_ra: bool,
+        /// Also serve the TFTP root read-only over HTTP on this port, and
+        /// point chainloader.0 at it (option 210): kernels then travel over
+        /// TCP, many times faster than TFTP. The PXE ROM still gets
+        /// chainloader.0 by TFTP.
+        #[arg(long)]
+        http_port: Option<u16>,
     },
     /// Interactive console of a target (replaces minicom). Ctrl-] q detaches.
     Attach {
@@ -111,7 +117,7 @@ fn main() {
     let Cli { control, cmd } = Cli::parse();
     let sock = control::socket_path(control.clone());
     let result = match cmd {
-        Cmd::Serve { config, interface, tftp_root, proxy, force, state_dir, probe_secs, no_ra } => {
+        Cmd::Serve { config, interface, tftp_root, proxy, force, state_dir, probe_secs, no_ra, http_port } => {
             relay::serve::serve(relay::serve::ServeOptions {
                 interface,
                 tftp_root,
@@ -122,6 +128,7 @@ fn main() {
                 state_dir,
                 probe_wait: Duration::from_secs_f64(probe_secs.max(0.0)),
                 no_ra,
+                http_port,
             })
             .map(|_| 0)
         }

@@ -37,6 +37,8 @@ pub struct ServeOptions {
     pub probe_wait: Duration,
     /// Do not answer IPv6 router solicitations.
     pub no_ra: bool,
+    /// Overrides `[serve] http_port`: the TFTP root over HTTP too.
+    pub http_port: Option<u16>,
 }
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/relay";
@@ -145,10 +147,21 @@ pub fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         max_blksize: 65464,
     })?;
     tftp.observe(targets.clone());
+    let http = match opts.http_port.or(config.serve.http_port) {
+        Some(port) => {
+            let bind = SocketAddr::from((ifc.addr, port));
+            Some(crate::http::HttpServer::bind(crate::http::HttpConfig::new(tftp_root.clone(), bind))?)
+        }
+        None => None,
+    };
 
     let mut dhcp = Dhcp::new(ifc.clone(), mode, tftp_root.clone(), &config, Some(&state_dir))?;
     dhcp.targets = Arc::new(table);
     dhcp.observer = Some(targets.clone());
+    dhcp.http_prefix = http.as_ref().map(|h| match h.local_addr().port() {
+        80 => format!("http://{}/", ifc.addr),
+        p => format!("http://{}:{p}/", ifc.addr),
+    });
     if mode == Mode::Full {
         let (other, xid) = dhcp::probe_other_server(&ifc.name, opts.probe_wait)?;
         dhcp.ignore_xid = Some(xid);
@@ -204,6 +217,10 @@ pub fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         spawn("pxe-4011", Box::new(move || dhcp::serve(s, PXE_PORT, &d)))?;
     }
     spawn("tftp", Box::new(move || tftp.run()))?;
+    if let Some(h) = http {
+        info!("relay: HTTP on {} for chainloader.0 (option 210 {})", h.local_addr(), dhcp.lock().map(|d| d.http_prefix.clone().unwrap_or_default()).unwrap_or_default());
+        spawn("http", Box::new(move || h.run().map_err(anyhow::Error::from)))?;
+    }
     if let Some(p) = pinger {
         let d = dhcp.clone();
         spawn("conflict-probe", Box::new(move || dhcp::probe_pool(&d, p, offered_rx)))?;

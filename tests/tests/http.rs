@@ -200,3 +200,32 @@ fn relay_http_server_serves_every_file_over_one_connection() {
     assert_eq!(q.wait_exit(SHORT), Some(debug_exit_status(0x10)));
     assert_eq!(accepted.load(Ordering::SeqCst), 1, "kernel and modules over one connection");
 }
+
+/// `relay serve --http-port`: the PXE ROM gets chainloader.0 by TFTP, and
+/// chainloader.0 gets option 210 `http://10.77.0.1:8080/` with its 209, so
+/// the config and every file it names (relative to the prefix, as by TFTP)
+/// come by HTTP from the relay.
+#[test]
+fn relay_serve_http_port_sends_chainloader_to_http() {
+    let root = tftp_root();
+    let module = pattern(3 << 20, 21);
+    write_file(root.path(), "big.bin", &module);
+    write_file(root.path(), "chainloader.cfg/default", "kernel kernel.elf exit\nmodule /big.bin big\n");
+    let state = tempfile::tempdir().unwrap();
+    let mut ns = e2e::netns::NetNs::new();
+    let r = e2e::relayd::Relayd::start(
+        &mut ns,
+        &[
+            "serve", "--interface", "br0", "--tftp-root", root.path().to_str().unwrap(),
+            "--state-dir", state.path().to_str().unwrap(), "--http-port", "8080",
+        ],
+    );
+    let q = Qemu::start(&QemuConfig::tap(&ns.name, "tap0"));
+    q.expect(r"config http://10\.77\.0\.1:8080/chainloader\.cfg/default: kernel kernel\.elf", BOOT);
+    let line = q.expect(r"big\.bin: [0-9.]+ MiB in [0-9.]+ s, [0-9.]+ MiB/s", BOOT);
+    eprintln!("throughput: {line}");
+    let out = q.expect_self_check_ok(SHORT);
+    want_module(&out, "big", &module);
+    r.expect_log(r"209=chainloader\.cfg/default 210=http://10\.77\.0\.1:8080/", SHORT);
+    r.expect_log(r"file=/?big\.bin status=200", SHORT);
+}

@@ -54,6 +54,10 @@ pub struct Dhcp {
     pub targets: std::sync::Arc<TargetTable>,
     /// Told of every DISCOVER (evidence that a machine is booting).
     pub observer: Option<std::sync::Arc<dyn DhcpObserver>>,
+    /// `http://addr:port/` when the relay serves its root over HTTP too:
+    /// sent as option 210 (PXELINUX's path prefix) with every option 209,
+    /// so chainloader.0 fetches its config and the files it names by HTTP.
+    pub http_prefix: Option<String>,
 }
 
 /// Hears of every DHCPDISCOVER: a PXE ROM's is the strongest evidence that a
@@ -128,6 +132,7 @@ impl Dhcp {
             offered: None,
             targets: Default::default(),
             observer: None,
+            http_prefix: None,
         })
     }
 
@@ -320,6 +325,9 @@ impl Dhcp {
         let mut cfg = None;
         if let Some(ConfigFile::Path(p)) = &d.config_file {
             m.opts_mut().insert(DhcpOption::Unknown(UnknownOption::new(OptionCode::from(209u8), p.as_bytes().to_vec())));
+            if let Some(prefix) = &self.http_prefix {
+                m.opts_mut().insert(DhcpOption::Unknown(UnknownOption::new(OptionCode::from(210u8), prefix.as_bytes().to_vec())));
+            }
             cfg = Some(p.clone());
         }
         for (code, v) in &d.options {
@@ -330,7 +338,7 @@ impl Dhcp {
         let reqtype = req.opts().msg_type().map_or("?".into(), |t| format!("{t:?}").to_uppercase());
         let mode = if self.mode == Mode::Proxy { "proxy" } else { "dhcp" };
         info!(
-            "{mode}: {} {reqtype} vendor={:?} user={:?} arch={:?} rule={} -> {:?} ip={} file={} next-server={} 209={}{}",
+            "{mode}: {} {reqtype} vendor={:?} user={:?} arch={:?} rule={} -> {:?} ip={} file={} next-server={} 209={}{}{}",
             fmt_mac(&client.mac),
             client.vendor_class.as_deref().unwrap_or(""),
             client.user_classes.first().map(String::as_str).unwrap_or(""),
@@ -341,6 +349,10 @@ impl Dhcp {
             file.as_deref().unwrap_or("-"),
             if m.siaddr().is_unspecified() { "-".into() } else { next_server.to_string() },
             cfg.as_deref().unwrap_or("-"),
+            match (&cfg, &self.http_prefix) {
+                (Some(_), Some(p)) => format!(" 210={p}"),
+                _ => String::new(),
+            },
             d.note.as_ref().map(|n| format!(" ({n})")).unwrap_or_default(),
         );
         let to = reply_destination(req, mtype);

@@ -157,6 +157,9 @@ pub struct ServeSection {
     pub probe_secs: Option<f64>,
     #[serde(default)]
     pub no_ra: bool,
+    /// Serve the TFTP root read-only over HTTP on this port too, on the
+    /// interface's address, and send chainloader.0 there (option 210).
+    pub http_port: Option<u16>,
 }
 
 /// `[[target]]`: one machine the relay boots and watches.
