@@ -254,6 +254,14 @@ impl Allocator {
     /// Without [`start_grub_heap`](Self::start_grub_heap), or below the
     /// region, this is [`reserve`](Self::reserve).
     pub fn reserve_grub_chunk(&mut self, r: Range, what: &'static str) -> Result<(), Conflict> {
+        self.reserve_grub_chunk_beside(r, &[], what)
+    }
+
+    /// [`reserve_grub_chunk`](Self::reserve_grub_chunk) for one of several
+    /// chunks at fixed addresses (an ELF kernel's segments): the rounding
+    /// and the lost bytes never reach into `others`, which GRUB places at
+    /// their addresses whatever its heap looks like.
+    pub fn reserve_grub_chunk_beside(&mut self, r: Range, others: &[Range], what: &'static str) -> Result<(), Conflict> {
         self.check(r)?;
         let block = self.free.iter().find(|f| f.contains(&r)).copied();
         let (Some(region), Some(f)) = (self.grub_region, block) else {
@@ -279,6 +287,15 @@ impl Allocator {
                 Range::new(r.start, end)
             }
         };
+        let mut taken = taken;
+        for o in others.iter().filter(|o| !o.is_empty() && **o != r) {
+            if o.start >= r.end && o.start < taken.end {
+                taken.end = o.start;
+            }
+            if o.end <= r.start && o.end > taken.start {
+                taken.start = o.end;
+            }
+        }
         self.reserve_always(taken, what);
         Ok(())
     }
@@ -625,5 +642,24 @@ mod tests {
         let mut m3 = Allocator::new(&qemu_512m_e820());
         m3.reserve_grub_chunk(Range::new(0x200000, 0x201808), "kernel").unwrap();
         assert!(m3.check(Range::new(0x201808, 0x201810)).is_ok());
+    }
+
+    #[test]
+    fn grub_heap_rounding_never_blocks_the_next_segment() {
+        // Two contiguous ELF segments in mid-region, the boundary not on 16
+        // bytes: GRUB places both at their addresses.
+        let mut mem = Allocator::new(&qemu_512m_e820());
+        mem.start_grub_heap(ONE_MIB);
+        let segs = [Range::new(0x200000, 0x201008), Range::new(0x201008, 0x203000)];
+        for s in segs {
+            mem.reserve_grub_chunk_beside(s, &segs, "kernel").unwrap();
+        }
+        // ...and one below the other, within a granule.
+        let mut mem = Allocator::new(&qemu_512m_e820());
+        mem.start_grub_heap(ONE_MIB);
+        let segs = [Range::new(0x201008, 0x203000), Range::new(0x200ff0, 0x201000)];
+        for s in segs {
+            mem.reserve_grub_chunk_beside(s, &segs, "kernel").unwrap();
+        }
     }
 }

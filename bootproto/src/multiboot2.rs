@@ -502,8 +502,8 @@ pub fn plan_load(
     } else {
         plan.segments.iter().filter(|s| s.mem_len > 0).map(|s| s.dest()).collect()
     };
-    for r in chunks.into_iter().filter(|r| !r.is_empty()) {
-        reserve(mem, r, "kernel segment")?;
+    for &r in chunks.iter().filter(|r| !r.is_empty()) {
+        reserve(mem, r, &chunks, "kernel segment")?;
         if let Some(a) = avoid.as_deref_mut() {
             a.reserve_always(r, "kernel");
         }
@@ -515,11 +515,11 @@ pub fn plan_load(
     Ok(plan)
 }
 
-fn reserve(mem: &mut Allocator, r: Range, what: &'static str) -> Result<(), Mb2Error> {
+fn reserve(mem: &mut Allocator, r: Range, others: &[Range], what: &'static str) -> Result<(), Mb2Error> {
     if r.end > FOUR_GIB {
         return Err(Mb2Error::Above4G(r));
     }
-    mem.reserve_grub_chunk(r, "kernel").map_err(|c| match c {
+    mem.reserve_grub_chunk_beside(r, others, "kernel").map_err(|c| match c {
         Conflict::NotUsableRam => Mb2Error::NotRam { what, range: r },
         Conflict::Reserved { range, what: reserved_for } => {
             Mb2Error::Reserved { what, range: r, reserved: range, reserved_for }
