@@ -14,5 +14,7 @@ pub extern "C" fn rust_eh_personality() {}
 #[cfg(not(test))]
 #[no_mangle]
 pub extern "C" fn _Unwind_Resume() -> ! {
-    loop {}
+    loop {
+        core::hint::spin_loop();
+    }
 }

@@ -229,15 +229,9 @@ mod tests {
         assert_eq!(decompress_into(&gz, &mut out), Err(GzipError::LargerThanIsize { isize: 100 }));
         // Claims more.
         gz[n - 4..].copy_from_slice(&2000u32.to_le_bytes());
-        assert_eq!(
-            decompress_into(&gz, &mut out),
-            Err(GzipError::SizeMismatch { isize: 2000, actual: 880 })
-        );
+        assert_eq!(decompress_into(&gz, &mut out), Err(GzipError::SizeMismatch { isize: 2000, actual: 880 }));
         let mut small = vec![0u8; 10];
-        assert_eq!(
-            decompress_into(HELLO_GZ, &mut small),
-            Err(GzipError::BufferTooSmall { need: 880, have: 10 })
-        );
+        assert_eq!(decompress_into(HELLO_GZ, &mut small), Err(GzipError::BufferTooSmall { need: 880, have: 10 }));
     }
 
     #[test]

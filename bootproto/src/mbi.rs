@@ -599,8 +599,22 @@ mod tests {
         let mmap = [E820Entry::new(0, 0x9fc00, 1)];
         let mut control_info = [0u8; 512];
         control_info[..4].copy_from_slice(b"VESA");
-        let vbe = VbeTag { mode: 0x4144, interface_seg: 0xc000, interface_off: 0x1234, interface_len: 0x40, control_info, mode_info: [0x5a; 256] };
-        let g = Graphics { addr: 0xfd00_0000, pitch: 4096, width: 1024, height: 768, bpp: 32, color: Color::Rgb([16, 8, 8, 8, 0, 8]) };
+        let vbe = VbeTag {
+            mode: 0x4144,
+            interface_seg: 0xc000,
+            interface_off: 0x1234,
+            interface_len: 0x40,
+            control_info,
+            mode_info: [0x5a; 256],
+        };
+        let g = Graphics {
+            addr: 0xfd00_0000,
+            pitch: 4096,
+            width: 1024,
+            height: 768,
+            bpp: 32,
+            color: Color::Rgb([16, 8, 8, 8, 0, 8]),
+        };
         let info = BootInfo { vbe: Some(&vbe), framebuffer: Some(Framebuffer::Graphics(g)), ..minimal(&mmap) };
         assert_eq!(tags_present(&info), vec![21, 1, 2, 6, 9, 4, 7, 8, 0]);
         let mut buf = vec![0u8; 4096];
@@ -629,7 +643,14 @@ mod tests {
         assert_eq!(found[i7 + 1].0, 8);
 
         // Indexed: 16 standard colours, 34 + 48 bytes.
-        let g = Graphics { addr: 0xfd00_0000, pitch: 640, width: 640, height: 480, bpp: 8, color: Color::Indexed(crate::vbe::STD_COLORS.to_vec()) };
+        let g = Graphics {
+            addr: 0xfd00_0000,
+            pitch: 640,
+            width: 640,
+            height: 480,
+            bpp: 8,
+            color: Color::Indexed(crate::vbe::STD_COLORS.to_vec()),
+        };
         let info = BootInfo { vbe: Some(&vbe), framebuffer: Some(Framebuffer::Graphics(g)), ..minimal(&mmap) };
         let n = write(&info, &mut buf).unwrap();
         let mut p = 8;

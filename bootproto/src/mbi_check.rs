@@ -53,21 +53,50 @@ pub enum Problem {
     TotalSizeTooLarge(u32),
     TotalSizeNotMultipleOf8(u32),
     /// The tag at this offset does not fit in `total_size`.
-    TagPastEnd { offset: usize, typ: u32, size: u32 },
-    TagTooSmall { offset: usize, typ: u32, size: u32 },
+    TagPastEnd {
+        offset: usize,
+        typ: u32,
+        size: u32,
+    },
+    TagTooSmall {
+        offset: usize,
+        typ: u32,
+        size: u32,
+    },
     /// A string tag (command line, loader name, module string) lacks its NUL.
-    Unterminated { offset: usize, typ: u32 },
-    BadEndTag { offset: usize, size: u32 },
-    TagsAfterEnd { offset: usize },
+    Unterminated {
+        offset: usize,
+        typ: u32,
+    },
+    BadEndTag {
+        offset: usize,
+        size: u32,
+    },
+    TagsAfterEnd {
+        offset: usize,
+    },
     NoEndTag,
-    MmapEntrySize { entry_size: u32 },
-    MmapLength { size: u32, entry_size: u32 },
+    MmapEntrySize {
+        entry_size: u32,
+    },
+    MmapLength {
+        size: u32,
+        entry_size: u32,
+    },
     NoMemoryMap,
     UsableOverlap(Range, Range),
     NoUsableRamAbove1M,
     ModuleEmptyOrReversed(Range),
-    NotInUsableRam { what: &'static str, range: Range },
-    Overlap { a: &'static str, ra: Range, b: &'static str, rb: Range },
+    NotInUsableRam {
+        what: &'static str,
+        range: Range,
+    },
+    Overlap {
+        a: &'static str,
+        ra: Range,
+        b: &'static str,
+        rb: Range,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -82,12 +111,18 @@ impl fmt::Display for Problem {
             TagPastEnd { offset, typ, size } => {
                 write!(f, "tag type {typ} at offset {offset} (size {size}) runs past total_size")
             }
-            TagTooSmall { offset, typ, size } => write!(f, "tag type {typ} at offset {offset} has size {size}, too small"),
-            Unterminated { offset, typ } => write!(f, "string in tag type {typ} at offset {offset} is not NUL-terminated"),
+            TagTooSmall { offset, typ, size } => {
+                write!(f, "tag type {typ} at offset {offset} has size {size}, too small")
+            }
+            Unterminated { offset, typ } => {
+                write!(f, "string in tag type {typ} at offset {offset} is not NUL-terminated")
+            }
             BadEndTag { offset, size } => write!(f, "end tag at offset {offset} has size {size} (expected 8)"),
             TagsAfterEnd { offset } => write!(f, "bytes after the end tag at offset {offset}"),
             NoEndTag => write!(f, "no end tag"),
-            MmapEntrySize { entry_size } => write!(f, "memory map entry_size {entry_size} (expected >= 24, multiple of 8)"),
+            MmapEntrySize { entry_size } => {
+                write!(f, "memory map entry_size {entry_size} (expected >= 24, multiple of 8)")
+            }
             MmapLength { size, entry_size } => write!(f, "memory map tag size {size} is not 16 + n * {entry_size}"),
             NoMemoryMap => write!(f, "no memory map (tag 6)"),
             UsableOverlap(a, b) => write!(f, "usable memory map entries {a} and {b} overlap"),
@@ -131,12 +166,28 @@ impl MmapEntry {
 pub enum Tag<'a> {
     Cmdline(&'a [u8]),
     LoaderName(&'a [u8]),
-    Module { range: Range, string: &'a [u8] },
-    BasicMeminfo { lower: u32, upper: u32 },
-    Mmap { entry_size: u32, entry_version: u32, entries: &'a [u8] },
+    Module {
+        range: Range,
+        string: &'a [u8],
+    },
+    BasicMeminfo {
+        lower: u32,
+        upper: u32,
+    },
+    Mmap {
+        entry_size: u32,
+        entry_version: u32,
+        entries: &'a [u8],
+    },
     /// Tag 14 (RSDP 1.0) or 15 (RSDP 2.0+): the copied RSDP bytes.
-    Rsdp { typ: u32, rsdp: &'a [u8] },
-    Other { typ: u32, body: &'a [u8] },
+    Rsdp {
+        typ: u32,
+        rsdp: &'a [u8],
+    },
+    Other {
+        typ: u32,
+        body: &'a [u8],
+    },
 }
 
 /// Memory map entries of a [`Tag::Mmap`].
@@ -159,7 +210,10 @@ impl<'a> Mbi<'a> {
 
     /// Every tag but the end tag, in order.
     pub fn tags(&self) -> impl Iterator<Item = Tag<'a>> + 'a {
-        raw_tags(self.bytes).filter_map(|r| r.ok()).filter(|(_, t, _)| *t != tag::END).map(|(_, typ, body)| decode(typ, body))
+        raw_tags(self.bytes)
+            .filter_map(|r| r.ok())
+            .filter(|(_, t, _)| *t != tag::END)
+            .map(|(_, typ, body)| decode(typ, body))
     }
 
     pub fn cmdline(&self) -> Option<&'a [u8]> {
@@ -168,7 +222,9 @@ impl<'a> Mbi<'a> {
 
     pub fn mmap(&self) -> impl Iterator<Item = MmapEntry> + 'a {
         self.tags()
-            .find_map(|t| if let Tag::Mmap { entry_size, entries, .. } = t { Some((entry_size, entries)) } else { None })
+            .find_map(
+                |t| if let Tag::Mmap { entry_size, entries, .. } = t { Some((entry_size, entries)) } else { None },
+            )
             .into_iter()
             .flat_map(|(es, e)| mmap_entries(es, e))
     }
@@ -242,7 +298,12 @@ fn min_body(typ: u32) -> usize {
 fn in_usable(mbi: &Mbi, r: Range) -> bool {
     let mut cursor = r.start;
     while cursor < r.end {
-        match mbi.mmap().filter(|e| e.typ == MEMORY_AVAILABLE).map(|e| e.range()).find(|u| u.start <= cursor && cursor < u.end) {
+        match mbi
+            .mmap()
+            .filter(|e| e.typ == MEMORY_AVAILABLE)
+            .map(|e| e.range())
+            .find(|u| u.start <= cursor && cursor < u.end)
+        {
             Some(u) => cursor = u.end,
             None => return false,
         }
@@ -288,7 +349,9 @@ pub fn check(magic: u32, addr: u64, bytes: &[u8], kernel: Range) -> Result<Mbi<'
                 }
                 end_seen = true;
             }
-            tag::CMDLINE | tag::LOADER_NAME if cstr(body).is_none() => return Err(Problem::Unterminated { offset: off, typ }),
+            tag::CMDLINE | tag::LOADER_NAME if cstr(body).is_none() => {
+                return Err(Problem::Unterminated { offset: off, typ })
+            }
             tag::MODULE if cstr(&body[8..]).is_none() => return Err(Problem::Unterminated { offset: off, typ }),
             tag::MMAP => {
                 let es = u32_at(body, 0);
@@ -370,7 +433,7 @@ mod tests {
             self.0.extend_from_slice(&typ.to_le_bytes());
             self.0.extend_from_slice(&(body.len() as u32 + 8).to_le_bytes());
             self.0.extend_from_slice(body);
-            while self.0.len() % 8 != 0 {
+            while !self.0.len().is_multiple_of(8) {
                 self.0.push(0);
             }
             self
@@ -447,7 +510,10 @@ mod tests {
         // A tag that claims more than total_size.
         let mut v = qemu_like().finish();
         v[12..16].copy_from_slice(&4000u32.to_le_bytes());
-        assert!(matches!(check(BOOTLOADER_MAGIC, ADDR, &v, KERNEL).unwrap_err(), Problem::TagPastEnd { offset: 8, typ: 1, .. }));
+        assert!(matches!(
+            check(BOOTLOADER_MAGIC, ADDR, &v, KERNEL).unwrap_err(),
+            Problem::TagPastEnd { offset: 8, typ: 1, .. }
+        ));
         // A tag smaller than its header.
         let mut v = qemu_like().finish();
         v[12..16].copy_from_slice(&4u32.to_le_bytes());
@@ -470,7 +536,8 @@ mod tests {
     fn memory_map_problems() {
         let v = Builder::new().tag(tag::CMDLINE, b"\0").finish();
         assert_eq!(check(BOOTLOADER_MAGIC, ADDR, &v, KERNEL).unwrap_err(), Problem::NoMemoryMap);
-        let v = Builder::new().mmap(&[(0, 0x9fc00, 1), (0x10_0000, 0x100_0000, 1), (0x80_0000, 0x100_0000, 1)]).finish();
+        let v =
+            Builder::new().mmap(&[(0, 0x9fc00, 1), (0x10_0000, 0x100_0000, 1), (0x80_0000, 0x100_0000, 1)]).finish();
         assert!(matches!(check(BOOTLOADER_MAGIC, ADDR, &v, KERNEL).unwrap_err(), Problem::UsableOverlap(..)));
         let v = Builder::new().mmap(&[(0, 0x9fc00, 1), (0x10_0000, 0x100_0000, 2)]).finish();
         assert_eq!(check(BOOTLOADER_MAGIC, ADDR, &v, KERNEL).unwrap_err(), Problem::NoUsableRamAbove1M);
@@ -490,8 +557,14 @@ mod tests {
         assert!(matches!(e, Problem::Overlap { a: "MBI", b: "kernel", .. }), "{e}");
         // Modules overlapping each other, the kernel, the MBI; out of RAM.
         for (m, want) in [
-            (Builder::new().mmap(&mm).module(0x30_0000, 0x30_2000, "a").module(0x30_1000, 0x30_3000, "b"), "module 0x300000..0x302000 overlaps module 0x301000..0x303000"),
-            (Builder::new().mmap(&mm).module(0x11_0000, 0x12_0000, "a"), "module 0x110000..0x120000 overlaps kernel 0x100000..0x118000"),
+            (
+                Builder::new().mmap(&mm).module(0x30_0000, 0x30_2000, "a").module(0x30_1000, 0x30_3000, "b"),
+                "module 0x300000..0x302000 overlaps module 0x301000..0x303000",
+            ),
+            (
+                Builder::new().mmap(&mm).module(0x11_0000, 0x12_0000, "a"),
+                "module 0x110000..0x120000 overlaps kernel 0x100000..0x118000",
+            ),
             (Builder::new().mmap(&mm).module(0x20_0000, 0x20_0010, "a"), "overlaps MBI"),
             (Builder::new().mmap(&mm).module(0xa_0000, 0xa_1000, "a"), "module 0xa0000..0xa1000 is not in usable RAM"),
         ] {

@@ -261,7 +261,12 @@ impl Allocator {
     /// chunks at fixed addresses (an ELF kernel's segments): the rounding
     /// and the lost bytes never reach into `others`, which GRUB places at
     /// their addresses whatever its heap looks like.
-    pub fn reserve_grub_chunk_beside(&mut self, r: Range, others: &[Range], what: &'static str) -> Result<(), Conflict> {
+    pub fn reserve_grub_chunk_beside(
+        &mut self,
+        r: Range,
+        others: &[Range],
+        what: &'static str,
+    ) -> Result<(), Conflict> {
         self.check(r)?;
         let block = self.free.iter().find(|f| f.contains(&r)).copied();
         let (Some(region), Some(f)) = (self.grub_region, block) else {
@@ -481,7 +486,6 @@ pub(crate) fn qemu_512m_e820() -> alloc::vec::Vec<E820Entry> {
 mod tests {
     use super::*;
 
-
     #[test]
     fn sanitize_keeps_clean_map() {
         assert_eq!(sanitize(&qemu_512m_e820()), qemu_512m_e820());
@@ -514,10 +518,7 @@ mod tests {
         assert_eq!(sanitize(&m), vec![E820Entry::new(0x100000, 0x300000, 1)]);
         // Reserved listed first and starting first: it wins while open.
         let m = [E820Entry::new(0x100000, 0x100000, 2), E820Entry::new(0x180000, 0x100000, 1)];
-        assert_eq!(
-            sanitize(&m),
-            vec![E820Entry::new(0x100000, 0x100000, 2), E820Entry::new(0x200000, 0x80000, 1)]
-        );
+        assert_eq!(sanitize(&m), vec![E820Entry::new(0x100000, 0x100000, 2), E820Entry::new(0x200000, 0x80000, 1)]);
     }
 
     #[test]
@@ -532,14 +533,8 @@ mod tests {
 
     #[test]
     fn usable_regions_page_aligned_and_below_4g() {
-        let m = [
-            E820Entry::new(0x800, 0x9f000, 1),
-            E820Entry::new(0x100000, 0x1_0000_0000, 1),
-        ];
-        assert_eq!(
-            usable_regions(&m),
-            vec![Range::new(0x1000, 0x9f000), Range::new(0x100000, 0x1_0000_0000)]
-        );
+        let m = [E820Entry::new(0x800, 0x9f000, 1), E820Entry::new(0x100000, 0x1_0000_0000, 1)];
+        assert_eq!(usable_regions(&m), vec![Range::new(0x1000, 0x9f000), Range::new(0x100000, 0x1_0000_0000)]);
     }
 
     #[test]

@@ -187,29 +187,68 @@ pub const CONSOLE_EGA_TEXT_SUPPORTED: u32 = 2;
 pub enum Mb2Error {
     TooShort(usize),
     NoHeader,
-    BadHeaderLength { offset: usize, header_length: u32 },
+    BadHeaderLength {
+        offset: usize,
+        header_length: u32,
+    },
     /// A header tag runs past the end of the searched area or is malformed.
-    BadTag { offset: usize, tag_type: u16, size: u32 },
+    BadTag {
+        offset: usize,
+        tag_type: u16,
+        size: u32,
+    },
     NoEndTag,
-    UnsupportedTag { tag_type: u16 },
+    UnsupportedTag {
+        tag_type: u16,
+    },
     /// A required information request for an MBI tag type GRUB 2 does not know.
-    CannotSupply { tag: u32 },
+    CannotSupply {
+        tag: u32,
+    },
     NoUsableConsole,
     AddressWithoutEntry,
     /// The address tag's `field` is inconsistent (`why` gives the values).
-    BadAddressTag { field: &'static str, why: String },
+    BadAddressTag {
+        field: &'static str,
+        why: String,
+    },
     NotElf,
     Elf(&'static str),
     ElfRelocs,
     EntryNotInSegment(u64),
     /// A segment or section's file bytes run past the end of the image.
-    PastEndOfFile { what: &'static str, offset: u64, len: u64, file_len: usize },
+    PastEndOfFile {
+        what: &'static str,
+        offset: u64,
+        len: u64,
+        file_len: usize,
+    },
     Above4G(Range),
-    Reserved { what: &'static str, range: Range, reserved: Range, reserved_for: &'static str },
-    NotRam { what: &'static str, range: Range },
-    BadRelocatable { min: u32, max: u32, size: u64 },
-    NoRoomRelocatable { size: u64, align: u32, min: u32, max: u32 },
-    NoRoom { what: &'static str, size: u64 },
+    Reserved {
+        what: &'static str,
+        range: Range,
+        reserved: Range,
+        reserved_for: &'static str,
+    },
+    NotRam {
+        what: &'static str,
+        range: Range,
+    },
+    BadRelocatable {
+        min: u32,
+        max: u32,
+        size: u64,
+    },
+    NoRoomRelocatable {
+        size: u64,
+        align: u32,
+        min: u32,
+        max: u32,
+    },
+    NoRoom {
+        what: &'static str,
+        size: u64,
+    },
 }
 
 impl fmt::Display for Mb2Error {
@@ -263,9 +302,7 @@ pub fn parse_header(image: &[u8]) -> Result<Header, Mb2Error> {
         .step_by(8)
         .find(|&o| {
             let w = |i: usize| rd32(area, o + 4 * i).unwrap_or(0);
-            w(0) == HEADER_MAGIC
-                && w(1) == 0
-                && w(0).wrapping_add(w(1)).wrapping_add(w(2)).wrapping_add(w(3)) == 0
+            w(0) == HEADER_MAGIC && w(1) == 0 && w(0).wrapping_add(w(1)).wrapping_add(w(2)).wrapping_add(w(3)) == 0
         })
         .ok_or(Mb2Error::NoHeader)?;
     let header_length = rd32(area, offset + 8).unwrap_or(0);
@@ -712,8 +749,10 @@ fn plan_elf(image: &[u8], h: &Header) -> Result<LoadPlan, Mb2Error> {
     if e.phoff + e.phnum * e.phentsize > SEARCH_LEN.min(image.len()) as u64 {
         return Err(Mb2Error::Elf("program header at a too high offset"));
     }
-    let phdrs: Vec<Phdr> =
-        (0..e.phnum).map(|i| phdr(image, &e, i)).collect::<Option<_>>().ok_or(Mb2Error::Elf("program header truncated"))?;
+    let phdrs: Vec<Phdr> = (0..e.phnum)
+        .map(|i| phdr(image, &e, i))
+        .collect::<Option<_>>()
+        .ok_or(Mb2Error::Elf("program header truncated"))?;
 
     let mut segments = Vec::new();
     let (mut lo, mut hi) = (u64::MAX, 0u64);
@@ -785,8 +824,12 @@ fn place_sections(
     // Extended numbering: shnum 0 and SHN_XINDEX live in section 0.
     let mut shnum = e.shnum;
     if shnum == 0 {
-        shnum = if e.is64 { at(0, 32).and_then(|o| rd64(image, o)) } else { at(0, 20).and_then(|o| rd32(image, o)).map(u64::from) }
-            .ok_or(Mb2Error::Elf("section header table truncated"))?;
+        shnum = if e.is64 {
+            at(0, 32).and_then(|o| rd64(image, o))
+        } else {
+            at(0, 20).and_then(|o| rd32(image, o)).map(u64::from)
+        }
+        .ok_or(Mb2Error::Elf("section header table truncated"))?;
     }
     let mut shndx = e.shstrndx;
     if shndx == 0xffff {

@@ -96,7 +96,6 @@ fn higher_half(is64: bool, tags: &[Vec<u8>]) -> Vec<u8> {
     elf(is64, 0xC010_1010, &[load(0x1000, 0xC010_1000, 0x10_1000, 0x2000, 0x3000)], &header(tags), 0x3000)
 }
 
-
 fn mem() -> Allocator {
     let mut a = Allocator::new(&crate::memmap::qemu_512m_e820());
     a.reserve_always(Range::new(0, 0x1000), "real-mode IVT and BIOS data");
@@ -117,7 +116,10 @@ fn elf32_higher_half_loads_by_paddr() {
     let h = parse_header(&img).unwrap();
     assert_eq!(h.offset, 0x1000);
     let p = plan_load(&img, &h, &mut mem(), None).unwrap();
-    assert_eq!(p.segments, vec![Segment { file_offset: 0x1000, file_len: 0x2000, dest_phys: 0x10_1000, mem_len: 0x3000 }]);
+    assert_eq!(
+        p.segments,
+        vec![Segment { file_offset: 0x1000, file_len: 0x2000, dest_phys: 0x10_1000, mem_len: 0x3000 }]
+    );
     // Entry virtual 0xC0101010 -> physical 0x101010 (GRUB's translation).
     assert_eq!(p.entry, 0x10_1010);
     assert_eq!(p.load_base, 0x10_1000);
@@ -148,7 +150,13 @@ fn entry_address_tag_overrides_elf_entry() {
     assert_eq!(plan(&img).unwrap().entry, 0x10_2000);
     // GRUB still translates the ELF entry first and refuses one outside
     // every segment, entry tag or not.
-    let img = elf(false, 0xdead_0000, &[load(0x1000, 0x10_1000, 0x10_1000, 0x2000, 0x3000)], &header(&[tag(htag::ENTRY_ADDRESS, 0, &[0x10_2000])]), 0x3000);
+    let img = elf(
+        false,
+        0xdead_0000,
+        &[load(0x1000, 0x10_1000, 0x10_1000, 0x2000, 0x3000)],
+        &header(&[tag(htag::ENTRY_ADDRESS, 0, &[0x10_2000])]),
+        0x3000,
+    );
     assert_eq!(plan(&img), Err(Mb2Error::EntryNotInSegment(0xdead_0000)));
 }
 
@@ -180,7 +188,10 @@ fn address_tag_kernel() {
     assert_eq!(parse_header(&img), Err(Mb2Error::AddressWithoutEntry));
     // load_end beyond the file: GRUB reads what the file has (a short read
     // is no error) and the rest of the load range is zeroed.
-    let mb = header(&[tag(htag::ADDRESS, 0, &[0x30_0040, 0x30_0000, 0x30_9000, 0]), tag(htag::ENTRY_ADDRESS, 0, &[0x30_0100])]);
+    let mb = header(&[
+        tag(htag::ADDRESS, 0, &[0x30_0040, 0x30_0000, 0x30_9000, 0]),
+        tag(htag::ENTRY_ADDRESS, 0, &[0x30_0100]),
+    ]);
     put(&mut img, 0x40, &mb);
     let p = plan(&img).unwrap();
     assert_eq!(p.segments, vec![Segment { file_offset: 0, file_len: 0x1800, dest_phys: 0x30_0000, mem_len: 0x9000 }]);
@@ -225,7 +236,10 @@ fn information_requests_as_grub() {
         let img = higher_half(false, &[tag(htag::INFORMATION_REQUEST, 0, &[1, 6, t])]);
         let e = parse_header(&img).unwrap_err();
         assert_eq!(e, Mb2Error::CannotSupply { tag: t });
-        assert!(e.to_string().starts_with(&format!("information request tag: requests[] asks for MBI tag type {t} (")), "{e}");
+        assert!(
+            e.to_string().starts_with(&format!("information request tag: requests[] asks for MBI tag type {t} (")),
+            "{e}"
+        );
         // Optional: not even looked at.
         let img = higher_half(false, &[tag(htag::INFORMATION_REQUEST, 1, &[1, 6, t])]);
         assert!(parse_header(&img).is_ok());
@@ -291,7 +305,8 @@ fn console_framebuffer_module_align_efi_tags() {
     let img = higher_half(false, &[tag(htag::CONSOLE_FLAGS, 0, &[CONSOLE_REQUIRED])]);
     assert_eq!(parse_header(&img), Err(Mb2Error::NoUsableConsole));
     // ...unless a framebuffer tag makes a graphics console acceptable.
-    let img = higher_half(false, &[tag(htag::CONSOLE_FLAGS, 0, &[CONSOLE_REQUIRED]), tag(htag::FRAMEBUFFER, 1, &[0, 0, 0])]);
+    let img =
+        higher_half(false, &[tag(htag::CONSOLE_FLAGS, 0, &[CONSOLE_REQUIRED]), tag(htag::FRAMEBUFFER, 1, &[0, 0, 0])]);
     assert!(!parse_header(&img).unwrap().accepts_ega_text());
     // Not required and no EGA text: GRUB warns and boots.
     let img = higher_half(false, &[tag(htag::CONSOLE_FLAGS, 0, &[0])]);
@@ -349,7 +364,8 @@ fn garbage_never_panics() {
         x ^= x << 17;
         x
     };
-    let base = higher_half(false, &[tag(htag::INFORMATION_REQUEST, 1, &[4, 6]), tag(htag::ENTRY_ADDRESS, 0, &[0x10_1000])]);
+    let base =
+        higher_half(false, &[tag(htag::INFORMATION_REQUEST, 1, &[4, 6]), tag(htag::ENTRY_ADDRESS, 0, &[0x10_1000])]);
     for _ in 0..3000 {
         let mut img = base.clone();
         for _ in 0..(rnd() % 8 + 1) {
@@ -460,7 +476,12 @@ fn nautilus_header_layout_loads_as_grub_does() {
     let p = plan_load(&img, &h, &mut mem(), None).unwrap();
     assert_eq!(
         p.segments,
-        vec![Segment { file_offset: 0x1040, file_len: 0x3f_f000 - 0x10_0040, dest_phys: 0x10_0040, mem_len: 0x40_e4b0 - 0x10_0040 }]
+        vec![Segment {
+            file_offset: 0x1040,
+            file_len: 0x3f_f000 - 0x10_0040,
+            dest_phys: 0x10_0040,
+            mem_len: 0x40_e4b0 - 0x10_0040
+        }]
     );
     assert_eq!((p.entry, p.load_base), (0x10_0040, 0x10_0040));
     assert_eq!(p.kernel_range, Range::new(0x10_0040, 0x40_e4b0));
@@ -474,24 +495,42 @@ fn address_tag_arithmetic_is_grubs() {
     let seg = |img: &[u8]| plan(img).map(|p| (p.segments[0], p.load_base));
     // header_addr above load_addr (the specification's case): header at 0x40.
     let img = flat(len, 0x40, &address(0x20_0040, 0x20_0000, 0x20_2000, 0x20_8000, 0x20_0100));
-    assert_eq!(seg(&img), Ok((Segment { file_offset: 0, file_len: 0x2000, dest_phys: 0x20_0000, mem_len: 0x8000 }, 0x20_0000)));
+    assert_eq!(
+        seg(&img),
+        Ok((Segment { file_offset: 0, file_len: 0x2000, dest_phys: 0x20_0000, mem_len: 0x8000 }, 0x20_0000))
+    );
     // header_addr below load_addr: the load starts after the header.
     let img = flat(len, 0x800, &address(0x20_0000, 0x20_0100, 0x20_1000, 0, 0x20_0100));
-    assert_eq!(seg(&img), Ok((Segment { file_offset: 0x900, file_len: 0xf00, dest_phys: 0x20_0100, mem_len: 0xf00 }, 0x20_0100)));
+    assert_eq!(
+        seg(&img),
+        Ok((Segment { file_offset: 0x900, file_len: 0xf00, dest_phys: 0x20_0100, mem_len: 0xf00 }, 0x20_0100))
+    );
     // load_addr 0xffffffff: header_addr - header offset; load_end 0: rest of the file.
     let img = flat(len, 0x800, &address(0x20_0800, u32::MAX, 0, 0, 0x20_0000));
-    assert_eq!(seg(&img), Ok((Segment { file_offset: 0, file_len: 0x3000, dest_phys: 0x20_0000, mem_len: 0x3000 }, 0x20_0000)));
+    assert_eq!(
+        seg(&img),
+        Ok((Segment { file_offset: 0, file_len: 0x3000, dest_phys: 0x20_0000, mem_len: 0x3000 }, 0x20_0000))
+    );
     // load_addr 0xffffffff with a load_end_addr: GRUB subtracts the raw
     // field, so the load size is load_end_addr + 1 (here past the file's
     // end: a short read, the rest zeroed).
     let img = flat(len, 0x800, &address(0x20_0800, u32::MAX, 0x1000, 0, 0x20_0000));
-    assert_eq!(seg(&img), Ok((Segment { file_offset: 0, file_len: 0x1001, dest_phys: 0x20_0000, mem_len: 0x1001 }, 0x20_0000)));
+    assert_eq!(
+        seg(&img),
+        Ok((Segment { file_offset: 0, file_len: 0x1001, dest_phys: 0x20_0000, mem_len: 0x1001 }, 0x20_0000))
+    );
     // load_end_addr 0 with a bss.
     let img = flat(len, 0x40, &address(0x20_0040, 0x20_0000, 0, 0x20_5000, 0x20_0000));
-    assert_eq!(seg(&img), Ok((Segment { file_offset: 0, file_len: 0x3000, dest_phys: 0x20_0000, mem_len: 0x5000 }, 0x20_0000)));
+    assert_eq!(
+        seg(&img),
+        Ok((Segment { file_offset: 0, file_len: 0x3000, dest_phys: 0x20_0000, mem_len: 0x5000 }, 0x20_0000))
+    );
     // A load range starting exactly at the end of the file: nothing read.
     let img = flat(len, 0x800, &address(0x20_0000, 0x20_2800, 0x20_2800, 0x20_3000, 0x20_2800));
-    assert_eq!(seg(&img), Ok((Segment { file_offset: 0x3000, file_len: 0, dest_phys: 0x20_2800, mem_len: 0x800 }, 0x20_2800)));
+    assert_eq!(
+        seg(&img),
+        Ok((Segment { file_offset: 0x3000, file_len: 0, dest_phys: 0x20_2800, mem_len: 0x800 }, 0x20_2800))
+    );
 
     // Refusals name the tag and the field.
     let err = |img: &[u8]| plan(img).unwrap_err().to_string();
@@ -517,7 +556,10 @@ fn address_tag_arithmetic_is_grubs() {
     assert!(matches!(plan(&img), Err(Mb2Error::Above4G(_))));
     // Without an entry address tag.
     let mb = header(&[tag(htag::ADDRESS, 0, &[0x20_0040, 0x20_0000, 0, 0])]);
-    assert_eq!(parse_header(&flat(len, 0x40, &mb)).unwrap_err().to_string(), "address tag without an entry address tag (GRUB 2 refuses this too)");
+    assert_eq!(
+        parse_header(&flat(len, 0x40, &mb)).unwrap_err().to_string(),
+        "address tag without an entry address tag (GRUB 2 refuses this too)"
+    );
 }
 
 #[test]
@@ -536,7 +578,11 @@ fn entry_tags_as_grub_on_bios() {
     for flags in [0, 1] {
         let img = higher_half(
             false,
-            &[tag(htag::EFI_BS, flags, &[]), tag(htag::ENTRY_ADDRESS_EFI64, flags, &[0x10_2000]), tag(htag::ENTRY_ADDRESS, flags, &[0x10_1800])],
+            &[
+                tag(htag::EFI_BS, flags, &[]),
+                tag(htag::ENTRY_ADDRESS_EFI64, flags, &[0x10_2000]),
+                tag(htag::ENTRY_ADDRESS, flags, &[0x10_1800]),
+            ],
         );
         assert_eq!(plan(&img).unwrap().entry, 0x10_1800);
     }

@@ -338,7 +338,10 @@ mod tests {
                 ModeSpec::Auto
             ]
         );
-        assert_eq!(mode_specs(&fb(800, 600, 0)), vec![ModeSpec::Size { width: 800, height: 600, depth: None }, ModeSpec::Auto]);
+        assert_eq!(
+            mode_specs(&fb(800, 600, 0)),
+            vec![ModeSpec::Size { width: 800, height: 600, depth: None }, ModeSpec::Auto]
+        );
         assert_eq!(mode_specs(&fb(0, 0, 0)), vec![ModeSpec::Auto]);
         assert_eq!(mode_specs(&fb(0, 600, 32)), vec![ModeSpec::Auto]);
     }
@@ -359,10 +362,16 @@ mod tests {
         assert_eq!(pick(ModeSpec::Size { width: 1600, height: 1200, depth: None }, None), None);
         assert_eq!(pick(ModeSpec::Size { width: 80, height: 25, depth: None }, None), None);
         // Equal volume: the later mode wins.
-        let m = vec![mode(640, 480, 32, MODEL_DIRECT_COLOR, GOOD).mode(0x200), mode(640, 480, 32, MODEL_DIRECT_COLOR, GOOD).mode(0x201)];
+        let m = vec![
+            mode(640, 480, 32, MODEL_DIRECT_COLOR, GOOD).mode(0x200),
+            mode(640, 480, 32, MODEL_DIRECT_COLOR, GOOD).mode(0x201),
+        ];
         assert_eq!(choose(&m, ModeSpec::Auto, None), Some(1));
         // Unsupported depths are skipped, and so are non-VESA numbers.
-        let m = vec![mode(640, 480, 4, MODEL_PACKED_PIXEL, GOOD).mode(0x200), mode(640, 480, 32, MODEL_DIRECT_COLOR, GOOD).mode(0x13)];
+        let m = vec![
+            mode(640, 480, 4, MODEL_PACKED_PIXEL, GOOD).mode(0x200),
+            mode(640, 480, 32, MODEL_DIRECT_COLOR, GOOD).mode(0x13),
+        ];
         assert_eq!(choose(&m, ModeSpec::Auto, None), None);
     }
 

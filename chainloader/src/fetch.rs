@@ -76,7 +76,9 @@ impl fmt::Display for ConfigPlace {
 /// file) is fetched by HTTP, and so are the names below an `http://`
 /// option 210; otherwise PXELINUX's TFTP names.
 pub fn config_candidates(lease: &Lease, mac: [u8; 6], server: Ipv4Addr) -> Result<Vec<ConfigPlace>, String> {
-    let whole = |s: &str| parse_url(s).map(|u| alloc::vec![ConfigPlace { source: Source::Http(u.clone()), relative_to: Some(u) }]);
+    let whole = |s: &str| {
+        parse_url(s).map(|u| alloc::vec![ConfigPlace { source: Source::Http(u.clone()), relative_to: Some(u) }])
+    };
     let prefix = lease.path_prefix.clone().unwrap_or_default();
     let names: Vec<String> = match &lease.config_file {
         Some(f) if is_http_url(f) => return whole(f),
@@ -97,7 +99,10 @@ pub fn config_candidates(lease: &Lease, mac: [u8; 6], server: Ipv4Addr) -> Resul
             })
             .collect();
     }
-    Ok(names.into_iter().map(|n| ConfigPlace { source: Source::Tftp { server, name: format!("{prefix}{n}") }, relative_to: None }).collect())
+    Ok(names
+        .into_iter()
+        .map(|n| ConfigPlace { source: Source::Tftp { server, name: format!("{prefix}{n}") }, relative_to: None })
+        .collect())
 }
 
 fn parse_url(s: &str) -> Result<Url, String> {
@@ -115,17 +120,24 @@ pub fn resolve(e: &Entry, config_from: &ConfigPlace) -> Result<Source, String> {
             base.join(&reference).map(Source::Http).map_err(|err| format!("line {}: {}: {err}", e.line, e.path))
         }
         (None, Source::Tftp { server, .. }) => Ok(Source::Tftp { server: *server, name: e.path.clone() }),
-        (None, Source::Http(u)) => u.join(&e.path).map(Source::Http).map_err(|err| format!("line {}: {}: {err}", e.line, e.path)),
+        (None, Source::Http(u)) => {
+            u.join(&e.path).map(Source::Http).map_err(|err| format!("line {}: {}: {err}", e.line, e.path))
+        }
     }
 }
 
 /// Tries each config candidate in turn; one that is not there moves on to
 /// the next. Returns the one found and its text.
-pub fn fetch_config(net: &mut Net, candidates: &[ConfigPlace], staging: &mut [u8]) -> Result<(ConfigPlace, String), String> {
+pub fn fetch_config(
+    net: &mut Net,
+    candidates: &[ConfigPlace],
+    staging: &mut [u8],
+) -> Result<(ConfigPlace, String), String> {
     for c in candidates {
         match fetch_with_retry(net, &c.source, staging, true) {
             Ok(f) => {
-                let text = core::str::from_utf8(&staging[..f.size as usize]).map_err(|e| format!("{c}: not UTF-8 text ({e})"))?;
+                let text = core::str::from_utf8(&staging[..f.size as usize])
+                    .map_err(|e| format!("{c}: not UTF-8 text ({e})"))?;
                 return Ok((c.clone(), text.into()));
             }
             Err(e) if e.not_found => println!("config {c}: not found"),
@@ -170,7 +182,10 @@ pub fn fetch_with_retry(net: &mut Net, src: &Source, dest: &mut [u8], quiet: boo
                         continue;
                     }
                     Err(e) if !e.is_transient() => {
-                        let not_found = matches!(&e, HttpFetchError::Http(bootproto::http::Error::Status { status: 404 | 410, .. }));
+                        let not_found = matches!(
+                            &e,
+                            HttpFetchError::Http(bootproto::http::Error::Status { status: 404 | 410, .. })
+                        );
                         return Err(FetchError { not_found, message: format!("{e}: {url}") });
                     }
                     Err(e) => format!("{url}: {e}"),

@@ -104,7 +104,10 @@ fn run(tsc_khz: u64) -> Result<Never, String> {
     let er = arch::entry_regs();
     println!("PXE: {} at {:#x} (entry SS:SP {:04x}:{:04x})", pxe.found, pxe.struct_addr, er.ss, er.sp);
     if pxe.struct_addr < bss_end && pxe.struct_addr >= img_start {
-        return Err(format!("the PXE structure at {:#x} lies inside the chainloader ({img_start:#x}-{bss_end:#x})", pxe.struct_addr));
+        return Err(format!(
+            "the PXE structure at {:#x} lies inside the chainloader ({img_start:#x}-{bss_end:#x})",
+            pxe.struct_addr
+        ));
     }
 
     let (undi, info) = pxe::Undi::open(pxe).map_err(|e| format!("cannot open the NIC through UNDI: {e}"))?;
@@ -138,7 +141,8 @@ fn run(tsc_khz: u64) -> Result<Never, String> {
     // SAFETY: `staging_area` returns usable RAM below 4 GiB (identity-mapped)
     // that nothing else uses: not the chainloader, its stack or page tables,
     // not the firmware areas. Nothing else refers to it until the handoff.
-    let staging: &'static mut [u8] = unsafe { core::slice::from_raw_parts_mut(stage_base as *mut u8, stage_len as usize) };
+    let staging: &'static mut [u8] =
+        unsafe { core::slice::from_raw_parts_mut(stage_base as *mut u8, stage_len as usize) };
     println!("staging: {} MiB at {:#x}", stage_len >> 20, stage_base);
 
     // The download sockets' buffers come off the end of the staging area:
@@ -228,7 +232,10 @@ fn tftp_server(lease: &Lease, pxe: &pxe::Pxe) -> Result<(Ipv4Addr, &'static str)
 
 #[no_mangle]
 extern "C" fn chainloader_exception(f: &idt::ExceptionFrame) -> ! {
-    println!("chainloader: CPU exception {} (error code {:#x}) at RIP {:#x}, RSP {:#x}", f.vector, f.error_code, f.rip, f.rsp);
+    println!(
+        "chainloader: CPU exception {} (error code {:#x}) at RIP {:#x}, RSP {:#x}",
+        f.vector, f.error_code, f.rip, f.rsp
+    );
     reboot_countdown()
 }
 

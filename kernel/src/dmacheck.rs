@@ -35,7 +35,8 @@ const MAX_HOLE: u64 = 16 << 20;
 /// Hidden pages that can be watched (32 MiB).
 const MAX_PAGES: usize = 8192;
 
-static HASHES: [core::sync::atomic::AtomicU64; MAX_PAGES] = [const { core::sync::atomic::AtomicU64::new(0) }; MAX_PAGES];
+static HASHES: [core::sync::atomic::AtomicU64; MAX_PAGES] =
+    [const { core::sync::atomic::AtomicU64::new(0) }; MAX_PAGES];
 
 fn intersect(a: &Range, b: &Range) -> Option<Range> {
     let r = Range { start: a.start.max(b.start), end: a.end.min(b.end) };
@@ -82,7 +83,10 @@ fn hidden_ranges(mbi: &Mbi) -> ([Range; 16], usize) {
     for e in &entries[..n] {
         if e.start > cursor && e.start - cursor <= MAX_HOLE {
             let gap = Range { start: cursor, end: e.start };
-            for part in [Range { start: gap.start, end: gap.end.min(LEGACY_WINDOW.start) }, Range { start: gap.start.max(LEGACY_WINDOW.end), end: gap.end }] {
+            for part in [
+                Range { start: gap.start, end: gap.end.min(LEGACY_WINDOW.start) },
+                Range { start: gap.start.max(LEGACY_WINDOW.end), end: gap.end },
+            ] {
                 let r = Range { start: part.start.next_multiple_of(PAGE), end: part.end & !(PAGE - 1) };
                 if r.start < r.end && m < out.len() {
                     out[m] = r;
@@ -112,7 +116,11 @@ pub fn run(c: &mut Uart16550, mbi: &Mbi, kernel: Range) -> bool {
     let hid = &hid[..nh];
     let npages = pages(hid).count();
     if npages > MAX_PAGES {
-        let _ = writeln!(c, "DMA-CHECK: FAIL at 0x0 (more than {} MiB of hidden memory to watch)", (MAX_PAGES as u64 * PAGE) >> 20);
+        let _ = writeln!(
+            c,
+            "DMA-CHECK: FAIL at 0x0 (more than {} MiB of hidden memory to watch)",
+            (MAX_PAGES as u64 * PAGE) >> 20
+        );
         return false;
     }
     for r in pat {
@@ -134,7 +142,8 @@ pub fn run(c: &mut Uart16550, mbi: &Mbi, kernel: Range) -> bool {
         let _ = write!(c, " {r}");
     }
     let _ = writeln!(c);
-    let _ = writeln!(c, "DMA-CHECK: ready (send any byte on COM1 when the flood is over; {} s at most)", WAIT_MS / 1000);
+    let _ =
+        writeln!(c, "DMA-CHECK: ready (send any byte on COM1 when the flood is over; {} s at most)", WAIT_MS / 1000);
     let got = arch::wait_com1_byte(WAIT_MS);
     if !got {
         let _ = writeln!(c, "kernel: dmacheck: no byte after {} s; checking anyway", WAIT_MS / 1000);
@@ -151,6 +160,10 @@ pub fn run(c: &mut Uart16550, mbi: &Mbi, kernel: Range) -> bool {
             return false;
         }
     }
-    let _ = writeln!(c, "DMA-CHECK: ok ({pat_kib} KiB of pattern and {} KiB of hidden memory unchanged)", (npages as u64 * PAGE) >> 10);
+    let _ = writeln!(
+        c,
+        "DMA-CHECK: ok ({pat_kib} KiB of pattern and {} KiB of hidden memory unchanged)",
+        (npages as u64 * PAGE) >> 10
+    );
     true
 }

@@ -118,7 +118,10 @@ extern "C" fn kernel_main(magic: u32, mbi_addr: u32) -> ! {
 
     c.set_rx_interrupt(true);
     arch::cpu::unmask_irq(arch::cpu::COM1_IRQ);
-    let _ = writeln!(c, "kernel: serial console ready; typed characters are echoed; ~~~k reboots, ~~~p panics, ~~~s shuts down");
+    let _ = writeln!(
+        c,
+        "kernel: serial console ready; typed characters are echoed; ~~~k reboots, ~~~p panics, ~~~s shuts down"
+    );
     loop {
         arch::wait_for_interrupt();
     }
@@ -134,7 +137,8 @@ fn read_and_check(magic: u32, addr: u64, kernel: Range) -> Result<Mbi<'static>, 
     if !addr.is_multiple_of(8) {
         return Err(Problem::Misaligned(addr));
     }
-    let total = arch::phys_u32(addr).ok_or(Problem::NotInUsableRam { what: "MBI", range: Range { start: addr, end: addr + 8 } })?;
+    let total = arch::phys_u32(addr)
+        .ok_or(Problem::NotInUsableRam { what: "MBI", range: Range { start: addr, end: addr + 8 } })?;
     if total < 16 {
         return Err(Problem::TotalSizeTooSmall(total));
     }
@@ -152,7 +156,10 @@ fn print_mbi(c: &mut Uart16550, mbi: &Mbi) {
             Tag::LoaderName(s) => writeln!(c, "kernel: boot loader: {}\nMBI loader={}", Quoted(s), Quoted(s)),
             Tag::Cmdline(s) => writeln!(c, "kernel: command line: {}\nMBI cmdline={}", Quoted(s), Quoted(s)),
             Tag::BasicMeminfo { lower, upper } => {
-                writeln!(c, "kernel: memory: {lower} KiB lower, {upper} KiB upper\nMBI meminfo lower={lower} upper={upper}")
+                writeln!(
+                    c,
+                    "kernel: memory: {lower} KiB lower, {upper} KiB upper\nMBI meminfo lower={lower} upper={upper}"
+                )
             }
             Tag::Mmap { entry_size, entry_version, entries } => {
                 let _ = writeln!(c, "kernel: memory map (entry_size {entry_size}, version {entry_version}):");
@@ -165,7 +172,12 @@ fn print_mbi(c: &mut Uart16550, mbi: &Mbi) {
                 let size = range.end - range.start;
                 let data = arch::phys_bytes(range.start, size as usize).unwrap_or(&[]);
                 let crc = crc32fast::hash(data);
-                writeln!(c, "kernel: module {range} {}\nMBI module string={} size={size} crc32={crc:08x}", Quoted(string), Quoted(string))
+                writeln!(
+                    c,
+                    "kernel: module {range} {}\nMBI module string={} size={size} crc32={crc:08x}",
+                    Quoted(string),
+                    Quoted(string)
+                )
             }
             Tag::Rsdp { typ, rsdp } => {
                 let v = if typ == mbi_check::tag::ACPI_OLD { 1 } else { 2 };
@@ -190,7 +202,11 @@ extern "C" fn kernel_interrupt(f: &mut arch::cpu::Frame) {
     match v {
         0..=31 => {
             let mut c = com1();
-            let _ = writeln!(c, "\nkernel panic: CPU exception {v} error={:#x} rip={:#x} rsp={:#x}; halted", f.error, f.rip, f.rsp);
+            let _ = writeln!(
+                c,
+                "\nkernel panic: CPU exception {v} error={:#x} rip={:#x} rsp={:#x}; halted",
+                f.error, f.rip, f.rsp
+            );
             arch::halt_forever();
         }
         _ if irq == arch::cpu::COM1_IRQ => {
@@ -232,7 +248,10 @@ fn serial_irq() {
                 });
             }
             Some(command::Command::Panic) => {
-                let _ = writeln!(c, "\nserial: panic command received\nkernel panic: requested over the serial port; halted");
+                let _ = writeln!(
+                    c,
+                    "\nserial: panic command received\nkernel panic: requested over the serial port; halted"
+                );
                 arch::halt_forever();
             }
             Some(command::Command::Shutdown) => {

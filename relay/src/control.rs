@@ -199,7 +199,9 @@ fn handle(stream: UnixStream, targets: &Targets) -> Result<()> {
                 Outcome::NewBoot { method, evidence, .. } => {
                     done(&mut w, 0, format!("target {} is rebooting (method {method}): {evidence}", rt.target.name))
                 }
-                Outcome::Failed { attempts } => done(&mut w, EXIT_CANNOT_RESET, Outcome::failure_message(&attempts, &rt.target.name)),
+                Outcome::Failed { attempts } => {
+                    done(&mut w, EXIT_CANNOT_RESET, Outcome::failure_message(&attempts, &rt.target.name))
+                }
             }
         }
         Request::Boot { target, kernel, modules, cmdline, expect, fail, timeout, silence, methods } => {
@@ -220,10 +222,17 @@ fn handle(stream: UnixStream, targets: &Targets) -> Result<()> {
                     stage::stage_file(&targets.tftp_root, &rel, &mut r, Some(spec.size))
                 };
                 let (kernel_name, kernel) = match &kernel {
-                    Some(k) => (if k.name == "-" { "(stdin)".to_string() } else { k.name.clone() }, stage_one(k, "kernel")?),
+                    Some(k) => {
+                        (if k.name == "-" { "(stdin)".to_string() } else { k.name.clone() }, stage_one(k, "kernel")?)
+                    }
                     None => {
-                        let p = t.defaults.kernel.clone().context("no --kernel given and the target has no default kernel")?;
-                        let mut f = std::fs::File::open(&p).with_context(|| format!("cannot open the default kernel {}", p.display()))?;
+                        let p = t
+                            .defaults
+                            .kernel
+                            .clone()
+                            .context("no --kernel given and the target has no default kernel")?;
+                        let mut f = std::fs::File::open(&p)
+                            .with_context(|| format!("cannot open the default kernel {}", p.display()))?;
                         let rel = format!("{dir}/{}", stage::safe_name(&p.to_string_lossy(), "kernel"));
                         (p.display().to_string(), stage::stage_file(&targets.tftp_root, &rel, &mut f, None)?)
                     }
@@ -238,7 +247,8 @@ fn handle(stream: UnixStream, targets: &Targets) -> Result<()> {
                         let (path, string) = spec.split_once('=').unwrap_or((spec.as_str(), ""));
                         let mut f = std::fs::File::open(path).with_context(|| format!("cannot open module {path}"))?;
                         let rel = format!("{dir}/{}", stage::safe_name(path, &format!("module{}", i + 1)));
-                        staged_modules.push((stage::stage_file(&targets.tftp_root, &rel, &mut f, None)?, string.to_string()));
+                        staged_modules
+                            .push((stage::stage_file(&targets.tftp_root, &rel, &mut f, None)?, string.to_string()));
                     }
                 }
                 let secs = |s: Option<f64>| s.map(|s| Duration::from_secs_f64(s.max(0.0)));
@@ -283,19 +293,30 @@ fn lock_busy<'a>(rt: &'a crate::target::TargetRuntime, w: &mut UnixStream) -> st
     match rt.busy.try_lock() {
         Ok(g) => g,
         Err(_) => {
-            send(w, &Event::Info { text: format!("target {} is busy with another reboot or boot; waiting", rt.target.name) });
+            send(
+                w,
+                &Event::Info {
+                    text: format!("target {} is busy with another reboot or boot; waiting", rt.target.name),
+                },
+            );
             rt.busy.lock().unwrap_or_else(|p| p.into_inner())
         }
     }
 }
 
-fn pick_methods(all: &[crate::policy::targets::ResetMethod], names: &[String]) -> Result<Vec<crate::policy::targets::ResetMethod>> {
+fn pick_methods(
+    all: &[crate::policy::targets::ResetMethod],
+    names: &[String],
+) -> Result<Vec<crate::policy::targets::ResetMethod>> {
     if names.is_empty() {
         return Ok(all.to_vec());
     }
     for n in names {
         if !all.iter().any(|m| m.name() == n) {
-            bail!("the target has no reset method {n:?} (it has: {})", all.iter().map(|m| m.name()).collect::<Vec<_>>().join(", "));
+            bail!(
+                "the target has no reset method {n:?} (it has: {})",
+                all.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
+            );
         }
     }
     Ok(all.iter().filter(|m| names.iter().any(|n| n == m.name())).cloned().collect())
@@ -306,7 +327,15 @@ fn peer_pid(s: &UnixStream) -> Option<i32> {
     let mut cred: libc::ucred = libc::ucred { pid: 0, uid: 0, gid: 0 };
     let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
     // SAFETY: getsockopt SO_PEERCRED into a ucred we own, with its size.
-    let rc = unsafe { libc::getsockopt(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PEERCRED, (&mut cred as *mut libc::ucred).cast(), &mut len) };
+    let rc = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
     (rc == 0).then_some(cred.pid)
 }
 
@@ -320,13 +349,18 @@ pub struct Client {
 
 /// The control socket: `--control`, else $RELAY_CONTROL, else the default.
 pub fn socket_path(given: Option<PathBuf>) -> PathBuf {
-    given.or_else(|| std::env::var_os("RELAY_CONTROL").map(PathBuf::from)).unwrap_or_else(|| PathBuf::from(DEFAULT_CONTROL))
+    given
+        .or_else(|| std::env::var_os("RELAY_CONTROL").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONTROL))
 }
 
 impl Client {
     pub fn connect(path: &Path) -> Result<Client> {
         let s = UnixStream::connect(path).with_context(|| {
-            format!("cannot reach the relay at {} (is `relay serve` running? are you in the socket's group?)", path.display())
+            format!(
+                "cannot reach the relay at {} (is `relay serve` running? are you in the socket's group?)",
+                path.display()
+            )
         })?;
         Ok(Client { reader: BufReader::new(s.try_clone()?), stream: s })
     }
@@ -363,7 +397,8 @@ mod tests {
 
     #[test]
     fn requests_and_events_as_documented() {
-        let r: Request = serde_json::from_str(r#"{"op":"attach","target":"aronnax","replay":4096,"read_only":true}"#).unwrap();
+        let r: Request =
+            serde_json::from_str(r#"{"op":"attach","target":"aronnax","replay":4096,"read_only":true}"#).unwrap();
         assert!(matches!(r, Request::Attach { target: Some(ref t), read_only: true, replay: 4096 } if t == "aronnax"));
         let r: Request = serde_json::from_str(r#"{"op":"boot","kernel":{"name":"-","size":3},"expect":"ok"}"#).unwrap();
         assert!(matches!(r, Request::Boot { target: None, kernel: Some(ref k), .. } if k.size == 3));
@@ -376,7 +411,10 @@ mod tests {
     fn method_filter_keeps_the_targets_order_and_refuses_unknown_names() {
         use crate::policy::targets::{ResetAction, ResetMethod};
         let w = Duration::from_secs(1);
-        let all = vec![ResetMethod { action: ResetAction::Serial, wait: w }, ResetMethod { action: ResetAction::Qemu, wait: w }];
+        let all = vec![
+            ResetMethod { action: ResetAction::Serial, wait: w },
+            ResetMethod { action: ResetAction::Qemu, wait: w },
+        ];
         let picked = pick_methods(&all, &["qemu".into(), "serial".into()]).unwrap();
         assert_eq!(picked.iter().map(|m| m.name()).collect::<Vec<_>>(), ["serial", "qemu"]);
         assert!(pick_methods(&all, &["dtr".into()]).unwrap_err().to_string().contains("has: serial, qemu"));

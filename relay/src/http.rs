@@ -210,7 +210,10 @@ fn read_head(reader: &mut BufReader<TcpStream>) -> io::Result<ReadHead> {
     };
     let http10 = req.version == Some(0);
     let header = |name: &str| {
-        req.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| String::from_utf8_lossy(h.value).into_owned())
+        req.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| String::from_utf8_lossy(h.value).into_owned())
     };
     // A request body would have to be read and skipped; boot clients send none.
     if header("content-length").is_some_and(|v| v.trim() != "0") || header("transfer-encoding").is_some() {

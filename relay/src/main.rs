@@ -108,7 +108,8 @@ enum Cmd {
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RELAY_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_env("RELAY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_target(false)
         .with_writer(std::io::stderr)
@@ -263,7 +264,8 @@ fn status(sock: &std::path::Path, target: Option<String>, json: bool) -> Result<
     while let Some(e) = c.event()? {
         match e {
             Event::Status { targets } => {
-                let list: Vec<_> = targets.into_iter().filter(|t| target.as_deref().is_none_or(|n| n == t.name)).collect();
+                let list: Vec<_> =
+                    targets.into_iter().filter(|t| target.as_deref().is_none_or(|n| n == t.name)).collect();
                 if let (Some(t), true) = (&target, list.is_empty()) {
                     anyhow::bail!("no target {t:?}");
                 }
@@ -280,7 +282,15 @@ fn status(sock: &std::path::Path, target: Option<String>, json: bool) -> Result<
                     };
                     println!("{} ({}) on {}: {state} since {}", t.name, t.mac, t.serial, t.since);
                     match &t.last_boot {
-                        Some(b) => println!("  last boot {}: {} (sha256 {}) {:?}: {}\n  boot log {}", b.started, b.kernel, &b.sha256[..16.min(b.sha256.len())], b.cmdline, b.verdict, b.log),
+                        Some(b) => println!(
+                            "  last boot {}: {} (sha256 {}) {:?}: {}\n  boot log {}",
+                            b.started,
+                            b.kernel,
+                            &b.sha256[..16.min(b.sha256.len())],
+                            b.cmdline,
+                            b.verdict,
+                            b.log
+                        ),
                         None => println!("  last boot: none through this relay"),
                     }
                     if let Some(e) = &t.last_evidence {
@@ -289,14 +299,23 @@ fn status(sock: &std::path::Path, target: Option<String>, json: bool) -> Result<
                     if let Some(f) = &t.last_fetch {
                         println!("  last fetched by TFTP: {f}");
                     }
-                    let ports: Vec<String> = [t.tcp_port.map(|p| format!("raw TCP {p}")), t.telnet_port.map(|p| format!("telnet/RFC 2217 {p}"))].into_iter().flatten().collect();
+                    let ports: Vec<String> = [
+                        t.tcp_port.map(|p| format!("raw TCP {p}")),
+                        t.telnet_port.map(|p| format!("telnet/RFC 2217 {p}")),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect();
                     if !ports.is_empty() {
                         println!("  console ports: {}", ports.join(", "));
                     }
                     if let Some(l) = &t.console_log {
                         println!("  console log {l}");
                     }
-                    println!("  console clients: {}", if t.clients.is_empty() { "none".to_string() } else { t.clients.len().to_string() });
+                    println!(
+                        "  console clients: {}",
+                        if t.clients.is_empty() { "none".to_string() } else { t.clients.len().to_string() }
+                    );
                     for c in &t.clients {
                         println!("    {c}");
                     }

@@ -51,7 +51,9 @@ pub fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         Some(p) => Config::load(p)?,
         None => Config::default(),
     };
-    let table = TargetTable::new(&config.targets).with_context(|| format!("config {}", opts.config.as_ref().map(|p| p.display().to_string()).unwrap_or_default()))?;
+    let table = TargetTable::new(&config.targets).with_context(|| {
+        format!("config {}", opts.config.as_ref().map(|p| p.display().to_string()).unwrap_or_default())
+    })?;
     opts.proxy |= config.serve.proxy;
     opts.no_ra |= config.serve.no_ra;
     if let Some(p) = config.serve.probe_secs {
@@ -134,7 +136,8 @@ pub fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
     let mode = if opts.proxy { Mode::Proxy } else { Mode::Full };
 
     // Bind first, so that a port held by dnsmasq is reported as such.
-    let dhcp_sock = iface::udp_on(&ifc.name, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, SERVER_PORT), mode == Mode::Proxy)?;
+    let dhcp_sock =
+        iface::udp_on(&ifc.name, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, SERVER_PORT), mode == Mode::Proxy)?;
     let pxe_sock = match mode {
         Mode::Proxy => Some(iface::udp_on(&ifc.name, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PXE_PORT), false)?),
         Mode::Full => None,
@@ -218,7 +221,11 @@ pub fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
     }
     spawn("tftp", Box::new(move || tftp.run()))?;
     if let Some(h) = http {
-        info!("relay: HTTP on {} for chainloader.0 (option 210 {})", h.local_addr(), dhcp.lock().map(|d| d.http_prefix.clone().unwrap_or_default()).unwrap_or_default());
+        info!(
+            "relay: HTTP on {} for chainloader.0 (option 210 {})",
+            h.local_addr(),
+            dhcp.lock().map(|d| d.http_prefix.clone().unwrap_or_default()).unwrap_or_default()
+        );
         spawn("http", Box::new(move || h.run().map_err(anyhow::Error::from)))?;
     }
     if let Some(p) = pinger {

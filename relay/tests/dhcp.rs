@@ -115,7 +115,10 @@ fn request_ack_and_leases_survive_a_restart() {
         let offer = decode(&d.handle(ROM_DISCOVER, from_client(), SERVER_PORT).unwrap().bytes());
         let req = rom_message(
             MessageType::Request,
-            vec![DhcpOption::RequestedIpAddress(offer.yiaddr()), DhcpOption::ServerIdentifier(Ipv4Addr::new(10, 77, 0, 1))],
+            vec![
+                DhcpOption::RequestedIpAddress(offer.yiaddr()),
+                DhcpOption::ServerIdentifier(Ipv4Addr::new(10, 77, 0, 1)),
+            ],
         );
         let ack = decode(&d.handle(&req, from_client(), SERVER_PORT).unwrap().bytes());
         assert_eq!(ack.opts().msg_type(), Some(MessageType::Ack));
@@ -146,7 +149,10 @@ fn request_for_another_server_is_ignored() {
     let mut d = server(Mode::Full, root.path(), None, "");
     let req = rom_message(
         MessageType::Request,
-        vec![DhcpOption::RequestedIpAddress(Ipv4Addr::new(10, 77, 0, 100)), DhcpOption::ServerIdentifier(Ipv4Addr::new(10, 77, 0, 2))],
+        vec![
+            DhcpOption::RequestedIpAddress(Ipv4Addr::new(10, 77, 0, 100)),
+            DhcpOption::ServerIdentifier(Ipv4Addr::new(10, 77, 0, 2)),
+        ],
     );
     assert!(d.handle(&req, from_client(), SERVER_PORT).is_none());
 }
@@ -190,7 +196,8 @@ fn real_rom_request_and_chainloader_exchange() {
     assert_eq!(o.yiaddr(), Ipv4Addr::new(10, 77, 0, 100), "same client, same address");
     assert_eq!(opt_bytes(&o, 209).unwrap(), b"chainloader.cfg/default");
     assert!(opt_bytes(&o, 67).is_none());
-    let a = decode(&d.handle(CHAINLOADER_REQUEST, from_client(), SERVER_PORT).expect("ACK for the chainloader").bytes());
+    let a =
+        decode(&d.handle(CHAINLOADER_REQUEST, from_client(), SERVER_PORT).expect("ACK for the chainloader").bytes());
     assert_eq!(a.opts().msg_type(), Some(MessageType::Ack));
     assert_eq!(opt_bytes(&a, 209).unwrap(), b"chainloader.cfg/default");
 }

@@ -41,13 +41,21 @@ fn negotiates_blksize_tsize_windowsize_timeout() {
     c.send_request(&rrq(
         b"kernel.elf",
         b"OCTET",
-        &[("blksize", "1024"), ("tsize", "0"), ("windowsize", "4"), ("timeout", "3"), ("multicast", ""), ("x-vendor", "1")],
+        &[
+            ("blksize", "1024"),
+            ("tsize", "0"),
+            ("windowsize", "4"),
+            ("timeout", "3"),
+            ("multicast", ""),
+            ("x-vendor", "1"),
+        ],
     ));
     let granted = opts(&c.recv());
-    let expect: Vec<(String, String)> = [("blksize", "1024"), ("tsize", "10000"), ("windowsize", "4"), ("timeout", "3")]
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
+    let expect: Vec<(String, String)> =
+        [("blksize", "1024"), ("tsize", "10000"), ("windowsize", "4"), ("timeout", "3")]
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
     assert_eq!(granted, expect);
     c.send(&ack(0));
     // A window of four blocks arrives back to back before any ACK.
@@ -228,13 +236,7 @@ fn hostile_input_is_refused_and_the_server_keeps_serving() {
     }
     // No NUL after the filename, no mode, empty filename, opcode garbage,
     // too many options.
-    for pkt in [
-        &b"\x00\x01f"[..],
-        b"\x00\x01f\x00octet",
-        b"\x00\x01\x00octet\x00",
-        b"\x00\x07abc",
-        b"\xff\xff",
-    ] {
+    for pkt in [&b"\x00\x01f"[..], b"\x00\x01f\x00octet", b"\x00\x01\x00octet\x00", b"\x00\x07abc", b"\xff\xff"] {
         c.send_request(pkt);
         assert!(matches!(c.recv(), Reply::Error(4, _)), "{pkt:?}");
     }
@@ -405,7 +407,10 @@ fn bind_errors_name_the_interface_and_the_missing_capability() {
     let unprivileged_start: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
         .map(|s| s.trim().parse().unwrap())
         .unwrap_or(1024);
-    assert!(unprivileged_start > 69, "this machine lets anyone bind port 69 (ip_unprivileged_port_start={unprivileged_start})");
+    assert!(
+        unprivileged_start > 69,
+        "this machine lets anyone bind port 69 (ip_unprivileged_port_start={unprivileged_start})"
+    );
     let no_caps = cfg("127.0.0.1:69", None);
     let err = std::thread::spawn(move || {
         // Capabilities are per thread on Linux: drop all of them in this one
@@ -429,7 +434,9 @@ fn bind_errors_name_the_interface_and_the_missing_capability() {
 
 #[test]
 fn serves_over_ipv6() {
-    let fx = start_on("[::1]:0".parse().unwrap(), 4, 1468, |root| std::fs::write(root.join("f"), pattern(2000, 12)).unwrap());
+    let fx = start_on("[::1]:0".parse().unwrap(), 4, 1468, |root| {
+        std::fs::write(root.join("f"), pattern(2000, 12)).unwrap()
+    });
     let sock = std::net::UdpSocket::bind("[::1]:0").unwrap();
     let mut c = Client { sock, server: fx.addr, tid: None };
     c.send_request(&rrq(b"f", b"octet", &[("blksize", "65464"), ("tsize", "0")]));

@@ -11,16 +11,15 @@ use std::time::Instant;
 
 use tftp_common::*;
 
-const SIZES: &[(&str, usize)] = &[
-    ("empty", 0),
-    ("one-block", 512),
-    ("one-block-plus-one", 513),
-    ("mib-plus-7", 1024 * 1024 + 7),
-];
+const SIZES: &[(&str, usize)] =
+    &[("empty", 0), ("one-block", 512), ("one-block-plus-one", 513), ("mib-plus-7", 1024 * 1024 + 7)];
 
 fn require(tool: &str) {
     let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().map(|o| o.status.success());
-    assert!(found.unwrap_or(false), "{tool} is not installed (Debian package tftp-hpa / atftp); scripts/test installs it");
+    assert!(
+        found.unwrap_or(false),
+        "{tool} is not installed (Debian package tftp-hpa / atftp); scripts/test installs it"
+    );
 }
 
 fn setup(root: &Path, extra: &[(&str, usize)]) {
@@ -41,7 +40,12 @@ fn tftp_hpa_get(port: u16, name: &str, out: &Path) {
         .arg(out)
         .output()
         .expect("running tftp");
-    assert!(status.status.success(), "tftp get {name} failed: {}{}", String::from_utf8_lossy(&status.stdout), String::from_utf8_lossy(&status.stderr));
+    assert!(
+        status.status.success(),
+        "tftp get {name} failed: {}{}",
+        String::from_utf8_lossy(&status.stdout),
+        String::from_utf8_lossy(&status.stderr)
+    );
     let said = String::from_utf8_lossy(&status.stdout);
     assert!(!said.contains("Error"), "tftp get {name}: {said}");
 }

@@ -26,13 +26,21 @@ struct Counters {
 /// server, and then everything between the client and the transfer's
 /// port, dropping the packets whose sequence numbers (per direction, from
 /// 1) are listed, and sending the `dup` ones twice.
-fn lossy_relay(server: SocketAddr, drop_to_client: &[usize], drop_to_server: &[usize], dup_to_client: &[usize]) -> (SocketAddr, Arc<Counters>) {
+fn lossy_relay(
+    server: SocketAddr,
+    drop_to_client: &[usize],
+    drop_to_server: &[usize],
+    dup_to_client: &[usize],
+) -> (SocketAddr, Arc<Counters>) {
     let front = UdpSocket::bind("127.0.0.1:0").unwrap();
     let back = UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = front.local_addr().unwrap();
     let counters = Arc::new(Counters::default());
-    let (drop_c, drop_s, dup_c): (HashSet<usize>, HashSet<usize>, HashSet<usize>) =
-        (drop_to_client.iter().copied().collect(), drop_to_server.iter().copied().collect(), dup_to_client.iter().copied().collect());
+    let (drop_c, drop_s, dup_c): (HashSet<usize>, HashSet<usize>, HashSet<usize>) = (
+        drop_to_client.iter().copied().collect(),
+        drop_to_server.iter().copied().collect(),
+        dup_to_client.iter().copied().collect(),
+    );
     for s in [&front, &back] {
         s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
     }
@@ -40,7 +48,8 @@ fn lossy_relay(server: SocketAddr, drop_to_client: &[usize], drop_to_server: &[u
     let tid: Arc<std::sync::Mutex<Option<SocketAddr>>> = Arc::default();
     {
         // client -> server
-        let (front, back, counters, client, tid) = (front.try_clone().unwrap(), back.try_clone().unwrap(), counters.clone(), client.clone(), tid.clone());
+        let (front, back, counters, client, tid) =
+            (front.try_clone().unwrap(), back.try_clone().unwrap(), counters.clone(), client.clone(), tid.clone());
         std::thread::spawn(move || {
             let mut buf = vec![0u8; 70000];
             while !counters.stop.load(Ordering::Relaxed) {

@@ -39,7 +39,20 @@ fn seeds() -> Vec<Vec<u8>> {
     ]
 }
 
-const TOKENS: &[&[u8]] = &[b"\0", b"..", b"/", b"\\", b"blksize", b"tsize", b"windowsize", b"timeout", b"65535", b"0", b"99999999999999999999", b"octet"];
+const TOKENS: &[&[u8]] = &[
+    b"\0",
+    b"..",
+    b"/",
+    b"\\",
+    b"blksize",
+    b"tsize",
+    b"windowsize",
+    b"timeout",
+    b"65535",
+    b"0",
+    b"99999999999999999999",
+    b"octet",
+];
 
 fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
     let mut p = seed.to_vec();

@@ -28,7 +28,8 @@ fn ip(args: &[&str]) {
 fn enter_ns(ns: &str) {
     let f = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
     // SAFETY: a valid namespace fd; affects only the calling thread.
-    assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0, "setns: {}", std::io::Error::last_os_error());
+    let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
 }
 
 /// Two namespaces joined by a veth pair; deleted on drop.
@@ -43,12 +44,31 @@ impl Link {
         // SAFETY: geteuid has no preconditions.
         assert_eq!(unsafe { libc::geteuid() }, 0, "this test creates network namespaces and needs root");
         let id = std::process::id();
-        let link = Link { server_ns: format!("rtftp-s-{id}"), client_ns: format!("rtftp-c-{id}"), server_if: format!("rtv{id}") };
+        let link = Link {
+            server_ns: format!("rtftp-s-{id}"),
+            client_ns: format!("rtftp-c-{id}"),
+            server_if: format!("rtv{id}"),
+        };
         let client_if = format!("rtc{id}");
         ip(&["netns", "add", &link.server_ns]);
         ip(&["netns", "add", &link.client_ns]);
-        ip(&["link", "add", &link.server_if, "netns", &link.server_ns, "type", "veth", "peer", "name", &client_if, "netns", &link.client_ns]);
-        for (ns, dev, addr) in [(&link.server_ns, &link.server_if, "10.231.0.1/24"), (&link.client_ns, &client_if, "10.231.0.2/24")] {
+        ip(&[
+            "link",
+            "add",
+            &link.server_if,
+            "netns",
+            &link.server_ns,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &client_if,
+            "netns",
+            &link.client_ns,
+        ]);
+        for (ns, dev, addr) in
+            [(&link.server_ns, &link.server_if, "10.231.0.1/24"), (&link.client_ns, &client_if, "10.231.0.2/24")]
+        {
             ip(&["-n", ns, "addr", "add", addr, "dev", dev]);
             ip(&["-n", ns, "link", "set", dev, "mtu", "1500", "up"]);
             ip(&["-n", ns, "link", "set", "lo", "up"]);
@@ -100,7 +120,22 @@ fn serves_over_a_real_interface_with_mtu_capped_blksize() {
     let dest = out.path().join("atftp.elf");
     let res = link.client(
         "atftp",
-        &["--trace", "--get", "-r", "kernel.elf", "-l", dest.to_str().unwrap(), "--option", "blksize 65464", "--option", "windowsize 16", "--option", "tsize enable", "10.231.0.1", "69"],
+        &[
+            "--trace",
+            "--get",
+            "-r",
+            "kernel.elf",
+            "-l",
+            dest.to_str().unwrap(),
+            "--option",
+            "blksize 65464",
+            "--option",
+            "windowsize 16",
+            "--option",
+            "tsize enable",
+            "10.231.0.1",
+            "69",
+        ],
     );
     let said = format!("{}{}", String::from_utf8_lossy(&res.stdout), String::from_utf8_lossy(&res.stderr));
     assert!(res.status.success(), "atftp failed: {said}");
@@ -108,7 +143,8 @@ fn serves_over_a_real_interface_with_mtu_capped_blksize() {
     assert!(std::fs::read(&dest).unwrap() == content, "atftp copy differs");
 
     let dest = out.path().join("hpa.elf");
-    let res = link.client("tftp", &["10.231.0.1", "69", "-m", "binary", "-c", "get", "kernel.elf", dest.to_str().unwrap()]);
+    let res =
+        link.client("tftp", &["10.231.0.1", "69", "-m", "binary", "-c", "get", "kernel.elf", dest.to_str().unwrap()]);
     assert!(res.status.success(), "tftp-hpa failed: {}", String::from_utf8_lossy(&res.stdout));
     assert!(std::fs::read(&dest).unwrap() == content, "tftp-hpa copy differs");
 

@@ -146,8 +146,23 @@ fn ipxe_pxe_rom_boots_pxelinux_from_the_relay() {
     // and a router advertisement its IPv6 wait.
     let leases = work.path().join("leases");
     let dnsmasq = Command::new("ip")
-        .args(["netns", "exec", &ns, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0", "--interface=br0", "--bind-interfaces"])
-        .args(["--dhcp-range=10.78.0.100,10.78.0.150,1h", "--dhcp-boot=pxelinux.0,,10.78.0.1", "--dhcp-option-force=60,PXEClient", "--no-ping"])
+        .args([
+            "netns",
+            "exec",
+            &ns,
+            "dnsmasq",
+            "--no-daemon",
+            "--conf-file=/dev/null",
+            "--port=0",
+            "--interface=br0",
+            "--bind-interfaces",
+        ])
+        .args([
+            "--dhcp-range=10.78.0.100,10.78.0.150,1h",
+            "--dhcp-boot=pxelinux.0,,10.78.0.1",
+            "--dhcp-option-force=60,PXEClient",
+            "--no-ping",
+        ])
         .args(["--enable-ra", "--dhcp-range=fd78::,ra-only"])
         .arg(format!("--dhcp-leasefile={}", leases.display()))
         .stdin(Stdio::null())
@@ -159,7 +174,22 @@ fn ipxe_pxe_rom_boots_pxelinux_from_the_relay() {
 
     let console = work.path().join("console.log");
     let qemu = Command::new("ip")
-        .args(["netns", "exec", &ns, "qemu-system-x86_64", "-accel", "tcg", "-m", "256", "-display", "none", "-nodefaults", "-boot", "n", "-no-reboot"])
+        .args([
+            "netns",
+            "exec",
+            &ns,
+            "qemu-system-x86_64",
+            "-accel",
+            "tcg",
+            "-m",
+            "256",
+            "-display",
+            "none",
+            "-nodefaults",
+            "-boot",
+            "n",
+            "-no-reboot",
+        ])
         .args(["-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no", "-device", "e1000,netdev=n0"])
         .arg("-serial")
         .arg(format!("file:{}", console.display()))
@@ -174,8 +204,9 @@ fn ipxe_pxe_rom_boots_pxelinux_from_the_relay() {
     // SERIAL; then it loads `bigfile` as a kernel, and refuses to boot it
     // (it is not one).
     let started = Instant::now();
-    wait_for(&console, "Loading bigfile... ok", Duration::from_secs(120))
-        .unwrap_or_else(|c| panic!("PXELINUX did not load bigfile over TFTP; console:\n{c}\nserver log:\n{}", logs.text()));
+    wait_for(&console, "Loading bigfile... ok", Duration::from_secs(120)).unwrap_or_else(|c| {
+        panic!("PXELINUX did not load bigfile over TFTP; console:\n{c}\nserver log:\n{}", logs.text())
+    });
     eprintln!("PXELINUX loaded bigfile {:.1} s after QEMU started", started.elapsed().as_secs_f64());
     let log = logs.text();
     assert!(log.contains(&format!("\"bigfile\": sent {} bytes", big.len())), "{log}");

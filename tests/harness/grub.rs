@@ -93,9 +93,7 @@ impl GrubNetboot {
         for (name, contents) in files {
             crate::write_file(dir.path(), name, contents);
         }
-        let cfg = format!(
-            "serial --unit=0 --speed=115200\nterminal_output console serial\nset timeout=0\n{script}"
-        );
+        let cfg = format!("serial --unit=0 --speed=115200\nterminal_output console serial\nset timeout=0\n{script}");
         crate::write_file(dir.path(), "boot/grub/grub.cfg", cfg);
         GrubNetboot { dir }
     }

@@ -40,7 +40,8 @@ pub struct Impairment {
 }
 
 impl Impairment {
-    pub const NONE: Impairment = Impairment { loss: 0.0, delay_ms: 0, jitter_ms: 0, duplicate: 0.0, reorder: 0.0, seed: 1 };
+    pub const NONE: Impairment =
+        Impairment { loss: 0.0, delay_ms: 0, jitter_ms: 0, duplicate: 0.0, reorder: 0.0, seed: 1 };
 }
 
 /// Counters of what the forwarder did (both directions).

@@ -253,7 +253,15 @@ impl Blob {
         let stack_bottom = (code + self.bytes.len() as u32 + 15) & !15;
         let stack_top = stack_bottom + STACK;
         let data_end = stack_top + TAIL;
-        Symbols { base: l.base, load_start: l.base + l.load_skip, code, stack_bottom, stack_top, data_end, bss_end: data_end + l.bss }
+        Symbols {
+            base: l.base,
+            load_start: l.base + l.load_skip,
+            code,
+            stack_bottom,
+            stack_top,
+            data_end,
+            bss_end: data_end + l.bss,
+        }
     }
 
     /// Compose the kernel file for `v`.
@@ -292,10 +300,8 @@ impl Blob {
         };
         let seg2 = l.second_segment.filter(|_| l.container != Container::Flat && address_tag.is_none());
 
-        let mut ranges = vec![
-            (s.load_start, s.stack_bottom - s.load_start, None),
-            (s.stack_top, s.data_end - s.stack_top, None),
-        ];
+        let mut ranges =
+            vec![(s.load_start, s.stack_bottom - s.load_start, None), (s.stack_top, s.data_end - s.stack_top, None)];
         if bss_declared {
             ranges.push((s.data_end, l.bss, Some(0u8)));
         }
@@ -351,7 +357,12 @@ impl Blob {
 fn gzip(data: &[u8]) -> Vec<u8> {
     use std::io::Write;
     use std::process::{Command, Stdio};
-    let mut c = Command::new("gzip").args(["-9", "-n", "-c"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("cannot run gzip");
+    let mut c = Command::new("gzip")
+        .args(["-9", "-n", "-c"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("cannot run gzip");
     let mut stdin = c.stdin.take().unwrap();
     let input = data.to_vec();
     let writer = std::thread::spawn(move || stdin.write_all(&input));
@@ -511,7 +522,18 @@ fn elf_file(l: &Layout, s: &Symbols, region: &[u8], seg2: Option<(u32, &[u8])>, 
         let text_va = s.code as u64 + l.vaddr_offset;
         shdrs.push([0; 10]);
         shdrs.push([name(".text"), 1, 6, text_va, (ro + s.code - s.base) as u64, code_len as u64, 0, 0, 16, 0]);
-        shdrs.push([name(".bss"), 8, 3, s.data_end as u64 + l.vaddr_offset, (ro + s.data_end - s.base) as u64, l.bss as u64, 0, 0, 16, 0]);
+        shdrs.push([
+            name(".bss"),
+            8,
+            3,
+            s.data_end as u64 + l.vaddr_offset,
+            (ro + s.data_end - s.base) as u64,
+            l.bss as u64,
+            0,
+            0,
+            16,
+            0,
+        ]);
         shdrs.push([name(".shstrtab"), 3, 0, 0, o_shstr, names.len() as u64, 0, 0, 1, 0]);
         shdrs.push([name(".symtab"), 2, 0, 0, o_sym, symtab.len() as u64, 5, 1, 8, entsize as u64]);
         shdrs.push([name(".strtab"), 3, 0, 0, o_str, strtab.len() as u64, 0, 0, 1, 0]);

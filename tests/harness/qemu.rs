@@ -100,13 +100,27 @@ impl Qemu {
         args.push("qemu-system-x86_64".into());
         args.extend(
             [
-                "-accel", &accel(), "-m", &cfg.memory_mib.to_string(), "-display", "none", "-nodefaults",
-                "-vga", "std", "-boot", "n",
-                "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
-                "-chardev", &format!("socket,id=s0,path={},server=on,wait=on", sock.display()),
-                "-serial", "chardev:s0",
-                "-netdev", &cfg.netdev,
-                "-device", &format!("{},netdev=n0", cfg.nic),
+                "-accel",
+                &accel(),
+                "-m",
+                &cfg.memory_mib.to_string(),
+                "-display",
+                "none",
+                "-nodefaults",
+                "-vga",
+                "std",
+                "-boot",
+                "n",
+                "-device",
+                "isa-debug-exit,iobase=0xf4,iosize=0x04",
+                "-chardev",
+                &format!("socket,id=s0,path={},server=on,wait=on", sock.display()),
+                "-serial",
+                "chardev:s0",
+                "-netdev",
+                &cfg.netdev,
+                "-device",
+                &format!("{},netdev=n0", cfg.nic),
             ]
             .map(String::from),
         );
@@ -174,9 +188,7 @@ impl Qemu {
             let t = String::from_utf8_lossy(&text[from.min(text.len())..]).into_owned();
             re.find(&t).map(|m| m.as_str().to_string())
         })
-        .unwrap_or_else(|| {
-            panic!("timed out after {timeout:?} waiting for /{pattern}/; console:\n{}", self.output())
-        })
+        .unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for /{pattern}/; console:\n{}", self.output()))
     }
 
     /// Wait for the reference kernel's verdict line (`MBI-CHECK: ok` or

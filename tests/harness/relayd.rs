@@ -81,11 +81,11 @@ impl Relayd {
 
 /// A file under `root` that PXELINUX needs, copied from the Debian packages.
 pub fn install_pxelinux(root: &Path) {
-    for (src, dst) in [
-        ("/usr/lib/PXELINUX/pxelinux.0", "pxelinux.0"),
-        ("/usr/lib/syslinux/modules/bios/ldlinux.c32", "ldlinux.c32"),
-    ] {
-        std::fs::copy(src, root.join(dst)).unwrap_or_else(|e| panic!("{src}: {e} (apt-get install pxelinux syslinux-common)"));
+    for (src, dst) in
+        [("/usr/lib/PXELINUX/pxelinux.0", "pxelinux.0"), ("/usr/lib/syslinux/modules/bios/ldlinux.c32", "ldlinux.c32")]
+    {
+        std::fs::copy(src, root.join(dst))
+            .unwrap_or_else(|e| panic!("{src}: {e} (apt-get install pxelinux syslinux-common)"));
     }
 }
 
@@ -179,7 +179,9 @@ impl RelayServe {
     /// Run a client to completion, `stdin` fed to it; panics after `timeout`.
     pub fn run(&self, args: &[&str], stdin: Option<Vec<u8>>, timeout: Duration) -> Ran {
         let mut c = self.client(args);
-        c.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+        c.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = c.spawn().unwrap();
         if let Some(data) = stdin {
             let mut si = child.stdin.take().unwrap();
@@ -235,7 +237,10 @@ impl RelayServe {
             if re.is_match(&t[from.min(t.len())..]) {
                 return;
             }
-            assert!(Instant::now() < deadline, "console of {target} never matched /{pattern}/ within {timeout:?}:\n{t}");
+            assert!(
+                Instant::now() < deadline,
+                "console of {target} never matched /{pattern}/ within {timeout:?}:\n{t}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }

@@ -142,15 +142,19 @@ fn sixteen_mib_module_arrives_intact() {
     let line = q.expect(r"big\.bin: [0-9.]+ MiB in [0-9.]+ s, [0-9.]+ MiB/s", BOOT);
     eprintln!("throughput: {line}");
     let out = q.expect_self_check_ok(SHORT);
-    let want = format!(r#"MBI module string="big module" size={} crc32={:08x}"#, big.len(), bootproto::gzip::crc32(&big));
+    let want =
+        format!(r#"MBI module string="big module" size={} crc32={:08x}"#, big.len(), bootproto::gzip::crc32(&big));
     assert!(out.contains(&want), "missing `{want}`:\n{out}");
     assert_eq!(q.wait_exit(SHORT), Some(debug_exit_status(0x10)));
 }
 
 /// Debian's PXELINUX (packages pxelinux, syslinux-common).
 fn install_pxelinux(root: &std::path::Path) {
-    for (src, dst) in [("/usr/lib/PXELINUX/pxelinux.0", "pxelinux.0"), ("/usr/lib/syslinux/modules/bios/ldlinux.c32", "ldlinux.c32")] {
-        std::fs::copy(src, root.join(dst)).unwrap_or_else(|e| panic!("{src}: {e} (apt-get install pxelinux syslinux-common)"));
+    for (src, dst) in
+        [("/usr/lib/PXELINUX/pxelinux.0", "pxelinux.0"), ("/usr/lib/syslinux/modules/bios/ldlinux.c32", "ldlinux.c32")]
+    {
+        std::fs::copy(src, root.join(dst))
+            .unwrap_or_else(|e| panic!("{src}: {e} (apt-get install pxelinux syslinux-common)"));
     }
 }
 
@@ -205,13 +209,22 @@ fn sixteen_mib_module_through_the_relay_with_windowsize() {
     write_file(root.path(), "chainloader.cfg/default", "kernel kernel.elf exit\nmodule big.bin big module\n");
     let state = tempfile::tempdir().unwrap();
     let mut ns = e2e::netns::NetNs::new();
-    let args = ["serve", "--interface", "br0", "--tftp-root", root.path().to_str().unwrap(), "--state-dir", state.path().to_str().unwrap()];
+    let args = [
+        "serve",
+        "--interface",
+        "br0",
+        "--tftp-root",
+        root.path().to_str().unwrap(),
+        "--state-dir",
+        state.path().to_str().unwrap(),
+    ];
     let _relay = e2e::relayd::Relayd::start(&mut ns, &args);
     let mut q = Qemu::start(&QemuConfig::tap(&ns.name, "tap0"));
     let line = q.expect(r"big\.bin: [0-9.]+ MiB in [0-9.]+ s, [0-9.]+ MiB/s", BOOT);
     eprintln!("throughput (relay): {line}");
     let out = q.expect_self_check_ok(SHORT);
-    let want = format!(r#"MBI module string="big module" size={} crc32={:08x}"#, big.len(), bootproto::gzip::crc32(&big));
+    let want =
+        format!(r#"MBI module string="big module" size={} crc32={:08x}"#, big.len(), bootproto::gzip::crc32(&big));
     assert!(out.contains(&want), "missing `{want}`:\n{out}");
     assert_eq!(q.wait_exit(SHORT), Some(debug_exit_status(0x10)));
 }
@@ -227,7 +240,11 @@ fn bench_16mib_grub_vs_chainloader() {
     use e2e::grub::{GrubModule, GrubNetboot};
     use std::time::Instant;
     let big: Vec<u8> = (0..16u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
-    let g = GrubNetboot::new(&e2e::dist("kernel.elf"), "exit", &[GrubModule { file: "big.bin", contents: &big, string: "big" }]);
+    let g = GrubNetboot::new(
+        &e2e::dist("kernel.elf"),
+        "exit",
+        &[GrubModule { file: "big.bin", contents: &big, string: "big" }],
+    );
     let t = Instant::now();
     let mut q = Qemu::start(&QemuConfig::user_net(g.root(), GrubNetboot::BOOTFILE));
     q.expect("MBI-CHECK: ok", BOOT);

@@ -78,78 +78,316 @@ fn variant(name: &str) -> Variant {
     let reloc_elf = || Layout { base: 0x20_0000, ..Layout::elf32() };
     let v = match name {
         // ELF, loaded by the program headers.
-        "elf32_usual" => boot("elf32_usual", elf32(), vec![req_usual(), Tag::ConsoleFlags { flags: 2, optional: false }, Tag::ModuleAlign { optional: true }]),
-        "elf64_usual" => boot("elf64_usual", elf64(), vec![req_usual(), Tag::ConsoleFlags { flags: 2, optional: false }, Tag::ModuleAlign { optional: true }]),
+        "elf32_usual" => boot(
+            "elf32_usual",
+            elf32(),
+            vec![req_usual(), Tag::ConsoleFlags { flags: 2, optional: false }, Tag::ModuleAlign { optional: true }],
+        ),
+        "elf64_usual" => boot(
+            "elf64_usual",
+            elf64(),
+            vec![req_usual(), Tag::ConsoleFlags { flags: 2, optional: false }, Tag::ModuleAlign { optional: true }],
+        ),
         "elf32_no_tags" => boot("elf32_no_tags", elf32(), vec![]),
         "elf64_no_sections" => boot("elf64_no_sections", Layout { sections: false, ..elf64() }, vec![req_usual()]),
-        "elf32_two_segments" => boot("elf32_two_segments", Layout { second_segment: Some(0x30_0000), ..elf32() }, vec![req_usual()]),
-        "elf64_two_segments" => boot("elf64_two_segments", Layout { second_segment: Some(0x30_0000), ..elf64() }, vec![req_usual()]),
-        "elf64_higher_half" => boot("elf64_higher_half", Layout { vaddr_offset: 0xffff_ffff_8000_0000, ..elf64() }, vec![req_usual()]),
-        "elf32_higher_half" => boot("elf32_higher_half", Layout { vaddr_offset: 0xc000_0000, ..elf32() }, vec![req_usual()]),
-        "elf32_note_and_stack_phdrs" => boot("elf32_note_and_stack_phdrs", Layout { extra_phdrs: true, ..elf32() }, vec![req_usual()]),
+        "elf32_two_segments" => {
+            boot("elf32_two_segments", Layout { second_segment: Some(0x30_0000), ..elf32() }, vec![req_usual()])
+        }
+        "elf64_two_segments" => {
+            boot("elf64_two_segments", Layout { second_segment: Some(0x30_0000), ..elf64() }, vec![req_usual()])
+        }
+        "elf64_higher_half" => {
+            boot("elf64_higher_half", Layout { vaddr_offset: 0xffff_ffff_8000_0000, ..elf64() }, vec![req_usual()])
+        }
+        "elf32_higher_half" => {
+            boot("elf32_higher_half", Layout { vaddr_offset: 0xc000_0000, ..elf32() }, vec![req_usual()])
+        }
+        "elf32_note_and_stack_phdrs" => {
+            boot("elf32_note_and_stack_phdrs", Layout { extra_phdrs: true, ..elf32() }, vec![req_usual()])
+        }
         // GRUB: an entry address tag wins over e_entry (multiboot_mbi2.c,
         // grub_multiboot2_load: payload_eip = entry when entry_specified).
         // e_entry points at the decoy (exit 0x12).
-        "elf32_entry_tag_wins" => boot("elf32_entry_tag_wins", Layout { e_entry: Some(0x10_0202), ..elf32() }, vec![req_usual(), entry()]),
-        "elf64_entry_tag_wins" => boot("elf64_entry_tag_wins", Layout { e_entry: Some(0x10_0202), ..elf64() }, vec![req_usual(), Tag::Entry { addr: V::Auto, size: 16, optional: false }]),
+        "elf32_entry_tag_wins" => {
+            boot("elf32_entry_tag_wins", Layout { e_entry: Some(0x10_0202), ..elf32() }, vec![req_usual(), entry()])
+        }
+        "elf64_entry_tag_wins" => boot(
+            "elf64_entry_tag_wins",
+            Layout { e_entry: Some(0x10_0202), ..elf64() },
+            vec![req_usual(), Tag::Entry { addr: V::Auto, size: 16, optional: false }],
+        ),
         // Address tag (a.out kludge).
         "aout_usual" => boot("aout_usual", flat(), vec![address(), entry(), req_usual()]),
-        "aout_nautilus" => boot("aout_nautilus", nautilus(), vec![address(), Tag::Entry { addr: V::Auto, size: 16, optional: false }]),
-        "aout_nautilus_flat" => boot("aout_nautilus_flat", Layout { container: Container::Flat, base: 0x20_0000, ..nautilus() }, vec![address(), Tag::Entry { addr: V::Auto, size: 16, optional: false }]),
-        "aout_load_addr_ffffffff" => boot("aout_load_addr_ffffffff", flat(), vec![Tag::Address { header_addr: V::Auto, load_addr: V::Is(0xffff_ffff), load_end_addr: V::Is(0), bss_end_addr: V::Is(0) }, entry(), req_usual()]),
-        "aout_load_addr_ffffffff_in_elf" => boot("aout_load_addr_ffffffff_in_elf", Layout { base: 0x20_0000, sections: false, ..elf64() }, vec![Tag::Address { header_addr: V::Auto, load_addr: V::Is(0xffff_ffff), load_end_addr: V::Is(0), bss_end_addr: V::Auto }, entry()]),
-        "aout_load_end_0" => boot("aout_load_end_0", flat(), vec![Tag::Address { header_addr: V::Auto, load_addr: V::Auto, load_end_addr: V::Is(0), bss_end_addr: V::Auto }, entry()]),
-        "aout_bss_end_0" => boot("aout_bss_end_0", flat(), vec![Tag::Address { header_addr: V::Auto, load_addr: V::Auto, load_end_addr: V::Auto, bss_end_addr: V::Is(0) }, entry()]),
+        "aout_nautilus" => {
+            boot("aout_nautilus", nautilus(), vec![address(), Tag::Entry { addr: V::Auto, size: 16, optional: false }])
+        }
+        "aout_nautilus_flat" => boot(
+            "aout_nautilus_flat",
+            Layout { container: Container::Flat, base: 0x20_0000, ..nautilus() },
+            vec![address(), Tag::Entry { addr: V::Auto, size: 16, optional: false }],
+        ),
+        "aout_load_addr_ffffffff" => boot(
+            "aout_load_addr_ffffffff",
+            flat(),
+            vec![
+                Tag::Address {
+                    header_addr: V::Auto,
+                    load_addr: V::Is(0xffff_ffff),
+                    load_end_addr: V::Is(0),
+                    bss_end_addr: V::Is(0),
+                },
+                entry(),
+                req_usual(),
+            ],
+        ),
+        "aout_load_addr_ffffffff_in_elf" => boot(
+            "aout_load_addr_ffffffff_in_elf",
+            Layout { base: 0x20_0000, sections: false, ..elf64() },
+            vec![
+                Tag::Address {
+                    header_addr: V::Auto,
+                    load_addr: V::Is(0xffff_ffff),
+                    load_end_addr: V::Is(0),
+                    bss_end_addr: V::Auto,
+                },
+                entry(),
+            ],
+        ),
+        "aout_load_end_0" => boot(
+            "aout_load_end_0",
+            flat(),
+            vec![
+                Tag::Address {
+                    header_addr: V::Auto,
+                    load_addr: V::Auto,
+                    load_end_addr: V::Is(0),
+                    bss_end_addr: V::Auto,
+                },
+                entry(),
+            ],
+        ),
+        "aout_bss_end_0" => boot(
+            "aout_bss_end_0",
+            flat(),
+            vec![
+                Tag::Address {
+                    header_addr: V::Auto,
+                    load_addr: V::Auto,
+                    load_end_addr: V::Auto,
+                    bss_end_addr: V::Is(0),
+                },
+                entry(),
+            ],
+        ),
         // The header as far into the file as loaders search (32 KiB).
-        "elf32_header_at_28k" => boot("elf32_header_at_28k", Layout { elf_region_offset: 0x7000, ..elf32() }, vec![req_usual()]),
+        "elf32_header_at_28k" => {
+            boot("elf32_header_at_28k", Layout { elf_region_offset: 0x7000, ..elf32() }, vec![req_usual()])
+        }
         // gzip-compressed files (GRUB's gzio, chainloader.0's inflater).
         "elf64_gzip" => boot("elf64_gzip", Layout { gzip: true, ..elf64() }, vec![req_usual()]),
-        "aout_nautilus_gzip" => boot("aout_nautilus_gzip", Layout { gzip: true, ..nautilus() }, vec![address(), Tag::Entry { addr: V::Auto, size: 16, optional: false }]),
+        "aout_nautilus_gzip" => boot(
+            "aout_nautilus_gzip",
+            Layout { gzip: true, ..nautilus() },
+            vec![address(), Tag::Entry { addr: V::Auto, size: 16, optional: false }],
+        ),
         // Relocatable (tag 10), flat and ELF, each preference.
-        "reloc_aout_high" => boot("reloc_aout_high", flat(), vec![address(), entry(), reloc(0x100_0000, 0x800_0000, 0x20_0000, 2), req_usual()]),
-        "reloc_aout_low" => boot("reloc_aout_low", flat(), vec![address(), entry(), reloc(0x100_0000, 0x800_0000, 0x20_0000, 1), req_usual()]),
-        "reloc_aout_none" => boot("reloc_aout_none", flat(), vec![address(), entry(), reloc(0x100_0000, 0x800_0000, 0x20_0000, 0), req_usual()]),
-        "reloc_elf_high" => boot("reloc_elf_high", reloc_elf(), vec![reloc(0x100_0000, 0x800_0000, 0x20_0000, 2), req_usual()]),
-        "reloc_elf_low" => boot("reloc_elf_low", reloc_elf(), vec![reloc(0x100_0000, 0x800_0000, 0x20_0000, 1), req_usual()]),
-        "reloc_elf_none_align_0" => boot("reloc_elf_none_align_0", reloc_elf(), vec![reloc(0x40_0000, 0x1000_0000, 0, 0), req_usual()]),
-        "reloc_elf64_high_4k" => boot("reloc_elf64_high_4k", Layout { base: 0x20_0000, ..elf64() }, vec![reloc(0x20_0000, 0x1800_0000, 0x1000, 2), req_usual()]),
+        "reloc_aout_high" => boot(
+            "reloc_aout_high",
+            flat(),
+            vec![address(), entry(), reloc(0x100_0000, 0x800_0000, 0x20_0000, 2), req_usual()],
+        ),
+        "reloc_aout_low" => boot(
+            "reloc_aout_low",
+            flat(),
+            vec![address(), entry(), reloc(0x100_0000, 0x800_0000, 0x20_0000, 1), req_usual()],
+        ),
+        "reloc_aout_none" => boot(
+            "reloc_aout_none",
+            flat(),
+            vec![address(), entry(), reloc(0x100_0000, 0x800_0000, 0x20_0000, 0), req_usual()],
+        ),
+        "reloc_elf_high" => {
+            boot("reloc_elf_high", reloc_elf(), vec![reloc(0x100_0000, 0x800_0000, 0x20_0000, 2), req_usual()])
+        }
+        "reloc_elf_low" => {
+            boot("reloc_elf_low", reloc_elf(), vec![reloc(0x100_0000, 0x800_0000, 0x20_0000, 1), req_usual()])
+        }
+        "reloc_elf_none_align_0" => {
+            boot("reloc_elf_none_align_0", reloc_elf(), vec![reloc(0x40_0000, 0x1000_0000, 0, 0), req_usual()])
+        }
+        "reloc_elf64_high_4k" => boot(
+            "reloc_elf64_high_4k",
+            Layout { base: 0x20_0000, ..elf64() },
+            vec![reloc(0x20_0000, 0x1800_0000, 0x1000, 2), req_usual()],
+        ),
         // Preference high with the window reaching the top of RAM, 2 MiB
         // aligned. (With 4 KiB alignment GRUB places the kernel below its own
         // heap, which fills the top ~744 KiB of RAM: not a rule a loader
         // without GRUB's heap can follow, so that case is not compared.)
-        "reloc_aout_high_top_of_ram" => boot("reloc_aout_high_top_of_ram", flat(), vec![address(), entry(), reloc(0x100_0000, 0xffff_ffff, 0x20_0000, 2), req_usual()]),
+        "reloc_aout_high_top_of_ram" => boot(
+            "reloc_aout_high_top_of_ram",
+            flat(),
+            vec![address(), entry(), reloc(0x100_0000, 0xffff_ffff, 0x20_0000, 2), req_usual()],
+        ),
         // Module alignment, console flags, framebuffer, EFI tags.
-        "module_align_required" => boot("module_align_required", elf32(), vec![req_usual(), Tag::ModuleAlign { optional: false }]),
-        "console_ega_required" => boot("console_ega_required", elf32(), vec![req_usual(), Tag::ConsoleFlags { flags: 3, optional: false }]),
-        "console_no_ega" => boot("console_no_ega", elf32(), vec![req_usual(), Tag::ConsoleFlags { flags: 0, optional: false }]),
-        "fb_text_optional" => boot("fb_text_optional", elf32(), vec![req_usual(), Tag::Framebuffer { width: 0, height: 0, depth: 0, optional: true }]),
-        "fb_text_required" => boot("fb_text_required", elf32(), vec![req_usual(), Tag::Framebuffer { width: 80, height: 25, depth: 0, optional: false }]),
-        "fb_graphics_optional" => boot("fb_graphics_optional", elf32(), vec![req_usual(), Tag::Framebuffer { width: 800, height: 600, depth: 32, optional: true }]),
-        "fb_graphics_required" => boot("fb_graphics_required", elf32(), vec![req_usual(), Tag::Framebuffer { width: 1024, height: 768, depth: 32, optional: false }, Tag::ConsoleFlags { flags: 0, optional: false }]),
+        "module_align_required" => {
+            boot("module_align_required", elf32(), vec![req_usual(), Tag::ModuleAlign { optional: false }])
+        }
+        "console_ega_required" => {
+            boot("console_ega_required", elf32(), vec![req_usual(), Tag::ConsoleFlags { flags: 3, optional: false }])
+        }
+        "console_no_ega" => {
+            boot("console_no_ega", elf32(), vec![req_usual(), Tag::ConsoleFlags { flags: 0, optional: false }])
+        }
+        "fb_text_optional" => boot(
+            "fb_text_optional",
+            elf32(),
+            vec![req_usual(), Tag::Framebuffer { width: 0, height: 0, depth: 0, optional: true }],
+        ),
+        "fb_text_required" => boot(
+            "fb_text_required",
+            elf32(),
+            vec![req_usual(), Tag::Framebuffer { width: 80, height: 25, depth: 0, optional: false }],
+        ),
+        "fb_graphics_optional" => boot(
+            "fb_graphics_optional",
+            elf32(),
+            vec![req_usual(), Tag::Framebuffer { width: 800, height: 600, depth: 32, optional: true }],
+        ),
+        "fb_graphics_required" => boot(
+            "fb_graphics_required",
+            elf32(),
+            vec![
+                req_usual(),
+                Tag::Framebuffer { width: 1024, height: 768, depth: 32, optional: false },
+                Tag::ConsoleFlags { flags: 0, optional: false },
+            ],
+        ),
         "efi_bs_optional" => boot("efi_bs_optional", elf32(), vec![req_usual(), Tag::EfiBs { optional: true }]),
         "efi_bs_required" => boot("efi_bs_required", elf32(), vec![req_usual(), Tag::EfiBs { optional: false }]),
-        "entry_efi64_required" => boot("entry_efi64_required", elf64(), vec![req_usual(), Tag::EntryEfi { ty: 9, addr: V::Is(0x10_0202), optional: false }]),
-        "entry_efi_both_optional" => boot("entry_efi_both_optional", flat(), vec![address(), entry(), Tag::EntryEfi { ty: 8, addr: V::Is(0x20_0202), optional: true }, Tag::EntryEfi { ty: 9, addr: V::Is(0x20_0202), optional: true }]),
-        "unknown_optional_tags" => boot("unknown_optional_tags", elf32(), vec![Tag::Raw { ty: 11, flags: 1, body: vec![1, 2, 3, 4, 5] }, req_usual(), Tag::Raw { ty: 0x4242, flags: 1, body: vec![] }]),
+        "entry_efi64_required" => boot(
+            "entry_efi64_required",
+            elf64(),
+            vec![req_usual(), Tag::EntryEfi { ty: 9, addr: V::Is(0x10_0202), optional: false }],
+        ),
+        "entry_efi_both_optional" => boot(
+            "entry_efi_both_optional",
+            flat(),
+            vec![
+                address(),
+                entry(),
+                Tag::EntryEfi { ty: 8, addr: V::Is(0x20_0202), optional: true },
+                Tag::EntryEfi { ty: 9, addr: V::Is(0x20_0202), optional: true },
+            ],
+        ),
+        "unknown_optional_tags" => boot(
+            "unknown_optional_tags",
+            elf32(),
+            vec![
+                Tag::Raw { ty: 11, flags: 1, body: vec![1, 2, 3, 4, 5] },
+                req_usual(),
+                Tag::Raw { ty: 0x4242, flags: 1, body: vec![] },
+            ],
+        ),
         // Information requests: every type GRUB accepts as required (it
         // supplies what it has and skips the rest), all types as optional.
-        "ireq_required_supplied" => boot("ireq_required_supplied", elf32(), vec![req(&[0, 1, 2, 3, 4, 6, 8, 9, 14, 15, 16, 21])]),
-        "ireq_required_not_supplied" => boot("ireq_required_not_supplied", elf32(), vec![req(&[5, 7, 10, 11, 12, 17, 18, 19, 20])]),
-        "ireq_optional_all" => boot("ireq_optional_all", elf64(), vec![Tag::InfoRequest { optional: true, types: (0..=24).chain([0x7fff_ffff, 0xffff_ffff]).collect() }]),
+        "ireq_required_supplied" => {
+            boot("ireq_required_supplied", elf32(), vec![req(&[0, 1, 2, 3, 4, 6, 8, 9, 14, 15, 16, 21])])
+        }
+        "ireq_required_not_supplied" => {
+            boot("ireq_required_not_supplied", elf32(), vec![req(&[5, 7, 10, 11, 12, 17, 18, 19, 20])])
+        }
+        "ireq_optional_all" => boot(
+            "ireq_optional_all",
+            elf64(),
+            vec![Tag::InfoRequest { optional: true, types: (0..=24).chain([0x7fff_ffff, 0xffff_ffff]).collect() }],
+        ),
         // Refused by GRUB 2.06 (grub-core/loader/multiboot_mbi2.c and
         // multiboot_elfxx.c); both loaders must refuse.
-        "refuse_unknown_required" => refuse("refuse_unknown_required", elf32(), vec![req_usual(), Tag::Raw { ty: 42, flags: 0, body: vec![] }], r"unsupported tag: 0x2a", r"tag type 42 .*not marked optional"),
-        "refuse_entry_efi32_required" => refuse("refuse_entry_efi32_required", flat(), vec![address(), entry(), Tag::EntryEfi { ty: 8, addr: V::Auto, optional: false }], r"unsupported tag: 0x8", r"tag type 8 .*not marked optional"),
-        "refuse_ireq_smbios" => refuse("refuse_ireq_smbios", elf32(), vec![req(&[1, 13])], r"unsupported information tag: 0xd", r"information request.*tag type 13"),
-        "refuse_ireq_22" => refuse("refuse_ireq_22", elf32(), vec![req(&[22])], r"unsupported information tag: 0x16", r"information request.*tag type 22"),
-        "refuse_address_without_entry" => refuse("refuse_address_without_entry", flat(), vec![address()], r"load address tag without entry address tag", r"address tag .*entry"),
-        "refuse_reloc_window_too_small" => refuse("refuse_reloc_window_too_small", flat(), vec![address(), entry(), reloc(0x100_0000, 0x100_1000, 0x1000, 0)], r"invalid min/max address and/or load size", r"relocatable .*(min|max)"),
-        "refuse_entry_outside_segments" => refuse("refuse_entry_outside_segments", Layout { e_entry: Some(0x500_0000), ..elf32() }, vec![req_usual()], r"entry point isn't in a segment", r"entry point .*segment"),
-        "refuse_header_beyond_32k" => refuse("refuse_header_beyond_32k", Layout { elf_region_offset: 0x8000, ..elf32() }, vec![req_usual()], r"no multiboot header found", r"(?i)no multiboot2? header"),
-        "refuse_bad_checksum" => refuse("refuse_bad_checksum", Layout { header_fault: Some(HeaderFault::Checksum), ..elf32() }, vec![req_usual()], r"no multiboot header found", r"(?i)no multiboot2? header"),
-        "refuse_architecture_mips" => refuse("refuse_architecture_mips", Layout { header_fault: Some(HeaderFault::Architecture(4)), ..elf32() }, vec![req_usual()], r"no multiboot header found", r"(?i)(no multiboot2? header|architecture)"),
-        "refuse_elf_rel_section" => refuse("refuse_elf_rel_section", Layout { rel_section: true, ..elf32() }, vec![req_usual()], r"ELF files with relocs are not supported yet", r"(?i)relocation"),
-        "refuse_e_entry_outside_with_entry_tag" => refuse("refuse_e_entry_outside_with_entry_tag", Layout { e_entry: Some(0x500_0000), ..elf32() }, vec![req_usual(), entry()], r"entry point isn't in a segment", r"entry point .*segment"),
+        "refuse_unknown_required" => refuse(
+            "refuse_unknown_required",
+            elf32(),
+            vec![req_usual(), Tag::Raw { ty: 42, flags: 0, body: vec![] }],
+            r"unsupported tag: 0x2a",
+            r"tag type 42 .*not marked optional",
+        ),
+        "refuse_entry_efi32_required" => refuse(
+            "refuse_entry_efi32_required",
+            flat(),
+            vec![address(), entry(), Tag::EntryEfi { ty: 8, addr: V::Auto, optional: false }],
+            r"unsupported tag: 0x8",
+            r"tag type 8 .*not marked optional",
+        ),
+        "refuse_ireq_smbios" => refuse(
+            "refuse_ireq_smbios",
+            elf32(),
+            vec![req(&[1, 13])],
+            r"unsupported information tag: 0xd",
+            r"information request.*tag type 13",
+        ),
+        "refuse_ireq_22" => refuse(
+            "refuse_ireq_22",
+            elf32(),
+            vec![req(&[22])],
+            r"unsupported information tag: 0x16",
+            r"information request.*tag type 22",
+        ),
+        "refuse_address_without_entry" => refuse(
+            "refuse_address_without_entry",
+            flat(),
+            vec![address()],
+            r"load address tag without entry address tag",
+            r"address tag .*entry",
+        ),
+        "refuse_reloc_window_too_small" => refuse(
+            "refuse_reloc_window_too_small",
+            flat(),
+            vec![address(), entry(), reloc(0x100_0000, 0x100_1000, 0x1000, 0)],
+            r"invalid min/max address and/or load size",
+            r"relocatable .*(min|max)",
+        ),
+        "refuse_entry_outside_segments" => refuse(
+            "refuse_entry_outside_segments",
+            Layout { e_entry: Some(0x500_0000), ..elf32() },
+            vec![req_usual()],
+            r"entry point isn't in a segment",
+            r"entry point .*segment",
+        ),
+        "refuse_header_beyond_32k" => refuse(
+            "refuse_header_beyond_32k",
+            Layout { elf_region_offset: 0x8000, ..elf32() },
+            vec![req_usual()],
+            r"no multiboot header found",
+            r"(?i)no multiboot2? header",
+        ),
+        "refuse_bad_checksum" => refuse(
+            "refuse_bad_checksum",
+            Layout { header_fault: Some(HeaderFault::Checksum), ..elf32() },
+            vec![req_usual()],
+            r"no multiboot header found",
+            r"(?i)no multiboot2? header",
+        ),
+        "refuse_architecture_mips" => refuse(
+            "refuse_architecture_mips",
+            Layout { header_fault: Some(HeaderFault::Architecture(4)), ..elf32() },
+            vec![req_usual()],
+            r"no multiboot header found",
+            r"(?i)(no multiboot2? header|architecture)",
+        ),
+        "refuse_elf_rel_section" => refuse(
+            "refuse_elf_rel_section",
+            Layout { rel_section: true, ..elf32() },
+            vec![req_usual()],
+            r"ELF files with relocs are not supported yet",
+            r"(?i)relocation",
+        ),
+        "refuse_e_entry_outside_with_entry_tag" => refuse(
+            "refuse_e_entry_outside_with_entry_tag",
+            Layout { e_entry: Some(0x500_0000), ..elf32() },
+            vec![req_usual(), entry()],
+            r"entry point isn't in a segment",
+            r"entry point .*segment",
+        ),
         other => panic!("no variant {other}"),
     };
     assert_eq!(v.name, name);
@@ -164,7 +402,9 @@ fn variant(name: &str) -> Variant {
 fn report(console: &str) -> Vec<String> {
     console
         .lines()
-        .filter_map(|l| l.trim_end_matches('\r').find("mbtest: ").map(|i| l.trim_end_matches('\r')[i + 8..].to_string()))
+        .filter_map(|l| {
+            l.trim_end_matches('\r').find("mbtest: ").map(|i| l.trim_end_matches('\r')[i + 8..].to_string())
+        })
         .collect()
 }
 
@@ -245,9 +485,7 @@ fn chainloader_boot(v: &Variant, img: &Image) -> String {
 
 /// "key=value" fields of a report line.
 fn fields(l: &str) -> BTreeMap<String, String> {
-    l.split_whitespace()
-        .filter_map(|w| w.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
-        .collect()
+    l.split_whitespace().filter_map(|w| w.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))).collect()
 }
 
 fn hex(s: &str) -> u64 {
@@ -277,11 +515,13 @@ fn expected_differences(ours: &[String], grub: &[String], problems: &mut Vec<Str
                 // multiboot2 code checks for GRUB 2 that way).
                 let name = rest.split_once(" '").map(|x| x.1.trim_end_matches('\'')).unwrap_or("");
                 if is_ours {
-                    let ok = name.match_indices("GRUB ").any(|(i, _)| {
-                        name[i + 5..].chars().next().is_some_and(|c| c.is_ascii_digit() && c != '0')
-                    });
+                    let ok = name
+                        .match_indices("GRUB ")
+                        .any(|(i, _)| name[i + 5..].chars().next().is_some_and(|c| c.is_ascii_digit() && c != '0'));
                     if !ok {
-                        problems.push(format!("chainloader.0's boot loader name {name:?} must contain \"GRUB \" and a non-zero digit"));
+                        problems.push(format!(
+                            "chainloader.0's boot loader name {name:?} must contain \"GRUB \" and a non-zero digit"
+                        ));
                     }
                 } else {
                     assert!(name.starts_with("GRUB 2.06"), "GRUB's name {name:?}");
@@ -333,7 +573,9 @@ fn expected_differences(ours: &[String], grub: &[String], problems: &mut Vec<Str
             if l.starts_with("tag 7 ") {
                 let pm = fields(l).get("pm").cloned().unwrap_or_default();
                 if is_ours && pm != "00000000" {
-                    problems.push(format!("chainloader.0's tag 7 must report no protected-mode interface (pm=00000000): {l}"));
+                    problems.push(format!(
+                        "chainloader.0's tag 7 must report no protected-mode interface (pm=00000000): {l}"
+                    ));
                 }
                 dst.push(l.replace(&format!("pm={pm}"), "pm=<no 4F0A>"));
                 continue;
@@ -361,7 +603,12 @@ fn expected_differences(ours: &[String], grub: &[String], problems: &mut Vec<Str
             }
             dst.push(l.clone());
         }
-        assert_eq!(total, 8 + tag_sizes, "{}: total_size is not the sum of the tags", if is_ours { "chainloader.0" } else { "GRUB" });
+        assert_eq!(
+            total,
+            8 + tag_sizes,
+            "{}: total_size is not the sum of the tags",
+            if is_ours { "chainloader.0" } else { "GRUB" }
+        );
     }
     (o, g)
 }
@@ -372,7 +619,10 @@ fn check_ranges(who: &str, r: &[String], img: &Image) {
     let Some(base) = base else { return };
     let delta = base.wrapping_sub(img.entry);
     for (i, want) in img.ranges.iter().enumerate() {
-        let line = r.iter().find(|l| l.starts_with(&format!("range {i} "))).unwrap_or_else(|| panic!("{who}: no range {i} in {r:#?}"));
+        let line = r
+            .iter()
+            .find(|l| l.starts_with(&format!("range {i} ")))
+            .unwrap_or_else(|| panic!("{who}: no range {i} in {r:#?}"));
         let f = fields(line);
         assert_eq!(hex(&f["addr"]) as u32, want.addr.wrapping_add(delta), "{who}: range {i} address");
         assert_eq!(
@@ -407,12 +657,8 @@ fn conformance(name: &str) {
 
 /// Headers GRUB 2.06 refuses: one of each kind in scripts/test, the rest
 /// in scripts/conformance.
-const REFUSED_QUICK: &[&str] = &[
-    "refuse_unknown_required",
-    "refuse_ireq_smbios",
-    "refuse_address_without_entry",
-    "refuse_header_beyond_32k",
-];
+const REFUSED_QUICK: &[&str] =
+    &["refuse_unknown_required", "refuse_ireq_smbios", "refuse_address_without_entry", "refuse_header_beyond_32k"];
 const REFUSED_FULL: &[&str] = &[
     "refuse_entry_efi32_required",
     "refuse_ireq_22",
@@ -450,7 +696,11 @@ fn refused(names: &[&str]) {
         .collect();
     let mut script = String::new();
     for (v, _) in &vs {
-        script += &format!("echo 'grub: variant {n}'\nmultiboot2 /{n} {c}\necho 'grub: end {n}'\n", n = v.name, c = cmdline(v));
+        script += &format!(
+            "echo 'grub: variant {n}'\nmultiboot2 /{n} {c}\necho 'grub: end {n}'\n",
+            n = v.name,
+            c = cmdline(v)
+        );
     }
     script += "echo 'grub: all tried'\n";
     let files: Vec<(&str, &[u8])> = vs.iter().map(|(v, i)| (v.name, i.file.as_slice())).collect();
@@ -467,10 +717,17 @@ fn refused(names: &[&str]) {
             .nth(1)
             .and_then(|t| t.split(&format!("grub: end {}", v.name)).next())
             .unwrap_or_else(|| panic!("no GRUB output for {}:\n{grub}", v.name));
-        assert!(regex::Regex::new(gre).unwrap().is_match(part), "GRUB 2 did not refuse {} with /{gre}/:\n{part}", v.name);
+        assert!(
+            regex::Regex::new(gre).unwrap().is_match(part),
+            "GRUB 2 did not refuse {} with /{gre}/:\n{part}",
+            v.name
+        );
         let ours = chainloader_boot(v, img);
         println!("===== {}: GRUB 2\n{part}\n===== chainloader.0\n{ours}", v.name);
-        if !regex::Regex::new(ore).unwrap().is_match(&ours) || !ours.contains("rebooting in") || !report(&ours).is_empty() {
+        if !regex::Regex::new(ore).unwrap().is_match(&ours)
+            || !ours.contains("rebooting in")
+            || !report(&ours).is_empty()
+        {
             failures.push(format!(
                 "{}: GRUB refuses it ({:?}); chainloader.0 must name the tag or field (/{ore}/), count down to a reboot and not run it; it printed:\n{}",
                 v.name,
@@ -569,7 +826,8 @@ fn ram_region_end(r: &[String]) -> u64 {
 #[test]
 fn ipxe_rom_hides_the_nbp_rounded_up_to_pages() {
     let kernel = dist("testkernels/elf32.elf");
-    let g = GrubNetboot::with_script(&[("elf32.elf", &std::fs::read(&kernel).unwrap())], "multiboot2 /elf32.elf\nboot\n");
+    let g =
+        GrubNetboot::with_script(&[("elf32.elf", &std::fs::read(&kernel).unwrap())], "multiboot2 /elf32.elf\nboot\n");
     let q = Qemu::start(&QemuConfig::user_net(g.root(), GrubNetboot::BOOTFILE));
     let grub_end = ram_region_end(&report(&run_to_done(q, "GRUB 2", "elf32.elf")));
     let no_nbp_end = grub_end + e2e::ipxe_hidden_for_nbp(GrubNetboot::core_size());

@@ -180,15 +180,27 @@ fn console_clients_reboot_and_boot_on_a_virtual_target() {
     // The reference kernel acknowledges ~~~k: that is evidence enough.
     let rb = r.run(&["reboot"], None, BOOT);
     assert_eq!(rb.code, 0, "{}", rb.stderr);
-    assert!(rb.stderr.contains(r#"(method serial): the kernel acknowledged: "serial: reboot command received"#), "{}", rb.stderr);
+    assert!(
+        rb.stderr.contains(r#"(method serial): the kernel acknowledged: "serial: reboot command received"#),
+        "{}",
+        rb.stderr
+    );
     seen_a.expect(r"kernel: reset: via port 0xCF9", SHORT);
 
     // `relay boot`: a kernel from stdin that obeys ~~~k silently; judged
     // by chainloader.0's banner on the console (no DHCP of ours here).
     let kernel = std::fs::read(dist("kernel.elf")).unwrap();
-    let bt = r.run(&["boot", "--kernel", "-", "--cmdline", "noack", "--expect", "MBI-CHECK: ok"], Some(kernel.clone()), BOOT);
+    let bt = r.run(
+        &["boot", "--kernel", "-", "--cmdline", "noack", "--expect", "MBI-CHECK: ok"],
+        Some(kernel.clone()),
+        BOOT,
+    );
     assert_eq!(bt.code, 0, "{}\n{}", bt.stdout, bt.stderr);
-    assert!(Regex::new(r"PASS in [0-9.]+ s from the reset to: MBI-CHECK: ok").unwrap().is_match(&bt.stderr), "{}", bt.stderr);
+    assert!(
+        Regex::new(r"PASS in [0-9.]+ s from the reset to: MBI-CHECK: ok").unwrap().is_match(&bt.stderr),
+        "{}",
+        bt.stderr
+    );
     assert!(bt.stdout.starts_with("chainloader ") || bt.stdout.contains("\nchainloader "), "{}", bt.stdout);
     seen_a.expect(r#"(?s)MBI cmdline="noack".*serial console ready"#, BOOT);
     let rb = r.run(&["reboot", "vm"], None, BOOT);
@@ -201,13 +213,23 @@ fn console_clients_reboot_and_boot_on_a_virtual_target() {
     let junk = vec![0x5au8; 64 << 10];
     let bt = r.run(&["boot", "--kernel", "-", "--expect", "MBI-CHECK: ok"], Some(junk), BOOT);
     assert_eq!(bt.code, 1, "{}\n{}", bt.stdout, bt.stderr);
-    assert!(Regex::new(r"FAIL after [0-9.]+ s: chainloader: .*no Multiboot2 header").unwrap().is_match(&bt.stderr), "{}", bt.stderr);
+    assert!(
+        Regex::new(r"FAIL after [0-9.]+ s: chainloader: .*no Multiboot2 header").unwrap().is_match(&bt.stderr),
+        "{}",
+        bt.stderr
+    );
 
     let log = r.console_log("vm");
     let stamped = Regex::new(r"(?m)^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z MBI-CHECK: ok").unwrap();
     assert!(stamped.is_match(&log), "no timestamped MBI-CHECK line in the log:\n{log}");
     assert!(log.matches("MBI-CHECK: ok").count() >= 3, "{log}");
-    for want in ["hello-from-b", "typed-in-attach", "serial: reboot command received, rebooting", "-- relay: console of vm on", "-- relay: new boot after reset method serial"] {
+    for want in [
+        "hello-from-b",
+        "typed-in-attach",
+        "serial: reboot command received, rebooting",
+        "-- relay: console of vm on",
+        "-- relay: new boot after reset method serial",
+    ] {
         assert!(log.contains(want), "log lacks {want:?}:\n{log}");
     }
 }
@@ -267,10 +289,22 @@ fn console_clients_stalled_live_telnet_read_only_and_reboot_evidence_on_a_pty() 
     tn_sees.expect_bytes(&[255, 250, 44, 101, 0, 0, 0x25, 0x80, 255, 240], SHORT); // applied: 9600
     tn.write_all(&[255, 250, 44, 2, 7, 255, 240]).unwrap(); // SET-DATASIZE 7
     tn_sees.expect_bytes(&[255, 250, 44, 102, 8, 255, 240], SHORT); // the size in force: 8
-    // Read-only and read-write `relay attach`, typing through pipes.
-    let mut ro = r.client(&["attach", "desk", "--read-only"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+                                                                    // Read-only and read-write `relay attach`, typing through pipes.
+    let mut ro = r
+        .client(&["attach", "desk", "--read-only"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let ro_sees = Watched::spawn(ro.stdout.take().unwrap());
-    let mut rw = r.client(&["attach", "desk"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut rw = r
+        .client(&["attach", "desk"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let rw_sees = Watched::spawn(rw.stdout.take().unwrap());
     let deadline = Instant::now() + SHORT;
     while r.run(&["status", "desk"], None, SHORT).stdout.matches("since 20").count() < 6 {
@@ -297,7 +331,9 @@ fn console_clients_stalled_live_telnet_read_only_and_reboot_evidence_on_a_pty() 
         }
         w.write_all(b"end-of-flood\n").unwrap();
     });
-    for (who, w) in [("raw TCP", &live_raw_sees), ("telnet", &tn_sees), ("read-only attach", &ro_sees), ("attach", &rw_sees)] {
+    for (who, w) in
+        [("raw TCP", &live_raw_sees), ("telnet", &tn_sees), ("read-only attach", &ro_sees), ("attach", &rw_sees)]
+    {
         assert!(w.try_expect("end-of-flood", SHORT), "the {who} client did not get the whole flood");
     }
     writer.join().unwrap();
@@ -326,7 +362,11 @@ fn console_clients_stalled_live_telnet_read_only_and_reboot_evidence_on_a_pty() 
     assert_eq!(rb.code, 0, "{}", rb.stderr);
     assert!(rb.stderr.contains("cannot drive DTR on") && rb.stderr.contains("no modem-control lines"), "{}", rb.stderr);
     assert!(rb.stderr.contains("reset command: plug says ok"), "{}", rb.stderr);
-    assert!(rb.stderr.contains(r#"(method command): boot banner on the console: "chainloader 0.1.0""#), "{}", rb.stderr);
+    assert!(
+        rb.stderr.contains(r#"(method command): boot banner on the console: "chainloader 0.1.0""#),
+        "{}",
+        rb.stderr
+    );
     assert!(r.daemon_text().contains("target desk: reset command: plug says ok"), "{}", r.daemon_text());
     // ~~~k alone, answered by the banner.
     let mark = target_sees.text().len();
@@ -359,18 +399,25 @@ fn console_clients_stalled_live_telnet_read_only_and_reboot_evidence_on_a_pty() 
     // Nobody answers: every method failed, and the report says so.
     let rb = r.run(&["reboot", "desk"], None, SHORT);
     assert_eq!(rb.code, 3, "{}", rb.stderr);
-    for want in ["dtr: failed: cannot drive DTR", "command: ran `echo power-cycle", "serial: sent ~~~k 4 time(s)", "no BMC"] {
+    for want in
+        ["dtr: failed: cannot drive DTR", "command: ran `echo power-cycle", "serial: sent ~~~k 4 time(s)", "no BMC"]
+    {
         assert!(rb.stderr.contains(want), "lacks {want:?}:\n{}", rb.stderr);
     }
     let st = r.run(&["status"], None, SHORT);
-    assert!(st.stdout.contains("desk (52:54:00:00:00:01)") && st.stdout.contains("hung since") && st.stdout.contains("(read-only)"), "{}", st.stdout);
+    assert!(
+        st.stdout.contains("desk (52:54:00:00:00:01)")
+            && st.stdout.contains("hung since")
+            && st.stdout.contains("(read-only)"),
+        "{}",
+        st.stdout
+    );
     let _ = ro.kill();
     let _ = rw.kill();
     let _ = ro.wait();
     let _ = rw.wait();
     drop(master);
 }
-
 
 /// `relay attach` on a terminal (a pty pair here): raw mode, keystrokes to
 /// the target, `Ctrl-]` `q` detaches and the terminal settings come back.
@@ -413,7 +460,11 @@ fn attach_types_and_detaches(r: &RelayServe, other_client: &Watched) {
         let _ = child.wait();
     }
     assert_eq!(code, Some(0), "attach did not detach on Ctrl-] q:\n{}", screen.text());
-    assert_eq!(lflag(&slave) & (libc::ICANON | libc::ECHO), cooked & (libc::ICANON | libc::ECHO), "terminal not restored");
+    assert_eq!(
+        lflag(&slave) & (libc::ICANON | libc::ECHO),
+        cooked & (libc::ICANON | libc::ECHO),
+        "terminal not restored"
+    );
     screen.expect("detached", SHORT);
 }
 
@@ -425,4 +476,3 @@ fn lflag(fd: &impl std::os::fd::AsRawFd) -> libc::tcflag_t {
         t.c_lflag
     }
 }
-

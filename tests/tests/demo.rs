@@ -43,7 +43,15 @@ fn demo_script_runs_the_whole_workflow() {
     };
     let (out, err) = (out.join().unwrap(), err.join().unwrap());
     assert_eq!(code, Some(0), "scripts/demo failed\nstdout:\n{out}\nstderr:\n{err}");
-    for want in ["relay serve --config", "MBI-CHECK: ok", "PASS in", "demo (52:54:00:12:34:56)", "is rebooting (method serial)", "the second boot", "done: booted"] {
+    for want in [
+        "relay serve --config",
+        "MBI-CHECK: ok",
+        "PASS in",
+        "demo (52:54:00:12:34:56)",
+        "is rebooting (method serial)",
+        "the second boot",
+        "done: booted",
+    ] {
         assert!(out.contains(want) || err.contains(want), "demo output lacks {want:?}\nstdout:\n{out}\nstderr:\n{err}");
     }
 }

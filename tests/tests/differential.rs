@@ -94,7 +94,8 @@ fn chainloader_gives_the_kernel_what_grub_gives_it() {
     assert_eq!(mo.len(), mg.len(), "memory maps differ:\n{mo:#?}\n{mg:#?}");
     for (a, b) in mo.iter().zip(&mg) {
         assert_eq!((field(a, "base"), field(a, "type")), (field(b, "base"), field(b, "type")), "{mo:#?}\n{mg:#?}");
-        let expected = if field(a, "base") == 0x10_0000 { field(a, "len") as i64 + more } else { field(a, "len") as i64 };
+        let expected =
+            if field(a, "base") == 0x10_0000 { field(a, "len") as i64 + more } else { field(a, "len") as i64 };
         assert_eq!(expected, field(b, "len") as i64, "{a} vs {b}: GRUB's region must be longer by {more:#x}");
     }
     let (io, ig) = (&mbi_lines(&ours, "meminfo")[0], &mbi_lines(&grub, "meminfo")[0]);

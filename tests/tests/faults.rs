@@ -18,7 +18,8 @@ fn pattern(n: usize, seed: u32) -> Vec<u8> {
 }
 
 fn want_module(out: &str, string: &str, data: &[u8]) {
-    let want = format!(r#"MBI module string="{string}" size={} crc32={:08x}"#, data.len(), bootproto::gzip::crc32(data));
+    let want =
+        format!(r#"MBI module string="{string}" size={} crc32={:08x}"#, data.len(), bootproto::gzip::crc32(data));
     assert!(out.contains(&want), "missing `{want}`:\n{out}");
 }
 
@@ -58,7 +59,11 @@ fn boots_through_5_percent_loss_and_20_ms_delay_by_tftp() {
     let out = q.expect_self_check_ok(BOOT);
     eprintln!("forwarder: {}", f.stats.summary());
     want_module(&out, "big", &module);
-    assert!(f.stats.dropped.load(std::sync::atomic::Ordering::Relaxed) > 0, "the link dropped nothing: {}", f.stats.summary());
+    assert!(
+        f.stats.dropped.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "the link dropped nothing: {}",
+        f.stats.summary()
+    );
     drop(b.relay);
 }
 
@@ -77,7 +82,12 @@ fn reordered_and_duplicated_frames_do_not_corrupt_files() {
     eprintln!("forwarder: {}", f.stats.summary());
     want_module(&out, "big", &module);
     let s = &f.stats;
-    assert!(s.duplicated.load(std::sync::atomic::Ordering::Relaxed) > 0 && s.reordered.load(std::sync::atomic::Ordering::Relaxed) > 0, "{}", s.summary());
+    assert!(
+        s.duplicated.load(std::sync::atomic::Ordering::Relaxed) > 0
+            && s.reordered.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "{}",
+        s.summary()
+    );
 }
 
 /// HTTP from a server in the namespace (the relay's HTTP server), through
@@ -86,7 +96,10 @@ fn reordered_and_duplicated_frames_do_not_corrupt_files() {
 #[test]
 fn boots_through_5_percent_loss_and_20_ms_delay_by_http() {
     let module = pattern(512 << 10, 13);
-    let b = bench("kernel http://10.77.0.1:8080/kernel.elf exit\nmodule http://10.77.0.1:8080/big.bin big\n", &[("big.bin", &module)]);
+    let b = bench(
+        "kernel http://10.77.0.1:8080/kernel.elf exit\nmodule http://10.77.0.1:8080/big.bin big\n",
+        &[("big.bin", &module)],
+    );
     let (root, ns_name) = (b.root.path().to_path_buf(), b.ns.name.clone());
     std::thread::spawn(move || {
         e2e::impair::enter_netns(&ns_name);

@@ -34,7 +34,11 @@ fn no_dma_after_handoff(nic: &str) {
     assert!(sent > 1000, "the flood sent only {sent} frames");
     q.send(b"g");
     let verdict = q.expect(r"DMA-CHECK: (ok|FAIL.*)", SHORT);
-    assert!(verdict.starts_with("DMA-CHECK: ok"), "{nic}: a device wrote to memory after handoff ({sent} frames sent): {verdict}\n{}", q.output());
+    assert!(
+        verdict.starts_with("DMA-CHECK: ok"),
+        "{nic}: a device wrote to memory after handoff ({sent} frames sent): {verdict}\n{}",
+        q.output()
+    );
     assert_eq!(q.wait_exit(SHORT), Some(debug_exit_status(0x10)));
 }
 

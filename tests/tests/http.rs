@@ -58,7 +58,8 @@ fn python_http_server(dir: &Path) -> (Killed, u16) {
 }
 
 fn want_module(out: &str, string: &str, data: &[u8]) {
-    let want = format!(r#"MBI module string="{string}" size={} crc32={:08x}"#, data.len(), bootproto::gzip::crc32(data));
+    let want =
+        format!(r#"MBI module string="{string}" size={} crc32={:08x}"#, data.len(), bootproto::gzip::crc32(data));
     assert!(out.contains(&want), "missing `{want}`:\n{out}");
 }
 
@@ -158,7 +159,9 @@ fn a_connection_dropped_mid_file_is_retried() {
     write_file(
         root.path(),
         "chainloader.cfg/default",
-        format!("kernel http://10.0.2.2:{port}/kernel.elf exit\nmodule http://10.0.2.2:{port}/module.bin dropped once\n"),
+        format!(
+            "kernel http://10.0.2.2:{port}/kernel.elf exit\nmodule http://10.0.2.2:{port}/module.bin dropped once\n"
+        ),
     );
     let mut q = Qemu::start(&QemuConfig::user_net(root.path(), "chainloader.0"));
     q.expect(r"module\.bin: [^\n]*(closed the connection|cannot connect|no data)[^\n]*\(attempt 1 of 3\)", BOOT);
@@ -216,8 +219,15 @@ fn relay_serve_http_port_sends_chainloader_to_http() {
     let r = e2e::relayd::Relayd::start(
         &mut ns,
         &[
-            "serve", "--interface", "br0", "--tftp-root", root.path().to_str().unwrap(),
-            "--state-dir", state.path().to_str().unwrap(), "--http-port", "8080",
+            "serve",
+            "--interface",
+            "br0",
+            "--tftp-root",
+            root.path().to_str().unwrap(),
+            "--state-dir",
+            state.path().to_str().unwrap(),
+            "--http-port",
+            "8080",
         ],
     );
     let q = Qemu::start(&QemuConfig::tap(&ns.name, "tap0"));

@@ -4,9 +4,9 @@
 //!
 //! Run: `scripts/build && cargo test -p e2e --test kernel`.
 
+use e2e::dist;
 use e2e::grub::{GrubModule, GrubNetboot};
 use e2e::qemu::{debug_exit_status, Qemu, QemuConfig};
-use e2e::dist;
 use std::time::Duration;
 
 /// Generous: TCG on a shared 2-core machine; PXE ROM + GRUB take ~10 s alone.
@@ -63,13 +63,13 @@ fn lookalikes_do_not_reboot_then_the_command_does() {
     let (_g, mut q) = grub_boot("");
     q.expect(READY, BOOT);
     let cases: [&[u8]; 7] = [
-        b"~~k",         // a prefix
-        b"~~~x",        // a wrong command letter
-        b"~~~zk",       // the command split by noise after the tildes
-        b"~~x~k",       // noise between the tildes
-        b"~\xfe~k",     // a corrupted byte (0x7e with its top bit flipped)
-        b"~~~~k",       // four tildes (as in Nautilus, not a command)
-        b"k~~~ ",       // the letter first, then tildes and a space
+        b"~~k",     // a prefix
+        b"~~~x",    // a wrong command letter
+        b"~~~zk",   // the command split by noise after the tildes
+        b"~~x~k",   // noise between the tildes
+        b"~\xfe~k", // a corrupted byte (0x7e with its top bit flipped)
+        b"~~~~k",   // four tildes (as in Nautilus, not a command)
+        b"k~~~ ",   // the letter first, then tildes and a space
     ];
     for (i, c) in cases.iter().enumerate() {
         let mark = q.mark();

@@ -51,10 +51,7 @@ fn boot_mbtest(cfg: &str) -> String {
 
 /// The kernel's report lines, "mbtest: " stripped, CRs removed.
 fn report(console: &str) -> Vec<String> {
-    console
-        .lines()
-        .filter_map(|l| l.trim_end_matches('\r').strip_prefix("mbtest: ").map(str::to_string))
-        .collect()
+    console.lines().filter_map(|l| l.trim_end_matches('\r').strip_prefix("mbtest: ").map(str::to_string)).collect()
 }
 
 fn line<'a>(r: &'a [String], prefix: &str) -> &'a str {
@@ -136,7 +133,7 @@ fn relocatable_kernel_is_moved_and_told_where() {
     // aligned, high preference. The kernel runs where tag 21 says.
     let base = line(&r, "eax=").split("base=").nth(1).unwrap()[..8].to_string();
     let b = u32::from_str_radix(&base, 16).unwrap();
-    assert!((0x100_0000..0x800_0000).contains(&b) && b % 0x20_0000 == 0, "base {base}");
+    assert!((0x100_0000..0x800_0000).contains(&b) && b.is_multiple_of(0x20_0000), "base {base}");
     assert_eq!(line(&r, "tag 21 "), format!("tag 21 size 12 load_base={base}"));
     assert_eq!(line(&r, "bss"), "bss zeroed");
 }
@@ -305,7 +302,10 @@ fn same_boot_information_as_grub() {
     for (a, b) in m_ours.iter().zip(&m_grub) {
         assert_eq!((a.0, a.2), (b.0, b.2), "{m_ours:x?} vs {m_grub:x?}");
         let expected = if a.0 == 0x10_0000 { a.1 as i64 + more } else { a.1 as i64 };
-        assert_eq!(expected, b.1 as i64, "{m_ours:x?} vs {m_grub:x?}: GRUB's region at 1 MiB must be longer by {more:#x}");
+        assert_eq!(
+            expected, b.1 as i64,
+            "{m_ours:x?} vs {m_grub:x?}: GRUB's region at 1 MiB must be longer by {more:#x}"
+        );
     }
     let meminfo = |r: &[String]| -> (u64, u64) {
         let l = line(r, "tag 4 ");

@@ -36,7 +36,12 @@ fn expect_quirks(q: &Qemu, quirks: &str) {
     let want = quirks.split_whitespace().collect::<Vec<_>>().join(" ");
     // To the end of the line: the match must not stop at a partial line.
     let line = q.expect(r"pxeshim: quirks: [a-z0-9 -]*\r?\n", BOOT);
-    assert_eq!(line.trim_end(), format!("pxeshim: quirks: {want}").trim_end(), "the shim injects other quirks than asked:\n{}", q.output());
+    assert_eq!(
+        line.trim_end(),
+        format!("pxeshim: quirks: {want}").trim_end(),
+        "the shim injects other quirks than asked:\n{}",
+        q.output()
+    );
 }
 
 /// Starts QEMU on QEMU's user network (its TFTP server) with the shim as
@@ -217,7 +222,10 @@ fn no_usable_mac_gives_message_and_countdown() {
 fn nic_type_unwritten() {
     let out = boots("nictype-unwritten");
     let nic = line_with(&out, "NIC: ");
-    assert!(nic.contains("NIC type unknown") && nic.contains("GET_NIC_TYPE left its buffer unwritten (assumed PCI)"), "{nic}");
+    assert!(
+        nic.contains("NIC type unknown") && nic.contains("GET_NIC_TYPE left its buffer unwritten (assumed PCI)"),
+        "{nic}"
+    );
 }
 
 /// Quirk 16: the NIC's IRQ unmasked and asserted when the NBP starts (HP
@@ -304,7 +312,12 @@ fn all_survivable_quirks_at_once() {
     let out = boots_via_dnsmasq(all);
     assert!(out.contains("PXE: PXENV+ (from INT 1Ah 5650h), RMEntry"), "{out}");
     let nic = line_with(&out, "NIC: ");
-    for w in ["media test failed 3 times", "current MAC 00:00:00:00:00:00 unusable", "GET_NIC_TYPE left its buffer unwritten", "left unmasked by the ROM"] {
+    for w in [
+        "media test failed 3 times",
+        "current MAC 00:00:00:00:00:00 unusable",
+        "GET_NIC_TYPE left its buffer unwritten",
+        "left unmasked by the ROM",
+    ] {
         assert!(nic.contains(w), "missing {w:?}: {nic}");
     }
     let used = line_with(&out, "UNDI workarounds used: ");

@@ -53,11 +53,8 @@ fn relay_boots_chainloader_through_pxelinux() {
     write_file(root.path(), "pxelinux.cfg/default", "default nbp\nprompt 0\nlabel nbp\n  kernel chainloader.0\n");
     let state = tempfile::tempdir().unwrap();
     let cfg = state.path().join("relay.toml");
-    std::fs::write(
-        &cfg,
-        "[[rule]]\nname = \"pxelinux\"\nvendor_class = \"PXEClient\"\nboot_file = \"pxelinux.0\"\n",
-    )
-    .unwrap();
+    std::fs::write(&cfg, "[[rule]]\nname = \"pxelinux\"\nvendor_class = \"PXEClient\"\nboot_file = \"pxelinux.0\"\n")
+        .unwrap();
     let mut ns = NetNs::new();
     let mut args = serve_args(root.path().to_str().unwrap(), state.path().to_str().unwrap());
     args.extend(["--config", cfg.to_str().unwrap()]);
@@ -129,7 +126,8 @@ fn relay_refuses_full_mode_when_another_dhcp_server_answers() {
     let state = tempfile::tempdir().unwrap();
     let ns = NetNs::new();
     let _site = site_dhcp_server(&ns, state.path());
-    let (ok, stderr) = run_relay_to_exit(&ns, &serve_args(root.path().to_str().unwrap(), state.path().to_str().unwrap()));
+    let (ok, stderr) =
+        run_relay_to_exit(&ns, &serve_args(root.path().to_str().unwrap(), state.path().to_str().unwrap()));
     assert!(!ok, "relay started beside another DHCP server:\n{stderr}");
     assert!(
         stderr.contains(
@@ -154,7 +152,10 @@ fn relay_takes_an_address_in_use_out_of_the_pool() {
     squatter.exec(&["ip", "addr", "add", "10.77.0.100/24", "dev", "eth0"]);
     squatter.exec(&["ip", "link", "set", "eth0", "up"]);
     let r = Relayd::start(&mut ns, &serve_args(root.path().to_str().unwrap(), state.path().to_str().unwrap()));
-    r.expect_log(r"10\.77\.0\.100 answers ping on br0 but has no lease: in use by another host, taken out of the pool", BOOT);
+    r.expect_log(
+        r"10\.77\.0\.100 answers ping on br0 but has no lease: in use by another host, taken out of the pool",
+        BOOT,
+    );
     r.expect_log(r"conflict probe: 10\.77\.0\.101 is free", BOOT);
     let leases = std::fs::read_to_string(state.path().join("leases.toml")).unwrap();
     assert!(leases.contains("\"10.77.0.100\""), "{leases}");
@@ -199,7 +200,10 @@ fn relay_answers_only_on_its_interface() {
     let (_, out) = client(&on_br0);
     assert!(out.contains("another DHCP server (10.77.0.1) answers on eth0; refusing full DHCP mode"), "{out}");
     let (_, out) = client(&elsewhere);
-    assert!(out.contains("no other DHCP server answered on eth0"), "the relay answered on an interface it does not serve:\n{out}");
+    assert!(
+        out.contains("no other DHCP server answered on eth0"),
+        "the relay answered on an interface it does not serve:\n{out}"
+    );
     // Exactly one DISCOVER answered: the one on br0.
     let answered = r.text().lines().filter(|l| l.contains("DISCOVER") && l.contains("-> Offer")).count();
     assert_eq!(answered, 1, "{}", r.text());
@@ -252,7 +256,8 @@ fn relay_reports_port_67_in_use() {
     ]);
     ns.spawn(dnsmasq);
     wait_for_udp_port(&ns, 67);
-    let (ok, stderr) = run_relay_to_exit(&ns, &serve_args(root.path().to_str().unwrap(), state.path().to_str().unwrap()));
+    let (ok, stderr) =
+        run_relay_to_exit(&ns, &serve_args(root.path().to_str().unwrap(), state.path().to_str().unwrap()));
     assert!(!ok, "{stderr}");
     assert!(stderr.contains("port 67 on br0 is in use, is dnsmasq running?"), "{stderr}");
 }

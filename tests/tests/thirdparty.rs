@@ -153,13 +153,21 @@ fn tboot_1_10() {
         .map(|l| {
             if let Some(end) = grub_end(l) {
                 format!("TBOOT: \t0000000000100000 - {:016x}  (1)", end + more)
-            } else if let Some(size) = l.strip_prefix("TBOOT: highest suitable area @ 0x100000 (size 0x").and_then(|r| r.strip_suffix(')')) {
-                format!("TBOOT: highest suitable area @ 0x100000 (size 0x{:X})", u64::from_str_radix(size, 16).unwrap() + more)
+            } else if let Some(size) =
+                l.strip_prefix("TBOOT: highest suitable area @ 0x100000 (size 0x").and_then(|r| r.strip_suffix(')'))
+            {
+                format!(
+                    "TBOOT: highest suitable area @ 0x100000 (size 0x{:X})",
+                    u64::from_str_radix(size, 16).unwrap() + more
+                )
             } else {
                 l.clone()
             }
         })
         .collect();
     assert!(g.iter().any(|l| grub_end(l).is_some()), "tboot printed no memory map under GRUB");
-    assert_eq!(ours_adjusted, g, "tboot under chainloader.0 (left, RAM region end adjusted by {more:#x}) and GRUB 2 (right)");
+    assert_eq!(
+        ours_adjusted, g,
+        "tboot under chainloader.0 (left, RAM region end adjusted by {more:#x}) and GRUB 2 (right)"
+    );
 }

@@ -52,18 +52,47 @@ fn boot_reboot_escalate_and_two_targets_on_one_relay() {
     let k32 = dist("kernel32.elf");
     let (a, b) = std::thread::scope(|s| {
         let a = s.spawn(|| {
-            r.run(&["boot", "alpha", "--kernel", "-", "--cmdline", "noack marker-alpha", "--expect", "MBI-CHECK: ok"], Some(kernel()), BOOT)
+            r.run(
+                &["boot", "alpha", "--kernel", "-", "--cmdline", "noack marker-alpha", "--expect", "MBI-CHECK: ok"],
+                Some(kernel()),
+                BOOT,
+            )
         });
         let b = s.spawn(|| {
-            r.run(&["boot", "beta", "--kernel", k32.to_str().unwrap(), "--cmdline", "marker-beta", "--expect", "MBI-CHECK: ok"], None, BOOT)
+            r.run(
+                &[
+                    "boot",
+                    "beta",
+                    "--kernel",
+                    k32.to_str().unwrap(),
+                    "--cmdline",
+                    "marker-beta",
+                    "--expect",
+                    "MBI-CHECK: ok",
+                ],
+                None,
+                BOOT,
+            )
         });
         (a.join().unwrap(), b.join().unwrap())
     });
     assert_eq!(a.code, 0, "alpha:\n{}\n{}", a.stdout, a.stderr);
     assert_eq!(b.code, 0, "beta:\n{}\n{}", b.stdout, b.stderr);
-    assert!(a.stdout.contains("config chainloader.cfg/01-52-54-00-12-34-56: kernel alpha/kernel noack marker-alpha"), "{}", a.stdout);
-    assert!(a.stdout.contains(r#"MBI cmdline="noack marker-alpha""#) && !a.stdout.contains("marker-beta"), "{}", a.stdout);
-    assert!(b.stdout.contains("config chainloader.cfg/01-52-54-00-12-34-57: kernel beta/kernel32.elf marker-beta"), "{}", b.stdout);
+    assert!(
+        a.stdout.contains("config chainloader.cfg/01-52-54-00-12-34-56: kernel alpha/kernel noack marker-alpha"),
+        "{}",
+        a.stdout
+    );
+    assert!(
+        a.stdout.contains(r#"MBI cmdline="noack marker-alpha""#) && !a.stdout.contains("marker-beta"),
+        "{}",
+        a.stdout
+    );
+    assert!(
+        b.stdout.contains("config chainloader.cfg/01-52-54-00-12-34-57: kernel beta/kernel32.elf marker-beta"),
+        "{}",
+        b.stdout
+    );
     assert!(b.stdout.contains(r#"MBI cmdline="marker-beta""#) && !b.stdout.contains("marker-alpha"), "{}", b.stdout);
     assert!(a.stderr.contains("PASS in") && a.stderr.contains("MBI-CHECK: ok"), "{}", a.stderr);
     // The boot's own log, named by target, time and checksum; the daemon says where.
@@ -79,32 +108,61 @@ fn boot_reboot_escalate_and_two_targets_on_one_relay() {
     assert_eq!(rb.code, 0, "{}", rb.stderr);
     assert!(rb.stderr.contains(&format!("(method serial): DHCPDISCOVER from {ALPHA_MAC}")), "{}", rb.stderr);
     assert!(!rb.stdout.contains("serial: reboot command received"), "{}", rb.stdout);
-    r.expect_console("alpha", 0, r#"(?s)MBI cmdline="noack marker-alpha".*MBI cmdline="noack marker-alpha".*serial console ready"#, BOOT);
+    r.expect_console(
+        "alpha",
+        0,
+        r#"(?s)MBI cmdline="noack marker-alpha".*MBI cmdline="noack marker-alpha".*serial console ready"#,
+        BOOT,
+    );
 
     // A panic: exit 1, with the line that decided it.
-    let p = r.run(&["boot", "alpha", "--kernel", "-", "--cmdline", "panic", "--expect", "serial console ready"], Some(kernel()), BOOT);
+    let p = r.run(
+        &["boot", "alpha", "--kernel", "-", "--cmdline", "panic", "--expect", "serial console ready"],
+        Some(kernel()),
+        BOOT,
+    );
     assert_eq!(p.code, 1, "{}\n{}", p.stdout, p.stderr);
-    assert!(p.stderr.contains("FAIL after") && p.stderr.contains("kernel panic: requested by the 'panic' switch"), "{}", p.stderr);
+    assert!(
+        p.stderr.contains("FAIL after") && p.stderr.contains("kernel panic: requested by the 'panic' switch"),
+        "{}",
+        p.stderr
+    );
 
     // The panicked kernel has interrupts off: ~~~k is not obeyed, the relay
     // moves on to QMP; the `hang` kernel then goes silent: exit 2.
-    let h = r.run(&["boot", "alpha", "--kernel", "-", "--cmdline", "hang", "--expect", "serial console ready", "--silence", "8"], Some(kernel()), BOOT);
+    let h = r.run(
+        &["boot", "alpha", "--kernel", "-", "--cmdline", "hang", "--expect", "serial console ready", "--silence", "8"],
+        Some(kernel()),
+        BOOT,
+    );
     assert_eq!(h.code, 2, "{}\n{}", h.stdout, h.stderr);
-    for want in ["serial: sent ~~~k 4 time(s)", "no new boot within 15 s", "qemu: QMP system_reset", "SILENCE: nothing on the console for 8 s", "hanging with interrupts off"] {
+    for want in [
+        "serial: sent ~~~k 4 time(s)",
+        "no new boot within 15 s",
+        "qemu: QMP system_reset",
+        "SILENCE: nothing on the console for 8 s",
+        "hanging with interrupts off",
+    ] {
         assert!(h.stderr.contains(want), "lacks {want:?}:\n{}", h.stderr);
     }
 
     // `relay reboot` of the hung kernel escalates from serial to qemu.
     let rb = r.run(&["reboot", "alpha"], None, BOOT);
     assert_eq!(rb.code, 0, "{}", rb.stderr);
-    assert!(rb.stderr.contains("serial: sent ~~~k 4 time(s)") && rb.stderr.contains("(method qemu): DHCPDISCOVER from"), "{}", rb.stderr);
+    assert!(
+        rb.stderr.contains("serial: sent ~~~k 4 time(s)") && rb.stderr.contains("(method qemu): DHCPDISCOVER from"),
+        "{}",
+        rb.stderr
+    );
 
     // With only the serial method, a hung target cannot be reset: exit 3,
     // saying what was tried and what was seen.
     r.expect_console("alpha", 0, r"(?s)kernel: hanging with interrupts off.*kernel: hanging with interrupts off", BOOT);
     let rb = r.run(&["reboot", "alpha", "--method", "serial"], None, BOOT);
     assert_eq!(rb.code, 3, "{}", rb.stderr);
-    for want in ["showed no sign of a new boot", "serial: sent ~~~k 4 time(s)", "saw nothing", "no BMC", "power-cycled by hand"] {
+    for want in
+        ["showed no sign of a new boot", "serial: sent ~~~k 4 time(s)", "saw nothing", "no BMC", "power-cycled by hand"]
+    {
         assert!(rb.stderr.contains(want), "lacks {want:?}:\n{}", rb.stderr);
     }
 
@@ -113,7 +171,8 @@ fn boot_reboot_escalate_and_two_targets_on_one_relay() {
     assert!(st.stdout.contains("alpha (52:54:00:12:34:56)") && st.stdout.contains("hung since"), "{}", st.stdout);
     assert!(st.stdout.contains("beta (52:54:00:12:34:57)") && st.stdout.contains("PASS in"), "{}", st.stdout);
     // TFTP asks the target table whose file it sent.
-    let fetched = regex::Regex::new(r"last fetched by TFTP: \S+ beta/kernel32\.elf \(\d+ bytes, to 10\.77\.0\.\d+\)").unwrap();
+    let fetched =
+        regex::Regex::new(r"last fetched by TFTP: \S+ beta/kernel32\.elf \(\d+ bytes, to 10\.77\.0\.\d+\)").unwrap();
     assert!(fetched.is_match(&st.stdout), "{}", st.stdout);
     drop(r);
 }
@@ -151,7 +210,12 @@ fn a_boot_during_staging_never_gets_a_partial_file() {
     let (control, new2) = (r.control.clone(), new.clone());
     let client = std::thread::spawn(move || {
         let mut s = std::os::unix::net::UnixStream::connect(control).unwrap();
-        writeln!(s, r#"{{"op":"boot","target":"desk","kernel":{{"name":"-","size":{}}},"expect":"MBI-CHECK: ok"}}"#, new2.len()).unwrap();
+        writeln!(
+            s,
+            r#"{{"op":"boot","target":"desk","kernel":{{"name":"-","size":{}}},"expect":"MBI-CHECK: ok"}}"#,
+            new2.len()
+        )
+        .unwrap();
         for piece in new2.chunks(64 << 10) {
             s.write_all(piece).unwrap();
             std::thread::sleep(Duration::from_millis(60));

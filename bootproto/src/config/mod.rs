@@ -146,12 +146,17 @@ pub fn parse(text: &str) -> Result<BootConfig, ConfigError> {
                 loader_name = Some((n, name));
             }
             "multiboot" => {
-                return Err(err(n, "'multiboot' loads Multiboot 1 kernels, which are not supported; use 'multiboot2' or 'kernel'"))
+                return Err(err(
+                    n,
+                    "'multiboot' loads Multiboot 1 kernels, which are not supported; use 'multiboot2' or 'kernel'",
+                ))
             }
             other => {
                 return Err(err(
                     n,
-                    format!("unknown directive '{other}' (expected kernel, multiboot2, module, module2 or loader_name)"),
+                    format!(
+                        "unknown directive '{other}' (expected kernel, multiboot2, module, module2 or loader_name)"
+                    ),
                 ))
             }
         }
@@ -258,7 +263,9 @@ pub fn split_words(line: &str) -> Result<Vec<String>, String> {
             match c {
                 '\\' => match chars.next() {
                     Some(e) => w.push(e),
-                    None => return Err("a backslash at the end of the line (line continuation) is not supported".into()),
+                    None => {
+                        return Err("a backslash at the end of the line (line continuation) is not supported".into())
+                    }
                 },
                 '\'' => loop {
                     match chars.next() {
@@ -284,7 +291,9 @@ pub fn split_words(line: &str) -> Result<Vec<String>, String> {
                 },
                 '$' => return Err(variable_error()),
                 '{' | '}' | '|' | '&' | ';' | '<' | '>' => {
-                    return Err(format!("'{c}' is GRUB script syntax, which is not supported here; quote it ('{c}') to pass it literally"))
+                    return Err(format!(
+                    "'{c}' is GRUB script syntax, which is not supported here; quote it ('{c}') to pass it literally"
+                ))
                 }
                 other => w.push(other),
             }

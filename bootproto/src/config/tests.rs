@@ -33,7 +33,13 @@ fn kernel_and_modules() {
                 rooted: true
             },
             modules: vec![
-                Entry { path: "initrd.img".into(), args: "root=/dev/ram".into(), nounzip: false, line: 4, rooted: true },
+                Entry {
+                    path: "initrd.img".into(),
+                    args: "root=/dev/ram".into(),
+                    nounzip: false,
+                    line: 4,
+                    rooted: true
+                },
                 Entry { path: "fs.img".into(), args: "".into(), nounzip: false, line: 5, rooted: false },
             ],
             loader_name: None,

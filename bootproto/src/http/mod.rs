@@ -219,14 +219,24 @@ pub struct Head {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Error {
     /// A final status other than 2xx (redirects included: see `location`).
-    Status { status: u16, reason: String, location: Option<String> },
+    Status {
+        status: u16,
+        reason: String,
+        location: Option<String>,
+    },
     /// The connection closed after `received` body bytes; `expected` when
     /// the length was known.
-    Truncated { received: u64, expected: Option<u64> },
+    Truncated {
+        received: u64,
+        expected: Option<u64>,
+    },
     /// The server broke HTTP: the text says how.
     Protocol(String),
     /// The body (announced or received) exceeds `limit`.
-    TooLarge { limit: u64, size: u64 },
+    TooLarge {
+        limit: u64,
+        size: u64,
+    },
     Sink(SinkError),
 }
 
@@ -552,14 +562,24 @@ fn parse_head(bytes: &[u8]) -> Result<Head, Error> {
     };
     let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
     let status = code.parse::<u16>().ok().filter(|c| (100..600).contains(c)).ok_or_else(bad_status)?;
-    let mut head =
-        Head { status, reason: reason.trim().to_string(), content_length: None, chunked: false, close: http10, location: None };
+    let mut head = Head {
+        status,
+        reason: reason.trim().to_string(),
+        content_length: None,
+        chunked: false,
+        close: http10,
+        location: None,
+    };
     for l in lines.filter(|l| !l.is_empty()) {
-        let (name, value) = l.split_once(':').ok_or_else(|| Error::Protocol(alloc::format!("bad header line '{}'", l.escape_debug())))?;
+        let (name, value) = l
+            .split_once(':')
+            .ok_or_else(|| Error::Protocol(alloc::format!("bad header line '{}'", l.escape_debug())))?;
         let value = value.trim();
         match name.trim() {
             n if n.eq_ignore_ascii_case("content-length") => {
-                let v = value.parse::<u64>().map_err(|_| Error::Protocol(alloc::format!("bad Content-Length '{value}'")))?;
+                let v = value
+                    .parse::<u64>()
+                    .map_err(|_| Error::Protocol(alloc::format!("bad Content-Length '{value}'")))?;
                 // RFC 9112 6.3: differing lengths make the framing unknowable.
                 if head.content_length.is_some_and(|old| old != v) {
                     return Err(Error::Protocol("conflicting Content-Length headers".into()));

@@ -115,10 +115,12 @@ fn an_error_page_is_read_and_dropped_so_the_connection_stays_usable() {
     let input = b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot foundHTTP/1.1 200 OK";
     let mut r = Response::new(Some(1));
     let mut stored = 0;
-    let (used, ev) = r.feed(input, &mut |_, b| {
-        stored += b.len();
-        Ok(())
-    }).unwrap();
+    let (used, ev) = r
+        .feed(input, &mut |_, b| {
+            stored += b.len();
+            Ok(())
+        })
+        .unwrap();
     assert_eq!((&input[used..], ev, stored), (&b"HTTP/1.1 200 OK"[..], Event::Done { size: 9 }, 0));
     assert_eq!(r.outcome().unwrap_err().to_string(), "HTTP 404 Not Found");
     // A huge error body is not worth reading: fatal, reconnect.
@@ -154,7 +156,8 @@ fn http10_body_runs_to_the_close() {
 
 #[test]
 fn continue_responses_are_skipped_and_lax_line_ends_accepted() {
-    let (body, head, _) = run(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\nContent-Length: 2\n\nok", 1, None).unwrap();
+    let (body, head, _) =
+        run(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\nContent-Length: 2\n\nok", 1, None).unwrap();
     assert_eq!((body.as_slice(), head.status), (&b"ok"[..], 200));
 }
 
@@ -162,7 +165,8 @@ fn continue_responses_are_skipped_and_lax_line_ends_accepted() {
 fn size_limit_checked_before_storing_and_while_receiving() {
     let e = run(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nxx", 100, Some(999)).unwrap_err();
     assert_eq!(e, Error::TooLarge { limit: 999, size: 1000 });
-    let e = run(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 100, Some(4)).unwrap_err();
+    let e =
+        run(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 100, Some(4)).unwrap_err();
     assert_eq!(e, Error::TooLarge { limit: 4, size: 5 });
 }
 

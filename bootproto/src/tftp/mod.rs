@@ -37,9 +37,9 @@
 pub mod wire;
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod dnsmasq_tests;
+#[cfg(test)]
+mod tests;
 
 use alloc::string::{String, ToString};
 use core::fmt;
@@ -103,14 +103,23 @@ impl fmt::Display for SinkError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Error {
     /// The server sent ERROR `code` with this text.
-    Remote { code: u16, message: String },
+    Remote {
+        code: u16,
+        message: String,
+    },
     /// No answer after `retries` retransmissions (`waited_ms` in total).
-    Timeout { retries: u32, waited_ms: u64 },
+    Timeout {
+        retries: u32,
+        waited_ms: u64,
+    },
     /// The server broke the protocol (bad OACK, oversize block, garbage).
     Protocol(String),
     Sink(SinkError),
     /// The file (announced tsize or data received) exceeds `limit` bytes.
-    TooLarge { limit: u64, size: u64 },
+    TooLarge {
+        limit: u64,
+        size: u64,
+    },
     /// The RRQ does not fit in the caller's buffer (filename too long).
     RequestTooLong,
 }
@@ -431,13 +440,7 @@ impl Client {
         self.reacked = false;
     }
 
-    pub fn handle(
-        &mut self,
-        now_ms: u64,
-        src_port: u16,
-        packet: &[u8],
-        sink: &mut Sink<'_>,
-    ) -> Result<Event, Error> {
+    pub fn handle(&mut self, now_ms: u64, src_port: u16, packet: &[u8], sink: &mut Sink<'_>) -> Result<Event, Error> {
         self.now_ms = now_ms;
         let pkt = Packet::parse(packet);
         if let Some(tid) = self.tid {
@@ -479,7 +482,11 @@ impl Client {
         };
         match pkt {
             Packet::Error { code: c, message } => {
-                if self.state == State::Requesting && c == code::OPTION_REFUSED && self.use_options && self.has_options() {
+                if self.state == State::Requesting
+                    && c == code::OPTION_REFUSED
+                    && self.use_options
+                    && self.has_options()
+                {
                     // RFC 2347: the server refuses our options; ask again
                     // plainly (its answer will come from a new TID).
                     self.use_options = false;
@@ -579,13 +586,7 @@ impl Client {
         Ok(())
     }
 
-    fn on_data(
-        &mut self,
-        now_ms: u64,
-        block: u16,
-        data: &[u8],
-        sink: &mut Sink<'_>,
-    ) -> Result<Event, Error> {
+    fn on_data(&mut self, now_ms: u64, block: u16, data: &[u8], sink: &mut Sink<'_>) -> Result<Event, Error> {
         let blksize = usize::from(self.neg.blksize);
         let expected = (self.blocks + 1) as u16;
         let ahead = block.wrapping_sub(expected);

@@ -749,10 +749,7 @@ fn raw_layer_frames_what_the_strict_layer_rejects() {
         assert_eq!(RawPacket::parse(bad).err(), Packet::parse(bad).err(), "{bad:?}");
         assert!(RawPacket::parse(bad).is_err());
     }
-    assert_eq!(
-        RawPacket::parse(b"\x00\x05\x00\x02no\xffnul"),
-        Ok(RawPacket::Error { code: 2, message: b"no\xffnul" })
-    );
+    assert_eq!(RawPacket::parse(b"\x00\x05\x00\x02no\xffnul"), Ok(RawPacket::Error { code: 2, message: b"no\xffnul" }));
     assert_eq!(RawPacket::parse(b"\x00\x03\x00\x01ab"), Ok(RawPacket::Data { block: 1, data: b"ab" }));
     assert_eq!(RawPacket::parse(b"\x00\x06x\0"), Ok(RawPacket::Oack { options: b"x\0" }));
 }

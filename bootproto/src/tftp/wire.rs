@@ -52,15 +52,33 @@ pub const DEFAULT_BLKSIZE: u16 = 512;
 /// A decoded TFTP packet, borrowing from the datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Packet<'a> {
-    Rrq { filename: &'a str, mode: &'a str, options: Options<'a> },
-    Wrq { filename: &'a str, mode: &'a str, options: Options<'a> },
-    Data { block: u16, data: &'a [u8] },
-    Ack { block: u16 },
+    Rrq {
+        filename: &'a str,
+        mode: &'a str,
+        options: Options<'a>,
+    },
+    Wrq {
+        filename: &'a str,
+        mode: &'a str,
+        options: Options<'a>,
+    },
+    Data {
+        block: u16,
+        data: &'a [u8],
+    },
+    Ack {
+        block: u16,
+    },
     /// `message` is the server's text; bytes that are not UTF-8 and
     /// anything from the first invalid byte on are dropped, and a missing
     /// NUL terminator is tolerated (some servers omit it).
-    Error { code: u16, message: &'a str },
-    Oack { options: Options<'a> },
+    Error {
+        code: u16,
+        message: &'a str,
+    },
+    Oack {
+        options: Options<'a>,
+    },
 }
 
 /// Why a datagram is not a TFTP packet.
@@ -172,13 +190,31 @@ fn be16(b: &[u8]) -> u16 {
 /// tftp-hpa and dnsmasq do).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RawPacket<'a> {
-    Rrq { filename: &'a [u8], mode: &'a [u8], options: &'a [u8] },
-    Wrq { filename: &'a [u8], mode: &'a [u8], options: &'a [u8] },
-    Data { block: u16, data: &'a [u8] },
-    Ack { block: u16 },
+    Rrq {
+        filename: &'a [u8],
+        mode: &'a [u8],
+        options: &'a [u8],
+    },
+    Wrq {
+        filename: &'a [u8],
+        mode: &'a [u8],
+        options: &'a [u8],
+    },
+    Data {
+        block: u16,
+        data: &'a [u8],
+    },
+    Ack {
+        block: u16,
+    },
     /// `message` runs to the first NUL or, if there is none, to the end.
-    Error { code: u16, message: &'a [u8] },
-    Oack { options: &'a [u8] },
+    Error {
+        code: u16,
+        message: &'a [u8],
+    },
+    Oack {
+        options: &'a [u8],
+    },
 }
 
 impl<'a> RawPacket<'a> {
@@ -370,11 +406,21 @@ fn encode_request(
 }
 
 /// RRQ `filename`, `mode` (use "octet"), then the option pairs.
-pub fn encode_rrq(buf: &mut [u8], filename: &str, mode: &str, options: &[(&str, &str)]) -> Result<usize, BufferTooSmall> {
+pub fn encode_rrq(
+    buf: &mut [u8],
+    filename: &str,
+    mode: &str,
+    options: &[(&str, &str)],
+) -> Result<usize, BufferTooSmall> {
     encode_request(OP_RRQ, buf, filename, mode, options)
 }
 
-pub fn encode_wrq(buf: &mut [u8], filename: &str, mode: &str, options: &[(&str, &str)]) -> Result<usize, BufferTooSmall> {
+pub fn encode_wrq(
+    buf: &mut [u8],
+    filename: &str,
+    mode: &str,
+    options: &[(&str, &str)],
+) -> Result<usize, BufferTooSmall> {
     encode_request(OP_WRQ, buf, filename, mode, options)
 }
 

@@ -23,7 +23,15 @@ pub fn read() -> Result<Vec<E820Entry>, &'static str> {
         // BIOSes that return only 20 bytes.
         *buf = [0; 24];
         buf[20] = 1;
-        let mut r = Regs { eax: 0xE820, ebx: cont, ecx: 24, edx: SMAP, edi: ptr.offset as u32, es: ptr.segment, ..Default::default() };
+        let mut r = Regs {
+            eax: 0xE820,
+            ebx: cont,
+            ecx: 24,
+            edx: SMAP,
+            edi: ptr.offset as u32,
+            es: ptr.segment,
+            ..Default::default()
+        };
         thunk::int(0x15, &mut r);
         if r.carry() || r.eax != SMAP {
             // CF on a later call marks the end (some BIOSes do that instead of EBX=0).

@@ -148,7 +148,12 @@ impl Pxe {
         let e = super::entry_regs();
         match check_bang_pxe(e.bang_pxe) {
             Ok(entry) => {
-                return Ok(Pxe { found: Found::BangPxeOnStack, entry, bang: true, struct_addr: FarPtr::from_u32(e.bang_pxe).linear() })
+                return Ok(Pxe {
+                    found: Found::BangPxeOnStack,
+                    entry,
+                    bang: true,
+                    struct_addr: FarPtr::from_u32(e.bang_pxe).linear(),
+                })
             }
             Err(why) => log(format_args!("!PXE at SS:[SP+4] ({:08x}): {why}", e.bang_pxe)),
         }
@@ -179,7 +184,12 @@ impl Pxe {
         };
         if let Some(p) = pxe_ptr {
             if let Ok(entry) = check_bang_pxe(p) {
-                return Ok(Pxe { found: Found::BangPxeViaPxenv, entry, bang: true, struct_addr: FarPtr::from_u32(p).linear() });
+                return Ok(Pxe {
+                    found: Found::BangPxeViaPxenv,
+                    entry,
+                    bang: true,
+                    struct_addr: FarPtr::from_u32(p).linear(),
+                });
             }
         }
         Ok(Pxe { found, entry: rm_entry, bang: false, struct_addr: addr })
@@ -324,9 +334,12 @@ pub const PACKET_TYPE_DHCP_ACK: u16 = 2;
 pub const PACKET_TYPE_CACHED_REPLY: u16 = 3;
 
 static STATUS_BLOCK: BaseMem<StatusOnly> = BaseMem::new(StatusOnly { status: 0, reserved: [0; 10] });
-static OPEN: BaseMem<UndiOpen> = BaseMem::new(UndiOpen { status: 0, open_flag: 0, pkt_filter: 0, mcast_count: 0, mcast: [[0; 6]; 8] });
-static TRANSMIT: BaseMem<UndiTransmit> = BaseMem::new(UndiTransmit { status: 0, protocol: 0, xmit_flag: 0, dest_addr: 0, tbd: 0, reserved: [0; 2] });
-static TBD: BaseMem<UndiTbd> = BaseMem::new(UndiTbd { immed_length: 0, xmit: 0, data_blk_count: 0, blocks: [[0; 8]; 8] });
+static OPEN: BaseMem<UndiOpen> =
+    BaseMem::new(UndiOpen { status: 0, open_flag: 0, pkt_filter: 0, mcast_count: 0, mcast: [[0; 6]; 8] });
+static TRANSMIT: BaseMem<UndiTransmit> =
+    BaseMem::new(UndiTransmit { status: 0, protocol: 0, xmit_flag: 0, dest_addr: 0, tbd: 0, reserved: [0; 2] });
+static TBD: BaseMem<UndiTbd> =
+    BaseMem::new(UndiTbd { immed_length: 0, xmit: 0, data_blk_count: 0, blocks: [[0; 8]; 8] });
 static DEST: BaseMem<[u8; 6]> = BaseMem::new([0; 6]);
 static INFO: BaseMem<UndiGetInformation> = BaseMem::new(UndiGetInformation {
     status: 0,
@@ -355,7 +368,8 @@ static NIC_TYPE: BaseMem<UndiGetNicType> = BaseMem::new(UndiGetNicType {
     sub_device: 0,
     reserved: [0; 8],
 });
-static CACHED: BaseMem<GetCachedInfo> = BaseMem::new(GetCachedInfo { status: 0, packet_type: 0, buffer_size: 0, buffer: 0, buffer_limit: 0 });
+static CACHED: BaseMem<GetCachedInfo> =
+    BaseMem::new(GetCachedInfo { status: 0, packet_type: 0, buffer_size: 0, buffer: 0, buffer_limit: 0 });
 /// Frames handed to UNDI_TRANSMIT. Two, used in turn, because a ROM may
 /// still be reading the previous one when it never reports completion.
 pub const TX_BUF_LEN: usize = 1536;
@@ -381,7 +395,11 @@ struct RawInfo {
 /// What GET_NIC_TYPE said.
 #[derive(Clone, Copy, Debug)]
 pub enum NicType {
-    Pci { vendor: u16, device: u16, bus_dev_func: u16 },
+    Pci {
+        vendor: u16,
+        device: u16,
+        bus_dev_func: u16,
+    },
     PnP,
     CardBus,
     Other(u8),
@@ -656,7 +674,13 @@ impl Pxe {
     }
 
     pub fn undi_open(&self) -> Result<(), PxeError> {
-        *OPEN.get() = UndiOpen { status: 0, open_flag: 0, pkt_filter: FLTR_DIRECTED | FLTR_BRDCST, mcast_count: 0, mcast: [[0; 6]; 8] };
+        *OPEN.get() = UndiOpen {
+            status: 0,
+            open_flag: 0,
+            pkt_filter: FLTR_DIRECTED | FLTR_BRDCST,
+            mcast_count: 0,
+            mcast: [[0; 6]; 8],
+        };
         self.call(opcode::UNDI_OPEN, &OPEN)
     }
 
@@ -751,7 +775,16 @@ impl Undi {
             return Err(OpenError::NoMac { current, permanent });
         };
         let nic_type = pxe.undi_get_nic_type();
-        let undi = Undi { pxe, tx_next: 0, pending_tx: None, batch: false, ring_count: 0, ring_next: 0, stats: UndiStats::default(), tx_retries: 0 };
+        let undi = Undi {
+            pxe,
+            tx_next: 0,
+            pending_tx: None,
+            batch: false,
+            ring_count: 0,
+            ring_next: 0,
+            stats: UndiStats::default(),
+            tx_retries: 0,
+        };
         Ok((undi, UndiInfo { mac, mtu, irq, io, nic_type, workarounds: w }))
     }
 
@@ -787,7 +820,8 @@ impl Undi {
         let xmit_flag = if protocol != P_UNKNOWN && dest == [0xff; 6] { XMT_BROADCAST } else { XMT_DESTADDR };
         *DEST.get() = dest;
         let buf_ptr = FarPtr::from_linear(buf.as_ptr() as usize + skip);
-        *TBD.get() = UndiTbd { immed_length: (len - skip) as u16, xmit: far(buf_ptr), data_blk_count: 0, blocks: [[0; 8]; 8] };
+        *TBD.get() =
+            UndiTbd { immed_length: (len - skip) as u16, xmit: far(buf_ptr), data_blk_count: 0, blocks: [[0; 8]; 8] };
         *TRANSMIT.get() = UndiTransmit {
             status: 0,
             protocol,

@@ -23,8 +23,8 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use bootproto::mbi::{self, Apm, BootInfo, EgaText, Framebuffer, Module};
-use bootproto::vbe::{self, Graphics, Mode, ModeInfo, VbeTag};
 use bootproto::memmap::{self, Allocator, Move, Preference, Range, FOUR_GIB, ONE_MIB, PAGE};
+use bootproto::vbe::{self, Graphics, Mode, ModeInfo, VbeTag};
 use bootproto::{gzip, multiboot2};
 use core::fmt;
 
@@ -152,7 +152,13 @@ pub struct PreparedBoot {
 
 impl fmt::Display for PreparedBoot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "kernel {}{}, entry {:#x}", self.kernel.range, if self.kernel.gunzipped { " (gunzipped)" } else { "" }, self.entry)?;
+        write!(
+            f,
+            "kernel {}{}, entry {:#x}",
+            self.kernel.range,
+            if self.kernel.gunzipped { " (gunzipped)" } else { "" },
+            self.entry
+        )?;
         for (i, m) in self.modules.iter().enumerate() {
             write!(
                 f,
@@ -371,7 +377,10 @@ fn prepare_in(
     let mut avoid = mem.clone();
     for f in core::iter::once(&kernel).chain(modules) {
         let r = Range::new(phys(f.data), phys(f.data) + f.data.len() as u64);
-        avoid.reserve_always(Range::new(memmap::align_down(r.start, PAGE), memmap::align_up(r.end, PAGE)), "staged file");
+        avoid.reserve_always(
+            Range::new(memmap::align_down(r.start, PAGE), memmap::align_up(r.end, PAGE)),
+            "staged file",
+        );
     }
     let kerr = |err| BootError::Kernel { name: kernel.name.into(), err };
 
@@ -382,7 +391,12 @@ fn prepare_in(
     let mut moves: Vec<Move> = Vec::new();
     let mut names: Vec<String> = Vec::new();
     for (i, s) in plan.segments.iter().enumerate() {
-        moves.push(Move { src: phys(image) + s.file_offset, dst: s.dest_phys, len: s.file_len, zero: s.mem_len - s.file_len });
+        moves.push(Move {
+            src: phys(image) + s.file_offset,
+            dst: s.dest_phys,
+            len: s.file_len,
+            zero: s.mem_len - s.file_len,
+        });
         names.push(format!("{} segment {i} ({})", kernel.name, s.dest()));
     }
 
@@ -449,7 +463,11 @@ fn prepare_in(
         .required_but_absent(&mbi::tags_present(&info))
         .into_iter()
         .map(|t| {
-            format!("warning: kernel requires MBI tag {t} ({}), {}", multiboot2::mbi_tag_name(t), multiboot2::absent_reason(t))
+            format!(
+                "warning: kernel requires MBI tag {t} ({}), {}",
+                multiboot2::mbi_tag_name(t),
+                multiboot2::absent_reason(t)
+            )
         })
         .collect();
     if !header.accepts_ega_text() && header.framebuffer.is_none() {
@@ -458,7 +476,8 @@ fn prepare_in(
     }
     let size = mbi::size(&info);
     let mut buf = alloc::vec![0u8; size];
-    mbi::write(&info, &mut buf).map_err(|_| BootError::NoRoom { what: "boot information".into(), size: size as u64 })?;
+    mbi::write(&info, &mut buf)
+        .map_err(|_| BootError::NoRoom { what: "boot information".into(), size: size as u64 })?;
     // GRUB's first fit again, for the size GRUB reserves (its upper bound):
     // usually in the gap after the kernel's sections.
     let chunk = mbi::grub_chunk_size(&info) as u64;

@@ -29,8 +29,15 @@ const FIRST_LOCAL_PORT: u16 = 50_000;
 pub enum HttpFetchError {
     /// The chainloader has no DNS resolver.
     NotAnAddress(alloc::string::String),
-    Connect { server: Ipv4Addr, port: u16, why: &'static str },
-    Stalled { received: u64, secs: u64 },
+    Connect {
+        server: Ipv4Addr,
+        port: u16,
+        why: &'static str,
+    },
+    Stalled {
+        received: u64,
+        secs: u64,
+    },
     Http(http::Error),
     NoBuffers,
 }
@@ -102,7 +109,11 @@ impl Net {
         {
             let s = self.sockets.get_mut::<tcp::Socket>(h);
             if s.send_slice(&req[..n]) != Ok(n) {
-                return Err(self.http_fail(HttpFetchError::Connect { server, port: url.port, why: "send buffer full" }));
+                return Err(self.http_fail(HttpFetchError::Connect {
+                    server,
+                    port: url.port,
+                    why: "send buffer full",
+                }));
             }
         }
         // A TCP window arrives as a burst: each trip to real mode collects
@@ -162,8 +173,11 @@ impl Net {
         c.next_port = if local >= 60_000 { FIRST_LOCAL_PORT } else { local + 1 };
         c.remote = Some((server, port));
         let s = self.sockets.get_mut::<tcp::Socket>(h);
-        s.connect(self.iface.context(), (server, port), local)
-            .map_err(|_| HttpFetchError::Connect { server, port, why: "no route or address" })?;
+        s.connect(self.iface.context(), (server, port), local).map_err(|_| HttpFetchError::Connect {
+            server,
+            port,
+            why: "no route or address",
+        })?;
         let deadline = cpu::now_ms() + CONNECT_TIMEOUT_MS;
         loop {
             self.poll();
@@ -200,7 +214,10 @@ impl Net {
                     d.copy_from_slice(bytes);
                     Ok(())
                 }
-                None => Err(http::SinkError(alloc::format!("no room: {} bytes at offset {off}, {cap} available", bytes.len()))),
+                None => Err(http::SinkError(alloc::format!(
+                    "no room: {} bytes at offset {off}, {cap} available",
+                    bytes.len()
+                ))),
             }
         };
         let mut progress = Progress::new(show, quiet);

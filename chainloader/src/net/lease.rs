@@ -67,7 +67,9 @@ impl Lease {
         };
         for o in p.options() {
             match o.kind {
-                1 if o.data.len() == 4 => l.prefix = u32::from_be_bytes(o.data.try_into().unwrap()).leading_ones() as u8,
+                1 if o.data.len() == 4 => {
+                    l.prefix = u32::from_be_bytes(o.data.try_into().unwrap()).leading_ones() as u8
+                }
                 3 => l.router = ip4(o.data),
                 54 => l.server_id = ip4(o.data),
                 66 => l.server_name = text(o.data),

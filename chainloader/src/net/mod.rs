@@ -64,7 +64,8 @@ pub struct Net {
 /// where chainloader.0 has no room to spare.
 const UDP_RX_SLOTS: usize = 32;
 pub const UDP_RX_DATA_LEN: usize = UDP_RX_SLOTS * 1536;
-static UDP_RX_META: BaseMem<[udp::PacketMetadata; UDP_RX_SLOTS]> = BaseMem::new([udp::PacketMetadata::EMPTY; UDP_RX_SLOTS]);
+static UDP_RX_META: BaseMem<[udp::PacketMetadata; UDP_RX_SLOTS]> =
+    BaseMem::new([udp::PacketMetadata::EMPTY; UDP_RX_SLOTS]);
 static UDP_TX_META: BaseMem<[udp::PacketMetadata; 8]> = BaseMem::new([udp::PacketMetadata::EMPTY; 8]);
 static UDP_TX_DATA: BaseMem<[u8; 8 * 600]> = BaseMem::new([0; 8 * 600]);
 
@@ -85,7 +86,12 @@ impl Net {
     /// Gives the download sockets their buffers: `udp_rx` (at least
     /// `UDP_RX_DATA_LEN` bytes) for TFTP, `tcp_rx`/`tcp_tx` for HTTP. Called
     /// once: the UDP metadata statics are borrowed for the rest of the run.
-    pub fn enable_downloads(&mut self, udp_rx: &'static mut [u8], tcp_rx: &'static mut [u8], tcp_tx: &'static mut [u8]) {
+    pub fn enable_downloads(
+        &mut self,
+        udp_rx: &'static mut [u8],
+        tcp_rx: &'static mut [u8],
+        tcp_tx: &'static mut [u8],
+    ) {
         let rx = udp::PacketBuffer::new(&mut UDP_RX_META.get()[..], udp_rx);
         let tx = udp::PacketBuffer::new(&mut UDP_TX_META.get()[..], &mut UDP_TX_DATA.get()[..]);
         let mut sock = udp::Socket::new(rx, tx);
@@ -164,7 +170,14 @@ impl Net {
     /// Fetches `filename` from `server` into `dest` by TFTP. The sink copies
     /// each block once, from the UDP socket buffer straight to `dest`.
     /// Prints progress every 10% (or every MiB when the size is unknown).
-    pub fn tftp_get(&mut self, server: Ipv4Addr, filename: &str, dest: &mut [u8], show: &str, quiet: bool) -> Result<Fetched, tftp::Error> {
+    pub fn tftp_get(
+        &mut self,
+        server: Ipv4Addr,
+        filename: &str,
+        dest: &mut [u8],
+        show: &str,
+        quiet: bool,
+    ) -> Result<Fetched, tftp::Error> {
         let h = self.tftp_sock.ok_or_else(|| tftp::Error::Protocol("no buffers for TFTP (enable_downloads)".into()))?;
         // Leftovers of an earlier transfer (late duplicates) are dropped.
         // A fresh local port (our TID) per transfer, so that late packets of
@@ -198,7 +211,9 @@ impl Net {
                     d.copy_from_slice(bytes);
                     Ok(())
                 }
-                None => Err(SinkError(alloc::format!("no room: {} bytes at offset {off}, {cap} available", bytes.len()))),
+                None => {
+                    Err(SinkError(alloc::format!("no room: {} bytes at offset {off}, {cap} available", bytes.len())))
+                }
             }
         };
         let mut progress = Progress::new(show, quiet);
@@ -319,5 +334,13 @@ pub fn rate(size: u64, ms: u64) -> String {
     let ms = ms.max(1);
     let rate10 = size * 10 * 1000 / ms / (1 << 20);
     let (tenths, unit) = if size >= 1 << 20 { ((size * 10) >> 20, "MiB") } else { ((size * 10) >> 10, "KiB") };
-    alloc::format!("{}.{} {unit} in {}.{:02} s, {}.{} MiB/s", tenths / 10, tenths % 10, ms / 1000, ms % 1000 / 10, rate10 / 10, rate10 % 10)
+    alloc::format!(
+        "{}.{} {unit} in {}.{:02} s, {}.{} MiB/s",
+        tenths / 10,
+        tenths % 10,
+        ms / 1000,
+        ms % 1000 / 10,
+        rate10 / 10,
+        rate10 % 10
+    )
 }

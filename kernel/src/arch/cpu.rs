@@ -108,7 +108,11 @@ pub fn init() {
         let base = TSS.0.get() as u64;
         let limit = core::mem::size_of::<Tss>() as u64 - 1;
         // 64-bit available TSS descriptor (type 9, present), two GDT slots.
-        let lo = (limit & 0xffff) | ((base & 0xff_ffff) << 16) | (0x89 << 40) | (((limit >> 16) & 0xf) << 48) | (((base >> 24) & 0xff) << 56);
+        let lo = (limit & 0xffff)
+            | ((base & 0xff_ffff) << 16)
+            | (0x89 << 40)
+            | (((limit >> 16) & 0xf) << 48)
+            | (((base >> 24) & 0xff) << 56);
         let gdt_p = &raw mut gdt;
         (*gdt_p)[4] = lo;
         (*gdt_p)[5] = base >> 32;

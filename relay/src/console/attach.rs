@@ -83,6 +83,7 @@ fn make_raw() -> io::Result<bool> {
     }
     // SAFETY: termios is plain data; tcgetattr fills it for fd 0.
     let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: `t` is a termios we own, valid for the write.
     if unsafe { libc::tcgetattr(0, &mut t) } != 0 {
         return Err(io::Error::last_os_error());
     }
@@ -90,6 +91,7 @@ fn make_raw() -> io::Result<bool> {
     let mut raw = t;
     // SAFETY: cfmakeraw edits the struct we own; tcsetattr applies it to fd 0.
     unsafe { libc::cfmakeraw(&mut raw) };
+    // SAFETY: `raw` is a valid termios we own; fd 0 is a terminal (isatty).
     if unsafe { libc::tcsetattr(0, libc::TCSANOW, &raw) } != 0 {
         return Err(io::Error::last_os_error());
     }
@@ -105,12 +107,7 @@ impl Drop for RestoreOnDrop {
 
 /// Run the interactive client. `replay` bytes of recent output are shown
 /// first. `reboot` runs on `Ctrl-] r` (on its own thread).
-pub fn run(
-    conn: UnixStream,
-    pending: Vec<u8>,
-    what: &str,
-    reboot: Option<Box<dyn Fn() + Send + Sync>>,
-) -> Result<()> {
+pub fn run(conn: UnixStream, pending: Vec<u8>, what: &str, reboot: Option<Box<dyn Fn() + Send + Sync>>) -> Result<()> {
     let tty = make_raw()?;
     let _restore = RestoreOnDrop;
     let nl = if tty { "\r\n" } else { "\n" };
@@ -187,10 +184,13 @@ mod tests {
     #[test]
     fn tildes_pass_and_escape_works() {
         let mut e = Escape::default();
-        let sent: Vec<u8> = b"~~~k".iter().flat_map(|&b| match e.key(b) {
-            Key::Send(v) => v,
-            k => panic!("{k:?}"),
-        }).collect();
+        let sent: Vec<u8> = b"~~~k"
+            .iter()
+            .flat_map(|&b| match e.key(b) {
+                Key::Send(v) => v,
+                k => panic!("{k:?}"),
+            })
+            .collect();
         assert_eq!(sent, b"~~~k");
         assert_eq!(e.key(ESCAPE), Key::Nothing);
         assert_eq!(e.key(ESCAPE), Key::Send(vec![ESCAPE]));

@@ -61,7 +61,10 @@ struct QueueState {
 
 impl ClientQueue {
     fn new(initial: Vec<u8>) -> Arc<ClientQueue> {
-        Arc::new(ClientQueue { state: Mutex::new(QueueState { bytes: initial.into(), closed: None }), ready: Condvar::new() })
+        Arc::new(ClientQueue {
+            state: Mutex::new(QueueState { bytes: initial.into(), closed: None }),
+            ready: Condvar::new(),
+        })
     }
 
     /// Non-blocking: false once the client is closed.
@@ -128,7 +131,8 @@ impl Hub {
     /// that a missing or busy device stops `relay serve` with its error.
     pub fn start(target: &str, device: &str, baud: u32, log: TimestampedLog) -> Result<Arc<Hub>> {
         let port = serial::open_serial(device, baud)?;
-        let writer = port.try_clone_native().map_err(|e| anyhow::anyhow!("cannot clone the handle of {device}: {e}"))?;
+        let writer =
+            port.try_clone_native().map_err(|e| anyhow::anyhow!("cannot clone the handle of {device}: {e}"))?;
         let hub = Arc::new(Hub {
             target: target.to_string(),
             device: device.to_string(),
@@ -185,7 +189,13 @@ impl Hub {
     }
 
     /// Register a client; it first gets up to `replay` bytes of recent output.
-    pub fn add_client(&self, kind: &'static str, peer: String, read_only: bool, replay: usize) -> (ClientInfo, Arc<ClientQueue>) {
+    pub fn add_client(
+        &self,
+        kind: &'static str,
+        peer: String,
+        read_only: bool,
+        replay: usize,
+    ) -> (ClientInfo, Arc<ClientQueue>) {
         let mut g = self.inner.lock().unwrap();
         let skip = g.ring.len().saturating_sub(replay);
         let backlog: Vec<u8> = g.ring.iter().skip(skip).copied().collect();
@@ -198,7 +208,13 @@ impl Hub {
         };
         let q = ClientQueue::new(backlog);
         g.clients.push((info.clone(), q.clone()));
-        info!("console {}: client {} ({kind} {}{}) attached", self.target, info.id, info.peer, if read_only { ", read-only" } else { "" });
+        info!(
+            "console {}: client {} ({kind} {}{}) attached",
+            self.target,
+            info.id,
+            info.peer,
+            if read_only { ", read-only" } else { "" }
+        );
         (info, q)
     }
 
@@ -221,7 +237,9 @@ impl Hub {
         let mut w = self.writer.lock().unwrap();
         match w.as_mut() {
             Some(p) => p.write_all(bytes).and_then(|_| p.flush()),
-            None => Err(io::Error::new(io::ErrorKind::NotConnected, format!("{} is not open (reopening)", self.device))),
+            None => {
+                Err(io::Error::new(io::ErrorKind::NotConnected, format!("{} is not open (reopening)", self.device)))
+            }
         }
     }
 
@@ -262,7 +280,11 @@ impl Hub {
             match serial::read_port(&mut port, &mut buf) {
                 Ok(0) => {}
                 Ok(n) => self.publish(&buf[..n]),
-                Err(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
                 Err(e) => {
                     // A USB adapter unplugged, a pty whose QEMU went away: keep
                     // the clients, and reopen the device when it returns.

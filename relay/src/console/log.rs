@@ -33,9 +33,20 @@ impl TimestampedLog {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("cannot open log {}", path.display()))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open log {}", path.display()))?;
         let written = file.metadata().map(|m| m.len()).unwrap_or(0);
-        Ok(TimestampedLog { path: Some(path.to_path_buf()), file: Some(file), written, max_bytes: max_bytes.max(4096), keep, at_line_start: true })
+        Ok(TimestampedLog {
+            path: Some(path.to_path_buf()),
+            file: Some(file),
+            written,
+            max_bytes: max_bytes.max(4096),
+            keep,
+            at_line_start: true,
+        })
     }
 
     pub fn path(&self) -> Option<&Path> {

@@ -76,7 +76,9 @@ pub fn run<R: Read, W: Write + Send + 'static>(
         }
         for c in ctl {
             let r = match c {
-                Control::Line { dtr, asserted } => hub.set_line(if dtr { ModemLine::Dtr } else { ModemLine::Rts }, asserted),
+                Control::Line { dtr, asserted } => {
+                    hub.set_line(if dtr { ModemLine::Dtr } else { ModemLine::Rts }, asserted)
+                }
                 Control::Baud(b) => hub.set_baud(b),
             };
             if let Err(e) = r {

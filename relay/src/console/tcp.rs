@@ -11,7 +11,8 @@ use super::session::{self, Codec};
 
 pub fn listen(hub: Arc<Hub>, bind: IpAddr, port: u16, codec: Codec) -> Result<SocketAddr> {
     let what = if codec == Codec::Telnet { "telnet/RFC 2217" } else { "raw TCP" };
-    let l = TcpListener::bind((bind, port)).with_context(|| format!("cannot listen on {bind}:{port} for the {what} console of {}", hub.target))?;
+    let l = TcpListener::bind((bind, port))
+        .with_context(|| format!("cannot listen on {bind}:{port} for the {what} console of {}", hub.target))?;
     let addr = l.local_addr()?;
     info!("console {}: {what} on {addr}", hub.target);
     std::thread::Builder::new().name(format!("tcp-{}-{port}", hub.target)).spawn(move || {

@@ -230,7 +230,8 @@ mod tests {
         let g = t.greeting();
         assert!(g.windows(3).any(|w| w == [IAC, WILL, ECHO]));
         // The client's answers to our offers need no reply (no loop).
-        let (d, r, _) = feed(&mut t, &[IAC, DO, ECHO, IAC, WILL, SGA, b'h', b'i', IAC, IAC, b'\r', 0, IAC, WILL, COM_PORT]);
+        let (d, r, _) =
+            feed(&mut t, &[IAC, DO, ECHO, IAC, WILL, SGA, b'h', b'i', IAC, IAC, b'\r', 0, IAC, WILL, COM_PORT]);
         assert_eq!(d, [b'h', b'i', IAC, b'\r', 0]); // binary agreed: CR NUL is data
         assert_eq!(r, [IAC, DO, COM_PORT]);
         let (_, r, _) = feed(&mut t, &[IAC, DO, 24]); // terminal type: refused

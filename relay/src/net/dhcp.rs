@@ -14,11 +14,11 @@ use dhcproto::v4::{DhcpOption, Flags, HType, Message, MessageType, Opcode, Optio
 use dhcproto::{Decodable, Decoder, Encodable};
 use tracing::{debug, info, warn};
 
-use crate::policy::config::Config;
 use crate::net::iface::Interface;
 use crate::net::leases::{unix_now, Leases};
-use crate::policy::targets::TargetTable;
+use crate::policy::config::Config;
 use crate::policy::tagging::{self, fmt_mac, mac_file_name, Client, ConfigFile, Decision, Mac, Rule};
+use crate::policy::targets::TargetTable;
 
 pub const SERVER_PORT: u16 = 67;
 pub const CLIENT_PORT: u16 = 68;
@@ -108,7 +108,15 @@ impl Dhcp {
             Mode::Full => {
                 let range = config.dhcp.range.unwrap_or_else(|| default_range(&iface));
                 for ip in [range.0, range.1] {
-                    anyhow::ensure!(iface.contains(ip), "DHCP range {} - {} is not in {}'s subnet {}/{}", range.0, range.1, iface.name, iface.network(), iface.prefix_len());
+                    anyhow::ensure!(
+                        iface.contains(ip),
+                        "DHCP range {} - {} is not in {}'s subnet {}/{}",
+                        range.0,
+                        range.1,
+                        iface.name,
+                        iface.network(),
+                        iface.prefix_len()
+                    );
                 }
                 let statics: HashMap<Mac, Ipv4Addr> = config
                     .hosts
@@ -226,7 +234,10 @@ impl Dhcp {
             }
             MessageType::Decline => {
                 if let Some(ip) = requested {
-                    warn!("dhcp: {} DECLINE {ip}: address in use by another host, taken out of the pool", fmt_mac(&mac));
+                    warn!(
+                        "dhcp: {} DECLINE {ip}: address in use by another host, taken out of the pool",
+                        fmt_mac(&mac)
+                    );
                     if let Err(e) = leases.mark_bad(ip, now) {
                         warn!("dhcp: saving leases: {e:#}");
                     }
@@ -266,14 +277,23 @@ impl Dhcp {
             let default = "chainloader.cfg/default".to_string();
             d.config_file = [own, default].into_iter().find(|p| self.tftp_root.join(p).is_file()).map(ConfigFile::Path);
             if d.config_file.is_none() {
-                d.note = Some("no chainloader.cfg/01-<mac> or chainloader.cfg/default in the TFTP root: no option 209".into());
+                d.note = Some(
+                    "no chainloader.cfg/01-<mac> or chainloader.cfg/default in the TFTP root: no option 209".into(),
+                );
             }
         }
         d
     }
 
     /// Builds an OFFER or ACK (full or proxy) and logs the decision.
-    pub(crate) fn reply(&self, req: &Message, client: &Client, mtype: MessageType, yiaddr: Ipv4Addr, d: &Decision) -> Reply {
+    pub(crate) fn reply(
+        &self,
+        req: &Message,
+        client: &Client,
+        mtype: MessageType,
+        yiaddr: Ipv4Addr,
+        d: &Decision,
+    ) -> Reply {
         let mut m = Message::default();
         m.set_opcode(Opcode::BootReply)
             .set_htype(HType::Eth)
@@ -324,9 +344,13 @@ impl Dhcp {
         }
         let mut cfg = None;
         if let Some(ConfigFile::Path(p)) = &d.config_file {
-            m.opts_mut().insert(DhcpOption::Unknown(UnknownOption::new(OptionCode::from(209u8), p.as_bytes().to_vec())));
+            m.opts_mut()
+                .insert(DhcpOption::Unknown(UnknownOption::new(OptionCode::from(209u8), p.as_bytes().to_vec())));
             if let Some(prefix) = &self.http_prefix {
-                m.opts_mut().insert(DhcpOption::Unknown(UnknownOption::new(OptionCode::from(210u8), prefix.as_bytes().to_vec())));
+                m.opts_mut().insert(DhcpOption::Unknown(UnknownOption::new(
+                    OptionCode::from(210u8),
+                    prefix.as_bytes().to_vec(),
+                )));
             }
             cfg = Some(p.clone());
         }
@@ -456,7 +480,11 @@ pub fn reply_destination(req: &Message, mtype: MessageType) -> SocketAddrV4 {
 /// every offer, and every `PROBE_EVERY`; an address that answers although
 /// nobody has a lease on it is taken out of the pool (for `BAD_SECS`) before
 /// any client is offered it. No boot waits for this.
-pub fn probe_pool(dhcp: &std::sync::Mutex<Dhcp>, mut pinger: crate::net::probe::Pinger, offered: std::sync::mpsc::Receiver<()>) -> anyhow::Result<()> {
+pub fn probe_pool(
+    dhcp: &std::sync::Mutex<Dhcp>,
+    mut pinger: crate::net::probe::Pinger,
+    offered: std::sync::mpsc::Receiver<()>,
+) -> anyhow::Result<()> {
     const LOOKAHEAD: usize = 4;
     const PROBE_EVERY: Duration = Duration::from_secs(60);
     let mut last: HashMap<Ipv4Addr, Instant> = HashMap::new();
@@ -472,7 +500,10 @@ pub fn probe_pool(dhcp: &std::sync::Mutex<Dhcp>, mut pinger: crate::net::probe::
             last.insert(ip, Instant::now());
             if pinger.answers(ip, Duration::from_millis(500))? {
                 let mut d = dhcp.lock().unwrap_or_else(|p| p.into_inner());
-                warn!("dhcp: {ip} answers ping on {} but has no lease: in use by another host, taken out of the pool", d.iface.name);
+                warn!(
+                    "dhcp: {ip} answers ping on {} but has no lease: in use by another host, taken out of the pool",
+                    d.iface.name
+                );
                 if let Some(l) = d.leases.as_mut() {
                     l.mark_bad(ip, unix_now())?;
                 }
@@ -525,11 +556,19 @@ pub fn probe_other_server(ifname: &str, wait: Duration) -> anyhow::Result<(Optio
     // A locally administered MAC, so that no real host's lease is touched.
     let mut mac: Mac = rand::random();
     mac[0] = (mac[0] & 0xfe) | 0x02;
-    let mut m = Message::new_with_id(xid, Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED, &mac);
+    let mut m = Message::new_with_id(
+        xid,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        &mac,
+    );
     m.set_flags(Flags::default().set_broadcast());
     m.opts_mut().insert(DhcpOption::MessageType(MessageType::Discover));
     m.opts_mut().insert(DhcpOption::ClassIdentifier(b"relay-probe".to_vec()));
-    sock.send_to(&m.to_vec()?, (Ipv4Addr::BROADCAST, SERVER_PORT)).with_context(|| format!("sending a probe DISCOVER on {ifname}"))?;
+    sock.send_to(&m.to_vec()?, (Ipv4Addr::BROADCAST, SERVER_PORT))
+        .with_context(|| format!("sending a probe DISCOVER on {ifname}"))?;
     let deadline = Instant::now() + wait;
     let mut buf = [0u8; 1500];
     loop {
@@ -540,14 +579,21 @@ pub fn probe_other_server(ifname: &str, wait: Duration) -> anyhow::Result<(Optio
         sock.set_read_timeout(Some(left))?;
         let (n, src) = match sock.recv_from(&mut buf) {
             Ok(x) => x,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => return Ok((None, xid)),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return Ok((None, xid))
+            }
             Err(e) => return Err(e).context("waiting for DHCP offers"),
         };
         debug!("dhcp probe: {n} bytes from {src}");
-        let Ok(reply) = sanitize(&buf[..n]).map_err(|_| ()).and_then(|c| Message::decode(&mut Decoder::new(&c)).map_err(|_| ())) else {
+        let Ok(reply) =
+            sanitize(&buf[..n]).map_err(|_| ()).and_then(|c| Message::decode(&mut Decoder::new(&c)).map_err(|_| ()))
+        else {
             continue;
         };
-        if reply.xid() != xid || reply.opcode() != Opcode::BootReply || reply.opts().msg_type() != Some(MessageType::Offer) {
+        if reply.xid() != xid
+            || reply.opcode() != Opcode::BootReply
+            || reply.opts().msg_type() != Some(MessageType::Offer)
+        {
             continue;
         }
         let server = match reply.opts().get(OptionCode::ServerIdentifier) {

@@ -53,6 +53,8 @@ pub fn lookup(name: &str) -> anyhow::Result<Interface> {
         // until freeifaddrs; its name is a NUL-terminated string.
         let ifa = unsafe { &*cur };
         cur = ifa.ifa_next;
+        // SAFETY: getifaddrs gives every node a NUL-terminated name, alive
+        // until freeifaddrs.
         let ifname = unsafe { CStr::from_ptr(ifa.ifa_name) }.to_string_lossy();
         if ifname != name {
             continue;
@@ -78,7 +80,9 @@ pub fn lookup(name: &str) -> anyhow::Result<Interface> {
     unsafe { libc::freeifaddrs(head) };
     match found {
         Some(i) => Ok(i),
-        None if exists => bail!("interface {name} has no IPv4 address; give it one (ip addr add 10.0.0.1/24 dev {name})"),
+        None if exists => {
+            bail!("interface {name} has no IPv4 address; give it one (ip addr add 10.0.0.1/24 dev {name})")
+        }
         None => bail!("no such interface: {name}"),
     }
 }

@@ -119,7 +119,9 @@ impl Leases {
         if let Some(ip) = self.statics.get(mac) {
             return Some(*ip);
         }
-        let mine = |t: &BTreeMap<Ipv4Addr, (Mac, u64)>| t.iter().find(|(ip, (m, _))| m == mac && self.in_pool(**ip)).map(|(ip, _)| *ip);
+        let mine = |t: &BTreeMap<Ipv4Addr, (Mac, u64)>| {
+            t.iter().find(|(ip, (m, _))| m == mac && self.in_pool(**ip)).map(|(ip, _)| *ip)
+        };
         if let Some(ip) = mine(&self.bound).or_else(|| mine(&self.offered)) {
             if self.free_for(ip, mac, now) {
                 return Some(ip);
@@ -172,7 +174,11 @@ impl Leases {
     pub fn next_free(&self, n: usize, now: u64) -> Vec<Ipv4Addr> {
         // A MAC no client has: every lease and offer counts as taken.
         let nobody: Mac = [0xff; 6];
-        (self.first..=self.last).map(Ipv4Addr::from).filter(|ip| self.in_pool(*ip) && self.free_for(*ip, &nobody, now)).take(n).collect()
+        (self.first..=self.last)
+            .map(Ipv4Addr::from)
+            .filter(|ip| self.in_pool(*ip) && self.free_for(*ip, &nobody, now))
+            .take(n)
+            .collect()
     }
 
     pub fn lease_of(&self, mac: &Mac) -> Option<Ipv4Addr> {

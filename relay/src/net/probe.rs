@@ -44,7 +44,8 @@ pub struct Pinger {
 
 impl Pinger {
     pub fn new(ifname: &str) -> anyhow::Result<Pinger> {
-        let sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)).context("raw ICMP socket (needs CAP_NET_RAW)")?;
+        let sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))
+            .context("raw ICMP socket (needs CAP_NET_RAW)")?;
         sock.bind_device(Some(ifname.as_bytes())).with_context(|| format!("binding ICMP to {ifname}"))?;
         Ok(Pinger { sock, id: rand::random(), seq: 0 })
     }
@@ -64,7 +65,9 @@ impl Pinger {
             self.sock.set_read_timeout(Some(left))?;
             let n = match self.sock.recv(&mut buf) {
                 Ok(n) => n,
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => return Ok(false),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    return Ok(false)
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e).context("receiving ICMP"),
             };

@@ -28,7 +28,12 @@ impl Dhcp {
         let d = self.decide(client);
         if d.boot_file.is_none() && d.config_file.is_none() {
             // An offer with nothing to boot would only slow the ROM down.
-            tracing::info!("proxy: {} DISCOVER rule={}: nothing to offer{}", fmt_mac(&client.mac), d.rule, d.note.map(|n| format!(" ({n})")).unwrap_or_default());
+            tracing::info!(
+                "proxy: {} DISCOVER rule={}: nothing to offer{}",
+                fmt_mac(&client.mac),
+                d.rule,
+                d.note.map(|n| format!(" ({n})")).unwrap_or_default()
+            );
             return None;
         }
         Some(self.reply(msg, client, MessageType::Offer, Ipv4Addr::UNSPECIFIED, &d))
@@ -36,7 +41,13 @@ impl Dhcp {
 
     /// Port 4011: the ProxyDHCP REQUEST (or an INFORM), answered with an
     /// ACK straight back to where it came from.
-    pub(crate) fn proxy_request(&mut self, msg: &Message, client: &Client, mtype: MessageType, src: SocketAddrV4) -> Option<Reply> {
+    pub(crate) fn proxy_request(
+        &mut self,
+        msg: &Message,
+        client: &Client,
+        mtype: MessageType,
+        src: SocketAddrV4,
+    ) -> Option<Reply> {
         if !matches!(mtype, MessageType::Request | MessageType::Inform) {
             debug!("proxy: {} {mtype:?} on port 4011 ignored", fmt_mac(&client.mac));
             return None;

@@ -44,12 +44,13 @@ impl Responder {
     /// Opens a raw ICMPv6 socket on `ifname`, joined to all-routers.
     pub fn bind(ifname: &str) -> anyhow::Result<Responder> {
         let ifindex = if_index(ifname)?;
-        let sock = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6)).map_err(|e| match e.raw_os_error() {
-            Some(libc::EPERM) | Some(libc::EACCES) => {
-                anyhow::anyhow!("answering IPv6 router solicitations needs root or CAP_NET_RAW")
-            }
-            _ => anyhow::anyhow!("raw ICMPv6 socket: {e}"),
-        })?;
+        let sock =
+            Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6)).map_err(|e| match e.raw_os_error() {
+                Some(libc::EPERM) | Some(libc::EACCES) => {
+                    anyhow::anyhow!("answering IPv6 router solicitations needs root or CAP_NET_RAW")
+                }
+                _ => anyhow::anyhow!("raw ICMPv6 socket: {e}"),
+            })?;
         sock.bind_device(Some(ifname.as_bytes())).with_context(|| format!("binding ICMPv6 to {ifname}"))?;
         sock.join_multicast_v6(&ALL_ROUTERS, ifindex).with_context(|| format!("joining ff02::2 on {ifname}"))?;
         // RFC 4861: RAs go out with hop limit 255, and receivers drop others.

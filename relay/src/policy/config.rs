@@ -308,8 +308,9 @@ mod tests {
         assert_eq!(c.serve.interface.as_deref(), Some("eth0"));
         let t = &c.targets[0];
         assert_eq!(t.reset.len(), 3);
-        assert!(matches!(&t.reset[1], ResetConfig::Table(r) if r.method == "dtr" && r.active_low && r.pulse_ms == Some(300)));
+        assert!(
+            matches!(&t.reset[1], ResetConfig::Table(r) if r.method == "dtr" && r.active_low && r.pulse_ms == Some(300))
+        );
         assert!(Config::parse("[[target]]\nname = \"a\"\nmac = \"x\"\nbogus = 1\n").is_err());
     }
-
 }

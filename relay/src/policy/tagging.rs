@@ -11,8 +11,8 @@ use std::net::Ipv4Addr;
 use anyhow::Context;
 use dhcproto::v4::{DhcpOption, Message, OptionCode};
 
-pub use super::mac::{fmt_mac, mac_file_name, parse_mac, Mac, MacPattern};
 use super::config::RuleConfig;
+pub use super::mac::{fmt_mac, mac_file_name, parse_mac, Mac, MacPattern};
 
 /// The NBP served to BIOS PXE ROMs.
 pub const CHAINLOADER: &str = "chainloader.0";
@@ -140,7 +140,8 @@ impl TryFrom<RuleConfig> for Rule {
     type Error = anyhow::Error;
 
     fn try_from(cfg: RuleConfig) -> anyhow::Result<Rule> {
-        let mac = cfg.mac.as_deref().map(MacPattern::parse).transpose().with_context(|| format!("rule {:?}", cfg.name))?;
+        let mac =
+            cfg.mac.as_deref().map(MacPattern::parse).transpose().with_context(|| format!("rule {:?}", cfg.name))?;
         let options = cfg
             .options
             .iter()
@@ -223,7 +224,11 @@ pub fn builtin(c: &Client) -> Decision {
     if c.is_pxe() || c.arch == Some(0) {
         return Decision { rule: "builtin:pxe-bios".into(), boot_file: Some(CHAINLOADER.into()), ..Default::default() };
     }
-    Decision { rule: "builtin:no-boot".into(), note: Some("not a PXE client: address only".into()), ..Default::default() }
+    Decision {
+        rule: "builtin:no-boot".into(),
+        note: Some("not a PXE client: address only".into()),
+        ..Default::default()
+    }
 }
 
 /// The built-in decision, overridden by the first matching user rule.

@@ -147,7 +147,9 @@ impl TryFrom<&TargetConfig> for Target {
     fn try_from(c: &TargetConfig) -> Result<Target> {
         let name = c.name.trim();
         anyhow::ensure!(
-            !name.is_empty() && name.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch)) && !name.starts_with('.'),
+            !name.is_empty()
+                && name.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+                && !name.starts_with('.'),
             "target name {:?}: use letters, digits, '-', '_' and '.' (it names a directory)",
             c.name
         );
@@ -211,7 +213,9 @@ impl TargetTable {
                 bail!("[[target]] {:?} and {:?} share a name or the MAC {}", o.name, t.name, fmt_mac(&t.mac));
             }
             for p in [t.tcp_port, t.telnet_port].into_iter().flatten() {
-                if targets.iter().any(|o| o.tcp_port == Some(p) || o.telnet_port == Some(p)) || (t.tcp_port == t.telnet_port) {
+                if targets.iter().any(|o| o.tcp_port == Some(p) || o.telnet_port == Some(p))
+                    || (t.tcp_port == t.telnet_port)
+                {
                     bail!("[[target]] {:?}: console port {p} is used twice", t.name);
                 }
             }
@@ -228,7 +232,10 @@ impl TargetTable {
     pub fn by_name(&self, name: Option<&str>) -> Result<&Target> {
         match name {
             Some(n) => self.targets.iter().find(|t| t.name == n).with_context(|| {
-                format!("no target {n:?} (targets: {})", self.targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", "))
+                format!(
+                    "no target {n:?} (targets: {})",
+                    self.targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
+                )
             }),
             None => match self.targets.as_slice() {
                 [one] => Ok(one),
@@ -285,9 +292,13 @@ mod tests {
     fn refuses_bad_targets() {
         let e = |s: &str| format!("{:#}", table(s).unwrap_err());
         assert!(e("[[target]]\nname = \"a\"\nmac = \"52:54:00:00:00:01\"\n").contains("serial"));
-        assert!(e("[[target]]\nname = \"a/b\"\nmac = \"52:54:00:00:00:01\"\nserial = \"/dev/x\"\n").contains("directory"));
-        assert!(e("[[target]]\nname = \"a\"\nmac = \"52:54:00:00:00:01\"\nserial = \"/dev/x\"\nreset = [\"qemu\"]\n").contains("qmp"));
-        assert!(e("[[target]]\nname = \"a\"\nmac = \"52:54:00:00:00:01\"\nserial = \"/dev/x\"\nreset = [\"zap\"]\n").contains("unknown reset method"));
+        assert!(
+            e("[[target]]\nname = \"a/b\"\nmac = \"52:54:00:00:00:01\"\nserial = \"/dev/x\"\n").contains("directory")
+        );
+        assert!(e("[[target]]\nname = \"a\"\nmac = \"52:54:00:00:00:01\"\nserial = \"/dev/x\"\nreset = [\"qemu\"]\n")
+            .contains("qmp"));
+        assert!(e("[[target]]\nname = \"a\"\nmac = \"52:54:00:00:00:01\"\nserial = \"/dev/x\"\nreset = [\"zap\"]\n")
+            .contains("unknown reset method"));
         let two = "[[target]]\nname = \"a\"\nmac = \"52:54:00:00:00:01\"\nserial = \"/dev/x\"\n[[target]]\nname = \"b\"\nmac = \"52:54:00:00:00:01\"\nserial = \"/dev/y\"\n";
         assert!(e(two).contains("share"));
     }

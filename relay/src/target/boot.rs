@@ -62,7 +62,8 @@ pub fn run(rt: &TargetRuntime, targets: &Targets, plan: BootPlan, out: &mut dyn 
     let cfg_path = stage::write_config(&targets.tftp_root, t, &cfg)?;
 
     let stamp = utc_now().replace([':', '-'], "").replace(".", "");
-    let log_path = targets.log_dir.join("boots").join(format!("{}-{}-{}.log", t.name, &stamp[..15], &plan.kernel.sha256[..12]));
+    let log_path =
+        targets.log_dir.join("boots").join(format!("{}-{}-{}.log", t.name, &stamp[..15], &plan.kernel.sha256[..12]));
     let mut log = TimestampedLog::open(&log_path, u64::MAX, 0)?;
     let header = format!(
         "boot of {}: kernel {} ({} bytes, sha256 {}) as /{}, command line {:?}, {} module(s); config {}; expect /{expect}/, timeout {:.0} s, silence {:.0} s",
@@ -83,7 +84,15 @@ pub fn run(rt: &TargetRuntime, targets: &Targets, plan: BootPlan, out: &mut dyn 
     }
     info!("boot {}: log {}", t.name, log_path.display());
     rt.hub.note(&format!("relay boot: {header}; boot log {}", log_path.display()));
-    out(Progress::Info(format!("boot {}: staged {} as /{} (sha256 {}); config {}; boot log {}", t.name, plan.kernel_name, plan.kernel.tftp_path, &plan.kernel.sha256[..16], cfg_path.display(), log_path.display())));
+    out(Progress::Info(format!(
+        "boot {}: staged {} as /{} (sha256 {}); config {}; boot log {}",
+        t.name,
+        plan.kernel_name,
+        plan.kernel.tftp_path,
+        &plan.kernel.sha256[..16],
+        cfg_path.display(),
+        log_path.display()
+    )));
 
     // Watch the console from before the reset; the new boot's output
     // starts at the position the reboot judgement reports.
@@ -201,7 +210,11 @@ pub fn run(rt: &TargetRuntime, targets: &Targets, plan: BootPlan, out: &mut dyn 
             if !partial.is_empty() {
                 lines.push(partial);
             }
-            let shown = if lines.is_empty() { "  (nothing)".to_string() } else { lines.iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n") };
+            let shown = if lines.is_empty() {
+                "  (nothing)".to_string()
+            } else {
+                lines.iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+            };
             if why_not == "silence" {
                 rt.set_state(State::Hung);
                 (2, format!("SILENCE: nothing on the console for {:.0} s ({elapsed:.1} s after the reset), /{expect}/ not seen; the last lines:\n{shown}", silence.as_secs_f64()))

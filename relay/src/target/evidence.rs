@@ -192,7 +192,10 @@ pub struct LineMatcher {
 impl LineMatcher {
     pub fn new(expect: &str, fail: &[String]) -> Result<Self> {
         let expect = Regex::new(expect).with_context(|| format!("bad --expect pattern {expect:?}"))?;
-        let fail = fail.iter().map(|f| Regex::new(f).with_context(|| format!("bad --fail pattern {f:?}"))).collect::<Result<_>>()?;
+        let fail = fail
+            .iter()
+            .map(|f| Regex::new(f).with_context(|| format!("bad --fail pattern {f:?}")))
+            .collect::<Result<_>>()?;
         Ok(LineMatcher { expect, fail, lines: Lines::default(), partial: false })
     }
 
@@ -273,7 +276,10 @@ mod tests {
         // the position is that of the line's start.
         let mut w = EvidenceWatcher::new(None).at(100);
         assert_eq!(w.feed_at(b"ok\n~~~k"), None);
-        assert_eq!(w.feed_at(b"chainloader 0.1.0\r\n"), Some((Evidence::Banner { line: "~~~kchainloader 0.1.0".into() }, 103)));
+        assert_eq!(
+            w.feed_at(b"chainloader 0.1.0\r\n"),
+            Some((Evidence::Banner { line: "~~~kchainloader 0.1.0".into() }, 103))
+        );
     }
 
     #[test]
@@ -300,7 +306,10 @@ mod tests {
         let mut m = LineMatcher::new("MBI-CHECK: ok", &fails()).unwrap();
         assert!(matches!(m.feed(b"chainloader: TFTP err"), Some(Verdict::Fail(_))));
         assert!(m.verdict_line_unfinished());
-        assert_eq!(m.finish_line(b"or 1: File not found: /m\r\nrebooting"), Some("chainloader: TFTP error 1: File not found: /m".into()));
+        assert_eq!(
+            m.finish_line(b"or 1: File not found: /m\r\nrebooting"),
+            Some("chainloader: TFTP error 1: File not found: /m".into())
+        );
     }
 
     #[test]

@@ -93,7 +93,13 @@ impl TargetRuntime {
         let rt = Arc::new(TargetRuntime {
             target,
             hub,
-            status: Mutex::new(Status { state: State::Unknown, since: utc_now(), last_boot: None, last_evidence: None, last_fetch: None }),
+            status: Mutex::new(Status {
+                state: State::Unknown,
+                since: utc_now(),
+                last_boot: None,
+                last_evidence: None,
+                last_fetch: None,
+            }),
             dhcp_watchers: Mutex::new(vec![]),
             busy: Mutex::new(()),
             vm,
@@ -172,7 +178,9 @@ impl TargetRuntime {
                 .hub
                 .clients()
                 .iter()
-                .map(|c| format!("{} {}{} since {}", c.kind, c.peer, if c.read_only { " (read-only)" } else { "" }, c.since))
+                .map(|c| {
+                    format!("{} {}{} since {}", c.kind, c.peer, if c.read_only { " (read-only)" } else { "" }, c.since)
+                })
                 .collect(),
             console_log: self.hub.log_path().map(|p| p.display().to_string()),
             tcp_port: self.target.tcp_port,
@@ -190,7 +198,8 @@ pub struct Targets {
 
 impl Targets {
     pub fn get(&self, name: Option<&str>) -> anyhow::Result<Arc<TargetRuntime>> {
-        let table = crate::policy::targets::TargetTable { targets: self.list.iter().map(|t| t.target.clone()).collect() };
+        let table =
+            crate::policy::targets::TargetTable { targets: self.list.iter().map(|t| t.target.clone()).collect() };
         let t = table.by_name(name)?;
         Ok(self.list.iter().find(|r| r.target.name == t.name).unwrap().clone())
     }
@@ -206,7 +215,11 @@ impl DhcpObserver for Targets {
             } else {
                 "client"
             };
-            rt.dhcp_discover(format!("from {} ({what}, vendor class {:?})", fmt_mac(&client.mac), client.vendor_class.as_deref().unwrap_or("")));
+            rt.dhcp_discover(format!(
+                "from {} ({what}, vendor class {:?})",
+                fmt_mac(&client.mac),
+                client.vendor_class.as_deref().unwrap_or("")
+            ));
         }
     }
 }
@@ -215,7 +228,11 @@ impl crate::tftp::TftpObserver for Targets {
     /// A file is this target's if it is in its directory or is its config.
     fn sent(&self, peer: std::net::SocketAddr, path: &str, size: u64) {
         let path = path.trim_matches('"').trim_start_matches('/');
-        let Some(rt) = self.list.iter().find(|t| path.starts_with(&format!("{}/", t.target.dir())) || path == t.target.config_file()) else {
+        let Some(rt) = self
+            .list
+            .iter()
+            .find(|t| path.starts_with(&format!("{}/", t.target.dir())) || path == t.target.config_file())
+        else {
             return;
         };
         tracing::info!("target {}: fetched {path} ({size} bytes) from {}", rt.target.name, peer.ip());

@@ -61,7 +61,10 @@ impl Qmp {
         let running = status.get("running").and_then(Value::as_bool).unwrap_or(true);
         if !running {
             self.execute("cont")?;
-            return Ok(format!("system_reset, then cont (it was {})", status.get("status").and_then(Value::as_str).unwrap_or("stopped")));
+            return Ok(format!(
+                "system_reset, then cont (it was {})",
+                status.get("status").and_then(Value::as_str).unwrap_or("stopped")
+            ));
         }
         Ok("system_reset".into())
     }
@@ -113,12 +116,16 @@ pub fn start(t: &Target, tftp_root: &Path, state_dir: &Path) -> Result<VirtualMa
             Ok(())
         });
     }
-    let mut child = cmd.spawn().context("cannot start qemu-system-x86_64 (apt-get install qemu-system-x86 ipxe-qemu)")?;
+    let mut child =
+        cmd.spawn().context("cannot start qemu-system-x86_64 (apt-get install qemu-system-x86 ipxe-qemu)")?;
     // "char device redirected to /dev/pts/3 (label serial0)": QEMU 7.2
     // prints it on stdout, others on stderr; read both.
     let (tx, rx) = mpsc::channel();
     let name = t.name.clone();
-    for out in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
+    for out in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
         let (tx, name) = (tx.clone(), name.clone());
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
@@ -143,7 +150,12 @@ pub fn start(t: &Target, tftp_root: &Path, state_dir: &Path) -> Result<VirtualMa
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    info!("target {}: QEMU started (pid {}), COM1 on {pty}, QMP {}, netdev {netdev}", t.name, child.id(), qmp.display());
+    info!(
+        "target {}: QEMU started (pid {}), COM1 on {pty}, QMP {}, netdev {netdev}",
+        t.name,
+        child.id(),
+        qmp.display()
+    );
     Ok(VirtualMachine { child, pty, qmp })
 }
 

@@ -36,7 +36,9 @@ pub enum Outcome {
         pos: u64,
         attempts: Vec<Attempt>,
     },
-    Failed { attempts: Vec<Attempt> },
+    Failed {
+        attempts: Vec<Attempt>,
+    },
 }
 
 /// Exit status when the target cannot be reset.
@@ -75,8 +77,12 @@ pub fn reboot(rt: &TargetRuntime, methods: &[ResetMethod], out: &mut dyn FnMut(P
         rt.hub.note(&format!("reset method {}", m.name()));
         let did = match &m.action {
             ResetAction::Serial => reset::send_reboot_command(&rt.hub).map(|_| "sent ~~~k".to_string()),
-            ResetAction::Line { line, pulse, active_low, device: None } => reset::pulse(&rt.hub, *line, *pulse, *active_low),
-            ResetAction::Line { line, pulse, active_low, device: Some(d) } => reset::pulse_device(d, *line, *pulse, *active_low),
+            ResetAction::Line { line, pulse, active_low, device: None } => {
+                reset::pulse(&rt.hub, *line, *pulse, *active_low)
+            }
+            ResetAction::Line { line, pulse, active_low, device: Some(d) } => {
+                reset::pulse_device(d, *line, *pulse, *active_low)
+            }
             ResetAction::Command { run, timeout } => reset::run_command(t, run, *timeout, &mut info),
             ResetAction::Qemu => match &t.qmp {
                 Some(q) => reset::qemu_reset(q),
@@ -88,7 +94,11 @@ pub fn reboot(rt: &TargetRuntime, methods: &[ResetMethod], out: &mut dyn FnMut(P
             Err(e) => {
                 let e = format!("{e:#}");
                 out(Progress::Info(format!("reset {}: {} failed: {e}", t.name, m.name())));
-                attempts.push(Attempt { method: m.name(), did: format!("failed: {e}"), saw: "nothing (not applied)".into() });
+                attempts.push(Attempt {
+                    method: m.name(),
+                    did: format!("failed: {e}"),
+                    saw: "nothing (not applied)".into(),
+                });
                 continue;
             }
         };
@@ -101,7 +111,10 @@ pub fn reboot(rt: &TargetRuntime, methods: &[ResetMethod], out: &mut dyn FnMut(P
             if now >= deadline {
                 break None;
             }
-            if matches!(m.action, ResetAction::Serial) && sends < reset::REBOOT_ATTEMPTS && now >= started + m.wait * sends / reset::REBOOT_ATTEMPTS {
+            if matches!(m.action, ResetAction::Serial)
+                && sends < reset::REBOOT_ATTEMPTS
+                && now >= started + m.wait * sends / reset::REBOOT_ATTEMPTS
+            {
                 // A receiver can hold a partial tilde count: up to four sends.
                 let _ = reset::send_reboot_command(&rt.hub);
                 sends += 1;
@@ -152,7 +165,12 @@ pub fn reboot(rt: &TargetRuntime, methods: &[ResetMethod], out: &mut dyn FnMut(P
                 if matches!(m.action, ResetAction::Serial) {
                     rt.set_state(State::Hung);
                 }
-                out(Progress::Info(format!("reset {}: {}: {did}; no new boot within {:.0} s: {saw}", t.name, m.name(), m.wait.as_secs_f64())));
+                out(Progress::Info(format!(
+                    "reset {}: {}: {did}; no new boot within {:.0} s: {saw}",
+                    t.name,
+                    m.name(),
+                    m.wait.as_secs_f64()
+                )));
                 attempts.push(Attempt { method: m.name(), did, saw });
             }
         }

@@ -55,7 +55,11 @@ pub fn pulse_device(device: &str, line: ModemLine, pulse: Duration, active_low: 
     crate::console::serial::set_line(&mut port, device, line, active)?;
     std::thread::sleep(pulse);
     crate::console::serial::set_line(&mut port, device, line, !active)?;
-    Ok(format!("pulsed {line} {} for {} ms on {device}", if active { "asserted" } else { "deasserted" }, pulse.as_millis()))
+    Ok(format!(
+        "pulsed {line} {} for {} ms on {device}",
+        if active { "asserted" } else { "deasserted" },
+        pulse.as_millis()
+    ))
 }
 
 /// `command`: run `sh -c RUN` (a smart plug, a USB relay board), with
@@ -76,7 +80,10 @@ pub fn run_command(t: &Target, run: &str, timeout: Duration, out: &mut dyn FnMut
         .with_context(|| format!("cannot run `sh -c {run:?}`"))?;
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     let mut readers = vec![];
-    for r in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
+    for r in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
         let tx = tx.clone();
         readers.push(std::thread::spawn(move || {
             for l in BufReader::new(r).lines().map_while(Result::ok) {
@@ -129,14 +136,21 @@ mod tests {
     use crate::policy::targets::TargetTable;
 
     fn target() -> Target {
-        let c = Config::parse("[[target]]\nname = \"t\"\nmac = \"52:54:00:00:00:09\"\nserial = \"/dev/null\"\n").unwrap();
+        let c =
+            Config::parse("[[target]]\nname = \"t\"\nmac = \"52:54:00:00:00:09\"\nserial = \"/dev/null\"\n").unwrap();
         TargetTable::new(&c.targets).unwrap().targets.remove(0)
     }
 
     #[test]
     fn command_output_is_passed_on_with_the_targets_name_and_mac() {
         let mut said = vec![];
-        let did = run_command(&target(), "echo off $RELAY_TARGET $RELAY_MAC; echo on >&2", Duration::from_secs(10), &mut |l| said.push(l)).unwrap();
+        let did = run_command(
+            &target(),
+            "echo off $RELAY_TARGET $RELAY_MAC; echo on >&2",
+            Duration::from_secs(10),
+            &mut |l| said.push(l),
+        )
+        .unwrap();
         assert!(did.starts_with("ran `echo off"), "{did}");
         said.sort();
         assert_eq!(said, ["reset command: off t 52:54:00:00:00:09", "reset command: on"]);

@@ -57,7 +57,8 @@ pub fn stage_file(root: &Path, rel: &str, src: &mut dyn Read, size: Option<u64>)
     })();
     match result {
         Ok((size, sha256)) => {
-            fs::rename(&tmp, &dest).with_context(|| format!("cannot rename {} to {}", tmp.display(), dest.display()))?;
+            fs::rename(&tmp, &dest)
+                .with_context(|| format!("cannot rename {} to {}", tmp.display(), dest.display()))?;
             Ok(Staged { tftp_path: rel.to_string(), size, sha256 })
         }
         Err(e) => {
@@ -79,7 +80,9 @@ pub fn config_text(kernel: &Staged, cmdline: &str, modules: &[(Staged, String)])
     for (m, string) in modules {
         s.push_str(&format!("module /{} {string}\n", m.tftp_path));
     }
-    bootproto::config::parse(&s).map_err(|e| anyhow::anyhow!("the command line or a module string does not fit the chainloader's config syntax: {e}"))?;
+    bootproto::config::parse(&s).map_err(|e| {
+        anyhow::anyhow!("the command line or a module string does not fit the chainloader's config syntax: {e}")
+    })?;
     Ok(s)
 }
 
@@ -93,7 +96,8 @@ pub fn write_config(root: &Path, t: &Target, text: &str) -> Result<PathBuf> {
 /// A file name that is safe as one path component in the target's dir.
 pub fn safe_name(name: &str, fallback: &str) -> String {
     let base = Path::new(name).file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let clean: String = base.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.+".contains(c) { c } else { '_' }).collect();
+    let clean: String =
+        base.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.+".contains(c) { c } else { '_' }).collect();
     if clean.is_empty() || clean.starts_with('.') || name == "-" {
         fallback.to_string()
     } else {

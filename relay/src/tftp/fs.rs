@@ -42,9 +42,10 @@ impl OpenError {
     pub fn code(&self) -> ErrorCode {
         match self {
             OpenError::NotFound => ErrorCode::FileNotFound,
-            OpenError::Escape(_) | OpenError::NotRegular(_) | OpenError::NotWorldReadable | OpenError::PermissionDenied => {
-                ErrorCode::AccessViolation
-            }
+            OpenError::Escape(_)
+            | OpenError::NotRegular(_)
+            | OpenError::NotWorldReadable
+            | OpenError::PermissionDenied => ErrorCode::AccessViolation,
             OpenError::Io(_) => ErrorCode::NotDefined,
         }
     }
@@ -230,7 +231,8 @@ impl Root {
             return Err(OpenError::Escape("resolves outside the TFTP root (symlink)"));
         }
         let st = {
-            let meta = std::fs::symlink_metadata(&canonical).map_err(|e| map_open_errno(e.raw_os_error().unwrap_or(0)))?;
+            let meta =
+                std::fs::symlink_metadata(&canonical).map_err(|e| map_open_errno(e.raw_os_error().unwrap_or(0)))?;
             use std::os::unix::fs::MetadataExt;
             meta.mode()
         };
@@ -320,7 +322,11 @@ mod tests {
                         let expect_not_found = *name == b"missing";
                         assert_eq!(matches!(e, OpenError::NotFound), expect_not_found, "{how} {name:?}: {e}");
                     }
-                    (want, got) => panic!("{how} {:?}: want {want:?}, got {:?}", String::from_utf8_lossy(name), got.map(|f| f.size)),
+                    (want, got) => panic!(
+                        "{how} {:?}: want {want:?}, got {:?}",
+                        String::from_utf8_lossy(name),
+                        got.map(|f| f.size)
+                    ),
                 }
             }
         }

@@ -95,10 +95,13 @@ struct TransferHandle {
 /// Creates a UDP socket bound to `addr`, optionally to a device, with
 /// error messages that say what to do.
 pub(crate) fn bind_udp(addr: SocketAddr, interface: Option<&str>) -> anyhow::Result<Socket> {
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).context("creating a UDP socket")?;
+    let socket =
+        Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).context("creating a UDP socket")?;
     if let Some(ifname) = interface {
         socket.bind_device(Some(ifname.as_bytes())).map_err(|e| match e.raw_os_error() {
-            Some(libc::EPERM) | Some(libc::EACCES) => anyhow!("binding to interface {ifname} needs root or CAP_NET_RAW"),
+            Some(libc::EPERM) | Some(libc::EACCES) => {
+                anyhow!("binding to interface {ifname} needs root or CAP_NET_RAW")
+            }
             Some(libc::ENODEV) => anyhow!("no such interface: {ifname}"),
             _ => anyhow!("binding to interface {ifname}: {e}"),
         })?;
@@ -220,7 +223,12 @@ impl TftpServer {
         let name = display_name(request.filename);
         if request.kind == RequestKind::Write {
             tracing::info!("tftp: {peer}: refused write request for {name}: server is read-only");
-            self.send_error(reply, peer, ErrorCode::AccessViolation, "write requests are not accepted: read-only server");
+            self.send_error(
+                reply,
+                peer,
+                ErrorCode::AccessViolation,
+                "write requests are not accepted: read-only server",
+            );
             return;
         }
         // RFC 1350 names three modes; "mail" is obsolete (RFC 1350 says so)
@@ -232,7 +240,12 @@ impl TftpServer {
         } else {
             let mode = display_name(request.mode);
             tracing::info!("tftp: {peer}: refused {name}: transfer mode {mode} is not supported");
-            self.send_error(reply, peer, ErrorCode::IllegalOperation, &format!("mode {mode} not supported, use octet (binary) or netascii"));
+            self.send_error(
+                reply,
+                peer,
+                ErrorCode::IllegalOperation,
+                &format!("mode {mode} not supported, use octet (binary) or netascii"),
+            );
             return;
         };
         if request.trailing_garbage {

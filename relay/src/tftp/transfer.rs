@@ -45,7 +45,9 @@ enum Outcome {
     /// clients do not send it).
     CompleteUnconfirmed,
     ClientError(u16, String),
-    TimedOut { acked_blocks: u64 },
+    TimedOut {
+        acked_blocks: u64,
+    },
     Cancelled,
     Failed(String),
 }
@@ -59,11 +61,13 @@ fn path_mtu(local_ip: IpAddr, peer: SocketAddr, interface: Option<&str>) -> Opti
     }
     socket.bind(&SocketAddr::new(local_ip, 0).into()).ok()?;
     socket.connect(&peer.into()).ok()?;
-    let (level, name) = if peer.is_ipv4() { (libc::IPPROTO_IP, libc::IP_MTU) } else { (libc::IPPROTO_IPV6, libc::IPV6_MTU) };
+    let (level, name) =
+        if peer.is_ipv4() { (libc::IPPROTO_IP, libc::IP_MTU) } else { (libc::IPPROTO_IPV6, libc::IPV6_MTU) };
     let mut mtu: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: `mtu` and `len` are valid for writes and sized for an int option.
-    let rc = unsafe { libc::getsockopt(socket.as_raw_fd(), level, name, (&mut mtu as *mut libc::c_int).cast(), &mut len) };
+    let rc =
+        unsafe { libc::getsockopt(socket.as_raw_fd(), level, name, (&mut mtu as *mut libc::c_int).cast(), &mut len) };
     (rc == 0 && mtu > 0).then_some(mtu as u32)
 }
 
@@ -158,7 +162,9 @@ pub(super) fn run(shared: &Shared, handle: &TransferHandle, job: Job) {
             tracing::info!("tftp: {peer} {name}: client ended after option negotiation (size probe; ERROR 8 {msg:?}), options: {granted}");
         }
         Outcome::ClientError(code, msg) => {
-            tracing::warn!("tftp: {peer} {name}: client aborted with ERROR {code} {msg:?} after {secs:.3} s, options: {granted}");
+            tracing::warn!(
+                "tftp: {peer} {name}: client aborted with ERROR {code} {msg:?} after {secs:.3} s, options: {granted}"
+            );
         }
         Outcome::TimedOut { acked_blocks } => {
             tracing::warn!(
@@ -311,7 +317,12 @@ impl<'a> Sender<'a> {
             self.socket.set_read_timeout(Some(remaining)).map_err(|e| format!("setting the socket timeout: {e}"))?;
             let (len, from) = match self.socket.recv_from(&mut incoming) {
                 Ok(r) => r,
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                    ) =>
+                {
                     continue
                 }
                 Err(e) => return Err(format!("receiving: {e}")),

@@ -107,7 +107,12 @@ fn collect_options(raw: &[u8]) -> Result<(RawOptions<'_>, bool), ParseError> {
     Ok((options, !pairs.rest().is_empty()))
 }
 
-fn request<'a>(kind: RequestKind, filename: &'a [u8], mode: &'a [u8], options: &'a [u8]) -> Result<Packet<'a>, ParseError> {
+fn request<'a>(
+    kind: RequestKind,
+    filename: &'a [u8],
+    mode: &'a [u8],
+    options: &'a [u8],
+) -> Result<Packet<'a>, ParseError> {
     if filename.is_empty() {
         return Err(ParseError::EmptyFilename);
     }

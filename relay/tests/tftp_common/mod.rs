@@ -108,7 +108,8 @@ fn decode(p: &[u8]) -> Reply {
             Reply::Error(word(2), String::from_utf8_lossy(&msg[..end]).into_owned())
         }
         6 => {
-            let parts: Vec<String> = p[2..].split(|&b| b == 0).map(|s| String::from_utf8_lossy(s).into_owned()).collect();
+            let parts: Vec<String> =
+                p[2..].split(|&b| b == 0).map(|s| String::from_utf8_lossy(s).into_owned()).collect();
             assert_eq!(parts.last().map(String::as_str), Some(""), "OACK must end with NUL: {p:?}");
             let parts = &parts[..parts.len() - 1];
             assert!(parts.len().is_multiple_of(2), "OACK with an odd number of strings: {parts:?}");
