@@ -746,7 +746,9 @@ fn plan_elf(image: &[u8], h: &Header) -> Result<LoadPlan, Mb2Error> {
         return Err(Mb2Error::Elf("program header entries too small"));
     }
     // GRUB reads program headers from the first 32 KiB only.
-    if e.phoff + e.phnum * e.phentsize > SEARCH_LEN.min(image.len()) as u64 {
+    // Checked: a 64-bit e_phoff near 2^64 wrapped past this test (fuzzing).
+    let ph_end = e.phnum.checked_mul(e.phentsize).and_then(|n| e.phoff.checked_add(n));
+    if ph_end.is_none_or(|end| end > SEARCH_LEN.min(image.len()) as u64) {
         return Err(Mb2Error::Elf("program header at a too high offset"));
     }
     let phdrs: Vec<Phdr> = (0..e.phnum)
@@ -820,7 +822,10 @@ fn place_sections(
     if e.shentsize < min_sh {
         return Err(Mb2Error::Elf("section header entries too small"));
     }
-    let at = |i: u64, k: usize| usize::try_from(e.shoff + i * e.shentsize).ok().map(|o| o + k);
+    let at = |i: u64, k: usize| {
+        let o = i.checked_mul(e.shentsize).and_then(|n| e.shoff.checked_add(n))?;
+        usize::try_from(o).ok()?.checked_add(k)
+    };
     // Extended numbering: shnum 0 and SHN_XINDEX live in section 0.
     let mut shnum = e.shnum;
     if shnum == 0 {
