@@ -146,6 +146,16 @@ fn live_server_keeps_serving_after_mutated_packets() {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
+    // The noise may have overflowed the server's socket buffer, and a
+    // request that arrives then is lost as any UDP datagram may be; real
+    // clients retransmit their request. So probe, retransmitting each
+    // second, until the server answers (it must, within 30 s), then fetch.
+    let mut probe = Client::new(fx.addr);
+    let answered = (0..30).any(|_| {
+        probe.send_request(&rrq(b"missing", b"octet", &[]));
+        matches!(probe.recv_within(std::time::Duration::from_secs(1)), Some(Reply::Error(1, _)))
+    });
+    assert!(answered, "the server never answered again after the mutated packets");
     let mut c = Client::new(fx.addr);
     c.send_request(&rrq(b"served.bin", b"octet", &[("blksize", "1000"), ("windowsize", "2")]));
     assert_eq!(c.download(1000, 2, true), pattern(3000, 11));
