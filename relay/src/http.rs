@@ -7,9 +7,11 @@
 //! (`..` refused, `openat2(RESOLVE_BENEATH)`, regular world-readable files
 //! only).
 //!
-//! One thread per connection, at most `max_connections` of them; a
-//! connection beyond that gets `503` and is closed, so a flood costs a
-//! bounded number of threads and buffers. Each connection has an idle
+//! One thread per connection, at most `max_connections` of them and at
+//! most `max_per_host` from one address; a connection beyond either gets
+//! `503` and is closed, so a flood costs a bounded number of threads and
+//! buffers, and one flooding host cannot take the slots a target needs (a
+//! chainloader.0 uses one connection). Each connection has an idle
 //! timeout and a send timeout, so a client that stops reading holds only
 //! its own thread, never another client's. Files go out with `io::copy`
 //! from the file to the socket, which std turns into `sendfile(2)`.
@@ -21,7 +23,7 @@
 //! (RFC 9110 14), keep-alive and the bounds.
 
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -36,6 +38,8 @@ pub struct HttpConfig {
     pub root: PathBuf,
     pub bind: SocketAddr,
     pub max_connections: usize,
+    /// Connections from one IP address at a time.
+    pub max_per_host: usize,
     /// A kept-alive connection with no request for this long is closed.
     pub idle_timeout: Duration,
     /// A write that makes no progress for this long ends the connection.
@@ -48,6 +52,7 @@ impl HttpConfig {
             root,
             bind,
             max_connections: 64,
+            max_per_host: 8,
             idle_timeout: Duration::from_secs(30),
             send_timeout: Duration::from_secs(30),
         }
@@ -68,6 +73,7 @@ pub struct HttpServer {
     cfg: HttpConfig,
     active: Arc<AtomicUsize>,
     accepted: Arc<AtomicUsize>,
+    per_host: PerHost,
 }
 
 /// The most bytes of request head read before answering 431.
@@ -84,6 +90,7 @@ impl HttpServer {
             cfg,
             active: Arc::new(AtomicUsize::new(0)),
             accepted: Arc::new(AtomicUsize::new(0)),
+            per_host: PerHost::default(),
         })
     }
 
@@ -116,16 +123,27 @@ impl HttpServer {
             };
             let peer = stream.peer_addr().ok();
             self.accepted.fetch_add(1, Ordering::SeqCst);
-            if self.active.fetch_add(1, Ordering::SeqCst) >= self.cfg.max_connections {
+            let host = peer.map(|p| p.ip());
+            let refused = if self.active.fetch_add(1, Ordering::SeqCst) >= self.cfg.max_connections {
                 self.active.fetch_sub(1, Ordering::SeqCst);
-                tracing::warn!(target: "http", client = ?peer, limit = self.cfg.max_connections, "busy: connection refused");
+                Some(("busy: connection refused", self.cfg.max_connections))
+            } else if !self.per_host.acquire(host, self.cfg.max_per_host) {
+                self.active.fetch_sub(1, Ordering::SeqCst);
+                Some(("busy: too many connections from this client, refused", self.cfg.max_per_host))
+            } else {
+                None
+            };
+            if let Some((why, limit)) = refused {
+                tracing::warn!(target: "http", client = ?peer, limit, "{why}");
                 let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
                 let _ = (&stream).write_all(&simple(503, "Service Unavailable", "server busy\n", true));
                 continue;
             }
-            let (root, cfg, active) = (self.root.clone(), self.cfg.clone(), self.active.clone());
+            let (root, cfg, active, per_host) =
+                (self.root.clone(), self.cfg.clone(), self.active.clone(), self.per_host.clone());
             let spawned = std::thread::Builder::new().name("http".into()).spawn(move || {
                 let _guard = Release(active);
+                let _host = HostSlot(per_host, host);
                 if let Err(e) = serve_connection(stream, &root, &cfg) {
                     tracing::debug!(target: "http", client = ?peer, error = %e, "connection ended");
                 }
@@ -135,6 +153,39 @@ impl HttpServer {
             }
         }
         Ok(())
+    }
+}
+
+/// Connections per client address.
+#[derive(Clone, Default)]
+struct PerHost(Arc<std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>>);
+
+impl PerHost {
+    /// Takes a slot for `host` if it has fewer than `limit`.
+    fn acquire(&self, host: Option<IpAddr>, limit: usize) -> bool {
+        let Some(host) = host else { return true };
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(host).or_insert(0);
+        if *n >= limit {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+}
+
+/// A connection's slot in `PerHost`, given back when the connection ends.
+struct HostSlot(PerHost, Option<IpAddr>);
+impl Drop for HostSlot {
+    fn drop(&mut self) {
+        let Some(host) = self.1 else { return };
+        let mut m = self.0 .0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&host) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&host);
+            }
+        }
     }
 }
 

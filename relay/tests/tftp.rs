@@ -488,3 +488,29 @@ fn a_file_that_shrinks_mid_transfer_ends_it_with_an_error() {
         other => panic!("expected ERROR 0, got {other:?}"),
     }
 }
+
+#[test]
+fn one_host_cannot_take_every_transfer_slot() {
+    // 64 slots, but one address gets at most PER_HOST_TRANSFERS of them:
+    // a flood from 127.0.0.1 that never ACKs leaves room for 127.0.0.2.
+    let fx = start(64, 1468, |root| std::fs::write(root.join("f"), pattern(5000, 9)).unwrap());
+    let mut held = vec![];
+    for _ in 0..relay::tftp::PER_HOST_TRANSFERS {
+        let mut c = Client::new(fx.addr);
+        c.send_request(&rrq(b"f", b"octet", &[("timeout", "30")]));
+        assert!(matches!(c.recv(), Reply::Oack(_)));
+        held.push(c);
+    }
+    let mut more = Client::new(fx.addr);
+    more.send_request(&rrq(b"f", b"octet", &[]));
+    match more.recv() {
+        Reply::Error(0, msg) => assert!(msg.contains("busy"), "{msg}"),
+        other => panic!("expected busy for the same host, got {other:?}"),
+    }
+    let mut other_host = Client::bind_on(std::net::Ipv4Addr::new(127, 0, 0, 2), fx.addr);
+    other_host.send_request(&rrq(b"f", b"octet", &[]));
+    assert_eq!(other_host.download(512, 1, false), pattern(5000, 9), "another host is served");
+    for c in &held {
+        c.send(&error(0, "done"));
+    }
+}

@@ -101,20 +101,32 @@ impl Leases {
         (self.first..=self.last).contains(&u32::from(ip)) && !self.reserved.contains(&ip)
     }
 
-    /// Whether `ip` may go to `mac` now.
-    fn free_for(&self, ip: Ipv4Addr, mac: &Mac, now: u64) -> bool {
+    /// Whether `ip` may be bound to `mac` now: not another host's
+    /// reservation or lease, not found in use. Another client's offer does
+    /// not count: an offer is a proposal, and the REQUEST that comes first
+    /// wins (as with dnsmasq, which keeps no state for offers).
+    fn bindable_for(&self, ip: Ipv4Addr, mac: &Mac, now: u64) -> bool {
         if self.statics.iter().any(|(m, a)| *a == ip && m != mac) {
             return false;
         }
         if self.bad.get(&ip).is_some_and(|until| *until > now) {
             return false;
         }
-        let taken = |t: Option<&(Mac, u64)>| t.is_some_and(|(m, exp)| m != mac && *exp > now);
-        !taken(self.bound.get(&ip)) && !taken(self.offered.get(&ip))
+        !self.bound.get(&ip).is_some_and(|(m, exp)| m != mac && *exp > now)
+    }
+
+    /// Whether `ip` may be offered to `mac` now: bindable, and not held for
+    /// another client's pending offer.
+    fn free_for(&self, ip: Ipv4Addr, mac: &Mac, now: u64) -> bool {
+        self.bindable_for(ip, mac, now) && !self.offered.get(&ip).is_some_and(|(m, exp)| m != mac && *exp > now)
     }
 
     /// The address for `mac`: its reservation, its current lease, the
-    /// address it asks for if free, or the first free one.
+    /// address it asks for if free, the first free one, or else the oldest
+    /// address held for another client's unanswered offer. The last rule
+    /// is what keeps a flood of DISCOVERs from random MACs (each one holds
+    /// an offer) from locking a real target out of the pool: offers are
+    /// cheap to take back, leases are never taken.
     pub fn choose(&self, mac: &Mac, requested: Option<Ipv4Addr>, now: u64) -> Option<Ipv4Addr> {
         if let Some(ip) = self.statics.get(mac) {
             return Some(*ip);
@@ -130,7 +142,16 @@ impl Leases {
         if let Some(ip) = requested.filter(|ip| self.in_pool(*ip) && self.free_for(*ip, mac, now)) {
             return Some(ip);
         }
-        (self.first..=self.last).map(Ipv4Addr::from).find(|ip| self.in_pool(*ip) && self.free_for(*ip, mac, now))
+        (self.first..=self.last)
+            .map(Ipv4Addr::from)
+            .find(|ip| self.in_pool(*ip) && self.free_for(*ip, mac, now))
+            .or_else(|| {
+                self.offered
+                    .iter()
+                    .filter(|(ip, _)| self.in_pool(**ip) && self.bindable_for(**ip, mac, now))
+                    .min_by_key(|(_, (_, expires))| *expires)
+                    .map(|(ip, _)| *ip)
+            })
     }
 
     /// Holds `ip` for `mac` between OFFER and REQUEST.
@@ -142,7 +163,7 @@ impl Leases {
     pub fn bind(&mut self, mac: &Mac, ip: Ipv4Addr, now: u64, secs: u32) -> anyhow::Result<bool> {
         let ok = match self.statics.get(mac) {
             Some(s) => *s == ip,
-            None => self.in_pool(ip) && self.free_for(ip, mac, now),
+            None => self.in_pool(ip) && self.bindable_for(ip, mac, now),
         };
         if ok {
             self.offered.remove(&ip);
@@ -235,6 +256,33 @@ mod tests {
         assert!(l.next_free(4, 1).is_empty());
         l.release(&A, ip(2)).unwrap();
         assert_eq!(l.choose(&c, None, 1), Some(ip(2)));
+    }
+
+    #[test]
+    fn a_flood_of_offers_never_locks_out_a_real_client() {
+        // Pool 10.0.0.2-3 (ip(1) is the server's). Random MACs take both
+        // addresses as pending offers; a target arriving later still gets
+        // one (the oldest offer), and its REQUEST binds it. A bound lease
+        // is never taken back.
+        let mut l = pool(None);
+        for (n, t) in [(0xa0u8, 0u64), (0xa1, 1), (0xa2, 2), (0xa3, 3)] {
+            let flood = [6, 6, 6, 6, 6, n];
+            let ip = l.choose(&flood, None, t).expect("the flood is offered something too");
+            l.offer(&flood, ip, t);
+        }
+        let target = [2, 0, 0, 0, 0, 7];
+        let got = l.choose(&target, None, 4).expect("a real target is never locked out by offers");
+        l.offer(&target, got, 4);
+        assert!(l.bind(&target, got, 5, 60).unwrap(), "an offer to another MAC does not block a REQUEST");
+        for n in 0..8u8 {
+            let flood = [6, 6, 6, 6, 7, n];
+            if let Some(ip) = l.choose(&flood, None, 6) {
+                assert_ne!(ip, got, "the target's lease was offered away");
+                l.offer(&flood, ip, 6);
+            }
+        }
+        assert_eq!(l.choose(&target, None, 7), Some(got), "the target keeps its lease");
+        assert_eq!(l.choose(&B, None, 7), Some(ip(50)), "reservations are untouched");
     }
 
     #[test]

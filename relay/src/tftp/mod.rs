@@ -269,6 +269,20 @@ impl TftpServer {
                 // The client started over from the same port.
                 old.cancelled.store(true, Ordering::Release);
             }
+            // One host may not take every slot: a flood of requests from
+            // one address that never ACKs would otherwise lock out every
+            // target until its transfers time out. A ROM or a loader runs
+            // one or two transfers at a time.
+            let from_host = by_peer.keys().filter(|p| p.ip() == peer.ip() && **p != peer).count();
+            if from_host >= PER_HOST_TRANSFERS {
+                drop(by_peer);
+                tracing::warn!(
+                    "tftp: {peer}: refused {name}: server busy ({from_host} transfers in flight from {})",
+                    peer.ip()
+                );
+                self.send_error(reply, peer, ErrorCode::NotDefined, "server busy, try again later");
+                return;
+            }
             let running = self.shared.running.load(Ordering::Acquire);
             if running >= self.shared.max_transfers {
                 drop(by_peer);
@@ -302,6 +316,9 @@ impl TftpServer {
         }
     }
 }
+
+/// Transfers one client address may have in flight at once.
+pub const PER_HOST_TRANSFERS: usize = 8;
 
 /// Asks for IP_PKTINFO control messages on an IPv4 socket.
 fn enable_pktinfo(socket: &UdpSocket) -> bool {

@@ -129,7 +129,12 @@ pub struct Client {
 
 impl Client {
     pub fn new(server: SocketAddr) -> Client {
-        let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        Client::bind_on(Ipv4Addr::LOCALHOST, server)
+    }
+
+    /// A client on another loopback address (127.0.0.0/8 is all local).
+    pub fn bind_on(local: Ipv4Addr, server: SocketAddr) -> Client {
+        let sock = UdpSocket::bind((local, 0)).unwrap();
         Client { sock, server, tid: None }
     }
 
