@@ -8,9 +8,13 @@
 //! and ends in a visible reboot countdown.
 #![no_std]
 #![no_main]
+// Hardware access lives in `arch` (and the allocator in `boot::heap`); the
+// rest is safe Rust.
+#![deny(unsafe_code)]
 
 extern crate alloc;
 
+#[allow(unsafe_code)]
 mod arch;
 mod boot;
 mod console;
@@ -40,8 +44,8 @@ const DHCP_TIMEOUT_MS: u64 = 4000;
 const TCP_RX_BUFFER: usize = 24 * 1024;
 const TCP_TX_BUFFER: usize = 4096;
 
-#[no_mangle]
-extern "C" fn chainloader_main() -> ! {
+/// The Rust entry (from modes.S, through `arch::chainloader_main`).
+fn start() -> ! {
     console::init();
     idt::init();
     // Before the first real-mode call: an IRQ the ROM left unmasked and
@@ -138,11 +142,9 @@ fn run(tsc_khz: u64) -> Result<Never, String> {
     );
 
     let (stage_base, stage_len) = boot::staging_area(&e820).map_err(|e| e.to_string())?;
-    // SAFETY: `staging_area` returns usable RAM below 4 GiB (identity-mapped)
-    // that nothing else uses: not the chainloader, its stack or page tables,
-    // not the firmware areas. Nothing else refers to it until the handoff.
-    let staging: &'static mut [u8] =
-        unsafe { core::slice::from_raw_parts_mut(stage_base as *mut u8, stage_len as usize) };
+    // `staging_area` returns usable RAM that nothing else uses: not the
+    // chainloader, its stack or page tables, not the firmware areas.
+    let staging = arch::mem::high_mut(stage_base, stage_len);
     println!("staging: {} MiB at {:#x}", stage_len >> 20, stage_base);
 
     // The download sockets' buffers come off the end of the staging area:
@@ -230,8 +232,8 @@ fn tftp_server(lease: &Lease, pxe: &pxe::Pxe) -> Result<(Ipv4Addr, &'static str)
         .ok_or_else(|| String::from("no TFTP server: no next-server in any DHCP reply and no server identifier"))
 }
 
-#[no_mangle]
-extern "C" fn chainloader_exception(f: &idt::ExceptionFrame) -> ! {
+/// Any CPU exception (from the IDT's stubs, through `arch::idt`).
+fn exception(f: &idt::ExceptionFrame) -> ! {
     println!(
         "chainloader: CPU exception {} (error code {:#x}) at RIP {:#x}, RSP {:#x}",
         f.vector, f.error_code, f.rip, f.rsp

@@ -63,6 +63,15 @@ pub fn delay_ms(ms: u64) {
     }
 }
 
+/// Masks interrupts for the rest of the chainloader's life (the handoff:
+/// no handler may run while memory is being rearranged, and the kernel
+/// expects IF = 0).
+pub fn disable_interrupts() {
+    // SAFETY: CLI only clears IF; nothing the chainloader does afterwards
+    // needs an interrupt (the real-mode thunk is not used again).
+    unsafe { core::arch::asm!("cli", options(nomem, nostack)) };
+}
+
 /// Resets the machine: the PCI reset control register (0xCF9, hard reset),
 /// then the 8042 keyboard controller's reset line, then a triple fault.
 pub fn reset() -> ! {

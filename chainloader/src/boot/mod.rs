@@ -12,17 +12,18 @@
 //!   then do the planned moves, each byte once, and jump to the kernel in
 //!   32-bit protected mode with paging off.
 //!
-//! The planning is `bootproto` (host-tested); this file holds the few places
-//! that touch physical memory directly, each with its SAFETY argument.
+//! The planning is `bootproto` (host-tested); the firmware queries, the
+//! memory it writes and the handoff itself are `crate::arch`.
 
 extern crate alloc;
 
+#[allow(unsafe_code)]
 pub mod heap;
 
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use bootproto::mbi::{self, Apm, BootInfo, EgaText, Framebuffer, Module};
+use bootproto::mbi::{self, BootInfo, EgaText, Framebuffer, Module};
 use bootproto::memmap::{self, Allocator, Move, Preference, Range, FOUR_GIB, ONE_MIB, PAGE};
 use bootproto::vbe::{self, Graphics, Mode, ModeInfo, VbeTag};
 use bootproto::{gzip, multiboot2};
@@ -30,14 +31,7 @@ use core::fmt;
 
 pub use bootproto::memmap::E820Entry;
 
-core::arch::global_asm!(include_str!("handoff.S"), options(att_syntax));
-
-extern "C" {
-    /// handoff.S: leaves long mode and jumps to `entry` with EAX/EBX set.
-    fn mb2_handoff(entry: u32, mbi: u32) -> !;
-    static __image_start: u8;
-    static __bss_end: u8;
-}
+use crate::arch;
 
 /// The default boot loader name in MBI tag 2 (the config's `loader_name`
 /// replaces it). It names chainloader.0 and its version, and contains
@@ -97,8 +91,8 @@ impl fmt::Display for BootError {
 /// chainloader's image, .bss, stack and page tables, and the rest of base
 /// memory and the ROM area (PXE stack, EBDA, VGA, option ROMs, BIOS).
 fn firmware_and_self() -> [(Range, &'static str); 3] {
-    // Only the addresses of the linker symbols are taken.
-    let (start, end) = (core::ptr::addr_of!(__image_start) as u64, core::ptr::addr_of!(__bss_end) as u64);
+    let (start, _, end) = arch::image_layout();
+    let (start, end) = (start as u64, end as u64);
     [
         (Range::new(0, 0x1000), "real-mode IVT and BIOS data area"),
         (Range::new(start, end), "chainloader"),
@@ -195,11 +189,10 @@ fn gunzip_if_needed<'a>(f: &StagedFile<'a>, avoid: &mut Allocator) -> Result<(&'
     let at = avoid
         .alloc(size.max(1), PAGE, ONE_MIB, FOUR_GIB, Preference::High, "decompressed file")
         .ok_or_else(|| BootError::NoRoom { what: format!("decompressing {}", f.name), size })?;
-    // SAFETY: [at, at+size) is usable RAM below 4 GiB (E820 type 1, identity
-    // mapped) that `avoid` had free: it is not the chainloader, the firmware
-    // areas, a staged download, or an earlier decompressed file, and it is
-    // now reserved, so nothing else gets it. No other reference to it exists.
-    let out = unsafe { core::slice::from_raw_parts_mut(at as *mut u8, size as usize) };
+    // [at, at+size) is usable RAM that `avoid` had free: not the
+    // chainloader, the firmware areas, a staged download, or an earlier
+    // decompressed file; now reserved, so nothing else gets it.
+    let out = arch::mem::high_mut(at, size);
     let n = gzip::decompress_into(f.data, out).map_err(gz)?;
     Ok((&out[..n], true))
 }
@@ -207,15 +200,7 @@ fn gunzip_if_needed<'a>(f: &StagedFile<'a>, avoid: &mut Allocator) -> Result<(&'
 /// What the BIOS data area says about the text console, as GRUB reports it
 /// in MBI tag 8 (EGA text at 0xB8000); `None` in a graphics mode.
 fn ega_text_console() -> Option<EgaText> {
-    // SAFETY: the BIOS data area (0x400-0x4FF) is always mapped and readable;
-    // these are plain byte/word reads of firmware-maintained fields.
-    let (mode, cols, rows) = unsafe {
-        (
-            core::ptr::read_volatile(0x449 as *const u8),
-            core::ptr::read_volatile(0x44a as *const u16),
-            core::ptr::read_volatile(0x484 as *const u8),
-        )
-    };
+    let arch::bda::Video { mode, columns: cols, rows_minus_one: rows } = arch::bda::video();
     let text = matches!(mode & 0x7f, 0..=3 | 7);
     if !text {
         return None;
@@ -287,57 +272,13 @@ fn set_graphics_like_grub(fb: &multiboot2::FramebufferTag) -> Option<(VbeTag, Gr
 /// The ACPI RSDPs (old, new) from the first KiB of the EBDA, then the BIOS
 /// area 0xE0000-0xFFFFF, as GRUB searches them.
 fn acpi_rsdp() -> (Option<&'static [u8]>, Option<&'static [u8]>) {
-    // SAFETY: 0x40E is the BIOS data area's EBDA segment word.
-    let ebda = unsafe { core::ptr::read_volatile(0x40e as *const u16) } as usize * 16;
     let mut found = (None, None);
-    // The EBDA lies in conventional memory; a pointer outside it is bogus.
-    let ebda_len = if (0x500..0xa0000).contains(&ebda) { (0xa0000 - ebda).min(1024) } else { 0 };
-    let areas = [(ebda, ebda_len), (0xe0000usize, 0x20000usize)];
-    for (base, len) in areas {
-        if len == 0 {
-            continue;
-        }
-        // SAFETY: the EBDA (below 640 KiB) and the BIOS area 0xE0000-0xFFFFF
-        // are firmware memory, identity-mapped and readable; nothing writes
-        // them while the chainloader runs, and the loader never writes there
-        // (both are in the reserved base memory/ROM range).
-        let area = unsafe { core::slice::from_raw_parts(base as *const u8, len) };
+    for area in arch::rom::rsdp_search_areas() {
         let (o, n) = mbi::find_rsdp(area);
         found.0 = found.0.or(o);
         found.1 = found.1.or(n);
     }
     found
-}
-
-/// The BIOS APM interface for tag 10, queried as GRUB does: installation
-/// check, disconnect, connect the 32-bit protected-mode interface. `None`
-/// when the BIOS has no APM (or refuses the connection).
-fn apm_info() -> Option<Apm> {
-    use crate::arch::thunk::{int, Regs};
-    let mut r = Regs { eax: 0x5300, ..Regs::default() };
-    int(0x15, &mut r);
-    if r.carry() {
-        return None;
-    }
-    let (version, flags) = (r.eax as u16, r.ecx as u16);
-    let mut r = Regs { eax: 0x5304, ..Regs::default() };
-    int(0x15, &mut r);
-    let mut r = Regs { eax: 0x5303, ..Regs::default() };
-    int(0x15, &mut r);
-    if r.carry() {
-        return None;
-    }
-    Some(Apm {
-        version,
-        cseg: r.eax as u16,
-        offset: r.ebx,
-        cseg_16: r.ecx as u16,
-        dseg: r.edx as u16,
-        flags,
-        cseg_len: (r.esi >> 16) as u16,
-        cseg_16_len: r.esi as u16,
-        dseg_len: r.edi as u16,
-    })
 }
 
 /// Checks and plans the whole boot; see the module documentation. `e820` is
@@ -448,7 +389,7 @@ fn prepare_in(
         load_base: plan.load_base,
         cmdline: kernel.args,
         loader_name,
-        apm: apm_info(),
+        apm: arch::apm::info(),
         modules: &mods,
         mmap: &sanitized,
         meminfo: memmap::meminfo(&sanitized),
@@ -511,10 +452,10 @@ fn prepare_in(
         let at = avoid
             .alloc(m.len.max(1), PAGE, ONE_MIB, FOUR_GIB, Preference::High, "moved out of the way")
             .ok_or_else(unorderable)?;
-        // SAFETY: [at, at+len) is free usable RAM that `avoid` just reserved:
-        // no download, destination, firmware area or chainloader byte is
-        // there. The source is a download or decompressed file, readable.
-        unsafe { core::ptr::copy_nonoverlapping(m.src as *const u8, at as *mut u8, m.len as usize) };
+        // [at, at+len) is free usable RAM that `avoid` just reserved: no
+        // download, destination, firmware area or chainloader byte is there.
+        // The source is a download or decompressed file.
+        arch::mem::high_mut(at, m.len).copy_from_slice(arch::mem::high(m.src, m.len));
         moves[b].src = at;
         ordered = moves.clone();
     }
@@ -536,10 +477,7 @@ fn prepare_in(
 /// Quiesces the NIC, moves everything into place and enters the kernel.
 pub fn boot(p: PreparedBoot, quiesce_nic: impl FnOnce()) -> ! {
     quiesce_nic();
-    // SAFETY: masks interrupts for the rest of the chainloader's life: no
-    // handler may run while memory is being rearranged (the kernel expects
-    // IF = 0 anyway).
-    unsafe { core::arch::asm!("cli", options(nomem, nostack)) };
+    arch::cpu::disable_interrupts();
     // The move list goes onto the stack (in the chainloader's .bss, which no
     // move may touch) so that a move cannot overwrite the list itself.
     let mut list = [Move { src: 0, dst: 0, len: 0, zero: 0 }; MAX_MOVES];
@@ -548,20 +486,5 @@ pub fn boot(p: PreparedBoot, quiesce_nic: impl FnOnce()) -> ! {
     let (entry, mbi_addr) = (p.entry, p.mbi_addr);
     // From here on the heap may be overwritten: `p` is not touched again.
     core::mem::forget(p);
-    for m in &list[..n] {
-        // SAFETY: `prepare` checked every destination: usable RAM below
-        // 4 GiB (identity-mapped), clear of the chainloader image, .bss,
-        // stack and page tables, the firmware areas, and every other
-        // destination; and ordered the moves so that none overwrites a source
-        // still to be read. `ptr::copy` has memmove semantics for a
-        // destination overlapping its own source. The NIC is quiesced, so no
-        // DMA races these writes.
-        unsafe {
-            core::ptr::copy(m.src as *const u8, m.dst as *mut u8, m.len as usize);
-            core::ptr::write_bytes((m.dst + m.len) as *mut u8, 0, m.zero as usize);
-        }
-    }
-    // SAFETY: the kernel and its boot information are in place; the handoff
-    // never returns.
-    unsafe { mb2_handoff(entry, mbi_addr) }
+    arch::handoff::enter(&list[..n], entry, mbi_addr)
 }

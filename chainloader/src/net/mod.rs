@@ -9,7 +9,6 @@ extern crate alloc;
 
 use crate::arch::cpu;
 use crate::arch::pxe::Undi;
-use crate::arch::BaseMem;
 use crate::{print, println};
 use alloc::string::String;
 use alloc::vec;
@@ -64,10 +63,17 @@ pub struct Net {
 /// where chainloader.0 has no room to spare.
 const UDP_RX_SLOTS: usize = 32;
 pub const UDP_RX_DATA_LEN: usize = UDP_RX_SLOTS * 1536;
-static UDP_RX_META: BaseMem<[udp::PacketMetadata; UDP_RX_SLOTS]> =
-    BaseMem::new([udp::PacketMetadata::EMPTY; UDP_RX_SLOTS]);
-static UDP_TX_META: BaseMem<[udp::PacketMetadata; 8]> = BaseMem::new([udp::PacketMetadata::EMPTY; 8]);
-static UDP_TX_DATA: BaseMem<[u8; 8 * 600]> = BaseMem::new([0; 8 * 600]);
+/// The TFTP socket's other buffers, in .bss; each taken once, for good, by
+/// [`Net::enable_downloads`].
+static UDP_RX_META: spin::Mutex<[udp::PacketMetadata; UDP_RX_SLOTS]> =
+    spin::Mutex::new([udp::PacketMetadata::EMPTY; UDP_RX_SLOTS]);
+static UDP_TX_META: spin::Mutex<[udp::PacketMetadata; 8]> = spin::Mutex::new([udp::PacketMetadata::EMPTY; 8]);
+static UDP_TX_DATA: spin::Mutex<[u8; 8 * 600]> = spin::Mutex::new([0; 8 * 600]);
+
+/// A static buffer for good; a second call is a bug.
+fn take<T>(m: &'static spin::Mutex<T>) -> &'static mut T {
+    spin::MutexGuard::leak(m.try_lock().expect("download buffers are given once"))
+}
 
 pub struct Fetched {
     pub size: u64,
@@ -92,8 +98,8 @@ impl Net {
         tcp_rx: &'static mut [u8],
         tcp_tx: &'static mut [u8],
     ) {
-        let rx = udp::PacketBuffer::new(&mut UDP_RX_META.get()[..], udp_rx);
-        let tx = udp::PacketBuffer::new(&mut UDP_TX_META.get()[..], &mut UDP_TX_DATA.get()[..]);
+        let rx = udp::PacketBuffer::new(&mut take(&UDP_RX_META)[..], udp_rx);
+        let tx = udp::PacketBuffer::new(&mut take(&UDP_TX_META)[..], &mut take(&UDP_TX_DATA)[..]);
         let mut sock = udp::Socket::new(rx, tx);
         let _ = sock.bind(TFTP_LOCAL_PORT);
         self.tftp_sock = Some(self.sockets.add(sock));
