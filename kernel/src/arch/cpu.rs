@@ -11,7 +11,7 @@
 
 use super::port;
 use core::arch::asm;
-use core::cell::UnsafeCell;
+use spin::Mutex;
 
 /// First vector of the master PIC after remapping; COM1 (IRQ4) is 0x24.
 pub const PIC_BASE: u8 = 0x20;
@@ -22,12 +22,9 @@ const STACK: usize = 16 * 1024;
 #[repr(C, align(16))]
 struct Stack([u8; STACK]);
 
-/// A static written only during single-threaded init with interrupts off.
-struct InitCell<T>(UnsafeCell<T>);
-// SAFETY: written only by `init`, before interrupts are enabled, on the one CPU.
-unsafe impl<T> Sync for InitCell<T> {}
-
-static IST_STACKS: InitCell<[Stack; 3]> = InitCell(UnsafeCell::new([const { Stack([0; STACK]) }; 3]));
+// The CPU's tables and stacks: each taken by `init` for good (the guard
+// leaked), then used by the CPU alone, through TR and IDTR.
+static IST_STACKS: Mutex<[Stack; 3]> = Mutex::new([const { Stack([0; STACK]) }; 3]);
 
 #[repr(C, packed)]
 struct Tss {
@@ -40,7 +37,7 @@ struct Tss {
     iomap_base: u16,
 }
 
-static TSS: InitCell<Tss> = InitCell(UnsafeCell::new(Tss {
+static TSS: Mutex<Tss> = Mutex::new(Tss {
     _reserved0: 0,
     rsp: [0; 3],
     _reserved1: 0,
@@ -48,7 +45,7 @@ static TSS: InitCell<Tss> = InitCell(UnsafeCell::new(Tss {
     _reserved2: 0,
     _reserved3: 0,
     iomap_base: core::mem::size_of::<Tss>() as u16,
-}));
+});
 
 #[derive(Clone, Copy)]
 #[repr(C)]
@@ -63,9 +60,13 @@ struct Gate {
 }
 
 const VECTORS: usize = 48;
-static IDT: InitCell<[Gate; VECTORS]> = InitCell(UnsafeCell::new(
-    [Gate { off_lo: 0, selector: 0, ist: 0, flags: 0, off_mid: 0, off_hi: 0, _reserved: 0 }; VECTORS],
-));
+static IDT: Mutex<[Gate; VECTORS]> =
+    Mutex::new([Gate { off_lo: 0, selector: 0, ist: 0, flags: 0, off_mid: 0, off_hi: 0, _reserved: 0 }; VECTORS]);
+
+/// A table for good: `init` runs once.
+fn take<T>(m: &'static Mutex<T>) -> &'static mut T {
+    spin::MutexGuard::leak(m.try_lock().expect("cpu::init runs once"))
+}
 
 extern "C" {
     static isr_table: [u64; VECTORS];
@@ -96,16 +97,18 @@ pub struct Frame {
 /// Load the TSS and IDT and remap the PICs (all IRQs masked). Call once,
 /// with interrupts off, before anything enables them.
 pub fn init() {
+    let (stacks, tss, idt) = (take(&IST_STACKS), take(&TSS), take(&IDT));
+    for (i, s) in stacks.iter().enumerate() {
+        tss.ist[i] = s.0.as_ptr() as u64 + STACK as u64; // top; 16-byte aligned
+    }
+    let tss_base = tss as *const Tss as u64;
+    let idt_base = idt.as_ptr() as u64;
     // SAFETY: single-threaded init with IF=0 (entry.S never sets it); the
-    // statics written here are not otherwise accessed until the CPU uses
-    // them through TR/IDTR.
+    // tables are 'static and nothing else references them (taken above);
+    // gdt (entry.S) is written only here, slots 4-5 that entry.S reserves
+    // for the TSS; isr_table is the stub table isr.S defines.
     unsafe {
-        let stacks = &*IST_STACKS.0.get();
-        let tss = &mut *TSS.0.get();
-        for (i, s) in stacks.iter().enumerate() {
-            tss.ist[i] = s.0.as_ptr() as u64 + STACK as u64; // top; 16-byte aligned
-        }
-        let base = TSS.0.get() as u64;
+        let base = tss_base;
         let limit = core::mem::size_of::<Tss>() as u64 - 1;
         // 64-bit available TSS descriptor (type 9, present), two GDT slots.
         let lo = (limit & 0xffff)
@@ -118,7 +121,6 @@ pub fn init() {
         (*gdt_p)[5] = base >> 32;
         asm!("ltr ax", in("ax") 0x20u16, options(nostack));
 
-        let idt = &mut *IDT.0.get();
         for (v, g) in idt.iter_mut().enumerate() {
             let h = isr_table[v];
             let ist = match v {
@@ -141,7 +143,7 @@ pub fn init() {
             limit: u16,
             base: u64,
         }
-        let idtr = Idtr { limit: (core::mem::size_of::<[Gate; VECTORS]>() - 1) as u16, base: IDT.0.get() as u64 };
+        let idtr = Idtr { limit: (core::mem::size_of::<[Gate; VECTORS]>() - 1) as u16, base: idt_base };
         asm!("lidt [{}]", in(reg) &idtr, options(nostack, readonly));
     }
     remap_pics();
