@@ -59,6 +59,13 @@ pub fn entry_regs() -> EntryRegs {
     unsafe { core::ptr::addr_of!(pxe_entry_regs).read_volatile() }
 }
 
+/// The top of base memory, KiB (INT 12h).
+pub fn base_memory_kib() -> usize {
+    let mut r = thunk::Regs::default();
+    thunk::int(0x12, &mut r);
+    (r.eax & 0xffff) as usize
+}
+
 /// (image start, image end, end of .bss) as linear addresses.
 pub fn image_layout() -> (usize, usize, usize) {
     // Only the addresses of the linker symbols are taken.

@@ -59,7 +59,7 @@ pub struct StagedFile<'a> {
 
 /// Why the kernel cannot be booted. Every variant names what is wrong.
 #[derive(Clone, Debug)]
-pub enum BootError {
+pub enum PlanError {
     NoStagingArea,
     Kernel { name: String, err: multiboot2::Mb2Error },
     Gzip { name: String, err: gzip::GzipError },
@@ -68,20 +68,20 @@ pub enum BootError {
     TooManyMoves(usize),
 }
 
-impl fmt::Display for BootError {
+impl fmt::Display for PlanError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BootError::NoStagingArea => {
+            PlanError::NoStagingArea => {
                 write!(f, "no usable RAM above 1 MiB and below 4 GiB to stage downloads in (E820)")
             }
-            BootError::Kernel { name, err } => write!(f, "{name}: {err}"),
-            BootError::Gzip { name, err } => write!(f, "{name}: {err}"),
-            BootError::NoRoom { what, size } => write!(f, "no free usable RAM below 4 GiB for {what} ({size} bytes)"),
-            BootError::Unorderable { a, b } => write!(
+            PlanError::Kernel { name, err } => write!(f, "{name}: {err}"),
+            PlanError::Gzip { name, err } => write!(f, "{name}: {err}"),
+            PlanError::NoRoom { what, size } => write!(f, "no free usable RAM below 4 GiB for {what} ({size} bytes)"),
+            PlanError::Unorderable { a, b } => write!(
                 f,
                 "cannot place {a}: its destination overlaps the downloaded bytes of {b} and no copy order avoids that"
             ),
-            BootError::TooManyMoves(n) => write!(f, "{n} pieces to move at handoff; at most {MAX_MOVES} are supported"),
+            PlanError::TooManyMoves(n) => write!(f, "{n} pieces to move at handoff; at most {MAX_MOVES} are supported"),
         }
     }
 }
@@ -113,9 +113,9 @@ fn base_allocator(e820: &[E820Entry]) -> Allocator {
 /// Where to stage downloads: the largest usable region above 16 MiB below
 /// 4 GiB (else above 1 MiB), as `(base, len)`. Staging files at page-aligned
 /// addresses lets modules stay where they were downloaded.
-pub fn staging_area(e820: &[E820Entry]) -> Result<(u64, u64), BootError> {
+pub fn staging_area(e820: &[E820Entry]) -> Result<(u64, u64), PlanError> {
     let reserved: Vec<Range> = firmware_and_self().iter().map(|(r, _)| *r).collect();
-    memmap::staging_area(e820, &reserved).ok_or(BootError::NoStagingArea)
+    memmap::staging_area(e820, &reserved).ok_or(PlanError::NoStagingArea)
 }
 
 /// Where a kernel or module went, for the progress display.
@@ -179,16 +179,16 @@ fn phys(s: &[u8]) -> u64 {
 
 /// Decompresses `f` if it is gzip, into free RAM reserved in `avoid` (high
 /// addresses first, away from where kernels load). Returns the bytes to use.
-fn gunzip_if_needed<'a>(f: &StagedFile<'a>, avoid: &mut Allocator) -> Result<(&'a [u8], bool), BootError> {
+fn gunzip_if_needed<'a>(f: &StagedFile<'a>, avoid: &mut Allocator) -> Result<(&'a [u8], bool), PlanError> {
     if !gzip::is_gzip(f.data) {
         return Ok((f.data, false));
     }
-    let gz = |err| BootError::Gzip { name: f.name.into(), err };
+    let gz = |err| PlanError::Gzip { name: f.name.into(), err };
     let info = gzip::parse(f.data).map_err(gz)?;
     let size = info.isize as u64;
     let at = avoid
         .alloc(size.max(1), PAGE, ONE_MIB, FOUR_GIB, Preference::High, "decompressed file")
-        .ok_or_else(|| BootError::NoRoom { what: format!("decompressing {}", f.name), size })?;
+        .ok_or_else(|| PlanError::NoRoom { what: format!("decompressing {}", f.name), size })?;
     // [at, at+size) is usable RAM that `avoid` had free: not the
     // chainloader, the firmware areas, a staged download, or an earlier
     // decompressed file; now reserved, so nothing else gets it.
@@ -289,7 +289,7 @@ pub fn prepare(
     e820: &[E820Entry],
     dhcp_ack: Option<&[u8]>,
     loader_name: &str,
-) -> Result<PreparedBoot, BootError> {
+) -> Result<PreparedBoot, PlanError> {
     let mut graphics_set = false;
     let r = prepare_in(kernel, modules, e820, dhcp_ack, loader_name, &mut graphics_set);
     if r.is_err() && graphics_set {
@@ -300,6 +300,40 @@ pub fn prepare(
     r
 }
 
+/// The copies the handoff makes, each with a name for messages.
+#[derive(Default)]
+struct Moves {
+    list: Vec<Move>,
+    names: Vec<String>,
+}
+
+impl Moves {
+    fn push(&mut self, m: Move, name: String) {
+        self.list.push(m);
+        self.names.push(name);
+    }
+}
+
+/// The two allocators of a plan. `mem`: where final placements go, chosen
+/// from the memory map and our fixed reservations alone, as GRUB's
+/// relocator chooses them; never from where downloads happen to lie (a
+/// staged file in the way is moved at handoff, see [`order_moves`]).
+/// `avoid`: the same with every staged download reserved as well, for
+/// scratch space that must not touch data still to be moved
+/// (decompression, out-of-the-way copies).
+fn allocators(e820: &[E820Entry], kernel: &StagedFile, modules: &[StagedFile]) -> (Allocator, Allocator) {
+    let mem = base_allocator(e820);
+    let mut avoid = mem.clone();
+    for f in core::iter::once(kernel).chain(modules) {
+        let r = Range::new(phys(f.data), phys(f.data) + f.data.len() as u64);
+        avoid.reserve_always(
+            Range::new(memmap::align_down(r.start, PAGE), memmap::align_up(r.end, PAGE)),
+            "staged file",
+        );
+    }
+    (mem, avoid)
+}
+
 fn prepare_in(
     kernel: StagedFile,
     modules: &[StagedFile],
@@ -307,80 +341,22 @@ fn prepare_in(
     dhcp_ack: Option<&[u8]>,
     loader_name: &str,
     graphics_set: &mut bool,
-) -> Result<PreparedBoot, BootError> {
-    // `mem`: where final placements go, chosen from the memory map and our
-    // fixed reservations alone, as GRUB's relocator chooses them; never
-    // from where downloads happen to lie (a staged file in the way is moved
-    // at handoff, see the ordering below). `avoid`: the same with every
-    // staged download reserved as well, for scratch space that must not
-    // touch data still to be moved (decompression, out-of-the-way copies).
-    let mut mem = base_allocator(e820);
-    let mut avoid = mem.clone();
-    for f in core::iter::once(&kernel).chain(modules) {
-        let r = Range::new(phys(f.data), phys(f.data) + f.data.len() as u64);
-        avoid.reserve_always(
-            Range::new(memmap::align_down(r.start, PAGE), memmap::align_up(r.end, PAGE)),
-            "staged file",
-        );
-    }
-    let kerr = |err| BootError::Kernel { name: kernel.name.into(), err };
+) -> Result<PreparedBoot, PlanError> {
+    let (mut mem, mut avoid) = allocators(e820, &kernel, modules);
+    let kerr = |err| PlanError::Kernel { name: kernel.name.into(), err };
 
     // The kernel.
     let (image, k_gz) = gunzip_if_needed(&kernel, &mut avoid)?;
     let header = multiboot2::parse_header(image).map_err(kerr)?;
     let plan = multiboot2::plan_load(image, &header, &mut mem, Some(&mut avoid)).map_err(kerr)?;
-    let mut moves: Vec<Move> = Vec::new();
-    let mut names: Vec<String> = Vec::new();
+    let mut moves = Moves::default();
     for (i, s) in plan.segments.iter().enumerate() {
-        moves.push(Move {
-            src: phys(image) + s.file_offset,
-            dst: s.dest_phys,
-            len: s.file_len,
-            zero: s.mem_len - s.file_len,
-        });
-        names.push(format!("{} segment {i} ({})", kernel.name, s.dest()));
+        let m =
+            Move { src: phys(image) + s.file_offset, dst: s.dest_phys, len: s.file_len, zero: s.mem_len - s.file_len };
+        moves.push(m, format!("{} segment {i} ({})", kernel.name, s.dest()));
     }
-
-    // Modules: decompressed if gzip, placed as GRUB places them.
-    let mut mods: Vec<Module> = Vec::new();
-    let mut placements = Vec::new();
-    for m in modules {
-        let (data, gz) = gunzip_if_needed(m, &mut avoid)?;
-        let len = data.len() as u64;
-        if len == 0 {
-            // GRUB gives an empty module start = end = 0.
-            mods.push(Module { start: 0, end: 0, string: m.args });
-            placements.push(Placement { range: Range::new(0, 0), gunzipped: gz, in_place: true });
-            continue;
-        }
-        let staged = Range::new(phys(data), phys(data) + len);
-        let at = memmap::place_module(&mut mem, &mut avoid, len)
-            .ok_or_else(|| BootError::NoRoom { what: format!("module {}", m.name), size: len })?;
-        let in_place = at == staged.start;
-        if !in_place {
-            moves.push(Move { src: staged.start, dst: at, len, zero: 0 });
-            names.push(format!("module {}", m.name));
-        }
-        let range = Range::new(at, at + len);
-        mods.push(Module { start: at as u32, end: (at + len) as u32, string: m.args });
-        placements.push(Placement { range, gunzipped: gz, in_place });
-    }
-
-    // The display: a framebuffer tag (optional or not) makes GRUB set a
-    // VBE graphics mode; otherwise, or if none fits, the text console.
-    let graphics = header.framebuffer.as_ref().and_then(set_graphics_like_grub);
-    let (vbe_tag, framebuffer) = match graphics {
-        Some((tag, g, number)) => {
-            crate::println!(
-                "display: VBE mode {number:#x}, {}x{}x{} at {:#x}, as GRUB 2 sets it for the framebuffer tag (the screen shows no more of this log)",
-                g.width, g.height, g.bpp, g.addr
-            );
-            crate::console::set_text_screen(false);
-            *graphics_set = true;
-            (Some(tag), Some(Framebuffer::Graphics(g)))
-        }
-        None => (None, ega_text_console().map(Framebuffer::EgaText)),
-    };
+    let (mods, placements) = place_modules(modules, &mut mem, &mut avoid, &mut moves)?;
+    let (vbe_tag, framebuffer) = choose_display(header.framebuffer.as_ref(), graphics_set);
 
     // The boot information.
     let sanitized = memmap::sanitize(e820);
@@ -400,8 +376,82 @@ fn prepare_in(
         acpi_old,
         acpi_new,
     };
+    let warnings = warnings(&header, &info);
+    let (buf, mbi_addr) = place_boot_info(&info, &mut mem, &mut avoid, &mut moves)?;
+    let moves = order_moves(moves, &mut avoid)?;
+
+    Ok(PreparedBoot {
+        entry: plan.entry,
+        mbi_addr: mbi_addr as u32,
+        mbi_len: buf.len(),
+        load_base: plan.load_base,
+        kernel: Placement { range: plan.kernel_range, gunzipped: k_gz, in_place: false },
+        modules: placements,
+        warnings,
+        moves,
+        _mbi: buf,
+    })
+}
+
+/// Modules: decompressed if gzip, placed as GRUB places them; a module
+/// left where it was downloaded needs no move.
+fn place_modules<'a>(
+    modules: &[StagedFile<'a>],
+    mem: &mut Allocator,
+    avoid: &mut Allocator,
+    moves: &mut Moves,
+) -> Result<(Vec<Module<'a>>, Vec<Placement>), PlanError> {
+    let mut mods: Vec<Module> = Vec::new();
+    let mut placements = Vec::new();
+    for m in modules {
+        let (data, gz) = gunzip_if_needed(m, avoid)?;
+        let len = data.len() as u64;
+        if len == 0 {
+            // GRUB gives an empty module start = end = 0.
+            mods.push(Module { start: 0, end: 0, string: m.args });
+            placements.push(Placement { range: Range::new(0, 0), gunzipped: gz, in_place: true });
+            continue;
+        }
+        let staged = Range::new(phys(data), phys(data) + len);
+        let at = memmap::place_module(mem, avoid, len)
+            .ok_or_else(|| PlanError::NoRoom { what: format!("module {}", m.name), size: len })?;
+        let in_place = at == staged.start;
+        if !in_place {
+            moves.push(Move { src: staged.start, dst: at, len, zero: 0 }, format!("module {}", m.name));
+        }
+        let range = Range::new(at, at + len);
+        mods.push(Module { start: at as u32, end: (at + len) as u32, string: m.args });
+        placements.push(Placement { range, gunzipped: gz, in_place });
+    }
+    Ok((mods, placements))
+}
+
+/// The display: a framebuffer tag (optional or not) makes GRUB set a VBE
+/// graphics mode; otherwise, or if none fits, the text console.
+/// `graphics_set` records that the screen left text mode.
+fn choose_display(
+    fb: Option<&multiboot2::FramebufferTag>,
+    graphics_set: &mut bool,
+) -> (Option<VbeTag>, Option<Framebuffer>) {
+    match fb.and_then(set_graphics_like_grub) {
+        Some((tag, g, number)) => {
+            crate::println!(
+                "display: VBE mode {number:#x}, {}x{}x{} at {:#x}, as GRUB 2 sets it for the framebuffer tag (the screen shows no more of this log)",
+                g.width, g.height, g.bpp, g.addr
+            );
+            crate::console::set_text_screen(false);
+            *graphics_set = true;
+            (Some(tag), Some(Framebuffer::Graphics(g)))
+        }
+        None => (None, ega_text_console().map(Framebuffer::EgaText)),
+    }
+}
+
+/// One console line per tag the kernel requires that the boot information
+/// leaves out (as GRUB 2 leaves it out), and for a console it cannot have.
+fn warnings(header: &multiboot2::Header, info: &BootInfo) -> Vec<String> {
     let mut warnings: Vec<String> = header
-        .required_but_absent(&mbi::tags_present(&info))
+        .required_but_absent(&mbi::tags_present(info))
         .into_iter()
         .map(|t| {
             format!(
@@ -415,35 +465,46 @@ fn prepare_in(
         // grub_multiboot2_set_console: "no console will be available to OS".
         warnings.push("warning: the kernel's console flags refuse EGA text and it has no framebuffer tag: no console it accepts (GRUB 2 boots it anyway, and so do we)".into());
     }
-    let size = mbi::size(&info);
-    let mut buf = alloc::vec![0u8; size];
-    mbi::write(&info, &mut buf)
-        .map_err(|_| BootError::NoRoom { what: "boot information".into(), size: size as u64 })?;
-    // GRUB's first fit again, for the size GRUB reserves (its upper bound):
-    // usually in the gap after the kernel's sections.
-    let chunk = mbi::grub_chunk_size(&info) as u64;
-    let mbi_addr = mem
-        .find(chunk, 8, ONE_MIB, FOUR_GIB, Preference::Low)
-        .ok_or_else(|| BootError::NoRoom { what: "boot information".into(), size: chunk })?;
-    let mbi_range = Range::new(mbi_addr, mbi_addr + chunk);
-    mem.reserve_grub_chunk(mbi_range, "boot information")
-        .map_err(|_| BootError::NoRoom { what: "boot information".into(), size: size as u64 })?;
-    avoid.reserve_always(mbi_range, "boot information");
-    moves.push(Move { src: phys(&buf), dst: mbi_addr, len: size as u64, zero: 0 });
-    names.push("the boot information".into());
+    warnings
+}
 
+/// Writes the boot information and chooses its address: GRUB's first fit
+/// for the size GRUB reserves (its upper bound), usually in the gap after
+/// the kernel's sections. Returns the bytes and the address.
+fn place_boot_info(
+    info: &BootInfo,
+    mem: &mut Allocator,
+    avoid: &mut Allocator,
+    moves: &mut Moves,
+) -> Result<(Vec<u8>, u64), PlanError> {
+    let size = mbi::size(info);
+    let no_room = |size| PlanError::NoRoom { what: "boot information".into(), size };
+    let mut buf = alloc::vec![0u8; size];
+    mbi::write(info, &mut buf).map_err(|_| no_room(size as u64))?;
+    let chunk = mbi::grub_chunk_size(info) as u64;
+    let mbi_addr = mem.find(chunk, 8, ONE_MIB, FOUR_GIB, Preference::Low).ok_or_else(|| no_room(chunk))?;
+    let mbi_range = Range::new(mbi_addr, mbi_addr + chunk);
+    mem.reserve_grub_chunk(mbi_range, "boot information").map_err(|_| no_room(size as u64))?;
+    avoid.reserve_always(mbi_range, "boot information");
+    moves.push(Move { src: phys(&buf), dst: mbi_addr, len: size as u64, zero: 0 }, "the boot information".into());
+    Ok((buf, mbi_addr))
+}
+
+/// The moves in an order where none overwrites a source still to be read.
+/// Usually the downloads (high, in the staging area) and the destinations
+/// (low) are apart and any order works. When a destination covers bytes
+/// of another piece that are still to be moved and no order avoids that
+/// (a cycle), the blocking piece is first copied to free memory: the one
+/// case where bytes are copied twice.
+fn order_moves(moves: Moves, avoid: &mut Allocator) -> Result<Vec<Move>, PlanError> {
+    let Moves { list: mut moves, names } = moves;
     if moves.len() > MAX_MOVES {
-        return Err(BootError::TooManyMoves(moves.len()));
+        return Err(PlanError::TooManyMoves(moves.len()));
     }
-    // Usually the downloads (high, in the staging area) and the destinations
-    // (low) are apart and any order works. When a destination covers bytes
-    // of another piece that are still to be moved and no order avoids that
-    // (a cycle), the blocking piece is first copied to free memory: the one
-    // case where bytes are copied twice.
     let mut ordered = moves.clone();
     let mut detours = 0;
     while let Err((a, b)) = memmap::order_copies(&mut ordered) {
-        let unorderable = || BootError::Unorderable { a: names[a].clone(), b: names[b].clone() };
+        let unorderable = || PlanError::Unorderable { a: names[a].clone(), b: names[b].clone() };
         if detours == 4 || a == b {
             return Err(unorderable());
         }
@@ -459,19 +520,7 @@ fn prepare_in(
         moves[b].src = at;
         ordered = moves.clone();
     }
-    let moves = ordered;
-
-    Ok(PreparedBoot {
-        entry: plan.entry,
-        mbi_addr: mbi_addr as u32,
-        mbi_len: size,
-        load_base: plan.load_base,
-        kernel: Placement { range: plan.kernel_range, gunzipped: k_gz, in_place: false },
-        modules: placements,
-        warnings,
-        moves,
-        _mbi: buf,
-    })
+    Ok(ordered)
 }
 
 /// Quiesces the NIC, moves everything into place and enters the kernel.
