@@ -88,7 +88,7 @@ pub fn reset() -> ! {
         Port8::new(0x64).write(0xFE);
         delay_ms(50);
         // Triple fault: an empty IDT, then an exception.
-        let null_idt = [0u16; 5];
-        core::arch::asm!("lidt [{}]", "int3", in(reg) null_idt.as_ptr(), options(noreturn));
+        x86::dtables::lidt(&x86::dtables::DescriptorTablePointer::<u64>::default());
+        core::arch::asm!("int3", options(noreturn));
     }
 }

@@ -101,12 +101,6 @@ pub fn init() {
             idt.0[2 * v] = lo;
             idt.0[2 * v + 1] = stub >> 32;
         }
-        #[repr(C, packed)]
-        struct Ptr {
-            limit: u16,
-            base: u64,
-        }
-        let p = Ptr { limit: (16 * VECTORS - 1) as u16, base: idt.0.as_ptr() as u64 };
-        core::arch::asm!("lidt [{}]", in(reg) &p);
+        x86::dtables::lidt(&x86::dtables::DescriptorTablePointer::new(&idt.0));
     }
 }

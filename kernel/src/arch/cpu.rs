@@ -10,14 +10,18 @@
 //! different stack, so no IST stack is ever re-entered.
 
 use super::port;
-use core::arch::asm;
 use spin::Mutex;
+use x86::dtables::DescriptorTablePointer;
+use x86::segmentation::SegmentSelector;
+use x86::Ring;
 
 /// First vector of the master PIC after remapping; COM1 (IRQ4) is 0x24.
 pub const PIC_BASE: u8 = 0x20;
 pub const COM1_IRQ: u8 = 4;
 
 const STACK: usize = 16 * 1024;
+/// The TSS descriptor's GDT slot (selector 0x20): entry.S reserves 4 and 5.
+const TSS_GDT_INDEX: u16 = 4;
 
 #[repr(C, align(16))]
 struct Stack([u8; STACK]);
@@ -101,14 +105,12 @@ pub fn init() {
     for (i, s) in stacks.iter().enumerate() {
         tss.ist[i] = s.0.as_ptr() as u64 + STACK as u64; // top; 16-byte aligned
     }
-    let tss_base = tss as *const Tss as u64;
-    let idt_base = idt.as_ptr() as u64;
+    let base = tss as *const Tss as u64;
     // SAFETY: single-threaded init with IF=0 (entry.S never sets it); the
     // tables are 'static and nothing else references them (taken above);
     // gdt (entry.S) is written only here, slots 4-5 that entry.S reserves
     // for the TSS; isr_table is the stub table isr.S defines.
     unsafe {
-        let base = tss_base;
         let limit = core::mem::size_of::<Tss>() as u64 - 1;
         // 64-bit available TSS descriptor (type 9, present), two GDT slots.
         let lo = (limit & 0xffff)
@@ -117,9 +119,9 @@ pub fn init() {
             | (((limit >> 16) & 0xf) << 48)
             | (((base >> 24) & 0xff) << 56);
         let gdt_p = &raw mut gdt;
-        (*gdt_p)[4] = lo;
-        (*gdt_p)[5] = base >> 32;
-        asm!("ltr ax", in("ax") 0x20u16, options(nostack));
+        (*gdt_p)[TSS_GDT_INDEX as usize] = lo;
+        (*gdt_p)[TSS_GDT_INDEX as usize + 1] = base >> 32;
+        x86::task::load_tr(SegmentSelector::new(TSS_GDT_INDEX, Ring::Ring0));
 
         for (v, g) in idt.iter_mut().enumerate() {
             let h = isr_table[v];
@@ -138,13 +140,7 @@ pub fn init() {
                 _reserved: 0,
             };
         }
-        #[repr(C, packed)]
-        struct Idtr {
-            limit: u16,
-            base: u64,
-        }
-        let idtr = Idtr { limit: (core::mem::size_of::<[Gate; VECTORS]>() - 1) as u16, base: idt_base };
-        asm!("lidt [{}]", in(reg) &idtr, options(nostack, readonly));
+        x86::dtables::lidt(&DescriptorTablePointer::new(&*idt));
     }
     remap_pics();
 }
