@@ -16,16 +16,16 @@ pub const ONE_MIB: usize = 0x10_0000;
 const FOUR_GIB: u64 = 1 << 32;
 
 /// `len` bytes at linear `addr` below 1 MiB, to inspect: signatures,
-/// checksums, the ROM's cached packets, the receive ring. Panics on a range
+/// checksums, the ROM's cached packets, the video BIOS's mode list. Panics on a range
 /// that leaves the first MiB (a caller's bug; the caller checks pointers
 /// that come from firmware first).
 pub fn low(addr: usize, len: usize) -> &'static [u8] {
     assert!(addr.checked_add(len).is_some_and(|end| end <= ONE_MIB), "low memory read past 1 MiB");
     // SAFETY: the first MiB is identity-mapped RAM and ROM, always readable;
-    // reads have no side effect. Nothing in the chainloader holds a `&mut`
-    // to firmware memory; the chainloader's own base-memory statics that
-    // firmware writes (the receive ring) are read only after the trip to
-    // real mode that wrote them has returned.
+    // reads have no side effect. These are firmware structures, which no
+    // Rust object of the chainloader overlaps; nothing writes them in long
+    // mode, and callers are done with the bytes (parsed or copied) before
+    // the next call into real mode, where the firmware might.
     unsafe { core::slice::from_raw_parts(addr as *const u8, len) }
 }
 

@@ -7,8 +7,9 @@
 //! cannot go to the wrong call. A call copies the block into one scratch
 //! buffer in base memory and back out (as iPXE's `undinet_call` does), so
 //! a ROM that writes past the block's end writes only the scratch. The
-//! transmit blocks and the receive ring, which the pump in real mode uses
-//! too, live in base memory owned by [`Undi`].
+//! transmit blocks, which the pump in real mode uses too, live in base
+//! memory owned by [`Undi`], the receive ring in base memory owned by
+//! [`RxRing`].
 //!
 //! Vendor UNDI stacks get many things wrong; what this module does about
 //! each (transmit with the protocol set, media-test retries, the permanent
@@ -414,16 +415,15 @@ pub const RING_SLOTS: usize = 32;
 #[repr(C, align(16))]
 struct Ring([[u8; 1536]; RING_SLOTS]);
 
-/// What the pump (pump.S) and the ROM read and write in base memory while
-/// UNDI runs: the UNDI_TRANSMIT block, its buffer descriptor and
-/// destination, the transmit buffers, the receive ring. [`Undi`] owns it.
+/// What the pump (pump.S) and the ROM read in base memory to transmit: the
+/// UNDI_TRANSMIT block, its buffer descriptor and destination, the
+/// transmit buffers. [`Undi`] owns it.
 #[repr(C)]
 struct UndiMem {
     transmit: UndiTransmit,
     tbd: UndiTbd,
     dest: [u8; 6],
     tx_bufs: [[u8; TX_BUF_LEN]; 2],
-    ring: Ring,
 }
 
 static UNDI_MEM: BaseMem<UndiMem> = BaseMem::new(UndiMem {
@@ -431,8 +431,10 @@ static UNDI_MEM: BaseMem<UndiMem> = BaseMem::new(UndiMem {
     tbd: UndiTbd { immed_length: 0, xmit: 0, data_blk_count: 0, blocks: [[0; 8]; 8] },
     dest: [0; 6],
     tx_bufs: [[0; TX_BUF_LEN]; 2],
-    ring: Ring([[0; 1536]; RING_SLOTS]),
 });
+
+/// The receive ring, which the pump fills. [`RxRing`] owns it.
+static RING: BaseMem<Ring> = BaseMem::new(Ring([[0; 1536]; RING_SLOTS]));
 
 fn linear<T>(x: &T) -> usize {
     x as *const T as usize
@@ -615,15 +617,30 @@ impl fmt::Display for RunWorkarounds {
     }
 }
 
-/// A received frame in a slot of the receive ring (valid until the next pump).
-pub struct RxFrame {
-    pub addr: usize,
-    pub len: usize,
+/// The receive ring and the frames of the last pump not yet read. A frame
+/// borrows the ring, and [`Undi::pump`] needs it mutably, so no frame can
+/// be read while the pump overwrites its slot.
+pub struct RxRing {
+    ring: &'static mut Ring,
+    count: usize,
+    next: usize,
 }
 
-impl RxFrame {
-    pub fn bytes(&self) -> &[u8] {
-        low(self.addr, self.len)
+impl RxRing {
+    /// The ring, for good (one owner).
+    pub fn take() -> RxRing {
+        RxRing { ring: RING.take(), count: 0, next: 0 }
+    }
+
+    /// The next frame that the last pump collected; no PXE call.
+    pub fn next(&mut self) -> Option<&[u8]> {
+        if self.next >= self.count {
+            return None;
+        }
+        let slot = &self.ring.0[self.next];
+        self.next += 1;
+        let len = (u16::from_le_bytes([slot[0], slot[1]]) as usize).min(slot.len() - 2);
+        Some(&slot[2..2 + len])
     }
 }
 
@@ -636,12 +653,10 @@ pub struct Undi {
     /// Frames come in bursts (a TFTP window): a pump collects all that are
     /// there instead of returning after the first.
     pub batch: bool,
-    ring_count: usize,
-    ring_next: usize,
     pub stats: UndiStats,
     /// Transmits tried again by flush_tx.
     tx_retries: u32,
-    /// The transmit blocks, buffers and ring, for good.
+    /// The transmit blocks and buffers, for good.
     mem: &'static mut UndiMem,
     pump: Pump,
 }
@@ -861,8 +876,6 @@ impl Undi {
             tx_next: 0,
             pending_tx: None,
             batch: false,
-            ring_count: 0,
-            ring_next: 0,
             stats: UndiStats::default(),
             tx_retries: 0,
             mem: UNDI_MEM.take(),
@@ -962,15 +975,15 @@ impl Undi {
     /// frame, then collects received frames into the ring until at least
     /// one is there or the TSC reaches `deadline_tsc`. Returns the number
     /// of frames now waiting in the ring.
-    pub fn pump(&mut self, deadline_tsc: u64) -> usize {
-        if self.ring_next < self.ring_count {
-            return self.ring_count - self.ring_next;
+    pub fn pump(&mut self, rx: &mut RxRing, deadline_tsc: u64) -> usize {
+        if rx.next < rx.count {
+            return rx.count - rx.next;
         }
         let tx = self.pending_tx.take();
         if let Some((idx, len)) = tx {
             self.prepare_transmit(idx, len);
         }
-        let (transmit, ring) = (linear(&self.mem.transmit), linear(&self.mem.ring));
+        let (transmit, ring) = (linear(&self.mem.transmit), linear(&*rx.ring));
         let ctl = self.pump.ctl();
         ctl.entry = far(self.pxe.entry);
         ctl.bang = self.pxe.bang as u16;
@@ -1001,21 +1014,10 @@ impl Undi {
         }
         self.stats.rx_dropped = ctl.dropped as u64;
         self.stats.wait_tsc = ctl.wait;
-        self.ring_count = ctl.nframes as usize;
-        self.ring_next = 0;
-        self.stats.rx_frames += self.ring_count as u64;
-        self.ring_count
-    }
-
-    /// The next frame from the ring (filled by [`Self::pump`]); no PXE call.
-    pub fn next_rx(&mut self) -> Option<RxFrame> {
-        if self.ring_next >= self.ring_count {
-            return None;
-        }
-        let slot = &self.mem.ring.0[self.ring_next];
-        self.ring_next += 1;
-        let len = u16::from_le_bytes([slot[0], slot[1]]) as usize;
-        Some(RxFrame { addr: slot.as_ptr() as usize + 2, len })
+        rx.count = ctl.nframes as usize;
+        rx.next = 0;
+        self.stats.rx_frames += rx.count as u64;
+        rx.count
     }
 
     /// Quiesces the NIC before handoff: no more DMA into RAM the kernel

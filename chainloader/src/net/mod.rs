@@ -117,7 +117,7 @@ impl Net {
     fn wait(&mut self, until_ms: u64) {
         let now = cpu::now_ms();
         let until = until_ms.clamp(now, now + 50);
-        self.dev.undi.pump(cpu::tsc_at_ms(until));
+        self.dev.undi.pump(&mut self.dev.rx, cpu::tsc_at_ms(until));
     }
 
     /// DHCP through smoltcp with our user and vendor class. `None` when no
