@@ -14,7 +14,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use bootproto::config::{self, Entry};
-use bootproto::http::{is_http_url, Url};
+use bootproto::http::{is_http_url, Url, UrlError};
 use bootproto::tftp;
 use core::fmt;
 use core::net::Ipv4Addr;
@@ -40,17 +40,79 @@ impl fmt::Display for Source {
     }
 }
 
-/// Why a fetch failed, and whether the file simply is not there (the
-/// config search moves on to its next candidate then).
+/// Why a fetch failed. A server's answer is final; silence and broken
+/// connections are tried again and end in [`FetchError::GaveUp`].
 #[derive(Debug)]
-pub struct FetchError {
-    pub not_found: bool,
-    pub message: String,
+pub enum FetchError {
+    /// The TFTP server answered with ERROR `code` (1: file not found).
+    TftpRemote { server: Ipv4Addr, name: String, code: u16, message: String },
+    /// The HTTP server's final answer (a 404, say), or a failure that
+    /// another connection cannot fix.
+    Http { url: Url, err: HttpFetchError },
+    /// A redirect to a URL that does not parse.
+    BadRedirect { url: Url, err: UrlError },
+    /// Every attempt failed without an answer; the last one's reason.
+    GaveUp(Transient),
+}
+
+impl FetchError {
+    /// The file simply is not there: the config search moves on to its
+    /// next candidate.
+    pub fn not_found(&self) -> bool {
+        match self {
+            FetchError::TftpRemote { code, .. } => *code == 1,
+            FetchError::Http { err, .. } => {
+                matches!(err, HttpFetchError::Http(bootproto::http::Error::Status { status: 404 | 410, .. }))
+            }
+            _ => false,
+        }
+    }
 }
 
 impl fmt::Display for FetchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        match self {
+            FetchError::TftpRemote { server, name, code, message } => {
+                write!(f, "TFTP error {code} from {server}: {message}: /{name}")
+            }
+            FetchError::Http { url, err } => write!(f, "{err}: {url}"),
+            FetchError::BadRedirect { url, err } => write!(f, "{url}: redirect to a bad URL: {err}"),
+            FetchError::GaveUp(t) => t.fmt(f),
+        }
+    }
+}
+
+/// A failure worth another attempt (a timeout, a broken connection).
+#[derive(Debug)]
+pub enum Transient {
+    Tftp { name: String, err: tftp::Error },
+    Http { url: Url, err: HttpFetchError },
+}
+
+impl fmt::Display for Transient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Transient::Tftp { name, err } => write!(f, "{name}: {err}"),
+            Transient::Http { url, err } => write!(f, "{url}: {err}"),
+        }
+    }
+}
+
+/// A URL from DHCP or the config that does not parse.
+#[derive(Debug)]
+pub enum ResolveError {
+    /// An `http://` URL as DHCP gave it (option 209, 210, the boot file).
+    Url { text: String, err: UrlError },
+    /// A config entry's path, against the config's URL.
+    Entry { line: usize, path: String, err: UrlError },
+}
+
+impl fmt::Display for ResolveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResolveError::Url { text, err } => write!(f, "{text}: {err}"),
+            ResolveError::Entry { line, path, err } => write!(f, "line {line}: {path}: {err}"),
+        }
     }
 }
 
@@ -75,7 +137,7 @@ impl fmt::Display for ConfigPlace {
 /// The config file candidates: an `http://` URL in option 209 (or the boot
 /// file) is fetched by HTTP, and so are the names below an `http://`
 /// option 210; otherwise PXELINUX's TFTP names.
-pub fn config_candidates(lease: &Lease, mac: [u8; 6], server: Ipv4Addr) -> Result<Vec<ConfigPlace>, String> {
+pub fn config_candidates(lease: &Lease, mac: [u8; 6], server: Ipv4Addr) -> Result<Vec<ConfigPlace>, ResolveError> {
     let whole = |s: &str| {
         parse_url(s).map(|u| alloc::vec![ConfigPlace { source: Source::Http(u.clone()), relative_to: Some(u) }])
     };
@@ -94,7 +156,7 @@ pub fn config_candidates(lease: &Lease, mac: [u8; 6], server: Ipv4Addr) -> Resul
         return names
             .iter()
             .map(|n| {
-                let u = base.join(n).map_err(|e| format!("{prefix}{n}: {e}"))?;
+                let u = base.join(n).map_err(|err| ResolveError::Url { text: format!("{prefix}{n}"), err })?;
                 Ok(ConfigPlace { source: Source::Http(u), relative_to: Some(base.clone()) })
             })
             .collect();
@@ -105,46 +167,24 @@ pub fn config_candidates(lease: &Lease, mac: [u8; 6], server: Ipv4Addr) -> Resul
         .collect())
 }
 
-fn parse_url(s: &str) -> Result<Url, String> {
-    Url::parse(s).map_err(|e| format!("{s}: {e}"))
+fn parse_url(s: &str) -> Result<Url, ResolveError> {
+    Url::parse(s).map_err(|err| ResolveError::Url { text: s.into(), err })
 }
 
 /// Where a config entry's file comes from, given where the config came from.
-pub fn resolve(e: &Entry, config_from: &ConfigPlace) -> Result<Source, String> {
+pub fn resolve(e: &Entry, config_from: &ConfigPlace) -> Result<Source, ResolveError> {
+    let bad = |err| ResolveError::Entry { line: e.line, path: e.path.clone(), err };
     if is_http_url(&e.path) {
         return parse_url(&e.path).map(Source::Http);
     }
     match (&config_from.relative_to, &config_from.source) {
         (Some(base), _) => {
             let reference = if e.rooted { format!("/{}", e.path) } else { e.path.clone() };
-            base.join(&reference).map(Source::Http).map_err(|err| format!("line {}: {}: {err}", e.line, e.path))
+            base.join(&reference).map(Source::Http).map_err(bad)
         }
         (None, Source::Tftp { server, .. }) => Ok(Source::Tftp { server: *server, name: e.path.clone() }),
-        (None, Source::Http(u)) => {
-            u.join(&e.path).map(Source::Http).map_err(|err| format!("line {}: {}: {err}", e.line, e.path))
-        }
+        (None, Source::Http(u)) => u.join(&e.path).map(Source::Http).map_err(bad),
     }
-}
-
-/// Tries each config candidate in turn; one that is not there moves on to
-/// the next. Returns the one found and its text.
-pub fn fetch_config(
-    net: &mut Net,
-    candidates: &[ConfigPlace],
-    staging: &mut [u8],
-) -> Result<(ConfigPlace, String), String> {
-    for c in candidates {
-        match fetch_with_retry(net, &c.source, staging, true) {
-            Ok(f) => {
-                let text = core::str::from_utf8(&staging[..f.size as usize])
-                    .map_err(|e| format!("{c}: not UTF-8 text ({e})"))?;
-                return Ok((c.clone(), text.into()));
-            }
-            Err(e) if e.not_found => println!("config {c}: not found"),
-            Err(e) => return Err(e.message),
-        }
-    }
-    Err(format!("no boot config found (tried {} names)", candidates.len()))
 }
 
 /// One file, with up to [`ATTEMPTS`] attempts when the server does not
@@ -160,41 +200,31 @@ pub fn fetch_with_retry(net: &mut Net, src: &Source, dest: &mut [u8], quiet: boo
             Source::Tftp { server, name } => match net.tftp_get(*server, name, dest, name, quiet) {
                 Ok(f) => return Ok(f),
                 Err(tftp::Error::Remote { code, message }) => {
-                    return Err(FetchError {
-                        not_found: code == 1,
-                        message: format!("TFTP error {code} from {server}: {message}: /{name}"),
-                    })
+                    return Err(FetchError::TftpRemote { server: *server, name: name.clone(), code, message })
                 }
-                Err(e) => format!("{name}: {e}"),
+                Err(err) => Transient::Tftp { name: name.clone(), err },
             },
             Source::Http(url) => {
                 let show = format!("{url}");
                 match net.http_get(url, dest, &show, quiet) {
                     Ok(f) => return Ok(f),
                     Err(HttpFetchError::Http(e)) if e.redirect().is_some() && redirects < MAX_REDIRECTS => {
-                        let to = url.join(e.redirect().unwrap_or_default()).map_err(|err| FetchError {
-                            not_found: false,
-                            message: format!("{url}: redirect to a bad URL: {err}"),
-                        })?;
+                        let to = url
+                            .join(e.redirect().unwrap_or_default())
+                            .map_err(|err| FetchError::BadRedirect { url: url.clone(), err })?;
                         println!("{url}: {e}");
                         redirects += 1;
                         src = Source::Http(to);
                         continue;
                     }
-                    Err(e) if !e.is_transient() => {
-                        let not_found = matches!(
-                            &e,
-                            HttpFetchError::Http(bootproto::http::Error::Status { status: 404 | 410, .. })
-                        );
-                        return Err(FetchError { not_found, message: format!("{e}: {url}") });
-                    }
-                    Err(e) => format!("{url}: {e}"),
+                    Err(err) if !err.is_transient() => return Err(FetchError::Http { url: url.clone(), err }),
+                    Err(err) => Transient::Http { url: url.clone(), err },
                 }
             }
         };
         println!("{transient} (attempt {attempt} of {ATTEMPTS})");
         if attempt == ATTEMPTS {
-            return Err(FetchError { not_found: false, message: transient });
+            return Err(FetchError::GaveUp(transient));
         }
         cpu::delay_ms(wait);
         wait *= 2;

@@ -124,10 +124,7 @@ pub fn run(c: &mut Uart16550, mbi: &Mbi, kernel: Range) -> bool {
         return false;
     }
     for r in pat {
-        // SAFETY: `pattern_ranges` gives usable RAM of the loader's map
-        // within LOW and HIGH, clear of the kernel image (which holds the
-        // stacks), the MBI and the modules; nothing else runs.
-        unsafe { arch::dma_pattern_fill(r.start, r.end) };
+        arch::dma_pattern_fill(*r, &keep);
     }
     for (i, p) in pages(hid).enumerate() {
         HASHES[i].store(arch::dma_page_hash(p), Relaxed);

@@ -18,13 +18,17 @@
 //!   what the machine does next.
 #![no_std]
 #![no_main]
+// Hardware access lives in `arch`; the rest is safe Rust.
+#![deny(unsafe_code)]
 
 mod acpi;
+#[allow(unsafe_code)]
 mod arch;
 mod command;
 mod dmacheck;
 
-use baremetal::serial::{Uart16550, COM1};
+use arch::com1;
+use baremetal::serial::Uart16550;
 use bootproto::mbi_check::{self, mmap_entries, Mbi, Range, Tag};
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -35,14 +39,6 @@ const EXIT_FAIL: u8 = 0x11;
 
 /// The MBI's largest believable size; anything bigger is reported, not read.
 const MBI_MAX: u32 = 1 << 20;
-
-/// The console: COM1.
-fn com1() -> Uart16550 {
-    // SAFETY: COM1 is this kernel's console. The main flow writes to it only
-    // before interrupts are enabled and from then on only the serial IRQ
-    // handler does, so two writers never interleave.
-    unsafe { Uart16550::new(COM1) }
-}
 
 /// Bytes as a quoted string: printable ASCII as is, `"` and `\` escaped,
 /// anything else as `\xNN`, so the line stays one parseable line.
@@ -68,8 +64,8 @@ static POWER_OFF: AtomicU64 = AtomicU64::new(0);
 /// The `noack` switch: reset on `~~~k` silently.
 static NO_ACK: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
-#[no_mangle]
-extern "C" fn kernel_main(magic: u32, mbi_addr: u32) -> ! {
+/// The Rust entry (from entry.S, through `arch::kernel_main`).
+fn start(magic: u32, mbi_addr: u32) -> ! {
     let mut c = com1();
     c.init();
     arch::cpu::init();
@@ -194,9 +190,9 @@ fn print_mbi(c: &mut Uart16550, mbi: &Mbi) {
     }
 }
 
-/// Called by isr.S for every vector, on an IST stack, interrupts off.
-#[no_mangle]
-extern "C" fn kernel_interrupt(f: &mut arch::cpu::Frame) {
+/// Every vector (from isr.S, through `arch::kernel_interrupt`), on an IST
+/// stack, interrupts off.
+fn interrupt(f: &mut arch::cpu::Frame) {
     let v = f.vector as u8;
     let irq = v.wrapping_sub(arch::cpu::PIC_BASE);
     match v {
@@ -271,19 +267,6 @@ fn serial_irq() {
         }
     }
 }
-
-/// The kernel never allocates; `alloc` is linked only because bootproto's
-/// other modules use it. Any allocation fails loudly.
-struct NoHeap;
-// SAFETY: returning null is always a valid answer from `alloc`.
-unsafe impl core::alloc::GlobalAlloc for NoHeap {
-    unsafe fn alloc(&self, _: core::alloc::Layout) -> *mut u8 {
-        core::ptr::null_mut()
-    }
-    unsafe fn dealloc(&self, _: *mut u8, _: core::alloc::Layout) {}
-}
-#[global_allocator]
-static HEAP: NoHeap = NoHeap;
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {

@@ -63,6 +63,15 @@ pub fn delay_ms(ms: u64) {
     }
 }
 
+/// Masks interrupts for the rest of the chainloader's life (the handoff:
+/// no handler may run while memory is being rearranged, and the kernel
+/// expects IF = 0).
+pub fn disable_interrupts() {
+    // SAFETY: CLI only clears IF; nothing the chainloader does afterwards
+    // needs an interrupt (the real-mode thunk is not used again).
+    unsafe { core::arch::asm!("cli", options(nomem, nostack)) };
+}
+
 /// Resets the machine: the PCI reset control register (0xCF9, hard reset),
 /// then the 8042 keyboard controller's reset line, then a triple fault.
 pub fn reset() -> ! {
@@ -79,7 +88,7 @@ pub fn reset() -> ! {
         Port8::new(0x64).write(0xFE);
         delay_ms(50);
         // Triple fault: an empty IDT, then an exception.
-        let null_idt = [0u16; 5];
-        core::arch::asm!("lidt [{}]", "int3", in(reg) null_idt.as_ptr(), options(noreturn));
+        x86::dtables::lidt(&x86::dtables::DescriptorTablePointer::<u64>::default());
+        core::arch::asm!("int3", options(noreturn));
     }
 }

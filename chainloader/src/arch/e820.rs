@@ -16,9 +16,9 @@ static BUF: BaseMem<[u8; 24]> = BaseMem::new([0; 24]);
 pub fn read() -> Result<Vec<E820Entry>, &'static str> {
     let mut out = Vec::new();
     let mut cont = 0u32;
-    let ptr = FarPtr::from_linear(BUF.addr());
+    let mut buf = BUF.lock();
+    let ptr = FarPtr::from_linear(buf.addr());
     for _ in 0..256 {
-        let buf = BUF.get();
         // An unchanged extended-attributes dword reads as "enabled" for
         // BIOSes that return only 20 bytes.
         *buf = [0; 24];
@@ -40,7 +40,6 @@ pub fn read() -> Result<Vec<E820Entry>, &'static str> {
             }
             break;
         }
-        let buf = BUF.get();
         let len = r.ecx.clamp(20, 24);
         let enabled = len < 24 || buf[20] & 1 != 0;
         let base = u64::from_le_bytes(buf[0..8].try_into().unwrap());

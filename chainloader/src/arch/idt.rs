@@ -17,6 +17,7 @@ exc_\n:
     jmp exc_common
 .endm
 .text
+.code64
 EXC_NOERR 0
 EXC_NOERR 1
 EXC_NOERR 2
@@ -74,29 +75,32 @@ pub struct ExceptionFrame {
     pub ss: u64,
 }
 
+/// Called by `exc_common` above with the frame on the stack.
+#[no_mangle]
+extern "C" fn chainloader_exception(f: &ExceptionFrame) -> ! {
+    crate::exception(f)
+}
+
 #[repr(C, align(16))]
 struct Idt([u64; 2 * VECTORS]);
 
-static mut IDT: Idt = Idt([0; 2 * VECTORS]);
+/// Taken once by `init`, then the CPU's (through IDTR) for good.
+static IDT: spin::Mutex<Idt> = spin::Mutex::new(Idt([0; 2 * VECTORS]));
 
 /// Loads the exception IDT. The real-mode thunk saves and restores IDTR
 /// around each BIOS/PXE call, so it stays in force in long mode.
 pub fn init() {
-    // SAFETY: IDT is written once here before it is loaded; the stubs are
-    // 64-bit code in our image; selector 0x08 is the 64-bit code segment.
+    let idt: &'static mut Idt = spin::MutexGuard::leak(IDT.try_lock().expect("idt::init runs once"));
+    // SAFETY: exc_stubs is the table in the asm above, written at link
+    // time; the stubs are 64-bit code in our image; selector 0x08 is the
+    // 64-bit code segment. The IDT is 'static and no longer changes once
+    // loaded.
     unsafe {
-        let idt = &mut *core::ptr::addr_of_mut!(IDT);
         for (v, &stub) in exc_stubs.iter().enumerate() {
             let lo = (stub & 0xffff) | (0x08 << 16) | (0x8E00 << 32) | ((stub >> 16) & 0xffff) << 48;
             idt.0[2 * v] = lo;
             idt.0[2 * v + 1] = stub >> 32;
         }
-        #[repr(C, packed)]
-        struct Ptr {
-            limit: u16,
-            base: u64,
-        }
-        let p = Ptr { limit: (16 * VECTORS - 1) as u16, base: idt.0.as_ptr() as u64 };
-        core::arch::asm!("lidt [{}]", in(reg) &p);
+        x86::dtables::lidt(&x86::dtables::DescriptorTablePointer::new(&idt.0));
     }
 }

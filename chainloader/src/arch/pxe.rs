@@ -3,17 +3,24 @@
 //! chainloader makes (UNDI for raw Ethernet frames, GET_CACHED_INFO for the
 //! ROM's DHCPACK, and the shutdown calls before handoff).
 //!
-//! Every parameter block is a static in the chainloader's image, which lies
-//! entirely below 1 MiB, so it has a real-mode segment:offset address.
+//! Every parameter block type names its opcode ([`PxeCall`]), so a block
+//! cannot go to the wrong call. A call copies the block into one scratch
+//! buffer in base memory and back out (as iPXE's `undinet_call` does), so
+//! a ROM that writes past the block's end writes only the scratch. The
+//! transmit blocks, which the pump in real mode uses too, live in base
+//! memory owned by [`Undi`], the receive ring in base memory owned by
+//! [`RxRing`].
 //!
 //! Vendor UNDI stacks get many things wrong; what this module does about
 //! each (transmit with the protocol set, media-test retries, the permanent
 //! MAC, the PIC, GET_NIC_TYPE's sentinel...) is listed, with the ROMs known
 //! to need it and the test that proves it, in docs/pxe-quirks.md.
 
+use super::mem::{low, low_u16, low_u32};
 use super::thunk::{self, FarPtr, Regs};
 use super::BaseMem;
 use core::fmt;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 pub mod opcode {
     pub const UNDI_SHUTDOWN: u16 = 0x0005;
@@ -74,25 +81,8 @@ pub struct Pxe {
     pub struct_addr: usize,
 }
 
-fn read_bytes(addr: usize, len: usize) -> &'static [u8] {
-    assert!(addr + len <= 0x10_0000);
-    // SAFETY: the first MiB is identity-mapped RAM/ROM and always readable;
-    // the bytes are only inspected (signature, checksum, fields).
-    unsafe { core::slice::from_raw_parts(addr as *const u8, len) }
-}
-
 fn checksum_ok(addr: usize, len: usize) -> bool {
-    read_bytes(addr, len).iter().fold(0u8, |s, b| s.wrapping_add(*b)) == 0
-}
-
-fn u16_at(addr: usize) -> u16 {
-    let b = read_bytes(addr, 2);
-    u16::from_le_bytes([b[0], b[1]])
-}
-
-fn u32_at(addr: usize) -> u32 {
-    let b = read_bytes(addr, 4);
-    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    low(addr, len).iter().fold(0u8, |s, b| s.wrapping_add(*b)) == 0
 }
 
 /// !PXE: signature, StructLength (>= 0x58 in PXE 2.1, at least up to
@@ -102,17 +92,17 @@ fn check_bang_pxe(ptr: u32) -> Result<FarPtr, &'static str> {
     if ptr == 0 || addr + 0x58 > 0x10_0000 {
         return Err("null or out-of-range pointer");
     }
-    if read_bytes(addr, 4) != b"!PXE" {
+    if low(addr, 4) != b"!PXE" {
         return Err("no !PXE signature");
     }
-    let len = read_bytes(addr + 4, 1)[0] as usize;
+    let len = low(addr + 4, 1)[0] as usize;
     if len < 0x14 {
         return Err("!PXE StructLength too short");
     }
     if !checksum_ok(addr, len) {
         return Err("!PXE checksum wrong");
     }
-    let entry = FarPtr::from_u32(u32_at(addr + 0x10));
+    let entry = FarPtr::from_u32(low_u32(addr + 0x10));
     if entry.segment == 0 {
         return Err("!PXE EntryPointSP is null");
     }
@@ -125,19 +115,19 @@ fn check_pxenv(addr: usize) -> Result<(u16, FarPtr, Option<u32>), &'static str> 
     if addr == 0 || addr + 0x2C > 0x10_0000 {
         return Err("null or out-of-range pointer");
     }
-    if read_bytes(addr, 6) != b"PXENV+" {
+    if low(addr, 6) != b"PXENV+" {
         return Err("no PXENV+ signature");
     }
-    let version = u16_at(addr + 6);
-    let len = read_bytes(addr + 8, 1)[0] as usize;
+    let version = low_u16(addr + 6);
+    let len = low(addr + 8, 1)[0] as usize;
     if len < 0x0E {
         return Err("PXENV+ Length too short");
     }
     if !checksum_ok(addr, len) {
         return Err("PXENV+ checksum wrong");
     }
-    let rm_entry = FarPtr::from_u32(u32_at(addr + 0x0A));
-    let pxe_ptr = (version >= 0x0201 && len >= 0x2C).then(|| u32_at(addr + 0x28));
+    let rm_entry = FarPtr::from_u32(low_u32(addr + 0x0A));
+    let pxe_ptr = (version >= 0x0201 && len >= 0x2C).then(|| low_u32(addr + 0x28));
     Ok((version, rm_entry, pxe_ptr))
 }
 
@@ -195,9 +185,9 @@ impl Pxe {
         Ok(Pxe { found, entry: rm_entry, bang: false, struct_addr: addr })
     }
 
-    /// One PXE API call with the parameter block at linear `param`.
-    /// Returns the Status word (the first u16 of every parameter block).
-    fn call_raw(&self, op: u16, param: usize) -> Result<(), PxeError> {
+    /// One PXE API call with the parameter block at linear `param` (below
+    /// 1 MiB). True if the ROM returned PXENV_EXIT_SUCCESS in AX.
+    fn call_raw(&self, op: u16, param: usize) -> bool {
         let p = FarPtr::from_linear(param);
         let mut r = Regs::default();
         if self.bang {
@@ -208,27 +198,70 @@ impl Pxe {
             r.edi = p.offset as u32;
             thunk::far_call(self.entry, &mut r, &[]);
         }
-        let status = u16_at(param);
-        if r.eax & 0xffff == 0 {
-            Ok(())
-        } else {
-            Err(PxeError { opcode: op, status })
-        }
+        r.eax & 0xffff == 0
     }
 
-    fn call<T>(&self, op: u16, block: &BaseMem<T>) -> Result<(), PxeError> {
-        self.call_raw(op, block.addr())
+    /// The call `P` names, with `p` copied into the scratch block and back.
+    /// The error carries the Status word (the first u16 of every block).
+    fn call<P: PxeCall>(&self, p: &mut P) -> Result<(), PxeError> {
+        const { assert!(core::mem::size_of::<P>() <= PARAMS_LEN, "parameter block larger than the scratch") };
+        let mut block = PARAMS.lock();
+        let addr = block.addr();
+        let bytes = &mut (*block).0;
+        bytes.fill(0);
+        // SAFETY: `P` is plain old data of at most PARAMS_LEN bytes
+        // (PxeCall's contract, and the assert above); the scratch is bytes,
+        // hence the unaligned write.
+        unsafe { core::ptr::write_unaligned(bytes.as_mut_ptr() as *mut P, *p) };
+        let ok = self.call_raw(P::OPCODE, addr);
+        // SAFETY: as above; any bytes the ROM left are a valid `P`.
+        *p = unsafe { core::ptr::read_unaligned(bytes.as_ptr() as *const P) };
+        if ok {
+            Ok(())
+        } else {
+            Err(PxeError { opcode: P::OPCODE, status: u16::from_le_bytes([bytes[0], bytes[1]]) })
+        }
     }
 }
+
+/// A PXE API parameter block and the opcode of the call it is for.
+///
+/// # Safety
+/// `Self` must be `repr(C, packed)` plain old data whose first field is the
+/// u16 Status word: every bit pattern is a valid value (the ROM may write
+/// any bytes into it).
+unsafe trait PxeCall: Copy {
+    const OPCODE: u16;
+}
+
+/// The scratch block every [`Pxe::call`] goes through: the largest
+/// parameter block (UNDI_OPEN, 56 bytes) and room to spare.
+const PARAMS_LEN: usize = 64;
+#[repr(C, align(16))]
+struct Params([u8; PARAMS_LEN]);
+static PARAMS: BaseMem<Params> = BaseMem::new(Params([0; PARAMS_LEN]));
 
 // ---- parameter blocks (PXE 2.1, packed little-endian) -------------------
 
+/// The block of the calls that take only a status (close, shutdown, stop,
+/// unload), typed by their opcode.
 #[repr(C, packed)]
 #[derive(Clone, Copy)]
-struct StatusOnly {
+struct StatusOnly<const OP: u16> {
     status: u16,
     reserved: [u8; 10],
 }
+
+impl<const OP: u16> StatusOnly<OP> {
+    fn new() -> Self {
+        StatusOnly { status: 0, reserved: [0; 10] }
+    }
+}
+
+type UndiClose = StatusOnly<{ opcode::UNDI_CLOSE }>;
+type UndiShutdown = StatusOnly<{ opcode::UNDI_SHUTDOWN }>;
+type StopUndi = StatusOnly<{ opcode::STOP_UNDI }>;
+type UnloadStack = StatusOnly<{ opcode::UNLOAD_STACK }>;
 
 #[repr(C, packed)]
 #[derive(Clone, Copy)]
@@ -303,6 +336,45 @@ struct UndiGetNicType {
     reserved: [u8; 8],
 }
 
+// The impls: each block is a `repr(C, packed)` struct of integers and byte
+// arrays, Status first (PXE 2.1's layout).
+// SAFETY: see above.
+unsafe impl PxeCall for UndiClose {
+    const OPCODE: u16 = opcode::UNDI_CLOSE;
+}
+// SAFETY: see above.
+unsafe impl PxeCall for UndiShutdown {
+    const OPCODE: u16 = opcode::UNDI_SHUTDOWN;
+}
+// SAFETY: see above.
+unsafe impl PxeCall for StopUndi {
+    const OPCODE: u16 = opcode::STOP_UNDI;
+}
+// SAFETY: see above.
+unsafe impl PxeCall for UnloadStack {
+    const OPCODE: u16 = opcode::UNLOAD_STACK;
+}
+// SAFETY: see above.
+unsafe impl PxeCall for UndiOpen {
+    const OPCODE: u16 = opcode::UNDI_OPEN;
+}
+// SAFETY: see above.
+unsafe impl PxeCall for UndiTransmit {
+    const OPCODE: u16 = opcode::UNDI_TRANSMIT;
+}
+// SAFETY: see above.
+unsafe impl PxeCall for UndiGetInformation {
+    const OPCODE: u16 = opcode::UNDI_GET_INFORMATION;
+}
+// SAFETY: see above.
+unsafe impl PxeCall for GetCachedInfo {
+    const OPCODE: u16 = opcode::GET_CACHED_INFO;
+}
+// SAFETY: see above.
+unsafe impl PxeCall for UndiGetNicType {
+    const OPCODE: u16 = opcode::UNDI_GET_NIC_TYPE;
+}
+
 const FLTR_DIRECTED: u16 = 1;
 const FLTR_BRDCST: u16 = 2;
 const P_UNKNOWN: u8 = 0;
@@ -333,47 +405,41 @@ pub const PACKET_TYPE_DHCP_ACK: u16 = 2;
 /// The boot server's reply (proxyDHCP or PXE boot server), or the DHCPACK when there was none.
 pub const PACKET_TYPE_CACHED_REPLY: u16 = 3;
 
-static STATUS_BLOCK: BaseMem<StatusOnly> = BaseMem::new(StatusOnly { status: 0, reserved: [0; 10] });
-static OPEN: BaseMem<UndiOpen> =
-    BaseMem::new(UndiOpen { status: 0, open_flag: 0, pkt_filter: 0, mcast_count: 0, mcast: [[0; 6]; 8] });
-static TRANSMIT: BaseMem<UndiTransmit> =
-    BaseMem::new(UndiTransmit { status: 0, protocol: 0, xmit_flag: 0, dest_addr: 0, tbd: 0, reserved: [0; 2] });
-static TBD: BaseMem<UndiTbd> =
-    BaseMem::new(UndiTbd { immed_length: 0, xmit: 0, data_blk_count: 0, blocks: [[0; 8]; 8] });
-static DEST: BaseMem<[u8; 6]> = BaseMem::new([0; 6]);
-static INFO: BaseMem<UndiGetInformation> = BaseMem::new(UndiGetInformation {
-    status: 0,
-    base_io: 0,
-    int_number: 0,
-    max_tran_unit: 0,
-    hw_type: 0,
-    hw_addr_len: 0,
-    current_node_address: [0; 16],
-    perm_node_address: [0; 16],
-    rom_address: 0,
-    rx_buf_ct: 0,
-    tx_buf_ct: 0,
-});
-static NIC_TYPE: BaseMem<UndiGetNicType> = BaseMem::new(UndiGetNicType {
-    status: 0,
-    nic_type: 0,
-    vendor: 0,
-    device: 0,
-    base_class: 0,
-    sub_class: 0,
-    prog_intf: 0,
-    rev: 0,
-    bus_dev_func: 0,
-    sub_vendor: 0,
-    sub_device: 0,
-    reserved: [0; 8],
-});
-static CACHED: BaseMem<GetCachedInfo> =
-    BaseMem::new(GetCachedInfo { status: 0, packet_type: 0, buffer_size: 0, buffer: 0, buffer_limit: 0 });
 /// Frames handed to UNDI_TRANSMIT. Two, used in turn, because a ROM may
 /// still be reading the previous one when it never reports completion.
 pub const TX_BUF_LEN: usize = 1536;
-static TX_BUFS: BaseMem<[[u8; TX_BUF_LEN]; 2]> = BaseMem::new([[0; TX_BUF_LEN]; 2]);
+
+/// Receive ring slots: a u16 length, then the frame (at most 1534 bytes).
+/// 16-byte aligned: slot i is at segment base/16 + 96*i.
+pub const RING_SLOTS: usize = 32;
+#[repr(C, align(16))]
+struct Ring([[u8; 1536]; RING_SLOTS]);
+
+/// What the pump (pump.S) and the ROM read in base memory to transmit: the
+/// UNDI_TRANSMIT block, its buffer descriptor and destination, the
+/// transmit buffers. [`Undi`] owns it.
+#[repr(C)]
+struct UndiMem {
+    transmit: UndiTransmit,
+    tbd: UndiTbd,
+    dest: [u8; 6],
+    tx_bufs: [[u8; TX_BUF_LEN]; 2],
+}
+
+static UNDI_MEM: BaseMem<UndiMem> = BaseMem::new(UndiMem {
+    transmit: UndiTransmit { status: 0, protocol: 0, xmit_flag: 0, dest_addr: 0, tbd: 0, reserved: [0; 2] },
+    tbd: UndiTbd { immed_length: 0, xmit: 0, data_blk_count: 0, blocks: [[0; 8]; 8] },
+    dest: [0; 6],
+    tx_bufs: [[0; TX_BUF_LEN]; 2],
+});
+
+/// The receive ring, which the pump fills. [`RxRing`] owns it.
+static RING: BaseMem<Ring> = BaseMem::new(Ring([[0; 1536]; RING_SLOTS]));
+
+fn linear<T>(x: &T) -> usize {
+    x as *const T as usize
+}
+
 pub struct UndiInfo {
     pub mac: [u8; 6],
     pub mtu: u16,
@@ -551,15 +617,30 @@ impl fmt::Display for RunWorkarounds {
     }
 }
 
-/// A received frame in a slot of the receive ring (valid until the next pump).
-pub struct RxFrame {
-    pub addr: usize,
-    pub len: usize,
+/// The receive ring and the frames of the last pump not yet read. A frame
+/// borrows the ring, and [`Undi::pump`] needs it mutably, so no frame can
+/// be read while the pump overwrites its slot.
+pub struct RxRing {
+    ring: &'static mut Ring,
+    count: usize,
+    next: usize,
 }
 
-impl RxFrame {
-    pub fn bytes(&self) -> &[u8] {
-        read_bytes(self.addr, self.len)
+impl RxRing {
+    /// The ring, for good (one owner).
+    pub fn take() -> RxRing {
+        RxRing { ring: RING.take(), count: 0, next: 0 }
+    }
+
+    /// The next frame that the last pump collected; no PXE call.
+    pub fn next(&mut self) -> Option<&[u8]> {
+        if self.next >= self.count {
+            return None;
+        }
+        let slot = &self.ring.0[self.next];
+        self.next += 1;
+        let len = (u16::from_le_bytes([slot[0], slot[1]]) as usize).min(slot.len() - 2);
+        Some(&slot[2..2 + len])
     }
 }
 
@@ -572,11 +653,12 @@ pub struct Undi {
     /// Frames come in bursts (a TFTP window): a pump collects all that are
     /// there instead of returning after the first.
     pub batch: bool,
-    ring_count: usize,
-    ring_next: usize,
     pub stats: UndiStats,
     /// Transmits tried again by flush_tx.
     tx_retries: u32,
+    /// The transmit blocks and buffers, for good.
+    mem: &'static mut UndiMem,
+    pump: Pump,
 }
 
 /// Mirrors the control block `pump_ctl` in pump.S.
@@ -612,17 +694,26 @@ extern "C" {
     fn undi_pump();
 }
 
-/// The control block as a BaseMem view.
-struct PumpRef;
-impl PumpRef {
-    #[allow(clippy::mut_from_ref)]
-    fn get(&self) -> &mut PumpCtl {
-        // SAFETY: pump_ctl is only touched here and by undi_pump, which runs
-        // synchronously inside a thunk call; single-threaded.
+/// The one owner of `pump_ctl` (taken by [`Undi::open`]).
+struct Pump(());
+
+static PUMP_TAKEN: AtomicBool = AtomicBool::new(false);
+
+impl Pump {
+    fn take() -> Pump {
+        assert!(!PUMP_TAKEN.swap(true, Ordering::Relaxed), "the UNDI pump has one owner");
+        Pump(())
+    }
+
+    /// The control block, borrowed from the owner: never across the trip to
+    /// real mode that runs `undi_pump`.
+    fn ctl(&mut self) -> &mut PumpCtl {
+        // SAFETY: pump_ctl (pump.S, .data16) is touched only through the one
+        // `Pump` (the flag above) and by undi_pump, which runs synchronously
+        // inside a thunk call made while no borrow from here is live.
         unsafe { &mut *core::ptr::addr_of_mut!(pump_ctl) }
     }
 }
-static PUMP: PumpRef = PumpRef;
 
 /// undi_pump addresses its data CS-relative with CS = 0, so it must be
 /// called as 0000:offset (link.ld keeps .text16 below 64 KiB).
@@ -631,13 +722,6 @@ fn undi_pump_addr() -> usize {
     assert!(a < 0x10000);
     a
 }
-
-/// Receive ring slots: a u16 length, then the frame (at most 1534 bytes).
-/// 16-byte aligned: slot i is at segment base/16 + 96*i.
-pub const RING_SLOTS: usize = 32;
-#[repr(C, align(16))]
-struct Ring([[u8; 1536]; RING_SLOTS]);
-static RING: BaseMem<Ring> = BaseMem::new(Ring([[0; 1536]; RING_SLOTS]));
 
 #[derive(Default, Clone, Copy, Debug)]
 pub struct UndiStats {
@@ -655,41 +739,43 @@ pub struct UndiStats {
 
 impl Pxe {
     pub fn get_cached_info(&self, packet_type: u16) -> Result<&'static [u8], PxeError> {
-        let b = CACHED.get();
-        *b = GetCachedInfo { status: 0, packet_type, buffer_size: 0, buffer: 0, buffer_limit: 0 };
-        self.call(opcode::GET_CACHED_INFO, &CACHED)?;
-        let b = *CACHED.get();
+        let mut b = GetCachedInfo { status: 0, packet_type, buffer_size: 0, buffer: 0, buffer_limit: 0 };
+        self.call(&mut b)?;
         let addr = FarPtr::from_u32(b.buffer).linear();
         let len = (b.buffer_size as usize).min(0x10_0000 - addr);
-        Ok(read_bytes(addr, len))
-    }
-
-    fn status_call(&self, op: u16) -> Result<(), PxeError> {
-        *STATUS_BLOCK.get() = StatusOnly { status: 0, reserved: [0; 10] };
-        self.call(op, &STATUS_BLOCK)
+        Ok(low(addr, len))
     }
 
     pub fn undi_close(&self) -> Result<(), PxeError> {
-        self.status_call(opcode::UNDI_CLOSE)
+        self.call(&mut UndiClose::new())
     }
 
     pub fn undi_open(&self) -> Result<(), PxeError> {
-        *OPEN.get() = UndiOpen {
+        self.call(&mut UndiOpen {
             status: 0,
             open_flag: 0,
             pkt_filter: FLTR_DIRECTED | FLTR_BRDCST,
             mcast_count: 0,
             mcast: [[0; 6]; 8],
-        };
-        self.call(opcode::UNDI_OPEN, &OPEN)
+        })
     }
 
     /// GET_INFORMATION.
     fn undi_get_information(&self) -> Result<RawInfo, PxeError> {
-        let b = INFO.get();
-        b.status = 0;
-        self.call(opcode::UNDI_GET_INFORMATION, &INFO)?;
-        let b = *INFO.get();
+        let mut b = UndiGetInformation {
+            status: 0,
+            base_io: 0,
+            int_number: 0,
+            max_tran_unit: 0,
+            hw_type: 0,
+            hw_addr_len: 0,
+            current_node_address: [0; 16],
+            perm_node_address: [0; 16],
+            rom_address: 0,
+            rx_buf_ct: 0,
+            tx_buf_ct: 0,
+        };
+        self.call(&mut b)?;
         let mut mac = [0; 6];
         mac.copy_from_slice(&b.current_node_address[..6]);
         let mut perm = [0; 6];
@@ -700,13 +786,23 @@ impl Pxe {
     /// GET_NIC_TYPE, with a sentinel in NicType to catch a stack that
     /// reports success without writing it.
     pub fn undi_get_nic_type(&self) -> NicType {
-        let b = NIC_TYPE.get();
-        b.status = 0;
-        b.nic_type = NIC_TYPE_SENTINEL;
-        if let Err(e) = self.call(opcode::UNDI_GET_NIC_TYPE, &NIC_TYPE) {
+        let mut b = UndiGetNicType {
+            status: 0,
+            nic_type: NIC_TYPE_SENTINEL,
+            vendor: 0,
+            device: 0,
+            base_class: 0,
+            sub_class: 0,
+            prog_intf: 0,
+            rev: 0,
+            bus_dev_func: 0,
+            sub_vendor: 0,
+            sub_device: 0,
+            reserved: [0; 8],
+        };
+        if let Err(e) = self.call(&mut b) {
             return NicType::Failed(e);
         }
-        let b = *NIC_TYPE.get();
         match b.nic_type {
             NIC_TYPE_SENTINEL => NicType::Unwritten,
             PCI_NIC => NicType::Pci { vendor: b.vendor, device: b.device, bus_dev_func: b.bus_dev_func },
@@ -717,15 +813,15 @@ impl Pxe {
     }
 
     pub fn undi_shutdown(&self) -> Result<(), PxeError> {
-        self.status_call(opcode::UNDI_SHUTDOWN)
+        self.call(&mut UndiShutdown::new())
     }
 
     pub fn stop_undi(&self) -> Result<(), PxeError> {
-        self.status_call(opcode::STOP_UNDI)
+        self.call(&mut StopUndi::new())
     }
 
     pub fn unload_stack(&self) -> Result<(), PxeError> {
-        self.status_call(opcode::UNLOAD_STACK)
+        self.call(&mut UnloadStack::new())
     }
 }
 
@@ -780,17 +876,17 @@ impl Undi {
             tx_next: 0,
             pending_tx: None,
             batch: false,
-            ring_count: 0,
-            ring_next: 0,
             stats: UndiStats::default(),
             tx_retries: 0,
+            mem: UNDI_MEM.take(),
+            pump: Pump::take(),
         };
         Ok((undi, UndiInfo { mac, mtu, irq, io, nic_type, workarounds: w }))
     }
 
     /// A buffer in base memory to build the next frame in.
-    pub fn tx_buffer(&mut self) -> &'static mut [u8; TX_BUF_LEN] {
-        &mut TX_BUFS.get()[self.tx_next]
+    pub fn tx_buffer(&mut self) -> &mut [u8; TX_BUF_LEN] {
+        &mut self.mem.tx_bufs[self.tx_next]
     }
 
     /// Fills the UNDI_TRANSMIT block for the first `len` bytes of transmit
@@ -803,7 +899,8 @@ impl Undi {
     /// some stacks prepend a second header to a P_UNKNOWN frame (QLogic
     /// 8242, iPXE 6324bd938), and iPXE's undinet transmits this way always.
     fn prepare_transmit(&mut self, idx: usize, len: usize) {
-        let buf = &mut TX_BUFS.get()[idx];
+        let m = &mut *self.mem;
+        let buf = &mut m.tx_bufs[idx];
         let len = if len < 60 {
             buf[len..60].fill(0);
             60
@@ -818,16 +915,16 @@ impl Undi {
         };
         let dest: [u8; 6] = buf[..6].try_into().unwrap_or([0xff; 6]);
         let xmit_flag = if protocol != P_UNKNOWN && dest == [0xff; 6] { XMT_BROADCAST } else { XMT_DESTADDR };
-        *DEST.get() = dest;
         let buf_ptr = FarPtr::from_linear(buf.as_ptr() as usize + skip);
-        *TBD.get() =
+        m.dest = dest;
+        m.tbd =
             UndiTbd { immed_length: (len - skip) as u16, xmit: far(buf_ptr), data_blk_count: 0, blocks: [[0; 8]; 8] };
-        *TRANSMIT.get() = UndiTransmit {
+        m.transmit = UndiTransmit {
             status: 0,
             protocol,
             xmit_flag,
-            dest_addr: far(FarPtr::from_linear(DEST.addr())),
-            tbd: far(FarPtr::from_linear(TBD.addr())),
+            dest_addr: far(FarPtr::from_linear(linear(&m.dest))),
+            tbd: far(FarPtr::from_linear(linear(&m.tbd))),
             reserved: [0; 2],
         };
     }
@@ -848,7 +945,8 @@ impl Undi {
             for attempt in 1..=TX_ATTEMPTS {
                 self.prepare_transmit(idx, len);
                 self.stats.calls += 1;
-                match self.pxe.call(opcode::UNDI_TRANSMIT, &TRANSMIT) {
+                let mut transmit = self.mem.transmit;
+                match self.pxe.call(&mut transmit) {
                     Ok(()) => {
                         self.stats.tx_frames += 1;
                         return;
@@ -861,8 +959,8 @@ impl Undi {
     }
 
     /// The workarounds the run so far needed (for the console).
-    pub fn run_workarounds(&self) -> RunWorkarounds {
-        let ctl = PUMP.get();
+    pub fn run_workarounds(&mut self) -> RunWorkarounds {
+        let ctl = self.pump.ctl();
         let (df, esp) = thunk::clobbers();
         RunWorkarounds {
             busy: ctl.busy_seen,
@@ -877,20 +975,21 @@ impl Undi {
     /// frame, then collects received frames into the ring until at least
     /// one is there or the TSC reaches `deadline_tsc`. Returns the number
     /// of frames now waiting in the ring.
-    pub fn pump(&mut self, deadline_tsc: u64) -> usize {
-        if self.ring_next < self.ring_count {
-            return self.ring_count - self.ring_next;
+    pub fn pump(&mut self, rx: &mut RxRing, deadline_tsc: u64) -> usize {
+        if rx.next < rx.count {
+            return rx.count - rx.next;
         }
         let tx = self.pending_tx.take();
         if let Some((idx, len)) = tx {
             self.prepare_transmit(idx, len);
         }
-        let ctl = PUMP.get();
+        let (transmit, ring) = (linear(&self.mem.transmit), linear(&*rx.ring));
+        let ctl = self.pump.ctl();
         ctl.entry = far(self.pxe.entry);
         ctl.bang = self.pxe.bang as u16;
         ctl.tx = tx.is_some() as u16;
-        ctl.tx_param = far(FarPtr::from_linear(TRANSMIT.addr()));
-        ctl.ring_seg = (RING.addr() >> 4) as u16;
+        ctl.tx_param = far(FarPtr::from_linear(transmit));
+        ctl.ring_seg = (ring >> 4) as u16;
         ctl.nslots = RING_SLOTS as u16;
         ctl.deadline = deadline_tsc;
         ctl.batch = self.batch as u16;
@@ -902,7 +1001,7 @@ impl Undi {
         // .text16 (below 64 KiB, so segment 0 reaches it); it touches only
         // its control block, the ring and the PXE parameter blocks.
         thunk::far_call(FarPtr { segment: 0, offset: undi_pump_addr() as u16 }, &mut r, &[]);
-        let ctl = PUMP.get();
+        let ctl = self.pump.ctl();
         self.stats.pump_tsc += super::cpu::rdtsc() - t0;
         self.stats.calls += (ctl.calls - calls_before) as u64;
         self.stats.pumps += 1;
@@ -915,21 +1014,10 @@ impl Undi {
         }
         self.stats.rx_dropped = ctl.dropped as u64;
         self.stats.wait_tsc = ctl.wait;
-        self.ring_count = ctl.nframes as usize;
-        self.ring_next = 0;
-        self.stats.rx_frames += self.ring_count as u64;
-        self.ring_count
-    }
-
-    /// The next frame from the ring (filled by [`Self::pump`]); no PXE call.
-    pub fn next_rx(&mut self) -> Option<RxFrame> {
-        if self.ring_next >= self.ring_count {
-            return None;
-        }
-        let slot = &RING.get().0[self.ring_next];
-        self.ring_next += 1;
-        let len = u16::from_le_bytes([slot[0], slot[1]]) as usize;
-        Some(RxFrame { addr: slot.as_ptr() as usize + 2, len })
+        rx.count = ctl.nframes as usize;
+        rx.next = 0;
+        self.stats.rx_frames += rx.count as u64;
+        rx.count
     }
 
     /// Quiesces the NIC before handoff: no more DMA into RAM the kernel

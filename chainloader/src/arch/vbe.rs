@@ -19,20 +19,22 @@ fn ok(r: &Regs) -> bool {
     r.eax as u16 == STATUS_OK
 }
 
-/// ES:DI = the buffer, after filling it with `init`.
-fn with_buf(eax: u32, ebx: u32, ecx: u32, init: &[u8]) -> Regs {
-    let buf = BUF.get();
+/// ES:DI = the buffer, after filling it with `init`. Returns the registers
+/// and what the BIOS left in the buffer.
+fn with_buf(eax: u32, ebx: u32, ecx: u32, init: &[u8]) -> (Regs, [u8; 512]) {
+    let mut buf = BUF.lock();
     buf.fill(0);
     buf[..init.len()].copy_from_slice(init);
-    let p = FarPtr::from_linear(BUF.addr());
-    call(Regs { eax, ebx, ecx, edi: p.offset as u32, es: p.segment, ..Regs::default() })
+    let p = FarPtr::from_linear(buf.addr());
+    let r = call(Regs { eax, ebx, ecx, edi: p.offset as u32, es: p.segment, ..Regs::default() });
+    (r, *buf)
 }
 
 /// 4F00: controller information. `vbe2` puts the "VBE2" signature in the
 /// buffer first (asking for VBE 2.0+ fields), as GRUB's probe does.
 pub fn controller_info(vbe2: bool) -> Option<[u8; 512]> {
-    let r = with_buf(0x4f00, 0, 0, if vbe2 { b"VBE2" } else { b"" });
-    ok(&r).then(|| *BUF.get())
+    let (r, b) = with_buf(0x4f00, 0, 0, if vbe2 { b"VBE2" } else { b"" });
+    ok(&r).then_some(b)
 }
 
 /// The mode numbers of the list a controller information block points to
@@ -43,14 +45,12 @@ pub fn mode_list(info: &[u8; 512]) -> alloc::vec::Vec<u16> {
     let base = ptr.linear();
     for i in 0..1024 {
         let a = base + 2 * i;
-        if a + 2 > 0x10_0000 {
+        if a + 2 > super::mem::ONE_MIB {
             break;
         }
-        // SAFETY: a real-mode far pointer names memory below 1 MiB
-        // (checked above), all identity-mapped and readable: the list lies
-        // in the video BIOS or in our own buffer (which was copied out of
-        // already: `info` is a copy).
-        let m = unsafe { core::ptr::read_unaligned(a as *const u16) };
+        // The list lies in the video BIOS or in our own buffer (which was
+        // copied out of already: `info` is a copy).
+        let m = super::mem::low_u16(a);
         if m == 0xffff {
             break;
         }
@@ -61,8 +61,8 @@ pub fn mode_list(info: &[u8; 512]) -> alloc::vec::Vec<u16> {
 
 /// 4F01: mode information.
 pub fn mode_info(mode: u16) -> Option<[u8; 256]> {
-    let r = with_buf(0x4f01, 0, mode as u32, b"");
-    ok(&r).then(|| BUF.get()[..256].try_into().unwrap())
+    let (r, b) = with_buf(0x4f01, 0, mode as u32, b"");
+    ok(&r).then(|| b[..256].try_into().unwrap())
 }
 
 /// 4F02: sets `mode` (with `bootproto::vbe::MODE_LFB` for a linear framebuffer).
@@ -91,14 +91,13 @@ pub fn ddc_capable() -> bool {
 
 /// 4F15 BL=1: the display's EDID block.
 pub fn read_edid() -> Option<[u8; 128]> {
-    let r = with_buf(0x4f15, 1, 0, b"");
-    ok(&r).then(|| BUF.get()[..128].try_into().unwrap())
+    let (r, b) = with_buf(0x4f15, 1, 0, b"");
+    ok(&r).then(|| b[..128].try_into().unwrap())
 }
 
 /// 4F11 BL=1: a flat panel's size (horizontal, vertical).
 pub fn flat_panel_size() -> Option<(u16, u16)> {
-    let r = with_buf(0x4f11, 1, 0, b"");
-    let b = BUF.get();
+    let (r, b) = with_buf(0x4f11, 1, 0, b"");
     ok(&r).then(|| (u16::from_le_bytes([b[0], b[1]]), u16::from_le_bytes([b[2], b[3]])))
 }
 

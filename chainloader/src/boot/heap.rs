@@ -17,7 +17,6 @@
 //! kernel segment, module or boot information can be placed over it.
 
 use core::alloc::{GlobalAlloc, Layout};
-use core::cell::UnsafeCell;
 
 pub const HEAP_SIZE: usize = 64 * 1024;
 /// Classes 2^4 .. 2^(4+CLASSES-1) bytes; the largest covers the whole heap.
@@ -28,8 +27,17 @@ const _: () = assert!(1 << (MIN_SHIFT as usize + CLASSES - 1) >= HEAP_SIZE);
 #[repr(C, align(4096))]
 struct Arena([u8; HEAP_SIZE]);
 
+/// The memory blocks are carved from. Only ever addressed through raw
+/// pointers (`arena_base`), never through a reference: its blocks belong to
+/// their owners, not to the heap's state.
+static mut ARENA: Arena = Arena([0; HEAP_SIZE]);
+
+fn arena_base() -> usize {
+    core::ptr::addr_of_mut!(ARENA) as usize
+}
+
+/// The allocator's bookkeeping, behind the lock.
 struct State {
-    arena: Arena,
     /// Offset of the first never-used byte.
     next: usize,
     /// Per class: address of the first free block (0: none). A free block's
@@ -37,21 +45,16 @@ struct State {
     free: [usize; CLASSES],
 }
 
-pub struct ClassHeap(UnsafeCell<State>);
-
-// SAFETY: the chainloader is single-threaded and never allocates from an
-// interrupt handler, so the state is never accessed concurrently.
-unsafe impl Sync for ClassHeap {}
+pub struct ClassHeap(spin::Mutex<State>);
 
 impl ClassHeap {
     const fn new() -> Self {
-        ClassHeap(UnsafeCell::new(State { arena: Arena([0; HEAP_SIZE]), next: 0, free: [0; CLASSES] }))
+        ClassHeap(spin::Mutex::new(State { next: 0, free: [0; CLASSES] }))
     }
 
     /// Bytes ever carved from the arena (the high-water mark).
     pub fn used(&self) -> usize {
-        // SAFETY: single-threaded; a plain read of a word (see Sync above).
-        unsafe { (*self.0.get()).next }
+        self.0.lock().next
     }
 }
 
@@ -73,9 +76,9 @@ unsafe impl GlobalAlloc for ClassHeap {
         if layout.align() > 4096 {
             return core::ptr::null_mut();
         }
-        // SAFETY: single-threaded (see Sync above); no other reference to
-        // the state is live during this call.
-        let st = unsafe { &mut *self.0.get() };
+        // Never re-entered (no allocation from an exception handler); if it
+        // were, failing beats spinning forever.
+        let Some(mut st) = self.0.try_lock() else { return core::ptr::null_mut() };
         if st.free[c] != 0 {
             let b = st.free[c];
             // SAFETY: b is a free block of this class; its first word was
@@ -83,7 +86,7 @@ unsafe impl GlobalAlloc for ClassHeap {
             st.free[c] = unsafe { (b as *const usize).read() };
             return b as *mut u8;
         }
-        let base = st.arena.0.as_mut_ptr() as usize;
+        let base = arena_base();
         let start = st.next.next_multiple_of(size.min(4096));
         if start + size > HEAP_SIZE {
             return core::ptr::null_mut();
@@ -94,14 +97,12 @@ unsafe impl GlobalAlloc for ClassHeap {
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         let Some((c, _)) = class(layout) else { return };
-        // SAFETY: as in alloc; ptr is a live block of class c being given
-        // back, at least 16 bytes and word-aligned, so its first word can
-        // hold the free-list link.
-        unsafe {
-            let st = &mut *self.0.get();
-            (ptr as *mut usize).write(st.free[c]);
-            st.free[c] = ptr as usize;
-        }
+        let Some(mut st) = self.0.try_lock() else { return };
+        // SAFETY: ptr is a live block of class c being given back, at least
+        // 16 bytes and word-aligned, so its first word can hold the
+        // free-list link; its owner no longer uses it.
+        unsafe { (ptr as *mut usize).write(st.free[c]) };
+        st.free[c] = ptr as usize;
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {

@@ -12,17 +12,18 @@
 //!   then do the planned moves, each byte once, and jump to the kernel in
 //!   32-bit protected mode with paging off.
 //!
-//! The planning is `bootproto` (host-tested); this file holds the few places
-//! that touch physical memory directly, each with its SAFETY argument.
+//! The planning is `bootproto` (host-tested); the firmware queries, the
+//! memory it writes and the handoff itself are `crate::arch`.
 
 extern crate alloc;
 
+#[allow(unsafe_code)]
 pub mod heap;
 
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use bootproto::mbi::{self, Apm, BootInfo, EgaText, Framebuffer, Module};
+use bootproto::mbi::{self, BootInfo, EgaText, Framebuffer, Module};
 use bootproto::memmap::{self, Allocator, Move, Preference, Range, FOUR_GIB, ONE_MIB, PAGE};
 use bootproto::vbe::{self, Graphics, Mode, ModeInfo, VbeTag};
 use bootproto::{gzip, multiboot2};
@@ -30,14 +31,7 @@ use core::fmt;
 
 pub use bootproto::memmap::E820Entry;
 
-core::arch::global_asm!(include_str!("handoff.S"), options(att_syntax));
-
-extern "C" {
-    /// handoff.S: leaves long mode and jumps to `entry` with EAX/EBX set.
-    fn mb2_handoff(entry: u32, mbi: u32) -> !;
-    static __image_start: u8;
-    static __bss_end: u8;
-}
+use crate::arch;
 
 /// The default boot loader name in MBI tag 2 (the config's `loader_name`
 /// replaces it). It names chainloader.0 and its version, and contains
@@ -65,7 +59,7 @@ pub struct StagedFile<'a> {
 
 /// Why the kernel cannot be booted. Every variant names what is wrong.
 #[derive(Clone, Debug)]
-pub enum BootError {
+pub enum PlanError {
     NoStagingArea,
     Kernel { name: String, err: multiboot2::Mb2Error },
     Gzip { name: String, err: gzip::GzipError },
@@ -74,20 +68,20 @@ pub enum BootError {
     TooManyMoves(usize),
 }
 
-impl fmt::Display for BootError {
+impl fmt::Display for PlanError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BootError::NoStagingArea => {
+            PlanError::NoStagingArea => {
                 write!(f, "no usable RAM above 1 MiB and below 4 GiB to stage downloads in (E820)")
             }
-            BootError::Kernel { name, err } => write!(f, "{name}: {err}"),
-            BootError::Gzip { name, err } => write!(f, "{name}: {err}"),
-            BootError::NoRoom { what, size } => write!(f, "no free usable RAM below 4 GiB for {what} ({size} bytes)"),
-            BootError::Unorderable { a, b } => write!(
+            PlanError::Kernel { name, err } => write!(f, "{name}: {err}"),
+            PlanError::Gzip { name, err } => write!(f, "{name}: {err}"),
+            PlanError::NoRoom { what, size } => write!(f, "no free usable RAM below 4 GiB for {what} ({size} bytes)"),
+            PlanError::Unorderable { a, b } => write!(
                 f,
                 "cannot place {a}: its destination overlaps the downloaded bytes of {b} and no copy order avoids that"
             ),
-            BootError::TooManyMoves(n) => write!(f, "{n} pieces to move at handoff; at most {MAX_MOVES} are supported"),
+            PlanError::TooManyMoves(n) => write!(f, "{n} pieces to move at handoff; at most {MAX_MOVES} are supported"),
         }
     }
 }
@@ -97,8 +91,8 @@ impl fmt::Display for BootError {
 /// chainloader's image, .bss, stack and page tables, and the rest of base
 /// memory and the ROM area (PXE stack, EBDA, VGA, option ROMs, BIOS).
 fn firmware_and_self() -> [(Range, &'static str); 3] {
-    // Only the addresses of the linker symbols are taken.
-    let (start, end) = (core::ptr::addr_of!(__image_start) as u64, core::ptr::addr_of!(__bss_end) as u64);
+    let (start, _, end) = arch::image_layout();
+    let (start, end) = (start as u64, end as u64);
     [
         (Range::new(0, 0x1000), "real-mode IVT and BIOS data area"),
         (Range::new(start, end), "chainloader"),
@@ -119,9 +113,9 @@ fn base_allocator(e820: &[E820Entry]) -> Allocator {
 /// Where to stage downloads: the largest usable region above 16 MiB below
 /// 4 GiB (else above 1 MiB), as `(base, len)`. Staging files at page-aligned
 /// addresses lets modules stay where they were downloaded.
-pub fn staging_area(e820: &[E820Entry]) -> Result<(u64, u64), BootError> {
+pub fn staging_area(e820: &[E820Entry]) -> Result<(u64, u64), PlanError> {
     let reserved: Vec<Range> = firmware_and_self().iter().map(|(r, _)| *r).collect();
-    memmap::staging_area(e820, &reserved).ok_or(BootError::NoStagingArea)
+    memmap::staging_area(e820, &reserved).ok_or(PlanError::NoStagingArea)
 }
 
 /// Where a kernel or module went, for the progress display.
@@ -185,21 +179,20 @@ fn phys(s: &[u8]) -> u64 {
 
 /// Decompresses `f` if it is gzip, into free RAM reserved in `avoid` (high
 /// addresses first, away from where kernels load). Returns the bytes to use.
-fn gunzip_if_needed<'a>(f: &StagedFile<'a>, avoid: &mut Allocator) -> Result<(&'a [u8], bool), BootError> {
+fn gunzip_if_needed<'a>(f: &StagedFile<'a>, avoid: &mut Allocator) -> Result<(&'a [u8], bool), PlanError> {
     if !gzip::is_gzip(f.data) {
         return Ok((f.data, false));
     }
-    let gz = |err| BootError::Gzip { name: f.name.into(), err };
+    let gz = |err| PlanError::Gzip { name: f.name.into(), err };
     let info = gzip::parse(f.data).map_err(gz)?;
     let size = info.isize as u64;
     let at = avoid
         .alloc(size.max(1), PAGE, ONE_MIB, FOUR_GIB, Preference::High, "decompressed file")
-        .ok_or_else(|| BootError::NoRoom { what: format!("decompressing {}", f.name), size })?;
-    // SAFETY: [at, at+size) is usable RAM below 4 GiB (E820 type 1, identity
-    // mapped) that `avoid` had free: it is not the chainloader, the firmware
-    // areas, a staged download, or an earlier decompressed file, and it is
-    // now reserved, so nothing else gets it. No other reference to it exists.
-    let out = unsafe { core::slice::from_raw_parts_mut(at as *mut u8, size as usize) };
+        .ok_or_else(|| PlanError::NoRoom { what: format!("decompressing {}", f.name), size })?;
+    // [at, at+size) is usable RAM that `avoid` had free: not the
+    // chainloader, the firmware areas, a staged download, or an earlier
+    // decompressed file; now reserved, so nothing else gets it.
+    let out = arch::mem::high_mut(at, size);
     let n = gzip::decompress_into(f.data, out).map_err(gz)?;
     Ok((&out[..n], true))
 }
@@ -207,15 +200,7 @@ fn gunzip_if_needed<'a>(f: &StagedFile<'a>, avoid: &mut Allocator) -> Result<(&'
 /// What the BIOS data area says about the text console, as GRUB reports it
 /// in MBI tag 8 (EGA text at 0xB8000); `None` in a graphics mode.
 fn ega_text_console() -> Option<EgaText> {
-    // SAFETY: the BIOS data area (0x400-0x4FF) is always mapped and readable;
-    // these are plain byte/word reads of firmware-maintained fields.
-    let (mode, cols, rows) = unsafe {
-        (
-            core::ptr::read_volatile(0x449 as *const u8),
-            core::ptr::read_volatile(0x44a as *const u16),
-            core::ptr::read_volatile(0x484 as *const u8),
-        )
-    };
+    let arch::bda::Video { mode, columns: cols, rows_minus_one: rows } = arch::bda::video();
     let text = matches!(mode & 0x7f, 0..=3 | 7);
     if !text {
         return None;
@@ -287,57 +272,13 @@ fn set_graphics_like_grub(fb: &multiboot2::FramebufferTag) -> Option<(VbeTag, Gr
 /// The ACPI RSDPs (old, new) from the first KiB of the EBDA, then the BIOS
 /// area 0xE0000-0xFFFFF, as GRUB searches them.
 fn acpi_rsdp() -> (Option<&'static [u8]>, Option<&'static [u8]>) {
-    // SAFETY: 0x40E is the BIOS data area's EBDA segment word.
-    let ebda = unsafe { core::ptr::read_volatile(0x40e as *const u16) } as usize * 16;
     let mut found = (None, None);
-    // The EBDA lies in conventional memory; a pointer outside it is bogus.
-    let ebda_len = if (0x500..0xa0000).contains(&ebda) { (0xa0000 - ebda).min(1024) } else { 0 };
-    let areas = [(ebda, ebda_len), (0xe0000usize, 0x20000usize)];
-    for (base, len) in areas {
-        if len == 0 {
-            continue;
-        }
-        // SAFETY: the EBDA (below 640 KiB) and the BIOS area 0xE0000-0xFFFFF
-        // are firmware memory, identity-mapped and readable; nothing writes
-        // them while the chainloader runs, and the loader never writes there
-        // (both are in the reserved base memory/ROM range).
-        let area = unsafe { core::slice::from_raw_parts(base as *const u8, len) };
+    for area in arch::rom::rsdp_search_areas() {
         let (o, n) = mbi::find_rsdp(area);
         found.0 = found.0.or(o);
         found.1 = found.1.or(n);
     }
     found
-}
-
-/// The BIOS APM interface for tag 10, queried as GRUB does: installation
-/// check, disconnect, connect the 32-bit protected-mode interface. `None`
-/// when the BIOS has no APM (or refuses the connection).
-fn apm_info() -> Option<Apm> {
-    use crate::arch::thunk::{int, Regs};
-    let mut r = Regs { eax: 0x5300, ..Regs::default() };
-    int(0x15, &mut r);
-    if r.carry() {
-        return None;
-    }
-    let (version, flags) = (r.eax as u16, r.ecx as u16);
-    let mut r = Regs { eax: 0x5304, ..Regs::default() };
-    int(0x15, &mut r);
-    let mut r = Regs { eax: 0x5303, ..Regs::default() };
-    int(0x15, &mut r);
-    if r.carry() {
-        return None;
-    }
-    Some(Apm {
-        version,
-        cseg: r.eax as u16,
-        offset: r.ebx,
-        cseg_16: r.ecx as u16,
-        dseg: r.edx as u16,
-        flags,
-        cseg_len: (r.esi >> 16) as u16,
-        cseg_16_len: r.esi as u16,
-        dseg_len: r.edi as u16,
-    })
 }
 
 /// Checks and plans the whole boot; see the module documentation. `e820` is
@@ -348,7 +289,7 @@ pub fn prepare(
     e820: &[E820Entry],
     dhcp_ack: Option<&[u8]>,
     loader_name: &str,
-) -> Result<PreparedBoot, BootError> {
+) -> Result<PreparedBoot, PlanError> {
     let mut graphics_set = false;
     let r = prepare_in(kernel, modules, e820, dhcp_ack, loader_name, &mut graphics_set);
     if r.is_err() && graphics_set {
@@ -359,6 +300,40 @@ pub fn prepare(
     r
 }
 
+/// The copies the handoff makes, each with a name for messages.
+#[derive(Default)]
+struct Moves {
+    list: Vec<Move>,
+    names: Vec<String>,
+}
+
+impl Moves {
+    fn push(&mut self, m: Move, name: String) {
+        self.list.push(m);
+        self.names.push(name);
+    }
+}
+
+/// The two allocators of a plan. `mem`: where final placements go, chosen
+/// from the memory map and our fixed reservations alone, as GRUB's
+/// relocator chooses them; never from where downloads happen to lie (a
+/// staged file in the way is moved at handoff, see [`order_moves`]).
+/// `avoid`: the same with every staged download reserved as well, for
+/// scratch space that must not touch data still to be moved
+/// (decompression, out-of-the-way copies).
+fn allocators(e820: &[E820Entry], kernel: &StagedFile, modules: &[StagedFile]) -> (Allocator, Allocator) {
+    let mem = base_allocator(e820);
+    let mut avoid = mem.clone();
+    for f in core::iter::once(kernel).chain(modules) {
+        let r = Range::new(phys(f.data), phys(f.data) + f.data.len() as u64);
+        avoid.reserve_always(
+            Range::new(memmap::align_down(r.start, PAGE), memmap::align_up(r.end, PAGE)),
+            "staged file",
+        );
+    }
+    (mem, avoid)
+}
+
 fn prepare_in(
     kernel: StagedFile,
     modules: &[StagedFile],
@@ -366,80 +341,22 @@ fn prepare_in(
     dhcp_ack: Option<&[u8]>,
     loader_name: &str,
     graphics_set: &mut bool,
-) -> Result<PreparedBoot, BootError> {
-    // `mem`: where final placements go, chosen from the memory map and our
-    // fixed reservations alone, as GRUB's relocator chooses them; never
-    // from where downloads happen to lie (a staged file in the way is moved
-    // at handoff, see the ordering below). `avoid`: the same with every
-    // staged download reserved as well, for scratch space that must not
-    // touch data still to be moved (decompression, out-of-the-way copies).
-    let mut mem = base_allocator(e820);
-    let mut avoid = mem.clone();
-    for f in core::iter::once(&kernel).chain(modules) {
-        let r = Range::new(phys(f.data), phys(f.data) + f.data.len() as u64);
-        avoid.reserve_always(
-            Range::new(memmap::align_down(r.start, PAGE), memmap::align_up(r.end, PAGE)),
-            "staged file",
-        );
-    }
-    let kerr = |err| BootError::Kernel { name: kernel.name.into(), err };
+) -> Result<PreparedBoot, PlanError> {
+    let (mut mem, mut avoid) = allocators(e820, &kernel, modules);
+    let kerr = |err| PlanError::Kernel { name: kernel.name.into(), err };
 
     // The kernel.
     let (image, k_gz) = gunzip_if_needed(&kernel, &mut avoid)?;
     let header = multiboot2::parse_header(image).map_err(kerr)?;
     let plan = multiboot2::plan_load(image, &header, &mut mem, Some(&mut avoid)).map_err(kerr)?;
-    let mut moves: Vec<Move> = Vec::new();
-    let mut names: Vec<String> = Vec::new();
+    let mut moves = Moves::default();
     for (i, s) in plan.segments.iter().enumerate() {
-        moves.push(Move {
-            src: phys(image) + s.file_offset,
-            dst: s.dest_phys,
-            len: s.file_len,
-            zero: s.mem_len - s.file_len,
-        });
-        names.push(format!("{} segment {i} ({})", kernel.name, s.dest()));
+        let m =
+            Move { src: phys(image) + s.file_offset, dst: s.dest_phys, len: s.file_len, zero: s.mem_len - s.file_len };
+        moves.push(m, format!("{} segment {i} ({})", kernel.name, s.dest()));
     }
-
-    // Modules: decompressed if gzip, placed as GRUB places them.
-    let mut mods: Vec<Module> = Vec::new();
-    let mut placements = Vec::new();
-    for m in modules {
-        let (data, gz) = gunzip_if_needed(m, &mut avoid)?;
-        let len = data.len() as u64;
-        if len == 0 {
-            // GRUB gives an empty module start = end = 0.
-            mods.push(Module { start: 0, end: 0, string: m.args });
-            placements.push(Placement { range: Range::new(0, 0), gunzipped: gz, in_place: true });
-            continue;
-        }
-        let staged = Range::new(phys(data), phys(data) + len);
-        let at = memmap::place_module(&mut mem, &mut avoid, len)
-            .ok_or_else(|| BootError::NoRoom { what: format!("module {}", m.name), size: len })?;
-        let in_place = at == staged.start;
-        if !in_place {
-            moves.push(Move { src: staged.start, dst: at, len, zero: 0 });
-            names.push(format!("module {}", m.name));
-        }
-        let range = Range::new(at, at + len);
-        mods.push(Module { start: at as u32, end: (at + len) as u32, string: m.args });
-        placements.push(Placement { range, gunzipped: gz, in_place });
-    }
-
-    // The display: a framebuffer tag (optional or not) makes GRUB set a
-    // VBE graphics mode; otherwise, or if none fits, the text console.
-    let graphics = header.framebuffer.as_ref().and_then(set_graphics_like_grub);
-    let (vbe_tag, framebuffer) = match graphics {
-        Some((tag, g, number)) => {
-            crate::println!(
-                "display: VBE mode {number:#x}, {}x{}x{} at {:#x}, as GRUB 2 sets it for the framebuffer tag (the screen shows no more of this log)",
-                g.width, g.height, g.bpp, g.addr
-            );
-            crate::console::set_text_screen(false);
-            *graphics_set = true;
-            (Some(tag), Some(Framebuffer::Graphics(g)))
-        }
-        None => (None, ega_text_console().map(Framebuffer::EgaText)),
-    };
+    let (mods, placements) = place_modules(modules, &mut mem, &mut avoid, &mut moves)?;
+    let (vbe_tag, framebuffer) = choose_display(header.framebuffer.as_ref(), graphics_set);
 
     // The boot information.
     let sanitized = memmap::sanitize(e820);
@@ -448,7 +365,7 @@ fn prepare_in(
         load_base: plan.load_base,
         cmdline: kernel.args,
         loader_name,
-        apm: apm_info(),
+        apm: arch::apm::info(),
         modules: &mods,
         mmap: &sanitized,
         meminfo: memmap::meminfo(&sanitized),
@@ -459,8 +376,82 @@ fn prepare_in(
         acpi_old,
         acpi_new,
     };
+    let warnings = warnings(&header, &info);
+    let (buf, mbi_addr) = place_boot_info(&info, &mut mem, &mut avoid, &mut moves)?;
+    let moves = order_moves(moves, &mut avoid)?;
+
+    Ok(PreparedBoot {
+        entry: plan.entry,
+        mbi_addr: mbi_addr as u32,
+        mbi_len: buf.len(),
+        load_base: plan.load_base,
+        kernel: Placement { range: plan.kernel_range, gunzipped: k_gz, in_place: false },
+        modules: placements,
+        warnings,
+        moves,
+        _mbi: buf,
+    })
+}
+
+/// Modules: decompressed if gzip, placed as GRUB places them; a module
+/// left where it was downloaded needs no move.
+fn place_modules<'a>(
+    modules: &[StagedFile<'a>],
+    mem: &mut Allocator,
+    avoid: &mut Allocator,
+    moves: &mut Moves,
+) -> Result<(Vec<Module<'a>>, Vec<Placement>), PlanError> {
+    let mut mods: Vec<Module> = Vec::new();
+    let mut placements = Vec::new();
+    for m in modules {
+        let (data, gz) = gunzip_if_needed(m, avoid)?;
+        let len = data.len() as u64;
+        if len == 0 {
+            // GRUB gives an empty module start = end = 0.
+            mods.push(Module { start: 0, end: 0, string: m.args });
+            placements.push(Placement { range: Range::new(0, 0), gunzipped: gz, in_place: true });
+            continue;
+        }
+        let staged = Range::new(phys(data), phys(data) + len);
+        let at = memmap::place_module(mem, avoid, len)
+            .ok_or_else(|| PlanError::NoRoom { what: format!("module {}", m.name), size: len })?;
+        let in_place = at == staged.start;
+        if !in_place {
+            moves.push(Move { src: staged.start, dst: at, len, zero: 0 }, format!("module {}", m.name));
+        }
+        let range = Range::new(at, at + len);
+        mods.push(Module { start: at as u32, end: (at + len) as u32, string: m.args });
+        placements.push(Placement { range, gunzipped: gz, in_place });
+    }
+    Ok((mods, placements))
+}
+
+/// The display: a framebuffer tag (optional or not) makes GRUB set a VBE
+/// graphics mode; otherwise, or if none fits, the text console.
+/// `graphics_set` records that the screen left text mode.
+fn choose_display(
+    fb: Option<&multiboot2::FramebufferTag>,
+    graphics_set: &mut bool,
+) -> (Option<VbeTag>, Option<Framebuffer>) {
+    match fb.and_then(set_graphics_like_grub) {
+        Some((tag, g, number)) => {
+            crate::println!(
+                "display: VBE mode {number:#x}, {}x{}x{} at {:#x}, as GRUB 2 sets it for the framebuffer tag (the screen shows no more of this log)",
+                g.width, g.height, g.bpp, g.addr
+            );
+            crate::console::set_text_screen(false);
+            *graphics_set = true;
+            (Some(tag), Some(Framebuffer::Graphics(g)))
+        }
+        None => (None, ega_text_console().map(Framebuffer::EgaText)),
+    }
+}
+
+/// One console line per tag the kernel requires that the boot information
+/// leaves out (as GRUB 2 leaves it out), and for a console it cannot have.
+fn warnings(header: &multiboot2::Header, info: &BootInfo) -> Vec<String> {
     let mut warnings: Vec<String> = header
-        .required_but_absent(&mbi::tags_present(&info))
+        .required_but_absent(&mbi::tags_present(info))
         .into_iter()
         .map(|t| {
             format!(
@@ -474,35 +465,46 @@ fn prepare_in(
         // grub_multiboot2_set_console: "no console will be available to OS".
         warnings.push("warning: the kernel's console flags refuse EGA text and it has no framebuffer tag: no console it accepts (GRUB 2 boots it anyway, and so do we)".into());
     }
-    let size = mbi::size(&info);
-    let mut buf = alloc::vec![0u8; size];
-    mbi::write(&info, &mut buf)
-        .map_err(|_| BootError::NoRoom { what: "boot information".into(), size: size as u64 })?;
-    // GRUB's first fit again, for the size GRUB reserves (its upper bound):
-    // usually in the gap after the kernel's sections.
-    let chunk = mbi::grub_chunk_size(&info) as u64;
-    let mbi_addr = mem
-        .find(chunk, 8, ONE_MIB, FOUR_GIB, Preference::Low)
-        .ok_or_else(|| BootError::NoRoom { what: "boot information".into(), size: chunk })?;
-    let mbi_range = Range::new(mbi_addr, mbi_addr + chunk);
-    mem.reserve_grub_chunk(mbi_range, "boot information")
-        .map_err(|_| BootError::NoRoom { what: "boot information".into(), size: size as u64 })?;
-    avoid.reserve_always(mbi_range, "boot information");
-    moves.push(Move { src: phys(&buf), dst: mbi_addr, len: size as u64, zero: 0 });
-    names.push("the boot information".into());
+    warnings
+}
 
+/// Writes the boot information and chooses its address: GRUB's first fit
+/// for the size GRUB reserves (its upper bound), usually in the gap after
+/// the kernel's sections. Returns the bytes and the address.
+fn place_boot_info(
+    info: &BootInfo,
+    mem: &mut Allocator,
+    avoid: &mut Allocator,
+    moves: &mut Moves,
+) -> Result<(Vec<u8>, u64), PlanError> {
+    let size = mbi::size(info);
+    let no_room = |size| PlanError::NoRoom { what: "boot information".into(), size };
+    let mut buf = alloc::vec![0u8; size];
+    mbi::write(info, &mut buf).map_err(|_| no_room(size as u64))?;
+    let chunk = mbi::grub_chunk_size(info) as u64;
+    let mbi_addr = mem.find(chunk, 8, ONE_MIB, FOUR_GIB, Preference::Low).ok_or_else(|| no_room(chunk))?;
+    let mbi_range = Range::new(mbi_addr, mbi_addr + chunk);
+    mem.reserve_grub_chunk(mbi_range, "boot information").map_err(|_| no_room(size as u64))?;
+    avoid.reserve_always(mbi_range, "boot information");
+    moves.push(Move { src: phys(&buf), dst: mbi_addr, len: size as u64, zero: 0 }, "the boot information".into());
+    Ok((buf, mbi_addr))
+}
+
+/// The moves in an order where none overwrites a source still to be read.
+/// Usually the downloads (high, in the staging area) and the destinations
+/// (low) are apart and any order works. When a destination covers bytes
+/// of another piece that are still to be moved and no order avoids that
+/// (a cycle), the blocking piece is first copied to free memory: the one
+/// case where bytes are copied twice.
+fn order_moves(moves: Moves, avoid: &mut Allocator) -> Result<Vec<Move>, PlanError> {
+    let Moves { list: mut moves, names } = moves;
     if moves.len() > MAX_MOVES {
-        return Err(BootError::TooManyMoves(moves.len()));
+        return Err(PlanError::TooManyMoves(moves.len()));
     }
-    // Usually the downloads (high, in the staging area) and the destinations
-    // (low) are apart and any order works. When a destination covers bytes
-    // of another piece that are still to be moved and no order avoids that
-    // (a cycle), the blocking piece is first copied to free memory: the one
-    // case where bytes are copied twice.
     let mut ordered = moves.clone();
     let mut detours = 0;
     while let Err((a, b)) = memmap::order_copies(&mut ordered) {
-        let unorderable = || BootError::Unorderable { a: names[a].clone(), b: names[b].clone() };
+        let unorderable = || PlanError::Unorderable { a: names[a].clone(), b: names[b].clone() };
         if detours == 4 || a == b {
             return Err(unorderable());
         }
@@ -511,35 +513,20 @@ fn prepare_in(
         let at = avoid
             .alloc(m.len.max(1), PAGE, ONE_MIB, FOUR_GIB, Preference::High, "moved out of the way")
             .ok_or_else(unorderable)?;
-        // SAFETY: [at, at+len) is free usable RAM that `avoid` just reserved:
-        // no download, destination, firmware area or chainloader byte is
-        // there. The source is a download or decompressed file, readable.
-        unsafe { core::ptr::copy_nonoverlapping(m.src as *const u8, at as *mut u8, m.len as usize) };
+        // [at, at+len) is free usable RAM that `avoid` just reserved: no
+        // download, destination, firmware area or chainloader byte is there.
+        // The source is a download or decompressed file.
+        arch::mem::high_mut(at, m.len).copy_from_slice(arch::mem::high(m.src, m.len));
         moves[b].src = at;
         ordered = moves.clone();
     }
-    let moves = ordered;
-
-    Ok(PreparedBoot {
-        entry: plan.entry,
-        mbi_addr: mbi_addr as u32,
-        mbi_len: size,
-        load_base: plan.load_base,
-        kernel: Placement { range: plan.kernel_range, gunzipped: k_gz, in_place: false },
-        modules: placements,
-        warnings,
-        moves,
-        _mbi: buf,
-    })
+    Ok(ordered)
 }
 
 /// Quiesces the NIC, moves everything into place and enters the kernel.
 pub fn boot(p: PreparedBoot, quiesce_nic: impl FnOnce()) -> ! {
     quiesce_nic();
-    // SAFETY: masks interrupts for the rest of the chainloader's life: no
-    // handler may run while memory is being rearranged (the kernel expects
-    // IF = 0 anyway).
-    unsafe { core::arch::asm!("cli", options(nomem, nostack)) };
+    arch::cpu::disable_interrupts();
     // The move list goes onto the stack (in the chainloader's .bss, which no
     // move may touch) so that a move cannot overwrite the list itself.
     let mut list = [Move { src: 0, dst: 0, len: 0, zero: 0 }; MAX_MOVES];
@@ -548,20 +535,5 @@ pub fn boot(p: PreparedBoot, quiesce_nic: impl FnOnce()) -> ! {
     let (entry, mbi_addr) = (p.entry, p.mbi_addr);
     // From here on the heap may be overwritten: `p` is not touched again.
     core::mem::forget(p);
-    for m in &list[..n] {
-        // SAFETY: `prepare` checked every destination: usable RAM below
-        // 4 GiB (identity-mapped), clear of the chainloader image, .bss,
-        // stack and page tables, the firmware areas, and every other
-        // destination; and ordered the moves so that none overwrites a source
-        // still to be read. `ptr::copy` has memmove semantics for a
-        // destination overlapping its own source. The NIC is quiesced, so no
-        // DMA races these writes.
-        unsafe {
-            core::ptr::copy(m.src as *const u8, m.dst as *mut u8, m.len as usize);
-            core::ptr::write_bytes((m.dst + m.len) as *mut u8, 0, m.zero as usize);
-        }
-    }
-    // SAFETY: the kernel and its boot information are in place; the handoff
-    // never returns.
-    unsafe { mb2_handoff(entry, mbi_addr) }
+    arch::handoff::enter(&list[..n], entry, mbi_addr)
 }

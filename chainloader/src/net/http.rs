@@ -206,41 +206,12 @@ impl Net {
         quiet: bool,
     ) -> Result<(u64, bool), HttpFetchError> {
         let mut resp = Response::new(Some(dest.len() as u64));
-        let cap = dest.len();
-        let mut sink = |off: u64, bytes: &[u8]| -> Result<(), http::SinkError> {
-            let off = off as usize;
-            match dest.get_mut(off..off + bytes.len()) {
-                Some(d) => {
-                    d.copy_from_slice(bytes);
-                    Ok(())
-                }
-                None => Err(http::SinkError(alloc::format!(
-                    "no room: {} bytes at offset {off}, {cap} available",
-                    bytes.len()
-                ))),
-            }
-        };
+        let mut sink = |off: u64, bytes: &[u8]| super::copy_at(dest, off, bytes).map_err(http::SinkError);
         let mut progress = Progress::new(show, quiet);
         let mut last_data = cpu::now_ms();
         loop {
             self.poll();
-            let s = self.sockets.get_mut::<tcp::Socket>(h);
-            let mut got = false;
-            // The ring may wrap: up to two contiguous pieces per drain.
-            for _ in 0..2 {
-                let r = s.recv(|buf| match resp.feed(buf, &mut sink) {
-                    Ok((used, _)) => (used, Ok(used)),
-                    Err(e) => (0, Err(e)),
-                });
-                match r {
-                    Ok(Ok(0)) | Err(_) => break,
-                    Ok(Ok(_)) => got = true,
-                    Ok(Err(e)) => return Err(HttpFetchError::Http(e)),
-                }
-                if resp.is_done() {
-                    break;
-                }
-            }
+            let got = self.http_drain(h, &mut resp, &mut sink)?;
             if got {
                 last_data = cpu::now_ms();
                 let total = resp.head().and_then(|hd| hd.content_length);
@@ -267,6 +238,33 @@ impl Net {
                 self.wait_sockets(last_data + STALL_TIMEOUT_MS);
             }
         }
+    }
+
+    /// Feeds what the socket holds to the response reader (the ring may
+    /// wrap: up to two contiguous pieces). True if any bytes came.
+    fn http_drain(
+        &mut self,
+        h: smoltcp::iface::SocketHandle,
+        resp: &mut Response,
+        sink: &mut http::Sink<'_>,
+    ) -> Result<bool, HttpFetchError> {
+        let s = self.sockets.get_mut::<tcp::Socket>(h);
+        let mut got = false;
+        for _ in 0..2 {
+            let r = s.recv(|buf| match resp.feed(buf, sink) {
+                Ok((used, _)) => (used, Ok(used)),
+                Err(e) => (0, Err(e)),
+            });
+            match r {
+                Ok(Ok(0)) | Err(_) => break,
+                Ok(Ok(_)) => got = true,
+                Ok(Err(e)) => return Err(HttpFetchError::Http(e)),
+            }
+            if resp.is_done() {
+                break;
+            }
+        }
+        Ok(got)
     }
 
     /// One trip to real mode: until smoltcp's next timer or `until_ms`.

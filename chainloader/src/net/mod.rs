@@ -9,7 +9,6 @@ extern crate alloc;
 
 use crate::arch::cpu;
 use crate::arch::pxe::Undi;
-use crate::arch::BaseMem;
 use crate::{print, println};
 use alloc::string::String;
 use alloc::vec;
@@ -64,10 +63,17 @@ pub struct Net {
 /// where chainloader.0 has no room to spare.
 const UDP_RX_SLOTS: usize = 32;
 pub const UDP_RX_DATA_LEN: usize = UDP_RX_SLOTS * 1536;
-static UDP_RX_META: BaseMem<[udp::PacketMetadata; UDP_RX_SLOTS]> =
-    BaseMem::new([udp::PacketMetadata::EMPTY; UDP_RX_SLOTS]);
-static UDP_TX_META: BaseMem<[udp::PacketMetadata; 8]> = BaseMem::new([udp::PacketMetadata::EMPTY; 8]);
-static UDP_TX_DATA: BaseMem<[u8; 8 * 600]> = BaseMem::new([0; 8 * 600]);
+/// The TFTP socket's other buffers, in .bss; each taken once, for good, by
+/// [`Net::enable_downloads`].
+static UDP_RX_META: spin::Mutex<[udp::PacketMetadata; UDP_RX_SLOTS]> =
+    spin::Mutex::new([udp::PacketMetadata::EMPTY; UDP_RX_SLOTS]);
+static UDP_TX_META: spin::Mutex<[udp::PacketMetadata; 8]> = spin::Mutex::new([udp::PacketMetadata::EMPTY; 8]);
+static UDP_TX_DATA: spin::Mutex<[u8; 8 * 600]> = spin::Mutex::new([0; 8 * 600]);
+
+/// A static buffer for good; a second call is a bug.
+fn take<T>(m: &'static spin::Mutex<T>) -> &'static mut T {
+    spin::MutexGuard::leak(m.try_lock().expect("download buffers are given once"))
+}
 
 pub struct Fetched {
     pub size: u64,
@@ -92,8 +98,8 @@ impl Net {
         tcp_rx: &'static mut [u8],
         tcp_tx: &'static mut [u8],
     ) {
-        let rx = udp::PacketBuffer::new(&mut UDP_RX_META.get()[..], udp_rx);
-        let tx = udp::PacketBuffer::new(&mut UDP_TX_META.get()[..], &mut UDP_TX_DATA.get()[..]);
+        let rx = udp::PacketBuffer::new(&mut take(&UDP_RX_META)[..], udp_rx);
+        let tx = udp::PacketBuffer::new(&mut take(&UDP_TX_META)[..], &mut take(&UDP_TX_DATA)[..]);
         let mut sock = udp::Socket::new(rx, tx);
         let _ = sock.bind(TFTP_LOCAL_PORT);
         self.tftp_sock = Some(self.sockets.add(sock));
@@ -111,7 +117,7 @@ impl Net {
     fn wait(&mut self, until_ms: u64) {
         let now = cpu::now_ms();
         let until = until_ms.clamp(now, now + 50);
-        self.dev.undi.pump(cpu::tsc_at_ms(until));
+        self.dev.undi.pump(&mut self.dev.rx, cpu::tsc_at_ms(until));
     }
 
     /// DHCP through smoltcp with our user and vendor class. `None` when no
@@ -189,6 +195,8 @@ impl Net {
         self.tftp_run(h, server, filename, dest, show, quiet)
     }
 
+    /// The transfer's loop: send what the client has to send, hand it what
+    /// arrived, wait for more or for its next timer, until done or failed.
     fn tftp_run(
         &mut self,
         h: SocketHandle,
@@ -202,64 +210,19 @@ impl Net {
         let req = Request { filename, blksize: Some(TFTP_BLKSIZE), windowsize: Some(TFTP_WINDOWSIZE), ask_tsize: true };
         let mut client = Client::new(&req, t0);
         client.set_max_size(dest.len() as u64);
-        let mut txbuf = [0u8; 600];
-        let cap = dest.len();
-        let mut sink = |off: u64, bytes: &[u8]| -> Result<(), SinkError> {
-            let off = off as usize;
-            match dest.get_mut(off..off + bytes.len()) {
-                Some(d) => {
-                    d.copy_from_slice(bytes);
-                    Ok(())
-                }
-                None => {
-                    Err(SinkError(alloc::format!("no room: {} bytes at offset {off}, {cap} available", bytes.len())))
-                }
-            }
-        };
+        let mut sink = |off: u64, bytes: &[u8]| copy_at(dest, off, bytes).map_err(SinkError);
         let mut progress = Progress::new(show, quiet);
         let result = loop {
-            let now_ms = cpu::now_ms();
-            {
-                let s = self.sockets.get_mut::<udp::Socket>(h);
-                while let Some(t) = client.poll_transmit(now_ms, &mut txbuf) {
-                    let _ = s.send_slice(&txbuf[..t.len], IpEndpoint::new(server.into(), t.dst_port));
-                }
-            }
+            self.tftp_send(h, server, &mut client);
             if let Some(e) = client.error() {
                 break Err(e.clone());
             }
             self.poll();
-            let s = self.sockets.get_mut::<udp::Socket>(h);
-            let mut done = None;
-            let mut err = None;
-            let mut handled = 0;
-            while let Ok((data, meta)) = s.recv() {
-                if meta.endpoint.addr != server.into() {
-                    continue;
-                }
-                handled += 1;
-                match client.handle(cpu::now_ms(), meta.endpoint.port, data, &mut sink) {
-                    Ok(Event::Done { size }) => {
-                        done = Some(Ok(Fetched { size, ms: cpu::now_ms() - t0 }));
-                        break;
-                    }
-                    Ok(Event::Progress { received, total }) => progress.update(received, total),
-                    Ok(Event::None) => {}
-                    Err(e) => {
-                        err = Some(e);
-                        break;
-                    }
-                }
-            }
-            if let Some(e) = err {
-                done = Some(Err(e));
-            }
+            let (handled, done) = self.tftp_receive(h, server, &mut client, &mut sink, &mut progress);
             if let Some(r) = done {
+                let r = r.map(|size| Fetched { size, ms: cpu::now_ms() - t0 });
                 // The final ACK, or an ERROR for the server: out now.
-                let s = self.sockets.get_mut::<udp::Socket>(h);
-                while let Some(t) = client.poll_transmit(cpu::now_ms(), &mut txbuf) {
-                    let _ = s.send_slice(&txbuf[..t.len], IpEndpoint::new(server.into(), t.dst_port));
-                }
+                self.tftp_send(h, server, &mut client);
                 self.poll();
                 self.dev.undi.flush_tx();
                 self.dev.undi.batch = false;
@@ -279,6 +242,57 @@ impl Net {
         };
         progress.finish();
         result
+    }
+
+    /// Queues what the TFTP client has to send (requests, ACKs, ERROR).
+    fn tftp_send(&mut self, h: SocketHandle, server: Ipv4Addr, client: &mut Client) {
+        let mut txbuf = [0u8; 600];
+        let s = self.sockets.get_mut::<udp::Socket>(h);
+        while let Some(t) = client.poll_transmit(cpu::now_ms(), &mut txbuf) {
+            let _ = s.send_slice(&txbuf[..t.len], IpEndpoint::new(server.into(), t.dst_port));
+        }
+    }
+
+    /// Hands the client every datagram from `server` waiting in the socket.
+    /// Returns how many it handled, and the transfer's end (its size or its
+    /// error) if one came.
+    fn tftp_receive(
+        &mut self,
+        h: SocketHandle,
+        server: Ipv4Addr,
+        client: &mut Client,
+        sink: &mut tftp::Sink<'_>,
+        progress: &mut Progress,
+    ) -> (usize, Option<Result<u64, tftp::Error>>) {
+        let s = self.sockets.get_mut::<udp::Socket>(h);
+        let mut handled = 0;
+        while let Ok((data, meta)) = s.recv() {
+            if meta.endpoint.addr != server.into() {
+                continue;
+            }
+            handled += 1;
+            match client.handle(cpu::now_ms(), meta.endpoint.port, data, sink) {
+                Ok(Event::Done { size }) => return (handled, Some(Ok(size))),
+                Ok(Event::Progress { received, total }) => progress.update(received, total),
+                Ok(Event::None) => {}
+                Err(e) => return (handled, Some(Err(e))),
+            }
+        }
+        (handled, None)
+    }
+}
+
+/// A download's sink: `bytes` at offset `off` of `dest`, or why they do not
+/// fit.
+pub fn copy_at(dest: &mut [u8], off: u64, bytes: &[u8]) -> Result<(), String> {
+    let cap = dest.len();
+    let off = off as usize;
+    match dest.get_mut(off..off + bytes.len()) {
+        Some(d) => {
+            d.copy_from_slice(bytes);
+            Ok(())
+        }
+        None => Err(alloc::format!("no room: {} bytes at offset {off}, {cap} available", bytes.len())),
     }
 }
 

@@ -1,11 +1,13 @@
 //! UNDI as a `smoltcp::phy::Device`: whole Ethernet frames in and out.
 
-use crate::arch::pxe::{RxFrame, Undi, TX_BUF_LEN};
+use crate::arch::pxe::{RxRing, Undi, TX_BUF_LEN};
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
 pub struct UndiDevice {
     pub undi: Undi,
+    /// The frames the last pump collected.
+    pub rx: RxRing,
     /// The UDP payload length of the last frame to port 68 (a DHCP reply):
     /// smoltcp keeps the DHCPACK in a fixed buffer without its length.
     pub last_dhcp_reply_len: core::cell::Cell<usize>,
@@ -13,11 +15,11 @@ pub struct UndiDevice {
 
 impl UndiDevice {
     pub fn new(undi: Undi) -> Self {
-        UndiDevice { undi, last_dhcp_reply_len: core::cell::Cell::new(0) }
+        UndiDevice { undi, rx: RxRing::take(), last_dhcp_reply_len: core::cell::Cell::new(0) }
     }
 }
 
-pub struct RxToken<'a>(RxFrame, &'a core::cell::Cell<usize>);
+pub struct RxToken<'a>(&'a [u8], &'a core::cell::Cell<usize>);
 
 /// The UDP payload length if `f` is an IPv4/UDP frame to port 68.
 fn dhcp_reply_len(f: &[u8]) -> Option<usize> {
@@ -34,9 +36,9 @@ pub struct TxToken<'a>(&'a mut Undi);
 
 impl phy::RxToken for RxToken<'_> {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        // The frame stays in its ring slot; smoltcp reads it before the
-        // next pump can reuse the slot.
-        let bytes = self.0.bytes();
+        // The frame stays in its ring slot, borrowed: the next pump cannot
+        // reuse the slot before smoltcp has read it.
+        let bytes = self.0;
         if let Some(n) = dhcp_reply_len(bytes) {
             self.1.set(n);
         }
@@ -61,7 +63,7 @@ impl Device for UndiDevice {
     type TxToken<'a> = TxToken<'a>;
 
     fn receive(&mut self, _timestamp: Instant) -> Option<(RxToken<'_>, TxToken<'_>)> {
-        let frame = self.undi.next_rx()?;
+        let frame = self.rx.next()?;
         Some((RxToken(frame, &self.last_dhcp_reply_len), TxToken(&mut self.undi)))
     }
 

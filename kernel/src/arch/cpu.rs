@@ -10,24 +10,25 @@
 //! different stack, so no IST stack is ever re-entered.
 
 use super::port;
-use core::arch::asm;
-use core::cell::UnsafeCell;
+use spin::Mutex;
+use x86::dtables::DescriptorTablePointer;
+use x86::segmentation::SegmentSelector;
+use x86::Ring;
 
 /// First vector of the master PIC after remapping; COM1 (IRQ4) is 0x24.
 pub const PIC_BASE: u8 = 0x20;
 pub const COM1_IRQ: u8 = 4;
 
 const STACK: usize = 16 * 1024;
+/// The TSS descriptor's GDT slot (selector 0x20): entry.S reserves 4 and 5.
+const TSS_GDT_INDEX: u16 = 4;
 
 #[repr(C, align(16))]
 struct Stack([u8; STACK]);
 
-/// A static written only during single-threaded init with interrupts off.
-struct InitCell<T>(UnsafeCell<T>);
-// SAFETY: written only by `init`, before interrupts are enabled, on the one CPU.
-unsafe impl<T> Sync for InitCell<T> {}
-
-static IST_STACKS: InitCell<[Stack; 3]> = InitCell(UnsafeCell::new([const { Stack([0; STACK]) }; 3]));
+// The CPU's tables and stacks: each taken by `init` for good (the guard
+// leaked), then used by the CPU alone, through TR and IDTR.
+static IST_STACKS: Mutex<[Stack; 3]> = Mutex::new([const { Stack([0; STACK]) }; 3]);
 
 #[repr(C, packed)]
 struct Tss {
@@ -40,7 +41,7 @@ struct Tss {
     iomap_base: u16,
 }
 
-static TSS: InitCell<Tss> = InitCell(UnsafeCell::new(Tss {
+static TSS: Mutex<Tss> = Mutex::new(Tss {
     _reserved0: 0,
     rsp: [0; 3],
     _reserved1: 0,
@@ -48,7 +49,7 @@ static TSS: InitCell<Tss> = InitCell(UnsafeCell::new(Tss {
     _reserved2: 0,
     _reserved3: 0,
     iomap_base: core::mem::size_of::<Tss>() as u16,
-}));
+});
 
 #[derive(Clone, Copy)]
 #[repr(C)]
@@ -63,9 +64,13 @@ struct Gate {
 }
 
 const VECTORS: usize = 48;
-static IDT: InitCell<[Gate; VECTORS]> = InitCell(UnsafeCell::new(
-    [Gate { off_lo: 0, selector: 0, ist: 0, flags: 0, off_mid: 0, off_hi: 0, _reserved: 0 }; VECTORS],
-));
+static IDT: Mutex<[Gate; VECTORS]> =
+    Mutex::new([Gate { off_lo: 0, selector: 0, ist: 0, flags: 0, off_mid: 0, off_hi: 0, _reserved: 0 }; VECTORS]);
+
+/// A table for good: `init` runs once.
+fn take<T>(m: &'static Mutex<T>) -> &'static mut T {
+    spin::MutexGuard::leak(m.try_lock().expect("cpu::init runs once"))
+}
 
 extern "C" {
     static isr_table: [u64; VECTORS];
@@ -96,16 +101,16 @@ pub struct Frame {
 /// Load the TSS and IDT and remap the PICs (all IRQs masked). Call once,
 /// with interrupts off, before anything enables them.
 pub fn init() {
+    let (stacks, tss, idt) = (take(&IST_STACKS), take(&TSS), take(&IDT));
+    for (i, s) in stacks.iter().enumerate() {
+        tss.ist[i] = s.0.as_ptr() as u64 + STACK as u64; // top; 16-byte aligned
+    }
+    let base = tss as *const Tss as u64;
     // SAFETY: single-threaded init with IF=0 (entry.S never sets it); the
-    // statics written here are not otherwise accessed until the CPU uses
-    // them through TR/IDTR.
+    // tables are 'static and nothing else references them (taken above);
+    // gdt (entry.S) is written only here, slots 4-5 that entry.S reserves
+    // for the TSS; isr_table is the stub table isr.S defines.
     unsafe {
-        let stacks = &*IST_STACKS.0.get();
-        let tss = &mut *TSS.0.get();
-        for (i, s) in stacks.iter().enumerate() {
-            tss.ist[i] = s.0.as_ptr() as u64 + STACK as u64; // top; 16-byte aligned
-        }
-        let base = TSS.0.get() as u64;
         let limit = core::mem::size_of::<Tss>() as u64 - 1;
         // 64-bit available TSS descriptor (type 9, present), two GDT slots.
         let lo = (limit & 0xffff)
@@ -114,11 +119,10 @@ pub fn init() {
             | (((limit >> 16) & 0xf) << 48)
             | (((base >> 24) & 0xff) << 56);
         let gdt_p = &raw mut gdt;
-        (*gdt_p)[4] = lo;
-        (*gdt_p)[5] = base >> 32;
-        asm!("ltr ax", in("ax") 0x20u16, options(nostack));
+        (*gdt_p)[TSS_GDT_INDEX as usize] = lo;
+        (*gdt_p)[TSS_GDT_INDEX as usize + 1] = base >> 32;
+        x86::task::load_tr(SegmentSelector::new(TSS_GDT_INDEX, Ring::Ring0));
 
-        let idt = &mut *IDT.0.get();
         for (v, g) in idt.iter_mut().enumerate() {
             let h = isr_table[v];
             let ist = match v {
@@ -136,13 +140,7 @@ pub fn init() {
                 _reserved: 0,
             };
         }
-        #[repr(C, packed)]
-        struct Idtr {
-            limit: u16,
-            base: u64,
-        }
-        let idtr = Idtr { limit: (core::mem::size_of::<[Gate; VECTORS]>() - 1) as u16, base: IDT.0.get() as u64 };
-        asm!("lidt [{}]", in(reg) &idtr, options(nostack, readonly));
+        x86::dtables::lidt(&DescriptorTablePointer::new(&*idt));
     }
     remap_pics();
 }

@@ -4,6 +4,8 @@
 //! is safe Rust.
 
 use baremetal::port::Port8;
+use baremetal::serial::{Uart16550, COM1};
+use bootproto::mbi_check::Range;
 use core::arch::asm;
 
 core::arch::global_asm!(include_str!("entry.S"), options(att_syntax));
@@ -18,6 +20,39 @@ extern "C" {
     static __kernel_end: u8;
     fn triple_fault() -> !;
 }
+
+/// Called by entry.S in long mode with the loader's EAX and EBX.
+#[no_mangle]
+extern "C" fn kernel_main(magic: u32, mbi_addr: u32) -> ! {
+    crate::start(magic, mbi_addr)
+}
+
+/// Called by isr.S for every vector.
+#[no_mangle]
+extern "C" fn kernel_interrupt(f: &mut cpu::Frame) {
+    crate::interrupt(f)
+}
+
+/// The console: COM1.
+pub fn com1() -> Uart16550 {
+    // SAFETY: COM1 is this kernel's console. The main flow writes to it only
+    // before interrupts are enabled and from then on only the serial IRQ
+    // handler does, so two writers never interleave.
+    unsafe { Uart16550::new(COM1) }
+}
+
+/// The kernel never allocates; `alloc` is linked only because bootproto's
+/// other modules use it. Any allocation fails loudly.
+struct NoHeap;
+// SAFETY: returning null is always a valid answer from `alloc`.
+unsafe impl core::alloc::GlobalAlloc for NoHeap {
+    unsafe fn alloc(&self, _: core::alloc::Layout) -> *mut u8 {
+        core::ptr::null_mut()
+    }
+    unsafe fn dealloc(&self, _: *mut u8, _: core::alloc::Layout) {}
+}
+#[global_allocator]
+static HEAP: NoHeap = NoHeap;
 
 /// The physical range the kernel image occupies, `.bss` included, from the
 /// linker script's symbols.
@@ -145,16 +180,24 @@ fn dma_pattern_word(addr: u64) -> u64 {
     addr ^ 0xA5C3_5A3C_96E1_0F78
 }
 
-/// Fills `start..end` (8-byte aligned) with the pattern.
-///
-/// # Safety
-/// `start..end` must be RAM below 4 GiB that nothing else uses: usable in
-/// the loader's memory map, not the kernel image, its stacks, the MBI or a
-/// module.
-pub unsafe fn dma_pattern_fill(start: u64, end: u64) {
-    let mut a = start & !7;
-    while a + 8 <= end {
-        // SAFETY: the caller's contract; identity-mapped below 4 GiB.
+/// Fills `r` (8-byte aligned) with the pattern. `r` must be usable RAM of
+/// the loader's memory map; it is checked to lie below 4 GiB, above the
+/// first page, and clear of the kernel image (its stacks included) and of
+/// every range in `keep` (the MBI, the modules). Panics otherwise.
+pub fn dma_pattern_fill(r: Range, keep: &[Range]) {
+    let (ks, ke) = kernel_range();
+    let kernel = Range { start: ks, end: ke };
+    assert!(
+        r.start >= 0x1000 && r.end <= 1 << 32 && !kernel.overlaps(&r) && !keep.iter().any(|k| k.overlaps(&r)),
+        "dmacheck: {r} is not free RAM"
+    );
+    let mut a = r.start & !7;
+    while a + 8 <= r.end {
+        // SAFETY: identity-mapped (below 4 GiB); every Rust object of the
+        // kernel lies in its image (there is no heap), and the only other
+        // memory it reads through slices is the MBI, the modules (both in
+        // `keep`) and ACPI tables (not usable RAM); so this writes memory no
+        // reference points to.
         unsafe { (a as *mut u64).write_volatile(dma_pattern_word(a)) };
         a += 8;
     }

@@ -79,3 +79,6 @@ mb2_gdt_ptr:
     .long mb2_gdt
 mb2_entry:
     .long 0
+
+/* Back to the assembler mode the rest of the crate's global asm expects. */
+.code64
