@@ -21,6 +21,16 @@ pub fn relay_command(ns: &NetNs, args: &[&str]) -> Command {
     c
 }
 
+/// `relay serve` zero config on a test namespace's bridge: `--interface br0
+/// --tftp-root ROOT --state-dir STATE`, then `extra` (`--http-port 8080`,
+/// `--config FILE`, ...).
+pub fn serve_args<'a>(root: &'a Path, state: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["serve", "--interface", "br0", "--tftp-root", root.to_str().unwrap()];
+    v.extend(["--state-dir", state.to_str().unwrap()]);
+    v.extend_from_slice(extra);
+    v
+}
+
 /// A relay serving in the namespace until the namespace is dropped (or
 /// `stop` is called).
 pub struct Relayd {

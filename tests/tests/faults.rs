@@ -8,20 +8,10 @@ use std::time::Duration;
 use e2e::impair::{Forwarder, Impairment};
 use e2e::netns::NetNs;
 use e2e::qemu::{Qemu, QemuConfig};
-use e2e::relayd::{RelayServe, Relayd};
-use e2e::{tftp_root, write_file};
+use e2e::relayd::{serve_args, RelayServe, Relayd};
+use e2e::{pattern, tftp_root, want_module, write_file};
 
 const BOOT: Duration = Duration::from_secs(300);
-
-fn pattern(n: usize, seed: u32) -> Vec<u8> {
-    (0..n as u32).map(|i| (i.wrapping_add(seed).wrapping_mul(2654435761) >> 13) as u8).collect()
-}
-
-fn want_module(out: &str, string: &str, data: &[u8]) {
-    let want =
-        format!(r#"MBI module string="{string}" size={} crc32={:08x}"#, data.len(), bootproto::gzip::crc32(data));
-    assert!(out.contains(&want), "missing `{want}`:\n{out}");
-}
 
 fn forwarded(ns: &NetNs, f: &Forwarder) -> QemuConfig {
     let mut c = QemuConfig::tap(&ns.name, "tap0");
@@ -45,8 +35,7 @@ fn bench(config: &str, files: &[(&str, &[u8])]) -> Bench {
     }
     let state = tempfile::tempdir().unwrap();
     let mut ns = NetNs::new();
-    let (r, s) = (root.path().to_str().unwrap().to_string(), state.path().to_str().unwrap().to_string());
-    let relay = Relayd::start(&mut ns, &["serve", "--interface", "br0", "--tftp-root", &r, "--state-dir", &s]);
+    let relay = Relayd::start(&mut ns, &serve_args(root.path(), state.path(), &[]));
     Bench { root, _state: state, ns, relay: Some(relay) }
 }
 
