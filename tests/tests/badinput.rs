@@ -7,8 +7,8 @@
 //! on wrong bytes. Servers that misbehave are small ones written here.
 //!
 //! `scripts/test` runs two (a Content-Length too short, a module larger
-//! than memory); the others are run by `scripts/stress`, as their
-//! behaviour is also pinned by unit tests in bootproto.
+//! than memory); the others are run by `scripts/stress` (most of the rules
+//! they exercise are unit-tested in bootproto as well).
 
 use std::io::{Read, Write};
 use std::net::TcpListener;

@@ -165,7 +165,9 @@ fn relay_killed_mid_download(http: bool, down: Duration) {
     q.expect(r"big\.bin: \d+ bytes 10% ", BOOT);
     r.kill();
     let before = r.console_log("desk");
-    assert!(before.contains("chainloader ") && before.contains("big.bin: "), "console log before the kill:\n{before}");
+    // (Its last line may lag QEMU's console by the pty's few milliseconds;
+    // the banner came seconds before.)
+    assert!(before.contains("chainloader "), "console log before the kill:\n{before}");
     // The time the relay stays away is the fault being injected, not a
     // wait for anything.
     std::thread::sleep(down);
