@@ -20,8 +20,14 @@ use core::fmt;
 use core::net::Ipv4Addr;
 
 /// Attempts per file when the server does not answer or the connection
-/// breaks; 1 s, then 2 s between them.
+/// breaks; 2 s, then 6 s between them: together longer than a relay
+/// restarted by its systemd unit is away (RestartSec=5, then it listens at
+/// once), so an HTTP download broken by the restart is resumed by the
+/// retry (a refused connection fails at once; TFTP's own timeouts are
+/// longer).
 const ATTEMPTS: u32 = 3;
+const FIRST_WAIT_MS: u64 = 2000;
+const WAIT_FACTOR: u64 = 3;
 /// Redirects followed per file.
 const MAX_REDIRECTS: u32 = 3;
 
@@ -191,7 +197,7 @@ pub fn resolve(e: &Entry, config_from: &ConfigPlace) -> Result<Source, ResolveEr
 /// answer or the connection breaks. An answer from the server that the
 /// file is missing or refused is final: asking again will not change it.
 pub fn fetch_with_retry(net: &mut Net, src: &Source, dest: &mut [u8], quiet: bool) -> Result<net::Fetched, FetchError> {
-    let mut wait = 1000;
+    let mut wait = FIRST_WAIT_MS;
     let mut src = src.clone();
     let mut redirects = 0;
     let mut attempt = 1;
@@ -199,6 +205,11 @@ pub fn fetch_with_retry(net: &mut Net, src: &Source, dest: &mut [u8], quiet: boo
         let transient = match &src {
             Source::Tftp { server, name } => match net.tftp_get(*server, name, dest, name, quiet) {
                 Ok(f) => return Ok(f),
+                // Asking again gets the same file, too large for the room
+                // left, again.
+                Err(e @ (tftp::Error::TooLarge { .. } | tftp::Error::Sink(_))) => {
+                    return Err(FetchError { not_found: false, message: format!("{name}: {e}") })
+                }
                 Err(tftp::Error::Remote { code, message }) => {
                     return Err(FetchError::TftpRemote { server: *server, name: name.clone(), code, message })
                 }
@@ -227,7 +238,7 @@ pub fn fetch_with_retry(net: &mut Net, src: &Source, dest: &mut [u8], quiet: boo
             return Err(FetchError::GaveUp(transient));
         }
         cpu::delay_ms(wait);
-        wait *= 2;
+        wait *= WAIT_FACTOR;
         attempt += 1;
     }
 }

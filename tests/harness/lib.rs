@@ -45,6 +45,25 @@ pub fn write_file(root: &std::path::Path, rel: &str, contents: impl AsRef<[u8]>)
     std::fs::write(p, contents).unwrap();
 }
 
+/// `n` bytes of a seeded pattern (a file whose every byte matters: a
+/// kernel's CRC-32 of it shows one wrong byte).
+pub fn pattern(n: usize, seed: u32) -> Vec<u8> {
+    (0..n as u32).map(|i| (i.wrapping_add(seed).wrapping_mul(2654435761) >> 13) as u8).collect()
+}
+
+/// The reference kernel's line for a module: its string, size and CRC-32
+/// must be those of `data`, or the test fails with the console.
+pub fn want_module(out: &str, string: &str, data: &[u8]) {
+    let want =
+        format!(r#"MBI module string="{string}" size={} crc32={:08x}"#, data.len(), bootproto::gzip::crc32(data));
+    assert!(out.contains(&want), "missing `{want}`:\n{out}");
+}
+
+/// A TCP port free on 127.0.0.1 now (for a server the test starts next).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 /// RAM that QEMU's iPXE ROM (package ipxe-qemu, 1.0.0+git-20190125.36a4c85)
 /// hides from E820 while the NBP of `nbp_size` bytes it downloaded first
 /// runs. iPXE keeps the image in external memory it allocates downwards

@@ -71,6 +71,8 @@ impl QemuConfig {
 struct Console {
     text: Mutex<(Vec<u8>, bool)>,
     changed: Condvar,
+    /// Where a copy of every console byte goes (see `Qemu::tee_console`).
+    tee: Mutex<Option<std::sync::mpsc::Sender<Vec<u8>>>>,
 }
 
 /// A running QEMU. Dropping it kills the process.
@@ -144,7 +146,8 @@ impl Qemu {
                 Err(e) => panic!("QEMU's serial socket never appeared: {e}"),
             }
         };
-        let console = Arc::new(Console { text: Mutex::new((vec![], false)), changed: Condvar::new() });
+        let console =
+            Arc::new(Console { text: Mutex::new((vec![], false)), changed: Condvar::new(), tee: Mutex::new(None) });
         let (c, mut reader, logp) = (console.clone(), serial.try_clone().unwrap(), log_path.clone());
         std::thread::spawn(move || {
             let mut log = std::fs::File::create(logp).ok();
@@ -158,6 +161,9 @@ impl Qemu {
                     return;
                 }
                 g.0.extend_from_slice(&buf[..n]);
+                if let Some(t) = c.tee.lock().unwrap().as_ref() {
+                    let _ = t.send(buf[..n].to_vec());
+                }
                 if let Some(l) = log.as_mut() {
                     let _ = l.write_all(&buf[..n]);
                 }
@@ -165,6 +171,26 @@ impl Qemu {
             }
         });
         Qemu { child, console, serial, _dir: dir, log_path }
+    }
+
+    /// Copies the console (what it printed so far, then every byte as it
+    /// comes) to `w`, from a thread of its own: a slow or blocked `w` (the
+    /// master of a pty nobody reads, while the relay that owns its other
+    /// end is down) never holds up the machine. Ends when QEMU does.
+    pub fn tee_console(&self, mut w: impl Write + Send + 'static) {
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        {
+            let g = self.console.text.lock().unwrap();
+            tx.send(g.0.clone()).unwrap();
+            *self.console.tee.lock().unwrap() = Some(tx);
+        }
+        std::thread::spawn(move || {
+            for b in rx {
+                if w.write_all(&b).is_err() {
+                    return;
+                }
+            }
+        });
     }
 
     /// Everything the console has printed so far.

@@ -21,12 +21,43 @@ pub fn relay_command(ns: &NetNs, args: &[&str]) -> Command {
     c
 }
 
+/// `relay serve` zero config on a test namespace's bridge: `--interface br0
+/// --tftp-root ROOT --state-dir STATE`, then `extra` (`--http-port 8080`,
+/// `--config FILE`, ...).
+pub fn serve_args<'a>(root: &'a Path, state: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["serve", "--interface", "br0", "--tftp-root", root.to_str().unwrap()];
+    v.extend(["--state-dir", state.to_str().unwrap()]);
+    v.extend_from_slice(extra);
+    v
+}
+
 /// A relay serving in the namespace until the namespace is dropped (or
 /// `stop` is called).
 pub struct Relayd {
     pub log: PathBuf,
     pid: u32,
     _dir: tempfile::TempDir,
+}
+
+/// SIGKILL to `pid` (a daemon a test spawned), then a bounded wait until
+/// it is dead with every descriptor closed: gone, or a zombie whose parent
+/// (the namespace's owner) has not reaped it yet, with no thread left (the
+/// leader shows Z while its other threads still exit, holding the files).
+pub fn kill_and_wait(pid: u32) {
+    // SAFETY: kill(2) on a pid we spawned; harmless if it has exited.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // pid (comm) STATE ...: the state follows the last ')'.
+        let state = stat.rsplit(')').next().and_then(|r| r.split_whitespace().next()).unwrap_or("X");
+        let open = |dir: &str| std::fs::read_dir(format!("/proc/{pid}/{dir}")).map(|d| d.count()).unwrap_or(0);
+        if matches!(state, "Z" | "X") && open("fd") == 0 && open("task") <= 1 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "pid {pid} still runs 10 s after SIGKILL ({state})");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 impl Relayd {
@@ -98,6 +129,7 @@ pub struct RelayServe {
     pub daemon_log: PathBuf,
     pub log_dir: PathBuf,
     child: Option<std::process::Child>,
+    pid: u32,
 }
 
 /// What a client command did.
@@ -126,10 +158,24 @@ impl RelayServe {
             ),
         )
         .unwrap();
-        let f = std::fs::File::create(&daemon_log).unwrap();
-        let state = dir.path().join("state");
+        let mut r = RelayServe { control, daemon_log, log_dir, child: None, pid: 0, dir };
+        r.spawn(ns);
+        r
+    }
+
+    /// The state directory (leases, QEMU sockets): the same across restarts.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Starts the daemon with this config and state, its output appended
+    /// to `daemon_log`, and waits for its (next) "relay: ready" line.
+    fn spawn(&mut self, ns: Option<&mut NetNs>) {
+        let ready_before = self.daemon_text().matches("relay: ready").count();
+        let from = self.daemon_text().len();
+        let f = std::fs::OpenOptions::new().create(true).append(true).open(&self.daemon_log).unwrap();
+        let (cfg, state) = (self.dir.path().join("relay.toml"), self.state_dir());
         let args = ["serve", "--config", cfg.to_str().unwrap(), "--state-dir", state.to_str().unwrap()];
-        let mut r = RelayServe { control, daemon_log, log_dir, child: None, dir };
         let mut cmd = match ns.as_ref() {
             Some(ns) => relay_command(ns, &args),
             None => {
@@ -139,34 +185,66 @@ impl RelayServe {
             }
         };
         cmd.stdout(Stdio::from(f.try_clone().unwrap())).stderr(Stdio::from(f));
-        let pid;
         match ns {
-            Some(ns) => {
-                let c = ns.spawn(cmd);
-                pid = c.id();
-            }
+            Some(ns) => self.pid = ns.spawn(cmd).id(),
             None => {
                 let c = cmd.stdin(Stdio::null()).spawn().unwrap();
-                pid = c.id();
-                r.child = Some(c);
+                self.pid = c.id();
+                self.child = Some(c);
             }
         }
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let text = r.daemon_text();
-            if text.contains("relay: ready") {
-                return r;
+            let text = self.daemon_text();
+            if text.matches("relay: ready").count() > ready_before {
+                return;
             }
             // The daemon's fatal error is the line "relay: <why>" (log lines
             // start with a timestamp).
-            assert!(!text.lines().any(|l| l.starts_with("relay: ")), "relay serve (pid {pid}) did not start:\n{text}");
+            let new = &text[from.min(text.len())..];
+            assert!(
+                !new.lines().any(|l| l.starts_with("relay: ")),
+                "relay serve (pid {}) did not start:\n{text}",
+                self.pid
+            );
             assert!(Instant::now() < deadline, "relay serve not ready within 60 s:\n{text}");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
+    /// SIGKILL, as a crash or the OOM killer would end it: no cleanup runs.
+    /// Returns once the process is gone (its sockets closed).
+    pub fn kill(&mut self) {
+        kill_and_wait(self.pid);
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the daemon again with the same config, state and log
+    /// directories (after `kill`), as systemd's Restart= would.
+    pub fn restart(&mut self, ns: Option<&mut NetNs>) {
+        self.child = None;
+        self.spawn(ns);
+    }
+
     pub fn daemon_text(&self) -> String {
         std::fs::read_to_string(&self.daemon_log).unwrap_or_default()
+    }
+
+    /// Waits for a daemon log line after byte `from` matching `pattern`;
+    /// returns the line.
+    pub fn expect_daemon_log(&self, from: usize, pattern: &str, timeout: Duration) -> String {
+        let re = regex::Regex::new(pattern).unwrap();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = self.daemon_text();
+            if let Some(l) = text[from.min(text.len())..].lines().find(|l| re.is_match(l)) {
+                return l.to_string();
+            }
+            assert!(Instant::now() < deadline, "no daemon log line matches /{pattern}/ within {timeout:?}:\n{text}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// A client command (`relay boot ...`) talking to this daemon.

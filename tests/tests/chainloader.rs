@@ -7,7 +7,8 @@
 //! Run: `scripts/build && cargo test -p e2e --test chainloader`.
 
 use e2e::qemu::{debug_exit_status, Qemu, QemuConfig};
-use e2e::{tftp_root, write_file};
+use e2e::relayd::install_pxelinux;
+use e2e::{pattern, tftp_root, want_module, write_file};
 use std::time::Duration;
 
 /// Generous: TCG on a shared 2-core machine (the ROM alone takes ~6 s).
@@ -135,27 +136,15 @@ fn bad_config_line_is_reported_then_reboot() {
 #[test]
 fn sixteen_mib_module_arrives_intact() {
     let root = tftp_root();
-    let big: Vec<u8> = (0..16u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let big = pattern(16 << 20, 0);
     write_file(root.path(), "big.bin", &big);
     write_file(root.path(), "chainloader.cfg/default", "kernel kernel.elf exit\nmodule big.bin big module\n");
     let mut q = Qemu::start(&QemuConfig::user_net(root.path(), "chainloader.0"));
     let line = q.expect(r"big\.bin: [0-9.]+ MiB in [0-9.]+ s, [0-9.]+ MiB/s", BOOT);
     eprintln!("throughput: {line}");
     let out = q.expect_self_check_ok(SHORT);
-    let want =
-        format!(r#"MBI module string="big module" size={} crc32={:08x}"#, big.len(), bootproto::gzip::crc32(&big));
-    assert!(out.contains(&want), "missing `{want}`:\n{out}");
+    want_module(&out, "big module", &big);
     assert_eq!(q.wait_exit(SHORT), Some(debug_exit_status(0x10)));
-}
-
-/// Debian's PXELINUX (packages pxelinux, syslinux-common).
-fn install_pxelinux(root: &std::path::Path) {
-    for (src, dst) in
-        [("/usr/lib/PXELINUX/pxelinux.0", "pxelinux.0"), ("/usr/lib/syslinux/modules/bios/ldlinux.c32", "ldlinux.c32")]
-    {
-        std::fs::copy(src, root.join(dst))
-            .unwrap_or_else(|e| panic!("{src}: {e} (apt-get install pxelinux syslinux-common)"));
-    }
 }
 
 /// dnsmasq on the tap link (tests/harness/dnsmasq.rs), giving the ROM
@@ -204,28 +193,17 @@ fn no_dhcp_answer_falls_back_to_the_roms_cached_ack() {
 #[test]
 fn sixteen_mib_module_through_the_relay_with_windowsize() {
     let root = tftp_root();
-    let big: Vec<u8> = (0..16u32 << 20).map(|i| (i.wrapping_mul(2246822519) >> 11) as u8).collect();
+    let big = pattern(16 << 20, 0x5eed);
     write_file(root.path(), "big.bin", &big);
     write_file(root.path(), "chainloader.cfg/default", "kernel kernel.elf exit\nmodule big.bin big module\n");
     let state = tempfile::tempdir().unwrap();
     let mut ns = e2e::netns::NetNs::new();
-    let args = [
-        "serve",
-        "--interface",
-        "br0",
-        "--tftp-root",
-        root.path().to_str().unwrap(),
-        "--state-dir",
-        state.path().to_str().unwrap(),
-    ];
-    let _relay = e2e::relayd::Relayd::start(&mut ns, &args);
+    let _relay = e2e::relayd::Relayd::start(&mut ns, &e2e::relayd::serve_args(root.path(), state.path(), &[]));
     let mut q = Qemu::start(&QemuConfig::tap(&ns.name, "tap0"));
     let line = q.expect(r"big\.bin: [0-9.]+ MiB in [0-9.]+ s, [0-9.]+ MiB/s", BOOT);
     eprintln!("throughput (relay): {line}");
     let out = q.expect_self_check_ok(SHORT);
-    let want =
-        format!(r#"MBI module string="big module" size={} crc32={:08x}"#, big.len(), bootproto::gzip::crc32(&big));
-    assert!(out.contains(&want), "missing `{want}`:\n{out}");
+    want_module(&out, "big module", &big);
     assert_eq!(q.wait_exit(SHORT), Some(debug_exit_status(0x10)));
 }
 

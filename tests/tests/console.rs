@@ -8,7 +8,7 @@
 //! Run: `scripts/build && cargo nextest run --release -p e2e --test console`.
 
 use e2e::relayd::{pty_pair, RelayServe};
-use e2e::{dist, tftp_root, write_file};
+use e2e::{dist, free_port, tftp_root, write_file};
 use regex::Regex;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -232,10 +232,6 @@ fn console_clients_reboot_and_boot_on_a_virtual_target() {
     ] {
         assert!(log.contains(want), "log lacks {want:?}:\n{log}");
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 #[test]

@@ -7,7 +7,8 @@
 //! connection dropped in the middle of a file).
 
 use e2e::qemu::{debug_exit_status, Qemu, QemuConfig};
-use e2e::{dist, tftp_root, write_file};
+use e2e::relayd::serve_args;
+use e2e::{dist, free_port, pattern, tftp_root, want_module, write_file};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -19,14 +20,6 @@ use std::time::{Duration, Instant};
 
 const BOOT: Duration = Duration::from_secs(180);
 const SHORT: Duration = Duration::from_secs(60);
-
-fn pattern(n: usize, seed: u32) -> Vec<u8> {
-    (0..n as u32).map(|i| (i.wrapping_add(seed).wrapping_mul(2654435761) >> 13) as u8).collect()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn wait_listening(port: u16) {
     let t0 = Instant::now();
@@ -55,12 +48,6 @@ fn python_http_server(dir: &Path) -> (Killed, u16) {
         .unwrap();
     wait_listening(port);
     (Killed(child), port)
-}
-
-fn want_module(out: &str, string: &str, data: &[u8]) {
-    let want =
-        format!(r#"MBI module string="{string}" size={} crc32={:08x}"#, data.len(), bootproto::gzip::crc32(data));
-    assert!(out.contains(&want), "missing `{want}`:\n{out}");
 }
 
 /// Kernel, a 4 MiB module and a gzip module from Python's http.server.
@@ -216,20 +203,7 @@ fn relay_serve_http_port_sends_chainloader_to_http() {
     write_file(root.path(), "chainloader.cfg/default", "kernel kernel.elf exit\nmodule /big.bin big\n");
     let state = tempfile::tempdir().unwrap();
     let mut ns = e2e::netns::NetNs::new();
-    let r = e2e::relayd::Relayd::start(
-        &mut ns,
-        &[
-            "serve",
-            "--interface",
-            "br0",
-            "--tftp-root",
-            root.path().to_str().unwrap(),
-            "--state-dir",
-            state.path().to_str().unwrap(),
-            "--http-port",
-            "8080",
-        ],
-    );
+    let r = e2e::relayd::Relayd::start(&mut ns, &serve_args(root.path(), state.path(), &["--http-port", "8080"]));
     let q = Qemu::start(&QemuConfig::tap(&ns.name, "tap0"));
     q.expect(r"config http://10\.77\.0\.1:8080/chainloader\.cfg/default: kernel kernel\.elf", BOOT);
     let line = q.expect(r"big\.bin: [0-9.]+ MiB in [0-9.]+ s, [0-9.]+ MiB/s", BOOT);

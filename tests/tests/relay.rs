@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use e2e::netns::NetNs;
 use e2e::qemu::{Qemu, QemuConfig};
-use e2e::relayd::{install_pxelinux, relay_command, Relayd};
+use e2e::relayd::{install_pxelinux, relay_command, serve_args, Relayd};
 use e2e::{tftp_root, write_file};
 
 const BOOT: Duration = Duration::from_secs(90);
@@ -17,10 +17,6 @@ fn write_boot_config(root: &std::path::Path) {
     write_file(root, "chainloader.cfg/default", "kernel kernel.elf exit\n");
 }
 
-fn serve_args<'a>(root: &'a str, state: &'a str) -> Vec<&'a str> {
-    vec!["serve", "--interface", "br0", "--tftp-root", root, "--state-dir", state]
-}
-
 /// Zero config: PXE ROM -> DHCP offer with chainloader.0 -> TFTP ->
 /// chainloader.0 runs -> reference kernel.
 #[test]
@@ -29,7 +25,7 @@ fn relay_full_mode_boots_chainloader_and_kernel() {
     write_boot_config(root.path());
     let state = tempfile::tempdir().unwrap();
     let mut ns = NetNs::new();
-    let r = Relayd::start(&mut ns, &serve_args(root.path().to_str().unwrap(), state.path().to_str().unwrap()));
+    let r = Relayd::start(&mut ns, &serve_args(root.path(), state.path(), &[]));
     let vm = Qemu::start(&QemuConfig::tap(&ns.name, "tap0"));
     vm.expect(r"chainloader \d+\.\d+", BOOT);
     r.expect_log(r"dhcp: 52:54:00:12:34:56 DISCOVER .*rule=builtin:\S+ -> Offer ip=10\.77\.0\.100 file=chainloader\.0 next-server=10\.77\.0\.1", BOOT);
@@ -56,7 +52,7 @@ fn relay_boots_chainloader_through_pxelinux() {
     std::fs::write(&cfg, "[[rule]]\nname = \"pxelinux\"\nvendor_class = \"PXEClient\"\nboot_file = \"pxelinux.0\"\n")
         .unwrap();
     let mut ns = NetNs::new();
-    let mut args = serve_args(root.path().to_str().unwrap(), state.path().to_str().unwrap());
+    let mut args = serve_args(root.path(), state.path(), &[]);
     args.extend(["--config", cfg.to_str().unwrap()]);
     let r = Relayd::start(&mut ns, &args);
     let vm = Qemu::start(&QemuConfig::tap(&ns.name, "tap0"));
@@ -77,7 +73,7 @@ fn relay_proxy_mode_beside_dnsmasq() {
     let state = tempfile::tempdir().unwrap();
     let mut ns = NetNs::new();
     let _site = site_dhcp_server(&ns, state.path());
-    let mut args = serve_args(root.path().to_str().unwrap(), state.path().to_str().unwrap());
+    let mut args = serve_args(root.path(), state.path(), &[]);
     args.push("--proxy");
     let r = Relayd::start(&mut ns, &args);
     let vm = Qemu::start(&QemuConfig::tap(&ns.name, "tap0"));
@@ -126,8 +122,7 @@ fn relay_refuses_full_mode_when_another_dhcp_server_answers() {
     let state = tempfile::tempdir().unwrap();
     let ns = NetNs::new();
     let _site = site_dhcp_server(&ns, state.path());
-    let (ok, stderr) =
-        run_relay_to_exit(&ns, &serve_args(root.path().to_str().unwrap(), state.path().to_str().unwrap()));
+    let (ok, stderr) = run_relay_to_exit(&ns, &serve_args(root.path(), state.path(), &[]));
     assert!(!ok, "relay started beside another DHCP server:\n{stderr}");
     assert!(
         stderr.contains(
@@ -151,7 +146,7 @@ fn relay_takes_an_address_in_use_out_of_the_pool() {
     ns.exec(&["ip", "link", "set", "vsq", "up"]);
     squatter.exec(&["ip", "addr", "add", "10.77.0.100/24", "dev", "eth0"]);
     squatter.exec(&["ip", "link", "set", "eth0", "up"]);
-    let r = Relayd::start(&mut ns, &serve_args(root.path().to_str().unwrap(), state.path().to_str().unwrap()));
+    let r = Relayd::start(&mut ns, &serve_args(root.path(), state.path(), &[]));
     r.expect_log(
         r"10\.77\.0\.100 answers ping on br0 but has no lease: in use by another host, taken out of the pool",
         BOOT,
@@ -187,7 +182,7 @@ fn relay_answers_only_on_its_interface() {
     elsewhere.exec(&["ip", "addr", "add", "10.88.0.2/24", "dev", "eth0"]);
     elsewhere.exec(&["ip", "link", "set", "eth0", "up"]);
 
-    let r = Relayd::start(&mut ns, &serve_args(root.path().to_str().unwrap(), state.path().to_str().unwrap()));
+    let r = Relayd::start(&mut ns, &serve_args(root.path(), state.path(), &[]));
     let client_state = tempfile::tempdir().unwrap();
     let client = |host: &NetNs| {
         let args = ["serve", "--interface", "eth0", "--tftp-root", root.path().to_str().unwrap(), "--state-dir"];
@@ -256,8 +251,7 @@ fn relay_reports_port_67_in_use() {
     ]);
     ns.spawn(dnsmasq);
     wait_for_udp_port(&ns, 67);
-    let (ok, stderr) =
-        run_relay_to_exit(&ns, &serve_args(root.path().to_str().unwrap(), state.path().to_str().unwrap()));
+    let (ok, stderr) = run_relay_to_exit(&ns, &serve_args(root.path(), state.path(), &[]));
     assert!(!ok, "{stderr}");
     assert!(stderr.contains("port 67 on br0 is in use, is dnsmasq running?"), "{stderr}");
 }

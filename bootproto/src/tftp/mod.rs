@@ -621,6 +621,13 @@ impl Client {
         self.received = size;
         self.progressed(now_ms);
         if data.len() < blksize {
+            // The short block ends the file (RFC 1350); a server that
+            // announced another size (tsize, RFC 2349) sent a file that is
+            // not the one it described: cut short, or grown, mid-transfer.
+            if let Some(t) = self.neg.tsize.filter(|t| *t != size) {
+                let m = alloc::format!("the file ended after {size} bytes, but the server announced {t} (tsize)");
+                return self.abort(code::ILLEGAL_OPERATION, "File size differs from tsize", Error::Protocol(m));
+            }
             self.send_ack = Some(block);
             self.state = State::Done;
             self.deadline = None;

@@ -402,6 +402,30 @@ fn tsize_is_reported_with_progress() {
     assert!(c.is_done() && s.finished);
 }
 
+/// A short block before the announced size: the file ended early (the
+/// server truncated it, or it changed under the server); not a success.
+#[test]
+fn a_file_shorter_than_its_tsize_is_an_error() {
+    let mut c = Client::new(&req(Some(512), None, true), 0);
+    let mut buf = [0u8; 600];
+    c.poll_transmit(0, &mut buf).unwrap();
+    let n = wire::encode_oack(&mut buf, &[("blksize", "512"), ("tsize", "2000")]).unwrap();
+    let p = buf[..n].to_vec();
+    c.handle(0, TID, &p, &mut |_, _| Ok(())).unwrap();
+    c.poll_transmit(0, &mut buf).unwrap();
+    let n = wire::encode_data(&mut buf, 1, &[7u8; 512]).unwrap();
+    let p = buf[..n].to_vec();
+    assert_eq!(c.handle(1, TID, &p, &mut |_, _| Ok(())), Ok(Event::Progress { received: 512, total: Some(2000) }));
+    let n = wire::encode_data(&mut buf, 2, &[7u8; 100]).unwrap();
+    let p = buf[..n].to_vec();
+    let e = c.handle(2, TID, &p, &mut |_, _| Ok(())).unwrap_err();
+    assert_eq!(e, Error::Protocol("the file ended after 612 bytes, but the server announced 2000 (tsize)".into()));
+    assert!(!c.is_done());
+    assert_eq!(c.error(), Some(&e));
+    let t = c.poll_transmit(2, &mut buf).unwrap();
+    assert!(matches!(Packet::parse(&buf[..t.len]), Ok(Packet::Error { code: 4, .. })));
+}
+
 #[test]
 fn tsize_over_the_limit_is_refused_before_any_data() {
     let mut c = Client::new(&req(None, None, true), 0);

@@ -13,6 +13,14 @@ pub const DEFAULT_MAX_BYTES: u64 = 16 << 20;
 /// Default number of rotated files kept.
 pub const DEFAULT_KEEP: u32 = 5;
 
+/// Whether the file's last byte is a newline (false if it cannot be read).
+fn ends_with_newline(path: &Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut last = [0u8];
+    File::open(path).and_then(|mut f| f.seek(SeekFrom::End(-1)).and_then(|_| f.read_exact(&mut last))).is_ok()
+        && last[0] == b'\n'
+}
+
 /// Appends console output to a file, a UTC timestamp before each line.
 pub struct TimestampedLog {
     path: Option<PathBuf>,
@@ -39,13 +47,17 @@ impl TimestampedLog {
             .open(path)
             .with_context(|| format!("cannot open log {}", path.display()))?;
         let written = file.metadata().map(|m| m.len()).unwrap_or(0);
+        // A relay that was killed may have left a line half written: what
+        // comes next (the target's rest of it, or a note) must not run on
+        // from it as if it were one line.
+        let at_line_start = written == 0 || ends_with_newline(path);
         Ok(TimestampedLog {
             path: Some(path.to_path_buf()),
             file: Some(file),
             written,
             max_bytes: max_bytes.max(4096),
             keep,
-            at_line_start: true,
+            at_line_start,
         })
     }
 
@@ -178,5 +190,26 @@ mod tests {
         assert!(one.lines().all(|l| l.ends_with(&"x".repeat(99)) || l.contains("-- relay: log rotated")), "{one}");
         assert!(dir.path().join("t.log.2").exists());
         assert!(!dir.path().join("t.log.3").exists());
+    }
+
+    #[test]
+    fn reopening_after_a_partial_line_starts_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.log");
+        TimestampedLog::open(&p, 1 << 20, 2).unwrap().write(b"big.bin: 10% ").unwrap();
+        // The relay dies here; the next one appends its note and the rest.
+        let mut log = TimestampedLog::open(&p, 1 << 20, 2).unwrap();
+        log.note("console reopened").unwrap();
+        log.write(b"20%\n").unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[0].ends_with(" big.bin: 10% "), "{text}");
+        assert!(lines[1].ends_with(" -- relay: console reopened"), "{text}");
+        assert!(lines[2].ends_with(" 20%"), "{text}");
+        // A log that ended its last line gets no blank line.
+        let mut log = TimestampedLog::open(&p, 1 << 20, 2).unwrap();
+        log.note("again").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap().lines().count(), 4);
     }
 }
