@@ -57,6 +57,8 @@ pub enum FetchError {
     Http { url: Url, err: HttpFetchError },
     /// A redirect to a URL that does not parse.
     BadRedirect { url: Url, err: UrlError },
+    /// A TFTP failure another attempt cannot fix (the file does not fit).
+    TftpFinal { name: String, err: tftp::Error },
     /// Every attempt failed without an answer; the last one's reason.
     GaveUp(Transient),
 }
@@ -83,6 +85,7 @@ impl fmt::Display for FetchError {
             }
             FetchError::Http { url, err } => write!(f, "{err}: {url}"),
             FetchError::BadRedirect { url, err } => write!(f, "{url}: redirect to a bad URL: {err}"),
+            FetchError::TftpFinal { name, err } => write!(f, "{name}: {err}"),
             FetchError::GaveUp(t) => t.fmt(f),
         }
     }
@@ -207,8 +210,8 @@ pub fn fetch_with_retry(net: &mut Net, src: &Source, dest: &mut [u8], quiet: boo
                 Ok(f) => return Ok(f),
                 // Asking again gets the same file, too large for the room
                 // left, again.
-                Err(e @ (tftp::Error::TooLarge { .. } | tftp::Error::Sink(_))) => {
-                    return Err(FetchError { not_found: false, message: format!("{name}: {e}") })
+                Err(err @ (tftp::Error::TooLarge { .. } | tftp::Error::Sink(_))) => {
+                    return Err(FetchError::TftpFinal { name: name.clone(), err })
                 }
                 Err(tftp::Error::Remote { code, message }) => {
                     return Err(FetchError::TftpRemote { server: *server, name: name.clone(), code, message })
