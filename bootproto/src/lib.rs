@@ -7,6 +7,7 @@
 
 extern crate alloc;
 
+pub mod bytes;
 pub mod config;
 pub mod gzip;
 pub mod http;
