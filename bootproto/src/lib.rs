@@ -11,9 +11,10 @@ pub mod bytes;
 pub mod config;
 pub mod gzip;
 pub mod http;
-pub mod mbi;
-pub mod mbi_check;
 pub mod memmap;
 pub mod multiboot2;
 pub mod tftp;
 pub mod vbe;
+
+// The paths the chainloader and the kernel were written against.
+pub use multiboot2::{check as mbi_check, mbi};

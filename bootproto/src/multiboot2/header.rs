@@ -1,4 +1,4 @@
-//! Multiboot2 kernel images: finding and checking the header, reading its
+//! A Multiboot2 kernel image: finding and checking the header, reading its
 //! tags, and planning where every byte of the kernel goes.
 //!
 //! The rules are GRUB 2.06's (`multiboot_mbi2.c`, `multiboot_elfxx.c`,
@@ -16,83 +16,58 @@
 //! guarantee that hostile bytes produce an error, never a panic; this file is
 //! shorter than the glue that would be needed around the crate.
 
+use super::tags::{header_tag_name, htag, mbi_tag_name, tag, HEADER_MAGIC};
+use crate::bytes::{le_u16, le_u32, le_u64};
 use crate::memmap::{Allocator, Conflict, Preference, Range, FOUR_GIB};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-pub const HEADER_MAGIC: u32 = 0xE852_50D6;
-/// What the kernel finds in EAX.
-pub const BOOTLOADER_MAGIC: u32 = 0x36d7_6289;
+/// Byte offsets of the header's fields: the fixed part from the header's
+/// start, each tag's from the tag's start.
+mod field {
+    /// The fixed part (magic, architecture, header_length, checksum), then the tags.
+    pub mod header {
+        pub const MAGIC: usize = 0;
+        pub const ARCHITECTURE: usize = 4;
+        pub const HEADER_LENGTH: usize = 8;
+        pub const CHECKSUM: usize = 12;
+        pub const TAGS: usize = 16;
+    }
+    /// What every tag starts with; `SIZE` counts these 8 bytes.
+    pub mod tag {
+        pub const TYPE: usize = 0;
+        pub const FLAGS: usize = 2;
+        pub const SIZE: usize = 4;
+        /// The requests of an information request tag, or the one `u32` of the
+        /// entry address and console flags tags.
+        pub const BODY: usize = 8;
+    }
+    pub mod address {
+        pub const HEADER_ADDR: usize = 8;
+        pub const LOAD_ADDR: usize = 12;
+        pub const LOAD_END_ADDR: usize = 16;
+        pub const BSS_END_ADDR: usize = 20;
+    }
+    pub mod framebuffer {
+        pub const WIDTH: usize = 8;
+        pub const HEIGHT: usize = 12;
+        pub const DEPTH: usize = 16;
+    }
+    pub mod relocatable {
+        pub const MIN_ADDR: usize = 8;
+        pub const MAX_ADDR: usize = 12;
+        pub const ALIGN: usize = 16;
+        pub const PREFERENCE: usize = 20;
+    }
+}
+
 /// The header must lie within this many bytes from the start of the image.
 pub const SEARCH_LEN: usize = 32 * 1024;
 /// Modules are page-aligned, as GRUB always does (this satisfies the module
 /// alignment tag).
 pub const MODULE_ALIGN: u64 = 0x1000;
-
-const TAG_OPTIONAL: u16 = 1;
-
-/// Header tag types.
-pub mod htag {
-    pub const END: u16 = 0;
-    pub const INFORMATION_REQUEST: u16 = 1;
-    pub const ADDRESS: u16 = 2;
-    pub const ENTRY_ADDRESS: u16 = 3;
-    pub const CONSOLE_FLAGS: u16 = 4;
-    pub const FRAMEBUFFER: u16 = 5;
-    pub const MODULE_ALIGN: u16 = 6;
-    pub const EFI_BS: u16 = 7;
-    pub const ENTRY_ADDRESS_EFI32: u16 = 8;
-    pub const ENTRY_ADDRESS_EFI64: u16 = 9;
-    pub const RELOCATABLE: u16 = 10;
-}
-
-/// Boot information (MBI) tag names, for messages.
-pub fn mbi_tag_name(t: u32) -> &'static str {
-    match t {
-        0 => "end",
-        1 => "command line",
-        2 => "boot loader name",
-        3 => "module",
-        4 => "basic memory information",
-        5 => "BIOS boot device",
-        6 => "memory map",
-        7 => "VBE information",
-        8 => "framebuffer information",
-        9 => "ELF sections",
-        10 => "APM table",
-        11 => "EFI32 system table",
-        12 => "EFI64 system table",
-        13 => "SMBIOS tables",
-        14 => "ACPI old RSDP",
-        15 => "ACPI new RSDP",
-        16 => "networking information",
-        17 => "EFI memory map",
-        18 => "EFI boot services not terminated",
-        19 => "EFI32 image handle",
-        20 => "EFI64 image handle",
-        21 => "image load base address",
-        _ => "unknown",
-    }
-}
-
-fn header_tag_name(t: u16) -> &'static str {
-    match t {
-        0 => "end",
-        1 => "information request",
-        2 => "address",
-        3 => "entry address",
-        4 => "console flags",
-        5 => "framebuffer",
-        6 => "module alignment",
-        7 => "EFI boot services",
-        8 => "EFI i386 entry address",
-        9 => "EFI amd64 entry address",
-        10 => "relocatable",
-        _ => "unknown",
-    }
-}
 
 /// MBI tag types GRUB 2.06 lets a kernel *require* in an information
 /// request: every type it knows, 0-21, except 13 (SMBIOS), which it never
@@ -102,21 +77,23 @@ fn header_tag_name(t: u16) -> &'static str {
 /// (see [`Header::required_but_absent`]); this loader does the same, with a
 /// warning, rather than refusing a kernel GRUB boots.
 pub fn grub_accepts_required(t: u32) -> bool {
-    t <= 21 && t != 13
+    t <= tag::LOAD_BASE_ADDR && t != tag::SMBIOS
 }
 
 /// Why GRUB 2 (and so this loader) leaves out a required MBI tag on a BIOS
 /// network boot, for the console warning.
 pub fn absent_reason(t: u32) -> &'static str {
     match t {
-        5 => "which GRUB 2 also leaves out on a network boot",
-        7 => "which GRUB 2 also leaves out when no VBE graphics mode is set",
-        8 => "which GRUB 2 also leaves out when the display has no usable mode",
-        10 => "which GRUB 2 also leaves out when the BIOS has no APM",
-        14 | 15 => "which GRUB 2 also leaves out when the BIOS has no such ACPI RSDP",
-        16 => "which GRUB 2 also leaves out without a DHCP answer",
-        3 => "which GRUB 2 also leaves out when no module is loaded",
-        11 | 12 | 17 | 18 | 19 | 20 => "which GRUB 2 also leaves out on a BIOS (non-EFI) boot",
+        tag::BOOTDEV => "which GRUB 2 also leaves out on a network boot",
+        tag::VBE => "which GRUB 2 also leaves out when no VBE graphics mode is set",
+        tag::FRAMEBUFFER => "which GRUB 2 also leaves out when the display has no usable mode",
+        tag::APM => "which GRUB 2 also leaves out when the BIOS has no APM",
+        tag::ACPI_OLD | tag::ACPI_NEW => "which GRUB 2 also leaves out when the BIOS has no such ACPI RSDP",
+        tag::NETWORK => "which GRUB 2 also leaves out without a DHCP answer",
+        tag::MODULE => "which GRUB 2 also leaves out when no module is loaded",
+        tag::EFI32 | tag::EFI64 | tag::EFI_MMAP | tag::EFI_BS | tag::EFI32_IH | tag::EFI64_IH => {
+            "which GRUB 2 also leaves out on a BIOS (non-EFI) boot"
+        }
         _ => "which GRUB 2 also leaves out",
     }
 }
@@ -280,16 +257,6 @@ impl fmt::Display for Mb2Error {
     }
 }
 
-fn rd16(d: &[u8], o: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(d.get(o..o.checked_add(2)?)?.try_into().ok()?))
-}
-fn rd32(d: &[u8], o: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(d.get(o..o.checked_add(4)?)?.try_into().ok()?))
-}
-fn rd64(d: &[u8], o: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(d.get(o..o.checked_add(8)?)?.try_into().ok()?))
-}
-
 /// Finds the Multiboot2 header (magic, architecture 0 = i386, checksum) at
 /// an 8-byte aligned offset within the first 32 KiB and parses its tags.
 pub fn parse_header(image: &[u8]) -> Result<Header, Mb2Error> {
@@ -301,11 +268,14 @@ pub fn parse_header(image: &[u8]) -> Result<Header, Mb2Error> {
     let offset = (0..area.len().saturating_sub(15))
         .step_by(8)
         .find(|&o| {
-            let w = |i: usize| rd32(area, o + 4 * i).unwrap_or(0);
-            w(0) == HEADER_MAGIC && w(1) == 0 && w(0).wrapping_add(w(1)).wrapping_add(w(2)).wrapping_add(w(3)) == 0
+            use field::header as f;
+            let w = |at: usize| le_u32(area, o + at).unwrap_or(0);
+            let (magic, arch) = (w(f::MAGIC), w(f::ARCHITECTURE));
+            let sum = magic.wrapping_add(arch).wrapping_add(w(f::HEADER_LENGTH)).wrapping_add(w(f::CHECKSUM));
+            magic == HEADER_MAGIC && arch == 0 && sum == 0
         })
         .ok_or(Mb2Error::NoHeader)?;
-    let header_length = rd32(area, offset + 8).unwrap_or(0);
+    let header_length = le_u32(area, offset + field::header::HEADER_LENGTH).unwrap_or(0);
     // GRUB does not look at header_length beyond the checksum; only refuse
     // values that cannot describe a header at all.
     if header_length < 16 || offset as u64 + header_length as u64 > image.len() as u64 {
@@ -329,51 +299,62 @@ pub fn parse_header(image: &[u8]) -> Result<Header, Mb2Error> {
     // Tags follow the 16-byte fixed part, each padded to 8 bytes. Like GRUB,
     // walk to the end tag; unlike GRUB, stop with an error instead of reading
     // beyond the searched area.
-    let mut p = offset + 16;
+    let mut p = offset + field::header::TAGS;
     loop {
-        let (Some(ty), Some(flags), Some(size)) = (rd16(area, p), rd16(area, p + 2), rd32(area, p + 4)) else {
+        let (Some(ty), Some(flags), Some(size)) = (
+            le_u16(area, p + field::tag::TYPE),
+            le_u16(area, p + field::tag::FLAGS),
+            le_u32(area, p + field::tag::SIZE),
+        ) else {
             return Err(Mb2Error::NoEndTag);
         };
         let bad = Mb2Error::BadTag { offset: p, tag_type: ty, size };
-        if size < 8 || p + size as usize > area.len() {
+        if (size as usize) < field::tag::BODY || p + size as usize > area.len() {
             return Err(bad);
         }
         let body = &area[p..p + size as usize];
-        let optional = flags & TAG_OPTIONAL != 0;
-        let field = |o: usize| rd32(body, o).ok_or(bad.clone());
+        let optional = flags & htag::FLAG_OPTIONAL != 0;
+        let read = |o: usize| le_u32(body, o).ok_or(bad.clone());
         match ty {
             htag::END => break,
             htag::INFORMATION_REQUEST => {
-                let types = (8..body.len() / 4 * 4).step_by(4).filter_map(|o| rd32(body, o)).collect();
+                let types = (field::tag::BODY..body.len() / 4 * 4).step_by(4).filter_map(|o| le_u32(body, o)).collect();
                 h.info_requests.push(InfoRequest { optional, types });
             }
             htag::ADDRESS => {
+                use field::address as f;
                 h.address = Some(AddressTag {
-                    header_addr: field(8)?,
-                    load_addr: field(12)?,
-                    load_end_addr: field(16)?,
-                    bss_end_addr: field(20)?,
+                    header_addr: read(f::HEADER_ADDR)?,
+                    load_addr: read(f::LOAD_ADDR)?,
+                    load_end_addr: read(f::LOAD_END_ADDR)?,
+                    bss_end_addr: read(f::BSS_END_ADDR)?,
                 })
             }
-            htag::ENTRY_ADDRESS => h.entry = Some(field(8)?),
-            htag::CONSOLE_FLAGS => h.console_flags = Some(field(8)?),
+            htag::ENTRY_ADDRESS => h.entry = Some(read(field::tag::BODY)?),
+            htag::CONSOLE_FLAGS => h.console_flags = Some(read(field::tag::BODY)?),
             htag::FRAMEBUFFER => {
-                h.framebuffer =
-                    Some(FramebufferTag { width: field(8)?, height: field(12)?, depth: field(16)?, optional })
+                use field::framebuffer as f;
+                h.framebuffer = Some(FramebufferTag {
+                    width: read(f::WIDTH)?,
+                    height: read(f::HEIGHT)?,
+                    depth: read(f::DEPTH)?,
+                    optional,
+                })
             }
             htag::MODULE_ALIGN => h.module_align = true,
             htag::EFI_BS => h.efi_bs = true,
             // GRUB i386-pc knows no EFI i386 entry tag (its switch has no
             // case for it): a required one is refused as an unknown tag.
             htag::ENTRY_ADDRESS_EFI32 if !optional => return Err(Mb2Error::UnsupportedTag { tag_type: ty }),
-            htag::ENTRY_ADDRESS_EFI32 => h.efi_entry32 = Some(field(8)?),
-            htag::ENTRY_ADDRESS_EFI64 => h.efi_entry64 = Some(field(8)?),
+            htag::ENTRY_ADDRESS_EFI32 => h.efi_entry32 = Some(read(field::tag::BODY)?),
+            htag::ENTRY_ADDRESS_EFI64 => h.efi_entry64 = Some(read(field::tag::BODY)?),
             htag::RELOCATABLE => {
+                use field::relocatable as f;
                 h.relocatable = Some(Relocatable {
-                    min_addr: field(8)?,
-                    max_addr: field(12)?,
-                    align: field(16)?,
-                    preference: match field(20)? {
+                    min_addr: read(f::MIN_ADDR)?,
+                    max_addr: read(f::MAX_ADDR)?,
+                    align: read(f::ALIGN)?,
+                    preference: match read(f::PREFERENCE)? {
                         1 => LoadPreference::Low,
                         2 => LoadPreference::High,
                         _ => LoadPreference::None,
@@ -430,7 +411,7 @@ impl Header {
         for r in self.info_requests.iter().filter(|r| !r.optional) {
             for &t in &r.types {
                 // Type 0 is the end tag, always present.
-                if t != 0 && !present.contains(&t) && !out.contains(&t) {
+                if t != tag::END && !present.contains(&t) && !out.contains(&t) {
                     out.push(t);
                 }
             }
@@ -680,20 +661,20 @@ fn elf_header(image: &[u8]) -> Result<Elf, Mb2Error> {
         2 => true,
         _ => return Err(E("invalid ELF class")),
     };
-    let t = |o| rd16(image, o).ok_or(E("header truncated"));
+    let t = |o| le_u16(image, o).ok_or(E("header truncated"));
     let machine = t(18)?;
     if (!is64 && machine != 3) || (is64 && machine != 62) {
         return Err(E("wrong machine (need EM_386 for ELF32, EM_X86_64 for ELF64)"));
     }
-    if rd32(image, 20) != Some(1) {
+    if le_u32(image, 20) != Some(1) {
         return Err(E("invalid ELF version"));
     }
     let ty = t(16)?;
     if ty != 2 && ty != 3 {
         return Err(E("not an executable (ET_EXEC or ET_DYN)"));
     }
-    let w = |o| rd32(image, o).map(u64::from).ok_or(E("header truncated"));
-    let q = |o| rd64(image, o).ok_or(E("header truncated"));
+    let w = |o| le_u32(image, o).map(u64::from).ok_or(E("header truncated"));
+    let q = |o| le_u64(image, o).ok_or(E("header truncated"));
     let h = |o| t(o).map(u64::from);
     Ok(if is64 {
         Elf {
@@ -726,16 +707,16 @@ fn phdr(image: &[u8], e: &Elf, i: u64) -> Option<Phdr> {
     let o = usize::try_from(e.phoff.checked_add(i.checked_mul(e.phentsize)?)?).ok()?;
     Some(if e.is64 {
         Phdr {
-            ty: rd32(image, o)?,
-            offset: rd64(image, o + 8)?,
-            vaddr: rd64(image, o + 16)?,
-            paddr: rd64(image, o + 24)?,
-            filesz: rd64(image, o + 32)?,
-            memsz: rd64(image, o + 40)?,
+            ty: le_u32(image, o)?,
+            offset: le_u64(image, o + 8)?,
+            vaddr: le_u64(image, o + 16)?,
+            paddr: le_u64(image, o + 24)?,
+            filesz: le_u64(image, o + 32)?,
+            memsz: le_u64(image, o + 40)?,
         }
     } else {
-        let r = |k| rd32(image, o + k).map(u64::from);
-        Phdr { ty: rd32(image, o)?, offset: r(4)?, vaddr: r(8)?, paddr: r(12)?, filesz: r(16)?, memsz: r(20)? }
+        let r = |k| le_u32(image, o + k).map(u64::from);
+        Phdr { ty: le_u32(image, o)?, offset: r(4)?, vaddr: r(8)?, paddr: r(12)?, filesz: r(16)?, memsz: r(20)? }
     })
 }
 
@@ -830,15 +811,15 @@ fn place_sections(
     let mut shnum = e.shnum;
     if shnum == 0 {
         shnum = if e.is64 {
-            at(0, 32).and_then(|o| rd64(image, o))
+            at(0, 32).and_then(|o| le_u64(image, o))
         } else {
-            at(0, 20).and_then(|o| rd32(image, o)).map(u64::from)
+            at(0, 20).and_then(|o| le_u32(image, o)).map(u64::from)
         }
         .ok_or(Mb2Error::Elf("section header table truncated"))?;
     }
     let mut shndx = e.shstrndx;
     if shndx == 0xffff {
-        shndx = at(0, if e.is64 { 40 } else { 24 }).and_then(|o| rd32(image, o)).map(u64::from).unwrap_or(0);
+        shndx = at(0, if e.is64 { 40 } else { 24 }).and_then(|o| le_u32(image, o)).map(u64::from).unwrap_or(0);
     }
     let table_len = shnum.checked_mul(e.shentsize).filter(|&l| l <= u32::MAX as u64);
     let table_end = table_len.and_then(|l| e.shoff.checked_add(l)).filter(|&x| x <= image.len() as u64);
@@ -854,14 +835,14 @@ fn place_sections(
     for i in 0..shnum as usize {
         let o = i * e.shentsize as usize;
         let s = &table[o..o + e.shentsize as usize];
-        let ty = rd32(s, 4).unwrap_or(0);
+        let ty = le_u32(s, 4).unwrap_or(0);
         if ty == SHT_REL || ty == SHT_RELA {
             return Err(Mb2Error::ElfRelocs);
         }
         let (addr, off, size, align) = if e.is64 {
-            (rd64(s, 16), rd64(s, 24), rd64(s, 32), rd64(s, 48))
+            (le_u64(s, 16), le_u64(s, 24), le_u64(s, 32), le_u64(s, 48))
         } else {
-            let r = |k| rd32(s, k).map(u64::from);
+            let r = |k| le_u32(s, k).map(u64::from);
             (r(12), r(16), r(20), r(32))
         };
         let (addr, off, size, align) = (addr.unwrap_or(0), off.unwrap_or(0), size.unwrap_or(0), align.unwrap_or(1));
@@ -901,5 +882,5 @@ fn place_sections(
 }
 
 #[cfg(test)]
-#[path = "multiboot2_tests.rs"]
+#[path = "header_tests.rs"]
 mod tests;
