@@ -17,7 +17,7 @@
 //! shorter than the glue that would be needed around the crate.
 
 use super::tags::{header_tag_name, htag, mbi_tag_name, tag, HEADER_MAGIC};
-use crate::bytes::{le_u16, le_u32, le_u64};
+use crate::bytes::{le_u16, le_u32};
 use crate::memmap::{Allocator, Conflict, Preference, Range, FOUR_GIB};
 use alloc::format;
 use alloc::string::String;
@@ -621,9 +621,129 @@ fn plan_aout(image: &[u8], h: &Header, a: AddressTag) -> Result<LoadPlan, Mb2Err
     })
 }
 
-/// ELF32 (EM_386) or ELF64 (EM_X86_64) fields, widened.
+/// The ELF fields the loader reads: their offsets in bytes from the start of
+/// the file header, a program header or a section header, which differ
+/// between ELF32 and ELF64 (System V ABI, `Elf32_Ehdr`/`Elf64_Ehdr` etc.).
+mod elf {
+    pub const MAGIC: &[u8; 4] = b"\x7fELF";
+    pub const EI_CLASS: usize = 4;
+    pub const EI_DATA: usize = 5;
+    pub const E_TYPE: usize = 16;
+    pub const E_MACHINE: usize = 18;
+    pub const E_VERSION: usize = 20;
+    pub const E_ENTRY: usize = 24;
+    /// The ELF32 file header; nothing shorter is an ELF file to GRUB.
+    pub const EHDR32_LEN: usize = 52;
+
+    pub const CLASS_32: u8 = 1;
+    pub const CLASS_64: u8 = 2;
+    pub const DATA_LSB: u8 = 1;
+    pub const EV_CURRENT: u32 = 1;
+    pub const ET_EXEC: u16 = 2;
+    pub const ET_DYN: u16 = 3;
+    pub const EM_386: u16 = 3;
+    pub const EM_X86_64: u16 = 62;
+    pub const PT_LOAD: u32 = 1;
+    pub const SHT_RELA: u32 = 4;
+    pub const SHT_NOBITS: u32 = 8;
+    pub const SHT_REL: u32 = 9;
+    /// e_shstrndx saying "the index is in section 0's sh_link".
+    pub const SHN_XINDEX: u64 = 0xffff;
+
+    pub struct Layout {
+        /// Addresses, offsets and sizes are this many bytes (4 or 8).
+        pub word: usize,
+        pub machine: u16,
+        pub e_phoff: usize,
+        pub e_shoff: usize,
+        pub e_phentsize: usize,
+        pub e_phnum: usize,
+        pub e_shentsize: usize,
+        pub e_shnum: usize,
+        pub e_shstrndx: usize,
+        pub phdr_len: u64,
+        pub p_type: usize,
+        pub p_offset: usize,
+        pub p_vaddr: usize,
+        pub p_paddr: usize,
+        pub p_filesz: usize,
+        pub p_memsz: usize,
+        pub shdr_len: u64,
+        pub sh_type: usize,
+        pub sh_addr: usize,
+        pub sh_offset: usize,
+        pub sh_size: usize,
+        pub sh_link: usize,
+        pub sh_addralign: usize,
+    }
+
+    pub const ELF32: Layout = Layout {
+        word: 4,
+        machine: EM_386,
+        e_phoff: 28,
+        e_shoff: 32,
+        e_phentsize: 42,
+        e_phnum: 44,
+        e_shentsize: 46,
+        e_shnum: 48,
+        e_shstrndx: 50,
+        phdr_len: 32,
+        p_type: 0,
+        p_offset: 4,
+        p_vaddr: 8,
+        p_paddr: 12,
+        p_filesz: 16,
+        p_memsz: 20,
+        shdr_len: 40,
+        sh_type: 4,
+        sh_addr: 12,
+        sh_offset: 16,
+        sh_size: 20,
+        sh_link: 24,
+        sh_addralign: 32,
+    };
+
+    pub const ELF64: Layout = Layout {
+        word: 8,
+        machine: EM_X86_64,
+        e_phoff: 32,
+        e_shoff: 40,
+        e_phentsize: 54,
+        e_phnum: 56,
+        e_shentsize: 58,
+        e_shnum: 60,
+        e_shstrndx: 62,
+        phdr_len: 56,
+        p_type: 0,
+        p_offset: 8,
+        p_vaddr: 16,
+        p_paddr: 24,
+        p_filesz: 32,
+        p_memsz: 40,
+        shdr_len: 64,
+        sh_type: 4,
+        sh_addr: 16,
+        sh_offset: 24,
+        sh_size: 32,
+        sh_link: 40,
+        sh_addralign: 48,
+    };
+
+    impl Layout {
+        /// An address, offset or size field, widened.
+        pub fn word(&self, b: &[u8], off: usize) -> Option<u64> {
+            if self.word == 8 {
+                crate::bytes::le_u64(b, off)
+            } else {
+                crate::bytes::le_u32(b, off).map(u64::from)
+            }
+        }
+    }
+}
+
+/// An ELF32 (EM_386) or ELF64 (EM_X86_64) file header's fields, widened.
 struct Elf {
-    is64: bool,
+    layout: &'static elf::Layout,
     entry: u64,
     phoff: u64,
     shoff: u64,
@@ -643,87 +763,62 @@ struct Phdr {
     memsz: u64,
 }
 
-const PT_LOAD: u32 = 1;
-const SHT_RELA: u32 = 4;
-const SHT_NOBITS: u32 = 8;
-const SHT_REL: u32 = 9;
-
 fn elf_header(image: &[u8]) -> Result<Elf, Mb2Error> {
     use Mb2Error::Elf as E;
-    if image.len() < 52 || &image[..4] != b"\x7fELF" {
+    if image.len() < elf::EHDR32_LEN || &image[..4] != elf::MAGIC {
         return Err(Mb2Error::NotElf);
     }
-    if image[5] != 1 {
+    if image[elf::EI_DATA] != elf::DATA_LSB {
         return Err(E("not little-endian"));
     }
-    let is64 = match image[4] {
-        1 => false,
-        2 => true,
+    let l = match image[elf::EI_CLASS] {
+        elf::CLASS_32 => &elf::ELF32,
+        elf::CLASS_64 => &elf::ELF64,
         _ => return Err(E("invalid ELF class")),
     };
     let t = |o| le_u16(image, o).ok_or(E("header truncated"));
-    let machine = t(18)?;
-    if (!is64 && machine != 3) || (is64 && machine != 62) {
+    if t(elf::E_MACHINE)? != l.machine {
         return Err(E("wrong machine (need EM_386 for ELF32, EM_X86_64 for ELF64)"));
     }
-    if le_u32(image, 20) != Some(1) {
+    if le_u32(image, elf::E_VERSION) != Some(elf::EV_CURRENT) {
         return Err(E("invalid ELF version"));
     }
-    let ty = t(16)?;
-    if ty != 2 && ty != 3 {
+    let ty = t(elf::E_TYPE)?;
+    if ty != elf::ET_EXEC && ty != elf::ET_DYN {
         return Err(E("not an executable (ET_EXEC or ET_DYN)"));
     }
-    let w = |o| le_u32(image, o).map(u64::from).ok_or(E("header truncated"));
-    let q = |o| le_u64(image, o).ok_or(E("header truncated"));
+    let w = |o| l.word(image, o).ok_or(E("header truncated"));
     let h = |o| t(o).map(u64::from);
-    Ok(if is64 {
-        Elf {
-            is64,
-            entry: q(24)?,
-            phoff: q(32)?,
-            shoff: q(40)?,
-            phentsize: h(54)?,
-            phnum: h(56)?,
-            shentsize: h(58)?,
-            shnum: h(60)?,
-            shstrndx: h(62)?,
-        }
-    } else {
-        Elf {
-            is64,
-            entry: w(24)?,
-            phoff: w(28)?,
-            shoff: w(32)?,
-            phentsize: h(42)?,
-            phnum: h(44)?,
-            shentsize: h(46)?,
-            shnum: h(48)?,
-            shstrndx: h(50)?,
-        }
+    Ok(Elf {
+        layout: l,
+        entry: w(elf::E_ENTRY)?,
+        phoff: w(l.e_phoff)?,
+        shoff: w(l.e_shoff)?,
+        phentsize: h(l.e_phentsize)?,
+        phnum: h(l.e_phnum)?,
+        shentsize: h(l.e_shentsize)?,
+        shnum: h(l.e_shnum)?,
+        shstrndx: h(l.e_shstrndx)?,
     })
 }
 
 fn phdr(image: &[u8], e: &Elf, i: u64) -> Option<Phdr> {
+    let l = e.layout;
     let o = usize::try_from(e.phoff.checked_add(i.checked_mul(e.phentsize)?)?).ok()?;
-    Some(if e.is64 {
-        Phdr {
-            ty: le_u32(image, o)?,
-            offset: le_u64(image, o + 8)?,
-            vaddr: le_u64(image, o + 16)?,
-            paddr: le_u64(image, o + 24)?,
-            filesz: le_u64(image, o + 32)?,
-            memsz: le_u64(image, o + 40)?,
-        }
-    } else {
-        let r = |k| le_u32(image, o + k).map(u64::from);
-        Phdr { ty: le_u32(image, o)?, offset: r(4)?, vaddr: r(8)?, paddr: r(12)?, filesz: r(16)?, memsz: r(20)? }
+    let w = |k: usize| l.word(image, o.checked_add(k)?);
+    Some(Phdr {
+        ty: le_u32(image, o.checked_add(l.p_type)?)?,
+        offset: w(l.p_offset)?,
+        vaddr: w(l.p_vaddr)?,
+        paddr: w(l.p_paddr)?,
+        filesz: w(l.p_filesz)?,
+        memsz: w(l.p_memsz)?,
     })
 }
 
 fn plan_elf(image: &[u8], h: &Header) -> Result<LoadPlan, Mb2Error> {
     let e = elf_header(image)?;
-    let min_ph = if e.is64 { 56 } else { 32 };
-    if e.phnum > 0 && e.phentsize < min_ph {
+    if e.phnum > 0 && e.phentsize < e.layout.phdr_len {
         return Err(Mb2Error::Elf("program header entries too small"));
     }
     // GRUB reads program headers from the first 32 KiB only.
@@ -739,7 +834,7 @@ fn plan_elf(image: &[u8], h: &Header) -> Result<LoadPlan, Mb2Error> {
 
     let mut segments = Vec::new();
     let (mut lo, mut hi) = (u64::MAX, 0u64);
-    for p in phdrs.iter().filter(|p| p.ty == PT_LOAD) {
+    for p in phdrs.iter().filter(|p| p.ty == elf::PT_LOAD) {
         let end = p.paddr.checked_add(p.memsz).filter(|&x| x <= FOUR_GIB);
         let Some(end) = end else {
             return Err(Mb2Error::Above4G(Range::new(p.paddr, p.paddr.saturating_add(p.memsz))));
@@ -799,8 +894,8 @@ fn place_sections(
     if e.shoff == 0 || e.shentsize == 0 {
         return Ok(());
     }
-    let min_sh = if e.is64 { 64 } else { 40 };
-    if e.shentsize < min_sh {
+    let l = e.layout;
+    if e.shentsize < l.shdr_len {
         return Err(Mb2Error::Elf("section header entries too small"));
     }
     let at = |i: u64, k: usize| {
@@ -810,16 +905,12 @@ fn place_sections(
     // Extended numbering: shnum 0 and SHN_XINDEX live in section 0.
     let mut shnum = e.shnum;
     if shnum == 0 {
-        shnum = if e.is64 {
-            at(0, 32).and_then(|o| le_u64(image, o))
-        } else {
-            at(0, 20).and_then(|o| le_u32(image, o)).map(u64::from)
-        }
-        .ok_or(Mb2Error::Elf("section header table truncated"))?;
+        shnum =
+            at(0, l.sh_size).and_then(|o| l.word(image, o)).ok_or(Mb2Error::Elf("section header table truncated"))?;
     }
     let mut shndx = e.shstrndx;
-    if shndx == 0xffff {
-        shndx = at(0, if e.is64 { 40 } else { 24 }).and_then(|o| le_u32(image, o)).map(u64::from).unwrap_or(0);
+    if shndx == elf::SHN_XINDEX {
+        shndx = at(0, l.sh_link).and_then(|o| le_u32(image, o)).map(u64::from).unwrap_or(0);
     }
     let table_len = shnum.checked_mul(e.shentsize).filter(|&l| l <= u32::MAX as u64);
     let table_end = table_len.and_then(|l| e.shoff.checked_add(l)).filter(|&x| x <= image.len() as u64);
@@ -835,21 +926,17 @@ fn place_sections(
     for i in 0..shnum as usize {
         let o = i * e.shentsize as usize;
         let s = &table[o..o + e.shentsize as usize];
-        let ty = le_u32(s, 4).unwrap_or(0);
-        if ty == SHT_REL || ty == SHT_RELA {
+        let ty = le_u32(s, l.sh_type).unwrap_or(0);
+        if ty == elf::SHT_REL || ty == elf::SHT_RELA {
             return Err(Mb2Error::ElfRelocs);
         }
-        let (addr, off, size, align) = if e.is64 {
-            (le_u64(s, 16), le_u64(s, 24), le_u64(s, 32), le_u64(s, 48))
-        } else {
-            let r = |k| le_u32(s, k).map(u64::from);
-            (r(12), r(16), r(20), r(32))
-        };
+        let w = |k| l.word(s, k);
+        let (addr, off, size, align) = (w(l.sh_addr), w(l.sh_offset), w(l.sh_size), w(l.sh_addralign));
         let (addr, off, size, align) = (addr.unwrap_or(0), off.unwrap_or(0), size.unwrap_or(0), align.unwrap_or(1));
         if addr != 0 || size == 0 {
             continue;
         }
-        let nobits = ty == SHT_NOBITS;
+        let nobits = ty == elf::SHT_NOBITS;
         if !nobits && off.checked_add(size).is_none_or(|x| x > image.len() as u64) {
             return Err(Mb2Error::PastEndOfFile { what: "ELF section", offset: off, len: size, file_len: image.len() });
         }
@@ -870,12 +957,9 @@ fn place_sections(
             dest_phys: dest,
             mem_len: size,
         });
-        let slot = o + if e.is64 { 16 } else { 12 };
-        if e.is64 {
-            table[slot..slot + 8].copy_from_slice(&dest.to_le_bytes());
-        } else {
-            table[slot..slot + 4].copy_from_slice(&(dest as u32).to_le_bytes());
-        }
+        // sh_addr is where the kernel finds the section: tell it.
+        let slot = o + l.sh_addr;
+        table[slot..slot + l.word].copy_from_slice(&dest.to_le_bytes()[..l.word]);
     }
     plan.elf_sections = ElfSections { num: shnum as u32, entsize: e.shentsize as u32, shndx: shndx as u32, table };
     Ok(())
