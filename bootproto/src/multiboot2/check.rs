@@ -396,7 +396,7 @@ pub fn check(magic: u32, addr: u64, bytes: &[u8], kernel: Range) -> Result<Mbi<'
                 if (es as usize) < field::mmap_entry::MIN_SIZE || !es.is_multiple_of(8) {
                     return Err(Problem::MmapEntrySize { entry_size: es });
                 }
-                if (body.len() - field::mmap::ENTRIES) % es as usize != 0 {
+                if !(body.len() - field::mmap::ENTRIES).is_multiple_of(es as usize) {
                     return Err(Problem::MmapLength { size: body.len() as u32 + 8, entry_size: es });
                 }
                 have_mmap = true;

@@ -295,18 +295,19 @@ impl<'a> RawPacket<'a> {
     /// opcode's fixed part, an unknown opcode, or a request whose filename
     /// or mode has no NUL terminator.
     pub fn parse(b: &'a [u8]) -> Result<RawPacket<'a>, ParseError> {
-        let op = be_u16(b, 0).ok_or(ParseError::Truncated)?;
+        let op = Opcode::from(be_u16(b, 0).ok_or(ParseError::Truncated)?);
         let body = &b[2..];
         // The block number of DATA and ACK, the code of ERROR.
         let number = || be_u16(body, 0).ok_or(ParseError::Truncated);
-        match Opcode::from(op) {
-            Opcode::Rrq => {
-                let (filename, mode, options) = request_fields(body)?;
-                Ok(RawPacket::Rrq { filename, mode, options })
-            }
-            Opcode::Wrq => {
-                let (filename, mode, options) = request_fields(body)?;
-                Ok(RawPacket::Wrq { filename, mode, options })
+        match op {
+            Opcode::Rrq | Opcode::Wrq => {
+                let (filename, r) = take_cstr(body)?;
+                let (mode, options) = take_cstr(r)?;
+                Ok(if op == Opcode::Rrq {
+                    RawPacket::Rrq { filename, mode, options }
+                } else {
+                    RawPacket::Wrq { filename, mode, options }
+                })
             }
             Opcode::Data => Ok(RawPacket::Data { block: number()?, data: &body[2..] }),
             Opcode::Ack => Ok(RawPacket::Ack { block: number()? }),
@@ -320,13 +321,6 @@ impl<'a> RawPacket<'a> {
             Opcode::Unknown(other) => Err(ParseError::UnknownOpcode(other)),
         }
     }
-}
-
-/// The filename, mode and raw options of an RRQ or WRQ body.
-fn request_fields(body: &[u8]) -> Result<(&[u8], &[u8], &[u8]), ParseError> {
-    let (filename, r) = take_cstr(body)?;
-    let (mode, options) = take_cstr(r)?;
-    Ok((filename, mode, options))
 }
 
 /// The complete `name\0value\0` pairs of a raw option list, as bytes, in
