@@ -309,10 +309,12 @@ pub fn parse_header(image: &[u8]) -> Result<Header, Mb2Error> {
             return Err(Mb2Error::NoEndTag);
         };
         let bad = Mb2Error::BadTag { offset: p, tag_type: ty, size };
-        if (size as usize) < field::tag::BODY || p + size as usize > area.len() {
+        // Checked: on a 32-bit host p + size could wrap.
+        let end = p.checked_add(size as usize).filter(|&e| e <= area.len());
+        let Some(end) = end.filter(|_| size as usize >= field::tag::BODY) else {
             return Err(bad);
-        }
-        let body = &area[p..p + size as usize];
+        };
+        let body = &area[p..end];
         let optional = flags & htag::FLAG_OPTIONAL != 0;
         let read = |o: usize| le_u32(body, o).ok_or(bad.clone());
         match ty {
