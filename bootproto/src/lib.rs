@@ -7,12 +7,14 @@
 
 extern crate alloc;
 
+pub mod bytes;
 pub mod config;
 pub mod gzip;
 pub mod http;
-pub mod mbi;
-pub mod mbi_check;
 pub mod memmap;
 pub mod multiboot2;
 pub mod tftp;
 pub mod vbe;
+
+// The paths the chainloader and the kernel were written against.
+pub use multiboot2::{check as mbi_check, mbi};

@@ -38,7 +38,8 @@ impl E820Entry {
     }
 }
 
-/// A half-open physical address range `[start, end)`.
+/// A half-open physical address range `[start, end)`: the one range type of
+/// the loader and of the boot information checker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Range {
     pub start: u64,
@@ -60,6 +61,20 @@ impl Range {
     }
     pub fn contains(&self, o: &Range) -> bool {
         self.start <= o.start && o.end <= self.end
+    }
+    /// Printed in Rust's notation, `0x100000..0x2c3000`, as the reference
+    /// kernel and the boot information checker print ranges.
+    pub fn dotted(self) -> Dotted {
+        Dotted(self)
+    }
+}
+
+/// See [`Range::dotted`].
+pub struct Dotted(Range);
+
+impl core::fmt::Display for Dotted {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{:#x}..{:#x}", self.0.start, self.0.end)
     }
 }
 

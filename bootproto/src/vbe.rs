@@ -46,7 +46,24 @@ pub const MODEL_TEXT: u8 = 0;
 pub const MODEL_PACKED_PIXEL: u8 = 4;
 pub const MODEL_DIRECT_COLOR: u8 = 6;
 
+/// Byte offsets in a VBE mode information block (VBE 3.0, `ModeInfoBlock`).
+mod field {
+    pub const MODE_ATTRIBUTES: usize = 0;
+    /// The pitch in banked modes.
+    pub const BYTES_PER_SCAN_LINE: usize = 16;
+    pub const X_RESOLUTION: usize = 18;
+    pub const Y_RESOLUTION: usize = 20;
+    pub const BITS_PER_PIXEL: usize = 25;
+    pub const MEMORY_MODEL: usize = 27;
+    /// Red mask size, red field position, then green and blue likewise.
+    pub const RGB_FIELDS: usize = 31;
+    pub const PHYS_BASE_PTR: usize = 40;
+    /// The pitch in linear modes (VBE 3.0).
+    pub const LIN_BYTES_PER_SCAN_LINE: usize = 50;
+}
+
 /// A VBE mode information block (4F01), 256 bytes as the BIOS wrote it.
+/// Every field lies inside the 256 bytes, so no read can fail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ModeInfo(pub [u8; 256]);
 
@@ -55,32 +72,34 @@ impl ModeInfo {
         u16::from_le_bytes([self.0[o], self.0[o + 1]])
     }
     pub fn attributes(&self) -> u16 {
-        self.u16(0)
+        self.u16(field::MODE_ATTRIBUTES)
     }
     pub fn bytes_per_scan_line(&self) -> u16 {
-        self.u16(16)
+        self.u16(field::BYTES_PER_SCAN_LINE)
     }
     pub fn width(&self) -> u16 {
-        self.u16(18)
+        self.u16(field::X_RESOLUTION)
     }
     pub fn height(&self) -> u16 {
-        self.u16(20)
+        self.u16(field::Y_RESOLUTION)
     }
     pub fn bpp(&self) -> u8 {
-        self.0[25]
+        self.0[field::BITS_PER_PIXEL]
     }
     pub fn memory_model(&self) -> u8 {
-        self.0[27]
+        self.0[field::MEMORY_MODEL]
     }
     /// (red size, red position, green size, green position, blue size, blue position)
     pub fn rgb_fields(&self) -> [u8; 6] {
-        [self.0[31], self.0[32], self.0[33], self.0[34], self.0[35], self.0[36]]
+        let f = field::RGB_FIELDS;
+        [self.0[f], self.0[f + 1], self.0[f + 2], self.0[f + 3], self.0[f + 4], self.0[f + 5]]
     }
     pub fn phys_base(&self) -> u32 {
-        u32::from_le_bytes([self.0[40], self.0[41], self.0[42], self.0[43]])
+        let f = field::PHYS_BASE_PTR;
+        u32::from_le_bytes([self.0[f], self.0[f + 1], self.0[f + 2], self.0[f + 3]])
     }
     pub fn lin_bytes_per_scan_line(&self) -> u16 {
-        self.u16(50)
+        self.u16(field::LIN_BYTES_PER_SCAN_LINE)
     }
     /// What mode selection needs of this block, for mode `number`.
     pub fn mode(&self, number: u16) -> Mode {
@@ -154,17 +173,28 @@ pub fn mode_specs(fb: &FramebufferTag) -> Vec<ModeSpec> {
 /// preferred" feature bit, a nonzero pixel clock, and (as
 /// `grub_vbe_get_preferred_mode` then asks) a size below 4096x4096.
 pub fn edid_preferred(edid: &[u8; 128]) -> Option<(u32, u32)> {
+    // Byte offsets in an EDID 1.x block, and in its detailed timing descriptor.
+    const VERSION: usize = 0x12;
+    const FEATURES: usize = 0x18;
+    const FEATURE_PREFERRED_TIMING: u8 = 0x02;
+    const FIRST_DETAILED_TIMING: usize = 0x36;
+    const PIXEL_CLOCK: usize = 0;
+    const H_ACTIVE_LO: usize = 2;
+    const H_ACTIVE_HI: usize = 4;
+    const V_ACTIVE_LO: usize = 5;
+    const V_ACTIVE_HI: usize = 7;
     if edid.iter().fold(0u8, |a, &b| a.wrapping_add(b)) != 0 {
         return None;
     }
-    let (version, features) = (edid[0x12], edid[0x18]);
-    let d = &edid[0x36..0x48];
-    let clock = u16::from_le_bytes([d[0], d[1]]);
-    if version != 1 || features & 0x02 == 0 || clock == 0 {
+    let (version, features) = (edid[VERSION], edid[FEATURES]);
+    let d = &edid[FIRST_DETAILED_TIMING..FIRST_DETAILED_TIMING + 18];
+    let clock = u16::from_le_bytes([d[PIXEL_CLOCK], d[PIXEL_CLOCK + 1]]);
+    if version != 1 || features & FEATURE_PREFERRED_TIMING == 0 || clock == 0 {
         return None;
     }
-    let w = d[2] as u32 | ((d[4] as u32 & 0xf0) << 4);
-    let h = d[5] as u32 | ((d[7] as u32 & 0xf0) << 4);
+    // 12-bit sizes: the low byte, and the high nibble of a shared byte.
+    let w = d[H_ACTIVE_LO] as u32 | ((d[H_ACTIVE_HI] as u32 & 0xf0) << 4);
+    let h = d[V_ACTIVE_LO] as u32 | ((d[V_ACTIVE_HI] as u32 & 0xf0) << 4);
     (w != 0 && h != 0 && w < 4096 && h < 4096).then_some((w, h))
 }
 

@@ -132,11 +132,11 @@ pub fn run(c: &mut Uart16550, mbi: &Mbi, kernel: Range) -> bool {
     let pat_kib: u64 = pat.iter().map(|r| (r.end - r.start) >> 10).sum();
     let _ = write!(c, "kernel: dmacheck: pattern in {pat_kib} KiB of usable RAM");
     for r in pat {
-        let _ = write!(c, " {r}");
+        let _ = write!(c, " {}", r.dotted());
     }
     let _ = write!(c, "; {} KiB of memory the firmware hides, hashed:", (npages as u64 * PAGE) >> 10);
     for r in hid {
-        let _ = write!(c, " {r}");
+        let _ = write!(c, " {}", r.dotted());
     }
     let _ = writeln!(c);
     let _ =

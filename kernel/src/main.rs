@@ -71,7 +71,8 @@ fn start(magic: u32, mbi_addr: u32) -> ! {
     arch::cpu::init();
     let (ks, ke) = arch::kernel_range();
     let kernel = Range { start: ks, end: ke };
-    let _ = writeln!(c, "\nkernel: reference Multiboot2 kernel booting (image {kernel}, MBI at {mbi_addr:#x})");
+    let _ =
+        writeln!(c, "\nkernel: reference Multiboot2 kernel booting (image {}, MBI at {mbi_addr:#x})", kernel.dotted());
 
     let result = read_and_check(magic, mbi_addr as u64, kernel);
     let mut cmdline: &[u8] = b"";
@@ -170,7 +171,8 @@ fn print_mbi(c: &mut Uart16550, mbi: &Mbi) {
                 let crc = crc32fast::hash(data);
                 writeln!(
                     c,
-                    "kernel: module {range} {}\nMBI module string={} size={size} crc32={crc:08x}",
+                    "kernel: module {} {}\nMBI module string={} size={size} crc32={crc:08x}",
+                    range.dotted(),
                     Quoted(string),
                     Quoted(string)
                 )

@@ -23,6 +23,7 @@
 //! bss_end
 //! ```
 
+use bootproto::multiboot2::{htag, HEADER_MAGIC};
 use std::path::Path;
 
 /// The stack the code uses, inside the file data (so every variant loads it).
@@ -99,7 +100,11 @@ pub enum Tag {
 }
 
 fn flags(optional: bool) -> u16 {
-    optional as u16
+    if optional {
+        htag::FLAG_OPTIONAL
+    } else {
+        0
+    }
 }
 
 /// How the region is laid out and wrapped.
@@ -273,7 +278,7 @@ impl Blob {
             Some(HeaderFault::Checksum) => header[12] ^= 1,
             Some(HeaderFault::Architecture(a)) => {
                 put32(&mut header, 4, a);
-                let (len, magic) = (header.len() as u32, 0xE852_50D6u32);
+                let (len, magic) = (header.len() as u32, HEADER_MAGIC);
                 put32(&mut header, 12, 0u32.wrapping_sub(magic.wrapping_add(a).wrapping_add(len)));
             }
             None => {}
@@ -374,15 +379,15 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 
 fn tag_type(t: &Tag) -> u16 {
     match t {
-        Tag::InfoRequest { .. } => 1,
-        Tag::Address { .. } => 2,
-        Tag::Entry { .. } => 3,
-        Tag::ConsoleFlags { .. } => 4,
-        Tag::Framebuffer { .. } => 5,
-        Tag::ModuleAlign { .. } => 6,
-        Tag::EfiBs { .. } => 7,
+        Tag::InfoRequest { .. } => htag::INFORMATION_REQUEST,
+        Tag::Address { .. } => htag::ADDRESS,
+        Tag::Entry { .. } => htag::ENTRY_ADDRESS,
+        Tag::ConsoleFlags { .. } => htag::CONSOLE_FLAGS,
+        Tag::Framebuffer { .. } => htag::FRAMEBUFFER,
+        Tag::ModuleAlign { .. } => htag::MODULE_ALIGN,
+        Tag::EfiBs { .. } => htag::EFI_BS,
         Tag::EntryEfi { ty, .. } => *ty,
-        Tag::Relocatable { .. } => 10,
+        Tag::Relocatable { .. } => htag::RELOCATABLE,
         Tag::Raw { ty, .. } => *ty,
     }
 }
@@ -439,12 +444,15 @@ fn header_bytes(tags: &[Tag], s: &Symbols) -> Vec<u8> {
     while !b.len().is_multiple_of(8) {
         b.push(0);
     }
-    b.extend_from_slice(&[0, 0, 0, 0, 8, 0, 0, 0]);
+    // The end tag.
+    b.extend_from_slice(&htag::END.to_le_bytes());
+    b.extend_from_slice(&0u16.to_le_bytes());
+    b.extend_from_slice(&8u32.to_le_bytes());
     let len = b.len() as u32;
-    put32(&mut b, 0, 0xE852_50D6);
+    put32(&mut b, 0, HEADER_MAGIC);
     put32(&mut b, 4, 0);
     put32(&mut b, 8, len);
-    put32(&mut b, 12, 0u32.wrapping_sub(0xE852_50D6u32.wrapping_add(len)));
+    put32(&mut b, 12, 0u32.wrapping_sub(HEADER_MAGIC.wrapping_add(len)));
     b
 }
 

@@ -21,6 +21,7 @@
 //! `scripts/test` runs the `quick` variants; `scripts/conformance` runs
 //! them all (`--run-ignored all`).
 
+use bootproto::multiboot2::htag;
 use e2e::grub::GrubNetboot;
 use e2e::mbgen::{Blob, Container, Expect, HeaderFault, Image, Layout, Tag, Variant, V};
 use e2e::qemu::{debug_exit_status, Qemu, QemuConfig};
@@ -268,7 +269,7 @@ fn variant(name: &str) -> Variant {
         "entry_efi64_required" => boot(
             "entry_efi64_required",
             elf64(),
-            vec![req_usual(), Tag::EntryEfi { ty: 9, addr: V::Is(0x10_0202), optional: false }],
+            vec![req_usual(), Tag::EntryEfi { ty: htag::ENTRY_ADDRESS_EFI64, addr: V::Is(0x10_0202), optional: false }],
         ),
         "entry_efi_both_optional" => boot(
             "entry_efi_both_optional",
@@ -276,8 +277,8 @@ fn variant(name: &str) -> Variant {
             vec![
                 address(),
                 entry(),
-                Tag::EntryEfi { ty: 8, addr: V::Is(0x20_0202), optional: true },
-                Tag::EntryEfi { ty: 9, addr: V::Is(0x20_0202), optional: true },
+                Tag::EntryEfi { ty: htag::ENTRY_ADDRESS_EFI32, addr: V::Is(0x20_0202), optional: true },
+                Tag::EntryEfi { ty: htag::ENTRY_ADDRESS_EFI64, addr: V::Is(0x20_0202), optional: true },
             ],
         ),
         "unknown_optional_tags" => boot(
@@ -314,7 +315,7 @@ fn variant(name: &str) -> Variant {
         "refuse_entry_efi32_required" => refuse(
             "refuse_entry_efi32_required",
             flat(),
-            vec![address(), entry(), Tag::EntryEfi { ty: 8, addr: V::Auto, optional: false }],
+            vec![address(), entry(), Tag::EntryEfi { ty: htag::ENTRY_ADDRESS_EFI32, addr: V::Auto, optional: false }],
             r"unsupported tag: 0x8",
             r"tag type 8 .*not marked optional",
         ),

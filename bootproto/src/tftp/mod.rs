@@ -44,7 +44,7 @@ mod tests;
 use alloc::string::{String, ToString};
 use core::fmt;
 
-use wire::{code, Packet};
+use wire::{ErrorCode, Outgoing, Packet};
 
 pub const TFTP_PORT: u16 = 69;
 
@@ -128,7 +128,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Remote { code, message } if message.is_empty() => {
-                write!(f, "TFTP error {code} ({})", wire::code_name(*code))
+                write!(f, "TFTP error {code} ({})", ErrorCode::from(*code).name())
             }
             Error::Remote { code, message } => write!(f, "TFTP error {code}: {message}"),
             Error::Timeout { retries, waited_ms } => write!(
@@ -215,7 +215,7 @@ pub struct Client {
     send_rrq: bool,
     send_ack: Option<u16>,
     /// ERROR for the server (after a local failure).
-    send_error: Option<(u16, &'static str)>,
+    send_error: Option<(ErrorCode, &'static str)>,
     strays: [u16; STRAY_QUEUE],
     n_strays: usize,
 
@@ -329,13 +329,14 @@ impl Client {
         if self.n_strays > 0 {
             self.n_strays -= 1;
             let port = self.strays[self.n_strays];
-            if let Ok(len) = wire::encode_error(buf, code::UNKNOWN_TID, "Unknown transfer ID") {
+            let refusal = Outgoing::Error { code: ErrorCode::UnknownTid, message: "Unknown transfer ID" };
+            if let Ok(len) = refusal.emit(buf) {
                 return Some(Transmit { len, dst_port: port });
             }
         }
         if let Some((c, msg)) = self.send_error.take() {
             let port = self.tid.unwrap_or(self.server_port);
-            if let Ok(len) = wire::encode_error(buf, c, msg) {
+            if let Ok(len) = (Outgoing::Error { code: c, message: msg }).emit(buf) {
                 return Some(Transmit { len, dst_port: port });
             }
         }
@@ -377,7 +378,7 @@ impl Client {
             }
         }
         if let Some(block) = self.send_ack.take() {
-            if let Ok(len) = wire::encode_ack(buf, block) {
+            if let Ok(len) = (Outgoing::Ack { block }).emit(buf) {
                 if self.state == State::Receiving {
                     self.deadline = Some(now_ms + self.timeout_ms);
                 }
@@ -406,7 +407,7 @@ impl Client {
                 n += 1;
             }
         }
-        wire::encode_rrq(buf, &self.filename, "octet", &opts[..n])
+        Outgoing::Rrq { filename: &self.filename, mode: "octet", options: &opts[..n] }.emit(buf)
     }
 
     fn fail(&mut self, e: Error) {
@@ -418,7 +419,7 @@ impl Client {
     }
 
     /// Fails with `e` and tells the server with ERROR `c`.
-    fn abort(&mut self, c: u16, msg: &'static str, e: Error) -> Result<Event, Error> {
+    fn abort(&mut self, c: ErrorCode, msg: &'static str, e: Error) -> Result<Event, Error> {
         self.fail(e.clone());
         self.send_error = Some((c, msg));
         Err(e)
@@ -474,7 +475,7 @@ impl Client {
                     return Ok(Event::None);
                 }
                 return self.abort(
-                    code::ILLEGAL_OPERATION,
+                    ErrorCode::IllegalOperation,
                     "Malformed packet",
                     Error::Protocol(alloc::format!("malformed packet from the server: {e}")),
                 );
@@ -483,7 +484,7 @@ impl Client {
         match pkt {
             Packet::Error { code: c, message } => {
                 if self.state == State::Requesting
-                    && c == code::OPTION_REFUSED
+                    && ErrorCode::from(c) == ErrorCode::OptionRefused
                     && self.use_options
                     && self.has_options()
                 {
@@ -510,11 +511,11 @@ impl Client {
                 }
                 self.tid = Some(src_port);
                 if let Err(m) = self.apply_oack(options) {
-                    return self.abort(code::OPTION_REFUSED, "Bad option acknowledgement", Error::Protocol(m));
+                    return self.abort(ErrorCode::OptionRefused, "Bad option acknowledgement", Error::Protocol(m));
                 }
                 if let (Some(limit), Some(size)) = (self.max_size, self.neg.tsize) {
                     if size > limit {
-                        return self.abort(code::DISK_FULL, "File too large", Error::TooLarge { limit, size });
+                        return self.abort(ErrorCode::DiskFull, "File too large", Error::TooLarge { limit, size });
                     }
                 }
                 self.state = State::Receiving;
@@ -540,7 +541,7 @@ impl Client {
                     return Ok(Event::None);
                 }
                 self.abort(
-                    code::ILLEGAL_OPERATION,
+                    ErrorCode::IllegalOperation,
                     "Illegal TFTP operation",
                     Error::Protocol("the server sent a request or ACK during a read".to_string()),
                 )
@@ -604,17 +605,17 @@ impl Client {
         }
         if data.len() > blksize {
             let m = alloc::format!("block {block} has {} bytes, the block size is {blksize}", data.len());
-            return self.abort(code::ILLEGAL_OPERATION, "Block larger than blksize", Error::Protocol(m));
+            return self.abort(ErrorCode::IllegalOperation, "Block larger than blksize", Error::Protocol(m));
         }
         let size = self.received + data.len() as u64;
         if let Some(limit) = self.max_size {
             if size > limit {
-                return self.abort(code::DISK_FULL, "File too large", Error::TooLarge { limit, size });
+                return self.abort(ErrorCode::DiskFull, "File too large", Error::TooLarge { limit, size });
             }
         }
         if !data.is_empty() {
             if let Err(e) = sink(self.received, data) {
-                return self.abort(code::DISK_FULL, "Cannot store the file", Error::Sink(e));
+                return self.abort(ErrorCode::DiskFull, "Cannot store the file", Error::Sink(e));
             }
         }
         self.blocks += 1;
@@ -626,7 +627,7 @@ impl Client {
             // not the one it described: cut short, or grown, mid-transfer.
             if let Some(t) = self.neg.tsize.filter(|t| *t != size) {
                 let m = alloc::format!("the file ended after {size} bytes, but the server announced {t} (tsize)");
-                return self.abort(code::ILLEGAL_OPERATION, "File size differs from tsize", Error::Protocol(m));
+                return self.abort(ErrorCode::IllegalOperation, "File size differs from tsize", Error::Protocol(m));
             }
             self.send_ack = Some(block);
             self.state = State::Done;

@@ -1,44 +1,121 @@
 //! TFTP packet encoding and decoding (RFC 1350, RFC 2347 OACK).
 //!
 //! Parsing borrows from the datagram and never panics, whatever the input:
-//! every length is checked before it is used. Encoders write into a
-//! caller-supplied buffer and report `BufferTooSmall` instead of panicking.
+//! every length is checked before it is used. What is sent is an
+//! [`Outgoing`] packet: [`Outgoing::buffer_len`] says how many bytes it
+//! takes, [`Outgoing::emit`] writes it into a caller-supplied buffer and
+//! reports `BufferTooSmall` instead of panicking.
 
+use crate::bytes::{be_u16, Writer};
 use core::fmt;
 
-pub const OP_RRQ: u16 = 1;
-pub const OP_WRQ: u16 = 2;
-pub const OP_DATA: u16 = 3;
-pub const OP_ACK: u16 = 4;
-pub const OP_ERROR: u16 = 5;
-pub const OP_OACK: u16 = 6;
+pub use crate::bytes::BufferTooSmall;
 
-/// Error codes of RFC 1350 and RFC 2347.
-pub mod code {
-    pub const NOT_DEFINED: u16 = 0;
-    pub const FILE_NOT_FOUND: u16 = 1;
-    pub const ACCESS_VIOLATION: u16 = 2;
-    pub const DISK_FULL: u16 = 3;
-    pub const ILLEGAL_OPERATION: u16 = 4;
-    pub const UNKNOWN_TID: u16 = 5;
-    pub const FILE_EXISTS: u16 = 6;
-    pub const NO_SUCH_USER: u16 = 7;
-    pub const OPTION_REFUSED: u16 = 8;
+/// The first two bytes of every packet (RFC 1350, RFC 2347 for OACK).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Opcode {
+    Rrq,
+    Wrq,
+    Data,
+    Ack,
+    Error,
+    Oack,
+    Unknown(u16),
 }
 
-/// The standard meaning of an error code, for messages.
-pub fn code_name(code: u16) -> &'static str {
-    match code {
-        code::NOT_DEFINED => "not defined",
-        code::FILE_NOT_FOUND => "file not found",
-        code::ACCESS_VIOLATION => "access violation",
-        code::DISK_FULL => "disk full or allocation exceeded",
-        code::ILLEGAL_OPERATION => "illegal TFTP operation",
-        code::UNKNOWN_TID => "unknown transfer ID",
-        code::FILE_EXISTS => "file already exists",
-        code::NO_SUCH_USER => "no such user",
-        code::OPTION_REFUSED => "option negotiation refused",
-        _ => "unknown error code",
+impl From<u16> for Opcode {
+    fn from(v: u16) -> Opcode {
+        match v {
+            1 => Opcode::Rrq,
+            2 => Opcode::Wrq,
+            3 => Opcode::Data,
+            4 => Opcode::Ack,
+            5 => Opcode::Error,
+            6 => Opcode::Oack,
+            other => Opcode::Unknown(other),
+        }
+    }
+}
+
+impl From<Opcode> for u16 {
+    fn from(op: Opcode) -> u16 {
+        match op {
+            Opcode::Rrq => 1,
+            Opcode::Wrq => 2,
+            Opcode::Data => 3,
+            Opcode::Ack => 4,
+            Opcode::Error => 5,
+            Opcode::Oack => 6,
+            Opcode::Unknown(other) => other,
+        }
+    }
+}
+
+/// Error codes of RFC 1350 section 5 and RFC 2347 (option refused).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    NotDefined,
+    FileNotFound,
+    AccessViolation,
+    DiskFull,
+    IllegalOperation,
+    UnknownTid,
+    FileExists,
+    NoSuchUser,
+    OptionRefused,
+    /// A code no RFC defines, kept as received.
+    Unknown(u16),
+}
+
+impl From<u16> for ErrorCode {
+    fn from(v: u16) -> ErrorCode {
+        match v {
+            0 => ErrorCode::NotDefined,
+            1 => ErrorCode::FileNotFound,
+            2 => ErrorCode::AccessViolation,
+            3 => ErrorCode::DiskFull,
+            4 => ErrorCode::IllegalOperation,
+            5 => ErrorCode::UnknownTid,
+            6 => ErrorCode::FileExists,
+            7 => ErrorCode::NoSuchUser,
+            8 => ErrorCode::OptionRefused,
+            other => ErrorCode::Unknown(other),
+        }
+    }
+}
+
+impl From<ErrorCode> for u16 {
+    fn from(c: ErrorCode) -> u16 {
+        match c {
+            ErrorCode::NotDefined => 0,
+            ErrorCode::FileNotFound => 1,
+            ErrorCode::AccessViolation => 2,
+            ErrorCode::DiskFull => 3,
+            ErrorCode::IllegalOperation => 4,
+            ErrorCode::UnknownTid => 5,
+            ErrorCode::FileExists => 6,
+            ErrorCode::NoSuchUser => 7,
+            ErrorCode::OptionRefused => 8,
+            ErrorCode::Unknown(other) => other,
+        }
+    }
+}
+
+impl ErrorCode {
+    /// The standard meaning, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorCode::NotDefined => "not defined",
+            ErrorCode::FileNotFound => "file not found",
+            ErrorCode::AccessViolation => "access violation",
+            ErrorCode::DiskFull => "disk full or allocation exceeded",
+            ErrorCode::IllegalOperation => "illegal TFTP operation",
+            ErrorCode::UnknownTid => "unknown transfer ID",
+            ErrorCode::FileExists => "file already exists",
+            ErrorCode::NoSuchUser => "no such user",
+            ErrorCode::OptionRefused => "option negotiation refused",
+            ErrorCode::Unknown(_) => "unknown error code",
+        }
     }
 }
 
@@ -178,10 +255,6 @@ fn take_str(b: &[u8]) -> Result<(&str, &[u8]), ParseError> {
     Ok((utf8(field)?, rest))
 }
 
-fn be16(b: &[u8]) -> u16 {
-    u16::from_be_bytes([b[0], b[1]])
-}
-
 /// A TFTP packet framed but not interpreted: string fields are raw bytes
 /// and option lists are left unsplit. [`Packet::parse`] is built on it; a
 /// server uses it directly, because a server has to answer requests that
@@ -222,43 +295,30 @@ impl<'a> RawPacket<'a> {
     /// opcode's fixed part, an unknown opcode, or a request whose filename
     /// or mode has no NUL terminator.
     pub fn parse(b: &'a [u8]) -> Result<RawPacket<'a>, ParseError> {
-        if b.len() < 2 {
-            return Err(ParseError::Truncated);
-        }
-        let op = be16(b);
+        let op = Opcode::from(be_u16(b, 0).ok_or(ParseError::Truncated)?);
         let body = &b[2..];
+        // The block number of DATA and ACK, the code of ERROR.
+        let number = || be_u16(body, 0).ok_or(ParseError::Truncated);
         match op {
-            OP_RRQ | OP_WRQ => {
+            Opcode::Rrq | Opcode::Wrq => {
                 let (filename, r) = take_cstr(body)?;
                 let (mode, options) = take_cstr(r)?;
-                Ok(if op == OP_RRQ {
+                Ok(if op == Opcode::Rrq {
                     RawPacket::Rrq { filename, mode, options }
                 } else {
                     RawPacket::Wrq { filename, mode, options }
                 })
             }
-            OP_DATA => {
-                if body.len() < 2 {
-                    return Err(ParseError::Truncated);
-                }
-                Ok(RawPacket::Data { block: be16(body), data: &body[2..] })
-            }
-            OP_ACK => {
-                if body.len() < 2 {
-                    return Err(ParseError::Truncated);
-                }
-                Ok(RawPacket::Ack { block: be16(body) })
-            }
-            OP_ERROR => {
-                if body.len() < 2 {
-                    return Err(ParseError::Truncated);
-                }
+            Opcode::Data => Ok(RawPacket::Data { block: number()?, data: &body[2..] }),
+            Opcode::Ack => Ok(RawPacket::Ack { block: number()? }),
+            Opcode::Error => {
+                let code = number()?;
                 let text = &body[2..];
                 let message = take_cstr(text).map_or(text, |(m, _)| m);
-                Ok(RawPacket::Error { code: be16(body), message })
+                Ok(RawPacket::Error { code, message })
             }
-            OP_OACK => Ok(RawPacket::Oack { options: body }),
-            other => Err(ParseError::UnknownOpcode(other)),
+            Opcode::Oack => Ok(RawPacket::Oack { options: body }),
+            Opcode::Unknown(other) => Err(ParseError::UnknownOpcode(other)),
         }
     }
 }
@@ -317,60 +377,6 @@ impl<'a> Packet<'a> {
     }
 }
 
-/// The buffer given to an encoder is too small for the packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BufferTooSmall {
-    pub need: usize,
-    pub have: usize,
-}
-
-impl fmt::Display for BufferTooSmall {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TFTP packet needs {} bytes, buffer has {}", self.need, self.have)
-    }
-}
-
-/// Sequential writer over the caller's buffer.
-struct Writer<'b> {
-    buf: &'b mut [u8],
-    len: usize,
-    need: usize,
-}
-
-impl<'b> Writer<'b> {
-    fn new(buf: &'b mut [u8]) -> Self {
-        Writer { buf, len: 0, need: 0 }
-    }
-    fn bytes(&mut self, b: &[u8]) {
-        self.need += b.len();
-        if self.need <= self.buf.len() {
-            self.buf[self.len..self.need].copy_from_slice(b);
-            self.len = self.need;
-        }
-    }
-    fn u16(&mut self, v: u16) {
-        self.bytes(&v.to_be_bytes());
-    }
-    /// A string field; an embedded NUL would end the field early on the
-    /// other side, so it is cut there.
-    fn str0(&mut self, s: &str) {
-        let b = s.as_bytes();
-        let b = match b.iter().position(|&c| c == 0) {
-            Some(n) => &b[..n],
-            None => b,
-        };
-        self.bytes(b);
-        self.bytes(&[0]);
-    }
-    fn finish(self) -> Result<usize, BufferTooSmall> {
-        if self.need <= self.buf.len() {
-            Ok(self.len)
-        } else {
-            Err(BufferTooSmall { need: self.need, have: self.buf.len() })
-        }
-    }
-}
-
 /// Decimal text of `v` in `out` (u64 needs at most 20 digits).
 pub fn decimal(v: u64, out: &mut [u8; 20]) -> &str {
     let mut i = out.len();
@@ -387,32 +393,117 @@ pub fn decimal(v: u64, out: &mut [u8; 20]) -> &str {
     core::str::from_utf8(&out[i..]).unwrap_or("0")
 }
 
-fn encode_request(
-    op: u16,
-    buf: &mut [u8],
-    filename: &str,
-    mode: &str,
-    options: &[(&str, &str)],
-) -> Result<usize, BufferTooSmall> {
-    let mut w = Writer::new(buf);
-    w.u16(op);
-    w.str0(filename);
-    w.str0(mode);
-    for (n, v) in options {
-        w.str0(n);
-        w.str0(v);
-    }
-    w.finish()
+/// A packet to send, borrowing its strings and payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outgoing<'a> {
+    /// RRQ `filename`, `mode` ("octet" for a boot file), then the option pairs.
+    Rrq {
+        filename: &'a str,
+        mode: &'a str,
+        options: &'a [(&'a str, &'a str)],
+    },
+    Wrq {
+        filename: &'a str,
+        mode: &'a str,
+        options: &'a [(&'a str, &'a str)],
+    },
+    Data {
+        block: u16,
+        data: &'a [u8],
+    },
+    /// The 4-byte DATA header alone, so that a server can read the payload
+    /// straight into the buffer after it without a second copy.
+    DataHeader {
+        block: u16,
+    },
+    Ack {
+        block: u16,
+    },
+    Error {
+        code: ErrorCode,
+        message: &'a str,
+    },
+    Oack {
+        options: &'a [(&'a str, &'a str)],
+    },
 }
 
-/// RRQ `filename`, `mode` (use "octet"), then the option pairs.
+impl Outgoing<'_> {
+    pub fn opcode(&self) -> Opcode {
+        match self {
+            Outgoing::Rrq { .. } => Opcode::Rrq,
+            Outgoing::Wrq { .. } => Opcode::Wrq,
+            Outgoing::Data { .. } | Outgoing::DataHeader { .. } => Opcode::Data,
+            Outgoing::Ack { .. } => Opcode::Ack,
+            Outgoing::Error { .. } => Opcode::Error,
+            Outgoing::Oack { .. } => Opcode::Oack,
+        }
+    }
+
+    /// The packet's length in bytes.
+    pub fn buffer_len(&self) -> usize {
+        let mut w = Writer::counter();
+        self.write(&mut w);
+        w.len()
+    }
+
+    /// Writes the packet at the start of `buf` and returns its length.
+    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, BufferTooSmall> {
+        let mut w = Writer::new(buf);
+        self.write(&mut w);
+        w.finish()
+    }
+
+    fn write(&self, w: &mut Writer) {
+        w.be_u16(self.opcode().into());
+        match *self {
+            Outgoing::Rrq { filename, mode, options } | Outgoing::Wrq { filename, mode, options } => {
+                str0(w, filename);
+                str0(w, mode);
+                option_list(w, options);
+            }
+            Outgoing::Data { block, data } => {
+                w.be_u16(block);
+                w.bytes(data);
+            }
+            Outgoing::DataHeader { block } | Outgoing::Ack { block } => w.be_u16(block),
+            Outgoing::Error { code, message } => {
+                w.be_u16(code.into());
+                str0(w, message);
+            }
+            Outgoing::Oack { options } => option_list(w, options),
+        }
+    }
+}
+
+/// A string field; an embedded NUL would end the field early on the other
+/// side, so it is cut there.
+fn str0(w: &mut Writer, s: &str) {
+    let b = s.as_bytes();
+    let b = match b.iter().position(|&c| c == 0) {
+        Some(n) => &b[..n],
+        None => b,
+    };
+    w.bytes(b);
+    w.u8(0);
+}
+
+fn option_list(w: &mut Writer, options: &[(&str, &str)]) {
+    for (n, v) in options {
+        str0(w, n);
+        str0(w, v);
+    }
+}
+
+// Shorthands for `Outgoing::emit`, for the client and the tests.
+
 pub fn encode_rrq(
     buf: &mut [u8],
     filename: &str,
     mode: &str,
     options: &[(&str, &str)],
 ) -> Result<usize, BufferTooSmall> {
-    encode_request(OP_RRQ, buf, filename, mode, options)
+    Outgoing::Rrq { filename, mode, options }.emit(buf)
 }
 
 pub fn encode_wrq(
@@ -421,47 +512,25 @@ pub fn encode_wrq(
     mode: &str,
     options: &[(&str, &str)],
 ) -> Result<usize, BufferTooSmall> {
-    encode_request(OP_WRQ, buf, filename, mode, options)
+    Outgoing::Wrq { filename, mode, options }.emit(buf)
 }
 
 pub fn encode_ack(buf: &mut [u8], block: u16) -> Result<usize, BufferTooSmall> {
-    let mut w = Writer::new(buf);
-    w.u16(OP_ACK);
-    w.u16(block);
-    w.finish()
+    Outgoing::Ack { block }.emit(buf)
 }
 
 pub fn encode_error(buf: &mut [u8], code: u16, message: &str) -> Result<usize, BufferTooSmall> {
-    let mut w = Writer::new(buf);
-    w.u16(OP_ERROR);
-    w.u16(code);
-    w.str0(message);
-    w.finish()
+    Outgoing::Error { code: code.into(), message }.emit(buf)
 }
 
 pub fn encode_oack(buf: &mut [u8], options: &[(&str, &str)]) -> Result<usize, BufferTooSmall> {
-    let mut w = Writer::new(buf);
-    w.u16(OP_OACK);
-    for (n, v) in options {
-        w.str0(n);
-        w.str0(v);
-    }
-    w.finish()
+    Outgoing::Oack { options }.emit(buf)
 }
 
-/// The 4-byte DATA header; a server can then read the payload straight
-/// into `buf[4..]` without a second copy.
 pub fn encode_data_header(buf: &mut [u8], block: u16) -> Result<usize, BufferTooSmall> {
-    let mut w = Writer::new(buf);
-    w.u16(OP_DATA);
-    w.u16(block);
-    w.finish()
+    Outgoing::DataHeader { block }.emit(buf)
 }
 
 pub fn encode_data(buf: &mut [u8], block: u16, data: &[u8]) -> Result<usize, BufferTooSmall> {
-    let mut w = Writer::new(buf);
-    w.u16(OP_DATA);
-    w.u16(block);
-    w.bytes(data);
-    w.finish()
+    Outgoing::Data { block, data }.emit(buf)
 }

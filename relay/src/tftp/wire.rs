@@ -11,7 +11,9 @@
 
 use std::fmt;
 
-use bootproto::tftp::wire::{self as codec, code, option_pairs, RawPacket};
+use bootproto::tftp::wire::{self as codec, option_pairs, Outgoing, RawPacket};
+
+pub use bootproto::tftp::wire::ErrorCode;
 
 /// A request carrying more options than this is refused: no real client
 /// sends more than a handful, and the cap bounds per-request work.
@@ -19,21 +21,6 @@ pub const MAX_OPTIONS: usize = 32;
 
 /// Longest ERROR text sent, so the packet fits a 512-byte datagram.
 const MAX_ERROR_TEXT: usize = 500;
-
-/// TFTP error codes (RFC 1350 section 5, RFC 2347 for code 8).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u16)]
-pub enum ErrorCode {
-    NotDefined = code::NOT_DEFINED,
-    FileNotFound = code::FILE_NOT_FOUND,
-    AccessViolation = code::ACCESS_VIOLATION,
-    DiskFull = code::DISK_FULL,
-    IllegalOperation = code::ILLEGAL_OPERATION,
-    UnknownTid = code::UNKNOWN_TID,
-    FileExists = code::FILE_EXISTS,
-    NoSuchUser = code::NO_SUCH_USER,
-    OptionRefused = code::OPTION_REFUSED,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestKind {
@@ -132,18 +119,12 @@ pub fn parse(buf: &[u8]) -> Result<Packet<'_>, ParseError> {
     }
 }
 
-/// Runs a bootproto encoder into `out`, grown to the size it asks for.
-fn encode_into(out: &mut Vec<u8>, encode: impl Fn(&mut [u8]) -> Result<usize, codec::BufferTooSmall>) {
+/// Encodes `packet` into `out`, sized to fit.
+fn encode_into(out: &mut Vec<u8>, packet: Outgoing) {
     out.clear();
-    out.resize(512, 0);
-    let len = match encode(out) {
-        Ok(len) => len,
-        Err(small) => {
-            out.resize(small.need, 0);
-            // Sized as the encoder asked; it cannot come up short again.
-            encode(out).unwrap_or(0)
-        }
-    };
+    out.resize(packet.buffer_len(), 0);
+    // Sized by the codec itself, so it fits.
+    let len = packet.emit(out).unwrap_or(0);
     out.truncate(len);
 }
 
@@ -156,30 +137,33 @@ pub fn encode_error(out: &mut Vec<u8>, code: ErrorCode, message: &str) {
     }
     // A NUL inside the text would end the message early on the client.
     let text = message[..end].replace('\0', "?");
-    encode_into(out, |buf| codec::encode_error(buf, code as u16, &text));
+    encode_into(out, Outgoing::Error { code, message: &text });
 }
 
 /// Writes an OACK packet into `out` (cleared first).
 pub fn encode_oack(out: &mut Vec<u8>, options: &[(&str, String)]) {
     let pairs: Vec<(&str, &str)> = options.iter().map(|(n, v)| (*n, v.as_str())).collect();
-    encode_into(out, |buf| codec::encode_oack(buf, &pairs));
+    encode_into(out, Outgoing::Oack { options: &pairs });
 }
 
 /// Writes the 4-byte DATA header into the start of `buf`; the payload goes
 /// right after it, read there directly from the file. `buf` is at least
 /// 4 + blksize bytes, so the header always fits.
 pub fn write_data_header(buf: &mut [u8], block: u16) {
-    let written = codec::encode_data_header(buf, block);
+    let written = Outgoing::DataHeader { block }.emit(buf);
     debug_assert_eq!(written, Ok(4));
 }
 
 /// Builds a request datagram; used by tests.
 pub fn encode_request(kind: RequestKind, filename: &str, mode: &str, options: &[(&str, &str)]) -> Vec<u8> {
     let mut out = Vec::new();
-    encode_into(&mut out, |buf| match kind {
-        RequestKind::Read => codec::encode_rrq(buf, filename, mode, options),
-        RequestKind::Write => codec::encode_wrq(buf, filename, mode, options),
-    });
+    encode_into(
+        &mut out,
+        match kind {
+            RequestKind::Read => Outgoing::Rrq { filename, mode, options },
+            RequestKind::Write => Outgoing::Wrq { filename, mode, options },
+        },
+    );
     out
 }
 

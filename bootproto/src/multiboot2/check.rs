@@ -4,43 +4,51 @@
 //! everything here is plain `no_std` code without allocation, so it runs
 //! before the kernel has a heap and is unit-tested on the host.
 
+use crate::memmap::E820_RAM;
 use core::fmt;
 
-/// EAX at a Multiboot2 kernel's entry.
-pub const BOOTLOADER_MAGIC: u32 = 0x36d7_6289;
+pub use super::tags::{tag, BOOTLOADER_MAGIC};
+pub use crate::memmap::Range;
 
-/// Boot information tag types this module understands.
-pub mod tag {
-    pub const END: u32 = 0;
-    pub const CMDLINE: u32 = 1;
-    pub const LOADER_NAME: u32 = 2;
-    pub const MODULE: u32 = 3;
-    pub const BASIC_MEMINFO: u32 = 4;
-    pub const MMAP: u32 = 6;
-    pub const ACPI_OLD: u32 = 14;
-    pub const ACPI_NEW: u32 = 15;
-}
-
-/// E820 type of usable RAM.
-pub const MEMORY_AVAILABLE: u32 = 1;
-
-/// A half-open physical address range `[start, end)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Range {
-    pub start: u64,
-    pub end: u64,
-}
-
-impl Range {
-    pub fn overlaps(&self, o: &Range) -> bool {
-        self.start < o.end && o.start < self.end
+/// Byte offsets of the fields read here. Tag payload offsets count from the
+/// end of the tag's 8-byte header (the body).
+mod field {
+    /// The fixed part at the start of the boot information.
+    pub mod mbi {
+        pub const TOTAL_SIZE: usize = 0;
+        pub const FIRST_TAG: usize = 8;
     }
-}
-
-impl fmt::Display for Range {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "{:#x}..{:#x}", self.start, self.end)
+    /// The header every tag starts with.
+    pub mod tag_header {
+        pub const TYPE: usize = 0;
+        pub const SIZE: usize = 4;
+        pub const LEN: usize = 8;
     }
+    pub mod module {
+        pub const START: usize = 0;
+        pub const END: usize = 4;
+        pub const STRING: usize = 8;
+    }
+    pub mod meminfo {
+        pub const LOWER: usize = 0;
+        pub const UPPER: usize = 4;
+        pub const LEN: usize = 8;
+    }
+    pub mod mmap {
+        pub const ENTRY_SIZE: usize = 0;
+        pub const ENTRY_VERSION: usize = 4;
+        pub const ENTRIES: usize = 8;
+    }
+    pub mod mmap_entry {
+        pub const BASE: usize = 0;
+        pub const LEN: usize = 8;
+        pub const TYPE: usize = 16;
+        /// The specification's entry; a larger entry_size may add fields.
+        pub const MIN_SIZE: usize = 24;
+    }
+    /// An ACPI 1.0 RSDP; 2.0 and later extend it.
+    pub const RSDP_V1_LEN: usize = 20;
+    pub const RSDP_V2_MIN_LEN: usize = 36;
 }
 
 /// The first problem found in a boot information structure.
@@ -125,11 +133,11 @@ impl fmt::Display for Problem {
             }
             MmapLength { size, entry_size } => write!(f, "memory map tag size {size} is not 16 + n * {entry_size}"),
             NoMemoryMap => write!(f, "no memory map (tag 6)"),
-            UsableOverlap(a, b) => write!(f, "usable memory map entries {a} and {b} overlap"),
+            UsableOverlap(a, b) => write!(f, "usable memory map entries {} and {} overlap", a.dotted(), b.dotted()),
             NoUsableRamAbove1M => write!(f, "no usable RAM above 1 MiB in the memory map"),
-            ModuleEmptyOrReversed(r) => write!(f, "module {r} ends before it starts"),
-            NotInUsableRam { what, range } => write!(f, "{what} {range} is not in usable RAM"),
-            Overlap { a, ra, b, rb } => write!(f, "{a} {ra} overlaps {b} {rb}"),
+            ModuleEmptyOrReversed(r) => write!(f, "module {} ends before it starts", r.dotted()),
+            NotInUsableRam { what, range } => write!(f, "{what} {} is not in usable RAM", range.dotted()),
+            Overlap { a, ra, b, rb } => write!(f, "{a} {} overlaps {b} {}", ra.dotted(), rb.dotted()),
         }
     }
 }
@@ -152,6 +160,11 @@ fn u64_at(b: &[u8], off: usize) -> u64 {
 /// A string up to (not including) its NUL.
 fn cstr(b: &[u8]) -> Option<&[u8]> {
     b.iter().position(|&c| c == 0).map(|n| &b[..n])
+}
+
+/// A string field up to its NUL, or all of it without one.
+fn until_nul(b: &[u8]) -> &[u8] {
+    cstr(b).unwrap_or(b)
 }
 
 /// One memory map entry.
@@ -199,8 +212,13 @@ pub enum Tag<'a> {
 
 /// Memory map entries of a [`Tag::Mmap`].
 pub fn mmap_entries(entry_size: u32, entries: &[u8]) -> impl Iterator<Item = MmapEntry> + '_ {
-    let es = (entry_size as usize).max(24);
-    entries.chunks_exact(es).map(|e| MmapEntry { base: u64_at(e, 0), len: u64_at(e, 8), typ: u32_at(e, 16) })
+    use field::mmap_entry as f;
+    let es = (entry_size as usize).max(f::MIN_SIZE);
+    entries.chunks_exact(es).map(|e| MmapEntry {
+        base: u64_at(e, f::BASE),
+        len: u64_at(e, f::LEN),
+        typ: u32_at(e, f::TYPE),
+    })
 }
 
 /// A boot information structure that passed [`check`].
@@ -212,7 +230,7 @@ pub struct Mbi<'a> {
 
 impl<'a> Mbi<'a> {
     pub fn range(&self) -> Range {
-        Range { start: self.addr, end: self.addr + self.bytes.len() as u64 }
+        Range { start: self.addr, end: self.addr.saturating_add(self.bytes.len() as u64) }
     }
 
     /// Every tag but the end tag, in order.
@@ -241,16 +259,31 @@ impl<'a> Mbi<'a> {
     }
 }
 
+/// Reads a tag's body. Total, whatever the body's length (fields past its
+/// end read as 0, a missing string as empty), although [`check`] lets only
+/// bodies of at least [`min_body`] bytes through.
 fn decode(typ: u32, body: &[u8]) -> Tag<'_> {
     match typ {
-        tag::CMDLINE => Tag::Cmdline(cstr(body).unwrap_or(body)),
-        tag::LOADER_NAME => Tag::LoaderName(cstr(body).unwrap_or(body)),
-        tag::MODULE => Tag::Module {
-            range: Range { start: u32_at(body, 0) as u64, end: u32_at(body, 4) as u64 },
-            string: cstr(&body[8..]).unwrap_or(&body[8..]),
-        },
-        tag::BASIC_MEMINFO => Tag::BasicMeminfo { lower: u32_at(body, 0), upper: u32_at(body, 4) },
-        tag::MMAP => Tag::Mmap { entry_size: u32_at(body, 0), entry_version: u32_at(body, 4), entries: &body[8..] },
+        tag::CMDLINE => Tag::Cmdline(until_nul(body)),
+        tag::BOOT_LOADER_NAME => Tag::LoaderName(until_nul(body)),
+        tag::MODULE => {
+            use field::module as f;
+            Tag::Module {
+                range: Range { start: u32_at(body, f::START) as u64, end: u32_at(body, f::END) as u64 },
+                string: until_nul(body.get(f::STRING..).unwrap_or(&[])),
+            }
+        }
+        tag::BASIC_MEMINFO => {
+            Tag::BasicMeminfo { lower: u32_at(body, field::meminfo::LOWER), upper: u32_at(body, field::meminfo::UPPER) }
+        }
+        tag::MMAP => {
+            use field::mmap as f;
+            Tag::Mmap {
+                entry_size: u32_at(body, f::ENTRY_SIZE),
+                entry_version: u32_at(body, f::ENTRY_VERSION),
+                entries: body.get(f::ENTRIES..).unwrap_or(&[]),
+            }
+        }
         tag::ACPI_OLD | tag::ACPI_NEW => Tag::Rsdp { typ, rsdp: body },
         _ => Tag::Other { typ, body },
     }
@@ -259,30 +292,29 @@ fn decode(typ: u32, body: &[u8]) -> Tag<'_> {
 /// Walk the tags: (offset, type, body without the 8-byte header), or the
 /// problem that stops the walk.
 fn raw_tags(b: &[u8]) -> impl Iterator<Item = Result<(usize, u32, &[u8]), Problem>> + '_ {
-    let mut off = 8usize;
+    use field::tag_header as h;
+    let mut off = field::mbi::FIRST_TAG;
     let mut done = false;
     core::iter::from_fn(move || {
         if done {
             return None;
         }
-        if off + 8 > b.len() {
-            done = true;
+        done = true;
+        // Checked: `off` and `size` come from the bytes.
+        let Some(header_end) = off.checked_add(h::LEN).filter(|&e| e <= b.len()) else {
             return Some(Err(Problem::NoEndTag));
-        }
-        let (typ, size) = (u32_at(b, off), u32_at(b, off + 4));
-        if size < 8 {
-            done = true;
+        };
+        let (typ, size) = (u32_at(b, off + h::TYPE), u32_at(b, off + h::SIZE));
+        if (size as usize) < h::LEN {
             return Some(Err(Problem::TagTooSmall { offset: off, typ, size }));
         }
-        if off + size as usize > b.len() {
-            done = true;
+        let Some(end) = off.checked_add(size as usize).filter(|&e| e <= b.len()) else {
             return Some(Err(Problem::TagPastEnd { offset: off, typ, size }));
-        }
-        let item = (off, typ, &b[off + 8..off + size as usize]);
-        if typ == tag::END {
-            done = true;
-        }
-        off += (size as usize + 7) & !7;
+        };
+        let item = (off, typ, &b[header_end..end]);
+        done = typ == tag::END;
+        // Tags start 8-byte aligned; `end` <= b.len(), so this cannot overflow.
+        off = end.next_multiple_of(8);
         Some(Ok(item))
     })
 }
@@ -290,12 +322,13 @@ fn raw_tags(b: &[u8]) -> impl Iterator<Item = Result<(usize, u32, &[u8]), Proble
 /// The minimum body size of known tags.
 fn min_body(typ: u32) -> usize {
     match typ {
-        tag::CMDLINE | tag::LOADER_NAME => 1,
-        tag::MODULE => 9,
-        tag::BASIC_MEMINFO => 8,
-        tag::MMAP => 8,
-        tag::ACPI_OLD => 20,
-        tag::ACPI_NEW => 36,
+        // The NUL.
+        tag::CMDLINE | tag::BOOT_LOADER_NAME => 1,
+        tag::MODULE => field::module::STRING + 1,
+        tag::BASIC_MEMINFO => field::meminfo::LEN,
+        tag::MMAP => field::mmap::ENTRIES,
+        tag::ACPI_OLD => field::RSDP_V1_LEN,
+        tag::ACPI_NEW => field::RSDP_V2_MIN_LEN,
         _ => 0,
     }
 }
@@ -305,11 +338,7 @@ fn min_body(typ: u32) -> usize {
 fn in_usable(mbi: &Mbi, r: Range) -> bool {
     let mut cursor = r.start;
     while cursor < r.end {
-        match mbi
-            .mmap()
-            .filter(|e| e.typ == MEMORY_AVAILABLE)
-            .map(|e| e.range())
-            .find(|u| u.start <= cursor && cursor < u.end)
+        match mbi.mmap().filter(|e| e.typ == E820_RAM).map(|e| e.range()).find(|u| u.start <= cursor && cursor < u.end)
         {
             Some(u) => cursor = u.end,
             None => return false,
@@ -331,7 +360,7 @@ pub fn check(magic: u32, addr: u64, bytes: &[u8], kernel: Range) -> Result<Mbi<'
     if !addr.is_multiple_of(8) {
         return Err(Problem::Misaligned(addr));
     }
-    let total = u32_at(bytes, 0);
+    let total = u32_at(bytes, field::mbi::TOTAL_SIZE);
     if total < 16 {
         return Err(Problem::TotalSizeTooSmall(total));
     }
@@ -351,21 +380,23 @@ pub fn check(magic: u32, addr: u64, bytes: &[u8], kernel: Range) -> Result<Mbi<'
                 if !body.is_empty() {
                     return Err(Problem::BadEndTag { offset: off, size: body.len() as u32 + 8 });
                 }
-                if off + 8 != total as usize {
+                if off + field::tag_header::LEN != total as usize {
                     return Err(Problem::TagsAfterEnd { offset: off });
                 }
                 end_seen = true;
             }
-            tag::CMDLINE | tag::LOADER_NAME if cstr(body).is_none() => {
+            tag::CMDLINE | tag::BOOT_LOADER_NAME if cstr(body).is_none() => {
                 return Err(Problem::Unterminated { offset: off, typ })
             }
-            tag::MODULE if cstr(&body[8..]).is_none() => return Err(Problem::Unterminated { offset: off, typ }),
+            tag::MODULE if cstr(&body[field::module::STRING..]).is_none() => {
+                return Err(Problem::Unterminated { offset: off, typ })
+            }
             tag::MMAP => {
-                let es = u32_at(body, 0);
-                if es < 24 || !es.is_multiple_of(8) {
+                let es = u32_at(body, field::mmap::ENTRY_SIZE);
+                if (es as usize) < field::mmap_entry::MIN_SIZE || !es.is_multiple_of(8) {
                     return Err(Problem::MmapEntrySize { entry_size: es });
                 }
-                if (body.len() - 8) % es as usize != 0 {
+                if !(body.len() - field::mmap::ENTRIES).is_multiple_of(es as usize) {
                     return Err(Problem::MmapLength { size: body.len() as u32 + 8, entry_size: es });
                 }
                 have_mmap = true;
@@ -382,7 +413,7 @@ pub fn check(magic: u32, addr: u64, bytes: &[u8], kernel: Range) -> Result<Mbi<'
     }
     // Usable entries must not overlap each other, and there must be usable
     // RAM above 1 MiB (where a Multiboot2 kernel lives).
-    let usable = || mbi.mmap().filter(|e| e.typ == MEMORY_AVAILABLE && e.len > 0).map(|e| e.range());
+    let usable = || mbi.mmap().filter(|e| e.typ == E820_RAM && e.len > 0).map(|e| e.range());
     for (i, a) in usable().enumerate() {
         if let Some(b) = usable().skip(i + 1).find(|b| a.overlaps(b)) {
             return Err(Problem::UsableOverlap(a, b));
@@ -488,11 +519,58 @@ mod tests {
     fn qemu_like() -> Builder {
         Builder::new()
             .tag(tag::CMDLINE, b"exit foo=bar\0")
-            .tag(tag::LOADER_NAME, b"GRUB 2.06\0")
+            .tag(tag::BOOT_LOADER_NAME, b"GRUB 2.06\0")
             .module(0x30_0000, 0x30_1000, "mod1 one")
             .module(0x30_1000, 0x30_1005, "mod2 two")
             .tag(tag::BASIC_MEMINFO, &[0x7f, 2, 0, 0, 0x80, 0xfb, 1, 0])
             .mmap(&[(0, 0x9fc00, 1), (0x9fc00, 0x400, 2), (0xf0000, 0x10000, 2), (0x10_0000, 0x1fee_0000, 1)])
+    }
+
+    /// Every prefix of a good MBI is refused with a problem, never a panic;
+    /// and the readers of an [`Mbi`] made by hand, unchecked, are total too.
+    #[test]
+    fn truncations_and_unchecked_bodies_do_not_panic() {
+        let v = qemu_like().finish();
+        for n in 0..v.len() {
+            assert!(check(BOOTLOADER_MAGIC, ADDR, &v[..n], KERNEL).is_err(), "{n} bytes");
+        }
+        // A module tag with a 1-byte body, at the top of the address space.
+        let bytes = [17, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 9, 0, 0, 0, 0x55];
+        let m = Mbi { addr: u64::MAX - 8, bytes: &bytes };
+        assert_eq!(m.modules().collect::<Vec<_>>(), [(Range { start: 0x55, end: 0 }, &b""[..])]);
+        assert_eq!(m.range().end, u64::MAX);
+    }
+
+    /// The writer (`mbi`) and the checker read the same layout.
+    #[test]
+    fn what_the_writer_writes_the_checker_accepts() {
+        use super::super::mbi::{self, BootInfo, Module};
+        use crate::memmap::E820Entry;
+        let mmap = [E820Entry::new(0, 0x9fc00, 1), E820Entry::new(0x10_0000, 0x1fee_0000, 1)];
+        let mods = [Module { start: 0x30_0000, end: 0x30_1000, string: "initrd arg=1" }];
+        let info = BootInfo {
+            load_base: 0x10_0000,
+            cmdline: "console=ttyS0",
+            loader_name: "chainloader",
+            apm: None,
+            modules: &mods,
+            mmap: &mmap,
+            meminfo: (639, 523136),
+            elf_sections: None,
+            dhcp_ack: None,
+            framebuffer: None,
+            vbe: None,
+            acpi_old: None,
+            acpi_new: None,
+        };
+        let mut buf = alloc::vec![0u8; mbi::size(&info)];
+        mbi::write(&info, &mut buf).unwrap();
+        let m = check(BOOTLOADER_MAGIC, ADDR, &buf, KERNEL).unwrap();
+        assert_eq!(m.cmdline(), Some(&b"console=ttyS0"[..]));
+        assert!(m.tags().any(|t| matches!(t, Tag::LoaderName(b"chainloader"))));
+        assert_eq!(m.modules().collect::<Vec<_>>(), [(Range::new(0x30_0000, 0x30_1000), &b"initrd arg=1"[..])]);
+        assert_eq!(m.mmap().count(), 2);
+        assert!(m.tags().any(|t| matches!(t, Tag::BasicMeminfo { lower: 639, upper: 523136 })));
     }
 
     #[test]

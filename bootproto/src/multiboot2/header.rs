@@ -1,4 +1,4 @@
-//! Multiboot2 kernel images: finding and checking the header, reading its
+//! A Multiboot2 kernel image: finding and checking the header, reading its
 //! tags, and planning where every byte of the kernel goes.
 //!
 //! The rules are GRUB 2.06's (`multiboot_mbi2.c`, `multiboot_elfxx.c`,
@@ -16,83 +16,58 @@
 //! guarantee that hostile bytes produce an error, never a panic; this file is
 //! shorter than the glue that would be needed around the crate.
 
+use super::tags::{header_tag_name, htag, mbi_tag_name, tag, HEADER_MAGIC};
+use crate::bytes::{le_u16, le_u32};
 use crate::memmap::{Allocator, Conflict, Preference, Range, FOUR_GIB};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-pub const HEADER_MAGIC: u32 = 0xE852_50D6;
-/// What the kernel finds in EAX.
-pub const BOOTLOADER_MAGIC: u32 = 0x36d7_6289;
+/// Byte offsets of the header's fields: the fixed part from the header's
+/// start, each tag's from the tag's start.
+mod field {
+    /// The fixed part (magic, architecture, header_length, checksum), then the tags.
+    pub mod header {
+        pub const MAGIC: usize = 0;
+        pub const ARCHITECTURE: usize = 4;
+        pub const HEADER_LENGTH: usize = 8;
+        pub const CHECKSUM: usize = 12;
+        pub const TAGS: usize = 16;
+    }
+    /// What every tag starts with; `SIZE` counts these 8 bytes.
+    pub mod tag {
+        pub const TYPE: usize = 0;
+        pub const FLAGS: usize = 2;
+        pub const SIZE: usize = 4;
+        /// The requests of an information request tag, or the one `u32` of the
+        /// entry address and console flags tags.
+        pub const BODY: usize = 8;
+    }
+    pub mod address {
+        pub const HEADER_ADDR: usize = 8;
+        pub const LOAD_ADDR: usize = 12;
+        pub const LOAD_END_ADDR: usize = 16;
+        pub const BSS_END_ADDR: usize = 20;
+    }
+    pub mod framebuffer {
+        pub const WIDTH: usize = 8;
+        pub const HEIGHT: usize = 12;
+        pub const DEPTH: usize = 16;
+    }
+    pub mod relocatable {
+        pub const MIN_ADDR: usize = 8;
+        pub const MAX_ADDR: usize = 12;
+        pub const ALIGN: usize = 16;
+        pub const PREFERENCE: usize = 20;
+    }
+}
+
 /// The header must lie within this many bytes from the start of the image.
 pub const SEARCH_LEN: usize = 32 * 1024;
 /// Modules are page-aligned, as GRUB always does (this satisfies the module
 /// alignment tag).
 pub const MODULE_ALIGN: u64 = 0x1000;
-
-const TAG_OPTIONAL: u16 = 1;
-
-/// Header tag types.
-pub mod htag {
-    pub const END: u16 = 0;
-    pub const INFORMATION_REQUEST: u16 = 1;
-    pub const ADDRESS: u16 = 2;
-    pub const ENTRY_ADDRESS: u16 = 3;
-    pub const CONSOLE_FLAGS: u16 = 4;
-    pub const FRAMEBUFFER: u16 = 5;
-    pub const MODULE_ALIGN: u16 = 6;
-    pub const EFI_BS: u16 = 7;
-    pub const ENTRY_ADDRESS_EFI32: u16 = 8;
-    pub const ENTRY_ADDRESS_EFI64: u16 = 9;
-    pub const RELOCATABLE: u16 = 10;
-}
-
-/// Boot information (MBI) tag names, for messages.
-pub fn mbi_tag_name(t: u32) -> &'static str {
-    match t {
-        0 => "end",
-        1 => "command line",
-        2 => "boot loader name",
-        3 => "module",
-        4 => "basic memory information",
-        5 => "BIOS boot device",
-        6 => "memory map",
-        7 => "VBE information",
-        8 => "framebuffer information",
-        9 => "ELF sections",
-        10 => "APM table",
-        11 => "EFI32 system table",
-        12 => "EFI64 system table",
-        13 => "SMBIOS tables",
-        14 => "ACPI old RSDP",
-        15 => "ACPI new RSDP",
-        16 => "networking information",
-        17 => "EFI memory map",
-        18 => "EFI boot services not terminated",
-        19 => "EFI32 image handle",
-        20 => "EFI64 image handle",
-        21 => "image load base address",
-        _ => "unknown",
-    }
-}
-
-fn header_tag_name(t: u16) -> &'static str {
-    match t {
-        0 => "end",
-        1 => "information request",
-        2 => "address",
-        3 => "entry address",
-        4 => "console flags",
-        5 => "framebuffer",
-        6 => "module alignment",
-        7 => "EFI boot services",
-        8 => "EFI i386 entry address",
-        9 => "EFI amd64 entry address",
-        10 => "relocatable",
-        _ => "unknown",
-    }
-}
 
 /// MBI tag types GRUB 2.06 lets a kernel *require* in an information
 /// request: every type it knows, 0-21, except 13 (SMBIOS), which it never
@@ -102,21 +77,23 @@ fn header_tag_name(t: u16) -> &'static str {
 /// (see [`Header::required_but_absent`]); this loader does the same, with a
 /// warning, rather than refusing a kernel GRUB boots.
 pub fn grub_accepts_required(t: u32) -> bool {
-    t <= 21 && t != 13
+    t <= tag::LOAD_BASE_ADDR && t != tag::SMBIOS
 }
 
 /// Why GRUB 2 (and so this loader) leaves out a required MBI tag on a BIOS
 /// network boot, for the console warning.
 pub fn absent_reason(t: u32) -> &'static str {
     match t {
-        5 => "which GRUB 2 also leaves out on a network boot",
-        7 => "which GRUB 2 also leaves out when no VBE graphics mode is set",
-        8 => "which GRUB 2 also leaves out when the display has no usable mode",
-        10 => "which GRUB 2 also leaves out when the BIOS has no APM",
-        14 | 15 => "which GRUB 2 also leaves out when the BIOS has no such ACPI RSDP",
-        16 => "which GRUB 2 also leaves out without a DHCP answer",
-        3 => "which GRUB 2 also leaves out when no module is loaded",
-        11 | 12 | 17 | 18 | 19 | 20 => "which GRUB 2 also leaves out on a BIOS (non-EFI) boot",
+        tag::BOOTDEV => "which GRUB 2 also leaves out on a network boot",
+        tag::VBE => "which GRUB 2 also leaves out when no VBE graphics mode is set",
+        tag::FRAMEBUFFER => "which GRUB 2 also leaves out when the display has no usable mode",
+        tag::APM => "which GRUB 2 also leaves out when the BIOS has no APM",
+        tag::ACPI_OLD | tag::ACPI_NEW => "which GRUB 2 also leaves out when the BIOS has no such ACPI RSDP",
+        tag::NETWORK => "which GRUB 2 also leaves out without a DHCP answer",
+        tag::MODULE => "which GRUB 2 also leaves out when no module is loaded",
+        tag::EFI32 | tag::EFI64 | tag::EFI_MMAP | tag::EFI_BS | tag::EFI32_IH | tag::EFI64_IH => {
+            "which GRUB 2 also leaves out on a BIOS (non-EFI) boot"
+        }
         _ => "which GRUB 2 also leaves out",
     }
 }
@@ -280,16 +257,6 @@ impl fmt::Display for Mb2Error {
     }
 }
 
-fn rd16(d: &[u8], o: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(d.get(o..o.checked_add(2)?)?.try_into().ok()?))
-}
-fn rd32(d: &[u8], o: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(d.get(o..o.checked_add(4)?)?.try_into().ok()?))
-}
-fn rd64(d: &[u8], o: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(d.get(o..o.checked_add(8)?)?.try_into().ok()?))
-}
-
 /// Finds the Multiboot2 header (magic, architecture 0 = i386, checksum) at
 /// an 8-byte aligned offset within the first 32 KiB and parses its tags.
 pub fn parse_header(image: &[u8]) -> Result<Header, Mb2Error> {
@@ -301,11 +268,14 @@ pub fn parse_header(image: &[u8]) -> Result<Header, Mb2Error> {
     let offset = (0..area.len().saturating_sub(15))
         .step_by(8)
         .find(|&o| {
-            let w = |i: usize| rd32(area, o + 4 * i).unwrap_or(0);
-            w(0) == HEADER_MAGIC && w(1) == 0 && w(0).wrapping_add(w(1)).wrapping_add(w(2)).wrapping_add(w(3)) == 0
+            use field::header as f;
+            let w = |at: usize| le_u32(area, o + at).unwrap_or(0);
+            let (magic, arch) = (w(f::MAGIC), w(f::ARCHITECTURE));
+            let sum = magic.wrapping_add(arch).wrapping_add(w(f::HEADER_LENGTH)).wrapping_add(w(f::CHECKSUM));
+            magic == HEADER_MAGIC && arch == 0 && sum == 0
         })
         .ok_or(Mb2Error::NoHeader)?;
-    let header_length = rd32(area, offset + 8).unwrap_or(0);
+    let header_length = le_u32(area, offset + field::header::HEADER_LENGTH).unwrap_or(0);
     // GRUB does not look at header_length beyond the checksum; only refuse
     // values that cannot describe a header at all.
     if header_length < 16 || offset as u64 + header_length as u64 > image.len() as u64 {
@@ -329,51 +299,64 @@ pub fn parse_header(image: &[u8]) -> Result<Header, Mb2Error> {
     // Tags follow the 16-byte fixed part, each padded to 8 bytes. Like GRUB,
     // walk to the end tag; unlike GRUB, stop with an error instead of reading
     // beyond the searched area.
-    let mut p = offset + 16;
+    let mut p = offset + field::header::TAGS;
     loop {
-        let (Some(ty), Some(flags), Some(size)) = (rd16(area, p), rd16(area, p + 2), rd32(area, p + 4)) else {
+        let (Some(ty), Some(flags), Some(size)) = (
+            le_u16(area, p + field::tag::TYPE),
+            le_u16(area, p + field::tag::FLAGS),
+            le_u32(area, p + field::tag::SIZE),
+        ) else {
             return Err(Mb2Error::NoEndTag);
         };
         let bad = Mb2Error::BadTag { offset: p, tag_type: ty, size };
-        if size < 8 || p + size as usize > area.len() {
+        // Checked: on a 32-bit host p + size could wrap.
+        let end = p.checked_add(size as usize).filter(|&e| e <= area.len());
+        let Some(end) = end.filter(|_| size as usize >= field::tag::BODY) else {
             return Err(bad);
-        }
-        let body = &area[p..p + size as usize];
-        let optional = flags & TAG_OPTIONAL != 0;
-        let field = |o: usize| rd32(body, o).ok_or(bad.clone());
+        };
+        let body = &area[p..end];
+        let optional = flags & htag::FLAG_OPTIONAL != 0;
+        let read = |o: usize| le_u32(body, o).ok_or(bad.clone());
         match ty {
             htag::END => break,
             htag::INFORMATION_REQUEST => {
-                let types = (8..body.len() / 4 * 4).step_by(4).filter_map(|o| rd32(body, o)).collect();
+                let types = (field::tag::BODY..body.len() / 4 * 4).step_by(4).filter_map(|o| le_u32(body, o)).collect();
                 h.info_requests.push(InfoRequest { optional, types });
             }
             htag::ADDRESS => {
+                use field::address as f;
                 h.address = Some(AddressTag {
-                    header_addr: field(8)?,
-                    load_addr: field(12)?,
-                    load_end_addr: field(16)?,
-                    bss_end_addr: field(20)?,
+                    header_addr: read(f::HEADER_ADDR)?,
+                    load_addr: read(f::LOAD_ADDR)?,
+                    load_end_addr: read(f::LOAD_END_ADDR)?,
+                    bss_end_addr: read(f::BSS_END_ADDR)?,
                 })
             }
-            htag::ENTRY_ADDRESS => h.entry = Some(field(8)?),
-            htag::CONSOLE_FLAGS => h.console_flags = Some(field(8)?),
+            htag::ENTRY_ADDRESS => h.entry = Some(read(field::tag::BODY)?),
+            htag::CONSOLE_FLAGS => h.console_flags = Some(read(field::tag::BODY)?),
             htag::FRAMEBUFFER => {
-                h.framebuffer =
-                    Some(FramebufferTag { width: field(8)?, height: field(12)?, depth: field(16)?, optional })
+                use field::framebuffer as f;
+                h.framebuffer = Some(FramebufferTag {
+                    width: read(f::WIDTH)?,
+                    height: read(f::HEIGHT)?,
+                    depth: read(f::DEPTH)?,
+                    optional,
+                })
             }
             htag::MODULE_ALIGN => h.module_align = true,
             htag::EFI_BS => h.efi_bs = true,
             // GRUB i386-pc knows no EFI i386 entry tag (its switch has no
             // case for it): a required one is refused as an unknown tag.
             htag::ENTRY_ADDRESS_EFI32 if !optional => return Err(Mb2Error::UnsupportedTag { tag_type: ty }),
-            htag::ENTRY_ADDRESS_EFI32 => h.efi_entry32 = Some(field(8)?),
-            htag::ENTRY_ADDRESS_EFI64 => h.efi_entry64 = Some(field(8)?),
+            htag::ENTRY_ADDRESS_EFI32 => h.efi_entry32 = Some(read(field::tag::BODY)?),
+            htag::ENTRY_ADDRESS_EFI64 => h.efi_entry64 = Some(read(field::tag::BODY)?),
             htag::RELOCATABLE => {
+                use field::relocatable as f;
                 h.relocatable = Some(Relocatable {
-                    min_addr: field(8)?,
-                    max_addr: field(12)?,
-                    align: field(16)?,
-                    preference: match field(20)? {
+                    min_addr: read(f::MIN_ADDR)?,
+                    max_addr: read(f::MAX_ADDR)?,
+                    align: read(f::ALIGN)?,
+                    preference: match read(f::PREFERENCE)? {
                         1 => LoadPreference::Low,
                         2 => LoadPreference::High,
                         _ => LoadPreference::None,
@@ -430,7 +413,7 @@ impl Header {
         for r in self.info_requests.iter().filter(|r| !r.optional) {
             for &t in &r.types {
                 // Type 0 is the end tag, always present.
-                if t != 0 && !present.contains(&t) && !out.contains(&t) {
+                if t != tag::END && !present.contains(&t) && !out.contains(&t) {
                     out.push(t);
                 }
             }
@@ -640,9 +623,129 @@ fn plan_aout(image: &[u8], h: &Header, a: AddressTag) -> Result<LoadPlan, Mb2Err
     })
 }
 
-/// ELF32 (EM_386) or ELF64 (EM_X86_64) fields, widened.
+/// The ELF fields the loader reads: their offsets in bytes from the start of
+/// the file header, a program header or a section header, which differ
+/// between ELF32 and ELF64 (System V ABI, `Elf32_Ehdr`/`Elf64_Ehdr` etc.).
+mod elf {
+    pub const MAGIC: &[u8; 4] = b"\x7fELF";
+    pub const EI_CLASS: usize = 4;
+    pub const EI_DATA: usize = 5;
+    pub const E_TYPE: usize = 16;
+    pub const E_MACHINE: usize = 18;
+    pub const E_VERSION: usize = 20;
+    pub const E_ENTRY: usize = 24;
+    /// The ELF32 file header; nothing shorter is an ELF file to GRUB.
+    pub const EHDR32_LEN: usize = 52;
+
+    pub const CLASS_32: u8 = 1;
+    pub const CLASS_64: u8 = 2;
+    pub const DATA_LSB: u8 = 1;
+    pub const EV_CURRENT: u32 = 1;
+    pub const ET_EXEC: u16 = 2;
+    pub const ET_DYN: u16 = 3;
+    pub const EM_386: u16 = 3;
+    pub const EM_X86_64: u16 = 62;
+    pub const PT_LOAD: u32 = 1;
+    pub const SHT_RELA: u32 = 4;
+    pub const SHT_NOBITS: u32 = 8;
+    pub const SHT_REL: u32 = 9;
+    /// e_shstrndx saying "the index is in section 0's sh_link".
+    pub const SHN_XINDEX: u64 = 0xffff;
+
+    pub struct Layout {
+        /// Addresses, offsets and sizes are this many bytes (4 or 8).
+        pub word: usize,
+        pub machine: u16,
+        pub e_phoff: usize,
+        pub e_shoff: usize,
+        pub e_phentsize: usize,
+        pub e_phnum: usize,
+        pub e_shentsize: usize,
+        pub e_shnum: usize,
+        pub e_shstrndx: usize,
+        pub phdr_len: u64,
+        pub p_type: usize,
+        pub p_offset: usize,
+        pub p_vaddr: usize,
+        pub p_paddr: usize,
+        pub p_filesz: usize,
+        pub p_memsz: usize,
+        pub shdr_len: u64,
+        pub sh_type: usize,
+        pub sh_addr: usize,
+        pub sh_offset: usize,
+        pub sh_size: usize,
+        pub sh_link: usize,
+        pub sh_addralign: usize,
+    }
+
+    pub const ELF32: Layout = Layout {
+        word: 4,
+        machine: EM_386,
+        e_phoff: 28,
+        e_shoff: 32,
+        e_phentsize: 42,
+        e_phnum: 44,
+        e_shentsize: 46,
+        e_shnum: 48,
+        e_shstrndx: 50,
+        phdr_len: 32,
+        p_type: 0,
+        p_offset: 4,
+        p_vaddr: 8,
+        p_paddr: 12,
+        p_filesz: 16,
+        p_memsz: 20,
+        shdr_len: 40,
+        sh_type: 4,
+        sh_addr: 12,
+        sh_offset: 16,
+        sh_size: 20,
+        sh_link: 24,
+        sh_addralign: 32,
+    };
+
+    pub const ELF64: Layout = Layout {
+        word: 8,
+        machine: EM_X86_64,
+        e_phoff: 32,
+        e_shoff: 40,
+        e_phentsize: 54,
+        e_phnum: 56,
+        e_shentsize: 58,
+        e_shnum: 60,
+        e_shstrndx: 62,
+        phdr_len: 56,
+        p_type: 0,
+        p_offset: 8,
+        p_vaddr: 16,
+        p_paddr: 24,
+        p_filesz: 32,
+        p_memsz: 40,
+        shdr_len: 64,
+        sh_type: 4,
+        sh_addr: 16,
+        sh_offset: 24,
+        sh_size: 32,
+        sh_link: 40,
+        sh_addralign: 48,
+    };
+
+    impl Layout {
+        /// An address, offset or size field, widened.
+        pub fn word(&self, b: &[u8], off: usize) -> Option<u64> {
+            if self.word == 8 {
+                crate::bytes::le_u64(b, off)
+            } else {
+                crate::bytes::le_u32(b, off).map(u64::from)
+            }
+        }
+    }
+}
+
+/// An ELF32 (EM_386) or ELF64 (EM_X86_64) file header's fields, widened.
 struct Elf {
-    is64: bool,
+    layout: &'static elf::Layout,
     entry: u64,
     phoff: u64,
     shoff: u64,
@@ -662,87 +765,62 @@ struct Phdr {
     memsz: u64,
 }
 
-const PT_LOAD: u32 = 1;
-const SHT_RELA: u32 = 4;
-const SHT_NOBITS: u32 = 8;
-const SHT_REL: u32 = 9;
-
 fn elf_header(image: &[u8]) -> Result<Elf, Mb2Error> {
     use Mb2Error::Elf as E;
-    if image.len() < 52 || &image[..4] != b"\x7fELF" {
+    if image.len() < elf::EHDR32_LEN || &image[..4] != elf::MAGIC {
         return Err(Mb2Error::NotElf);
     }
-    if image[5] != 1 {
+    if image[elf::EI_DATA] != elf::DATA_LSB {
         return Err(E("not little-endian"));
     }
-    let is64 = match image[4] {
-        1 => false,
-        2 => true,
+    let l = match image[elf::EI_CLASS] {
+        elf::CLASS_32 => &elf::ELF32,
+        elf::CLASS_64 => &elf::ELF64,
         _ => return Err(E("invalid ELF class")),
     };
-    let t = |o| rd16(image, o).ok_or(E("header truncated"));
-    let machine = t(18)?;
-    if (!is64 && machine != 3) || (is64 && machine != 62) {
+    let t = |o| le_u16(image, o).ok_or(E("header truncated"));
+    if t(elf::E_MACHINE)? != l.machine {
         return Err(E("wrong machine (need EM_386 for ELF32, EM_X86_64 for ELF64)"));
     }
-    if rd32(image, 20) != Some(1) {
+    if le_u32(image, elf::E_VERSION) != Some(elf::EV_CURRENT) {
         return Err(E("invalid ELF version"));
     }
-    let ty = t(16)?;
-    if ty != 2 && ty != 3 {
+    let ty = t(elf::E_TYPE)?;
+    if ty != elf::ET_EXEC && ty != elf::ET_DYN {
         return Err(E("not an executable (ET_EXEC or ET_DYN)"));
     }
-    let w = |o| rd32(image, o).map(u64::from).ok_or(E("header truncated"));
-    let q = |o| rd64(image, o).ok_or(E("header truncated"));
+    let w = |o| l.word(image, o).ok_or(E("header truncated"));
     let h = |o| t(o).map(u64::from);
-    Ok(if is64 {
-        Elf {
-            is64,
-            entry: q(24)?,
-            phoff: q(32)?,
-            shoff: q(40)?,
-            phentsize: h(54)?,
-            phnum: h(56)?,
-            shentsize: h(58)?,
-            shnum: h(60)?,
-            shstrndx: h(62)?,
-        }
-    } else {
-        Elf {
-            is64,
-            entry: w(24)?,
-            phoff: w(28)?,
-            shoff: w(32)?,
-            phentsize: h(42)?,
-            phnum: h(44)?,
-            shentsize: h(46)?,
-            shnum: h(48)?,
-            shstrndx: h(50)?,
-        }
+    Ok(Elf {
+        layout: l,
+        entry: w(elf::E_ENTRY)?,
+        phoff: w(l.e_phoff)?,
+        shoff: w(l.e_shoff)?,
+        phentsize: h(l.e_phentsize)?,
+        phnum: h(l.e_phnum)?,
+        shentsize: h(l.e_shentsize)?,
+        shnum: h(l.e_shnum)?,
+        shstrndx: h(l.e_shstrndx)?,
     })
 }
 
 fn phdr(image: &[u8], e: &Elf, i: u64) -> Option<Phdr> {
+    let l = e.layout;
     let o = usize::try_from(e.phoff.checked_add(i.checked_mul(e.phentsize)?)?).ok()?;
-    Some(if e.is64 {
-        Phdr {
-            ty: rd32(image, o)?,
-            offset: rd64(image, o + 8)?,
-            vaddr: rd64(image, o + 16)?,
-            paddr: rd64(image, o + 24)?,
-            filesz: rd64(image, o + 32)?,
-            memsz: rd64(image, o + 40)?,
-        }
-    } else {
-        let r = |k| rd32(image, o + k).map(u64::from);
-        Phdr { ty: rd32(image, o)?, offset: r(4)?, vaddr: r(8)?, paddr: r(12)?, filesz: r(16)?, memsz: r(20)? }
+    let w = |k: usize| l.word(image, o.checked_add(k)?);
+    Some(Phdr {
+        ty: le_u32(image, o.checked_add(l.p_type)?)?,
+        offset: w(l.p_offset)?,
+        vaddr: w(l.p_vaddr)?,
+        paddr: w(l.p_paddr)?,
+        filesz: w(l.p_filesz)?,
+        memsz: w(l.p_memsz)?,
     })
 }
 
 fn plan_elf(image: &[u8], h: &Header) -> Result<LoadPlan, Mb2Error> {
     let e = elf_header(image)?;
-    let min_ph = if e.is64 { 56 } else { 32 };
-    if e.phnum > 0 && e.phentsize < min_ph {
+    if e.phnum > 0 && e.phentsize < e.layout.phdr_len {
         return Err(Mb2Error::Elf("program header entries too small"));
     }
     // GRUB reads program headers from the first 32 KiB only.
@@ -758,7 +836,7 @@ fn plan_elf(image: &[u8], h: &Header) -> Result<LoadPlan, Mb2Error> {
 
     let mut segments = Vec::new();
     let (mut lo, mut hi) = (u64::MAX, 0u64);
-    for p in phdrs.iter().filter(|p| p.ty == PT_LOAD) {
+    for p in phdrs.iter().filter(|p| p.ty == elf::PT_LOAD) {
         let end = p.paddr.checked_add(p.memsz).filter(|&x| x <= FOUR_GIB);
         let Some(end) = end else {
             return Err(Mb2Error::Above4G(Range::new(p.paddr, p.paddr.saturating_add(p.memsz))));
@@ -818,8 +896,8 @@ fn place_sections(
     if e.shoff == 0 || e.shentsize == 0 {
         return Ok(());
     }
-    let min_sh = if e.is64 { 64 } else { 40 };
-    if e.shentsize < min_sh {
+    let l = e.layout;
+    if e.shentsize < l.shdr_len {
         return Err(Mb2Error::Elf("section header entries too small"));
     }
     let at = |i: u64, k: usize| {
@@ -829,16 +907,12 @@ fn place_sections(
     // Extended numbering: shnum 0 and SHN_XINDEX live in section 0.
     let mut shnum = e.shnum;
     if shnum == 0 {
-        shnum = if e.is64 {
-            at(0, 32).and_then(|o| rd64(image, o))
-        } else {
-            at(0, 20).and_then(|o| rd32(image, o)).map(u64::from)
-        }
-        .ok_or(Mb2Error::Elf("section header table truncated"))?;
+        shnum =
+            at(0, l.sh_size).and_then(|o| l.word(image, o)).ok_or(Mb2Error::Elf("section header table truncated"))?;
     }
     let mut shndx = e.shstrndx;
-    if shndx == 0xffff {
-        shndx = at(0, if e.is64 { 40 } else { 24 }).and_then(|o| rd32(image, o)).map(u64::from).unwrap_or(0);
+    if shndx == elf::SHN_XINDEX {
+        shndx = at(0, l.sh_link).and_then(|o| le_u32(image, o)).map(u64::from).unwrap_or(0);
     }
     let table_len = shnum.checked_mul(e.shentsize).filter(|&l| l <= u32::MAX as u64);
     let table_end = table_len.and_then(|l| e.shoff.checked_add(l)).filter(|&x| x <= image.len() as u64);
@@ -854,21 +928,17 @@ fn place_sections(
     for i in 0..shnum as usize {
         let o = i * e.shentsize as usize;
         let s = &table[o..o + e.shentsize as usize];
-        let ty = rd32(s, 4).unwrap_or(0);
-        if ty == SHT_REL || ty == SHT_RELA {
+        let ty = le_u32(s, l.sh_type).unwrap_or(0);
+        if ty == elf::SHT_REL || ty == elf::SHT_RELA {
             return Err(Mb2Error::ElfRelocs);
         }
-        let (addr, off, size, align) = if e.is64 {
-            (rd64(s, 16), rd64(s, 24), rd64(s, 32), rd64(s, 48))
-        } else {
-            let r = |k| rd32(s, k).map(u64::from);
-            (r(12), r(16), r(20), r(32))
-        };
+        let w = |k| l.word(s, k);
+        let (addr, off, size, align) = (w(l.sh_addr), w(l.sh_offset), w(l.sh_size), w(l.sh_addralign));
         let (addr, off, size, align) = (addr.unwrap_or(0), off.unwrap_or(0), size.unwrap_or(0), align.unwrap_or(1));
         if addr != 0 || size == 0 {
             continue;
         }
-        let nobits = ty == SHT_NOBITS;
+        let nobits = ty == elf::SHT_NOBITS;
         if !nobits && off.checked_add(size).is_none_or(|x| x > image.len() as u64) {
             return Err(Mb2Error::PastEndOfFile { what: "ELF section", offset: off, len: size, file_len: image.len() });
         }
@@ -889,17 +959,14 @@ fn place_sections(
             dest_phys: dest,
             mem_len: size,
         });
-        let slot = o + if e.is64 { 16 } else { 12 };
-        if e.is64 {
-            table[slot..slot + 8].copy_from_slice(&dest.to_le_bytes());
-        } else {
-            table[slot..slot + 4].copy_from_slice(&(dest as u32).to_le_bytes());
-        }
+        // sh_addr is where the kernel finds the section: tell it.
+        let slot = o + l.sh_addr;
+        table[slot..slot + l.word].copy_from_slice(&dest.to_le_bytes()[..l.word]);
     }
     plan.elf_sections = ElfSections { num: shnum as u32, entsize: e.shentsize as u32, shndx: shndx as u32, table };
     Ok(())
 }
 
 #[cfg(test)]
-#[path = "multiboot2_tests.rs"]
+#[path = "header_tests.rs"]
 mod tests;

@@ -21,7 +21,7 @@ pub(crate) fn tag(ty: u16, flags: u16, body: &[u32]) -> Vec<u8> {
 /// A complete header with the given tags and an end tag.
 pub(crate) fn header(tags: &[Vec<u8>]) -> Vec<u8> {
     let mut body: Vec<u8> = tags.concat();
-    body.extend_from_slice(&tag(0, 0, &[]));
+    body.extend_from_slice(&tag(htag::END, 0, &[]));
     let len = 16 + body.len() as u32;
     let mut h = Vec::new();
     for w in [HEADER_MAGIC, 0, len, 0u32.wrapping_sub(HEADER_MAGIC).wrapping_sub(len)] {
@@ -241,7 +241,7 @@ fn information_requests_as_grub() {
             "{e}"
         );
         // Optional: not even looked at.
-        let img = higher_half(false, &[tag(htag::INFORMATION_REQUEST, 1, &[1, 6, t])]);
+        let img = higher_half(false, &[tag(htag::INFORMATION_REQUEST, htag::FLAG_OPTIONAL, &[1, 6, t])]);
         assert!(parse_header(&img).is_ok());
     }
     // Every other type 0-21 may be required, including those a BIOS network
@@ -256,7 +256,7 @@ fn information_requests_as_grub() {
     let img = higher_half(
         false,
         &[
-            tag(htag::INFORMATION_REQUEST, 1, &[5, 7]),
+            tag(htag::INFORMATION_REQUEST, htag::FLAG_OPTIONAL, &[5, 7]),
             tag(htag::INFORMATION_REQUEST, 0, &[5, 6, 5]),
             tag(htag::INFORMATION_REQUEST, 0, &[5]),
         ],
@@ -270,12 +270,13 @@ fn information_requests_as_grub() {
 
 #[test]
 fn unknown_tags() {
+    // 11: the first type the specification does not define.
     let img = higher_half(false, &[tag(11, 0, &[0])]);
     assert_eq!(
         parse_header(&img).unwrap_err().to_string(),
         "Multiboot2 header tag type 11 (unknown) is not supported and not marked optional"
     );
-    let img = higher_half(false, &[tag(11, 1, &[0])]);
+    let img = higher_half(false, &[tag(11, htag::FLAG_OPTIONAL, &[0])]);
     assert!(parse_header(&img).is_ok());
 }
 
@@ -285,7 +286,7 @@ fn console_framebuffer_module_align_efi_tags() {
         false,
         &[
             tag(htag::CONSOLE_FLAGS, 0, &[CONSOLE_EGA_TEXT_SUPPORTED]),
-            tag(htag::FRAMEBUFFER, 1, &[1024, 768, 32]),
+            tag(htag::FRAMEBUFFER, htag::FLAG_OPTIONAL, &[1024, 768, 32]),
             tag(htag::MODULE_ALIGN, 0, &[]),
             tag(htag::EFI_BS, 0, &[]),
             tag(htag::ENTRY_ADDRESS_EFI64, 0, &[0x10_3000]),
@@ -305,8 +306,10 @@ fn console_framebuffer_module_align_efi_tags() {
     let img = higher_half(false, &[tag(htag::CONSOLE_FLAGS, 0, &[CONSOLE_REQUIRED])]);
     assert_eq!(parse_header(&img), Err(Mb2Error::NoUsableConsole));
     // ...unless a framebuffer tag makes a graphics console acceptable.
-    let img =
-        higher_half(false, &[tag(htag::CONSOLE_FLAGS, 0, &[CONSOLE_REQUIRED]), tag(htag::FRAMEBUFFER, 1, &[0, 0, 0])]);
+    let img = higher_half(
+        false,
+        &[tag(htag::CONSOLE_FLAGS, 0, &[CONSOLE_REQUIRED]), tag(htag::FRAMEBUFFER, htag::FLAG_OPTIONAL, &[0, 0, 0])],
+    );
     assert!(!parse_header(&img).unwrap().accepts_ega_text());
     // Not required and no EGA text: GRUB warns and boots.
     let img = higher_half(false, &[tag(htag::CONSOLE_FLAGS, 0, &[0])]);
@@ -364,8 +367,10 @@ fn garbage_never_panics() {
         x ^= x << 17;
         x
     };
-    let base =
-        higher_half(false, &[tag(htag::INFORMATION_REQUEST, 1, &[4, 6]), tag(htag::ENTRY_ADDRESS, 0, &[0x10_1000])]);
+    let base = higher_half(
+        false,
+        &[tag(htag::INFORMATION_REQUEST, htag::FLAG_OPTIONAL, &[4, 6]), tag(htag::ENTRY_ADDRESS, 0, &[0x10_1000])],
+    );
     for _ in 0..3000 {
         let mut img = base.clone();
         for _ in 0..(rnd() % 8 + 1) {
@@ -571,7 +576,7 @@ fn entry_tags_as_grub_on_bios() {
         parse_header(&img).unwrap_err().to_string(),
         "Multiboot2 header tag type 8 (EFI i386 entry address) is not supported and not marked optional"
     );
-    let img = higher_half(false, &[tag(htag::ENTRY_ADDRESS_EFI32, 1, &[0x10_2000])]);
+    let img = higher_half(false, &[tag(htag::ENTRY_ADDRESS_EFI32, htag::FLAG_OPTIONAL, &[0x10_2000])]);
     assert_eq!(plan(&img).unwrap().entry, 0x10_1010);
     // EFI amd64 entry (9) and EFI boot services (7), required or not:
     // accepted and ignored on BIOS; the kernel enters at its i386 entry.
@@ -598,11 +603,11 @@ fn xen_4_17_header_is_accepted_and_placed_high() {
     let tags = [
         tag(htag::INFORMATION_REQUEST, 0, &[4, 6]),
         tag(htag::MODULE_ALIGN, 0, &[]),
-        tag(htag::RELOCATABLE, 1, &[0x20_0000, 0xffff_ffff, 0x20_0000, 2]),
-        tag(htag::CONSOLE_FLAGS, 1, &[CONSOLE_EGA_TEXT_SUPPORTED]),
-        tag(htag::FRAMEBUFFER, 1, &[0, 0, 0]),
-        tag(htag::EFI_BS, 1, &[]),
-        tag(htag::ENTRY_ADDRESS_EFI64, 1, &[0x20_0060]),
+        tag(htag::RELOCATABLE, htag::FLAG_OPTIONAL, &[0x20_0000, 0xffff_ffff, 0x20_0000, 2]),
+        tag(htag::CONSOLE_FLAGS, htag::FLAG_OPTIONAL, &[CONSOLE_EGA_TEXT_SUPPORTED]),
+        tag(htag::FRAMEBUFFER, htag::FLAG_OPTIONAL, &[0, 0, 0]),
+        tag(htag::EFI_BS, htag::FLAG_OPTIONAL, &[]),
+        tag(htag::ENTRY_ADDRESS_EFI64, htag::FLAG_OPTIONAL, &[0x20_0060]),
     ];
     // A 6 MiB image linked at 2 MiB (Xen's ELF32 loads by physical address).
     let mb = header(&tags);

@@ -11,26 +11,13 @@
 //!
 //! (GRUB writes a boot device tag (5) only when booting from a disk.)
 
+use super::header::ElfSections;
+use super::tags::tag;
+use crate::bytes::Writer;
 use crate::memmap::E820Entry;
-use crate::multiboot2::ElfSections;
 use crate::vbe::{Color, Graphics, VbeTag};
 
-pub mod tag {
-    pub const END: u32 = 0;
-    pub const CMDLINE: u32 = 1;
-    pub const BOOT_LOADER_NAME: u32 = 2;
-    pub const APM: u32 = 10;
-    pub const MODULE: u32 = 3;
-    pub const BASIC_MEMINFO: u32 = 4;
-    pub const MMAP: u32 = 6;
-    pub const VBE: u32 = 7;
-    pub const FRAMEBUFFER: u32 = 8;
-    pub const ELF_SECTIONS: u32 = 9;
-    pub const ACPI_OLD: u32 = 14;
-    pub const ACPI_NEW: u32 = 15;
-    pub const NETWORK: u32 = 16;
-    pub const LOAD_BASE_ADDR: u32 = 21;
-}
+pub use crate::bytes::BufferTooSmall;
 
 /// Framebuffer types: indexed colour, direct RGB, EGA text.
 pub const FB_TYPE_INDEXED: u8 = 0;
@@ -120,135 +107,94 @@ pub struct BootInfo<'a> {
     pub acpi_new: Option<&'a [u8]>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BufferTooSmall {
-    pub need: usize,
-    pub have: usize,
+/// A tag's 8-byte header: type and size (of the header and the payload,
+/// without the padding to the next tag).
+fn tag_header(w: &mut Writer, ty: u32, size: usize) {
+    w.le_u32(ty);
+    w.le_u32(size as u32);
 }
 
-impl core::fmt::Display for BufferTooSmall {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "boot information needs {} bytes, buffer has {}", self.need, self.have)
-    }
+/// A tag whose payload is a NUL-terminated string.
+fn string_tag(w: &mut Writer, ty: u32, s: &str) {
+    tag_header(w, ty, 8 + s.len() + 1);
+    w.bytes(s.as_bytes());
+    w.u8(0);
+    w.align(8);
 }
 
-/// Appends tags into a byte buffer; counts only when the buffer is absent.
-struct Writer<'b> {
-    buf: Option<&'b mut [u8]>,
-    pos: usize,
-}
+fn write_all(info: &BootInfo, total_size: u32, w: &mut Writer) {
+    w.le_u32(total_size);
+    w.le_u32(0); // reserved
 
-impl Writer<'_> {
-    fn bytes(&mut self, b: &[u8]) {
-        if let Some(buf) = self.buf.as_deref_mut() {
-            buf[self.pos..self.pos + b.len()].copy_from_slice(b);
-        }
-        self.pos += b.len();
-    }
-    fn u8(&mut self, v: u8) {
-        self.bytes(&[v]);
-    }
-    fn u16(&mut self, v: u16) {
-        self.bytes(&v.to_le_bytes());
-    }
-    fn u32(&mut self, v: u32) {
-        self.bytes(&v.to_le_bytes());
-    }
-    fn u64(&mut self, v: u64) {
-        self.bytes(&v.to_le_bytes());
-    }
-    /// Pads with zeros to the next 8-byte boundary (every tag starts there).
-    fn align8(&mut self) {
-        while !self.pos.is_multiple_of(8) {
-            self.u8(0);
-        }
-    }
-    fn header(&mut self, ty: u32, size: usize) {
-        self.u32(ty);
-        self.u32(size as u32);
-    }
-    /// A tag whose payload is a NUL-terminated string.
-    fn string_tag(&mut self, ty: u32, s: &str) {
-        self.header(ty, 8 + s.len() + 1);
-        self.bytes(s.as_bytes());
-        self.u8(0);
-        self.align8();
-    }
-}
+    tag_header(w, tag::LOAD_BASE_ADDR, 12);
+    w.le_u32(info.load_base);
+    w.align(8);
 
-fn write_all(info: &BootInfo, w: &mut Writer) {
-    w.u32(0); // total_size, patched at the end
-    w.u32(0); // reserved
-
-    w.header(tag::LOAD_BASE_ADDR, 12);
-    w.u32(info.load_base);
-    w.align8();
-
-    w.string_tag(tag::CMDLINE, info.cmdline);
-    w.string_tag(tag::BOOT_LOADER_NAME, info.loader_name);
+    string_tag(w, tag::CMDLINE, info.cmdline);
+    string_tag(w, tag::BOOT_LOADER_NAME, info.loader_name);
 
     if let Some(a) = info.apm {
-        w.header(tag::APM, 28);
-        w.u16(a.version);
-        w.u16(a.cseg);
-        w.u32(a.offset);
-        w.u16(a.cseg_16);
-        w.u16(a.dseg);
-        w.u16(a.flags);
-        w.u16(a.cseg_len);
-        w.u16(a.cseg_16_len);
-        w.u16(a.dseg_len);
-        w.align8();
+        tag_header(w, tag::APM, 28);
+        w.le_u16(a.version);
+        w.le_u16(a.cseg);
+        w.le_u32(a.offset);
+        w.le_u16(a.cseg_16);
+        w.le_u16(a.dseg);
+        w.le_u16(a.flags);
+        w.le_u16(a.cseg_len);
+        w.le_u16(a.cseg_16_len);
+        w.le_u16(a.dseg_len);
+        w.align(8);
     }
 
     for m in info.modules {
-        w.header(tag::MODULE, 16 + m.string.len() + 1);
-        w.u32(m.start);
-        w.u32(m.end);
+        tag_header(w, tag::MODULE, 16 + m.string.len() + 1);
+        w.le_u32(m.start);
+        w.le_u32(m.end);
         w.bytes(m.string.as_bytes());
         w.u8(0);
-        w.align8();
+        w.align(8);
     }
 
-    w.header(tag::MMAP, 16 + 24 * info.mmap.len());
-    w.u32(24); // entry_size
-    w.u32(0); // entry_version
+    tag_header(w, tag::MMAP, 16 + 24 * info.mmap.len());
+    w.le_u32(24); // entry_size
+    w.le_u32(0); // entry_version
     for e in info.mmap {
-        w.u64(e.base);
-        w.u64(e.len);
-        w.u32(e.kind);
-        w.u32(0);
+        w.le_u64(e.base);
+        w.le_u64(e.len);
+        w.le_u32(e.kind);
+        w.le_u32(0);
     }
-    w.align8();
+    w.align(8);
 
     // GRUB writes tag 9 for every kernel; with num = 0 for a.out-kludge ones.
     // Its layout uses 32-bit num/entsize/shndx fields (20-byte header).
     let empty = ElfSections { num: 0, entsize: 0, shndx: 0, table: alloc::vec::Vec::new() };
     let s = info.elf_sections.unwrap_or(&empty);
-    w.header(tag::ELF_SECTIONS, 20 + s.table.len());
-    w.u32(s.num);
-    w.u32(s.entsize);
-    w.u32(s.shndx);
+    tag_header(w, tag::ELF_SECTIONS, 20 + s.table.len());
+    w.le_u32(s.num);
+    w.le_u32(s.entsize);
+    w.le_u32(s.shndx);
     w.bytes(&s.table);
-    w.align8();
+    w.align(8);
 
-    w.header(tag::BASIC_MEMINFO, 16);
-    w.u32(info.meminfo.0);
-    w.u32(info.meminfo.1);
+    tag_header(w, tag::BASIC_MEMINFO, 16);
+    w.le_u32(info.meminfo.0);
+    w.le_u32(info.meminfo.1);
 
     if let Some(ack) = info.dhcp_ack {
-        w.header(tag::NETWORK, 8 + ack.len());
+        tag_header(w, tag::NETWORK, 8 + ack.len());
         w.bytes(ack);
-        w.align8();
+        w.align(8);
     }
 
     if let Some(v) = info.vbe {
         // multiboot_tag_vbe: 8 + 8 + 512 + 256 bytes.
-        w.header(tag::VBE, 784);
-        w.u16(v.mode);
-        w.u16(v.interface_seg);
-        w.u16(v.interface_off);
-        w.u16(v.interface_len);
+        tag_header(w, tag::VBE, 784);
+        w.le_u16(v.mode);
+        w.le_u16(v.interface_seg);
+        w.le_u16(v.interface_off);
+        w.le_u16(v.interface_len);
         w.bytes(&v.control_info);
         w.bytes(&v.mode_info);
     }
@@ -256,14 +202,14 @@ fn write_all(info: &BootInfo, w: &mut Writer) {
     match &info.framebuffer {
         Some(Framebuffer::EgaText(fb)) => {
             // multiboot_tag_framebuffer_common: 32 bytes, no colour info for text.
-            w.header(tag::FRAMEBUFFER, 32);
-            w.u64(0xb8000);
-            w.u32(2 * fb.columns); // pitch
-            w.u32(fb.columns);
-            w.u32(fb.rows);
+            tag_header(w, tag::FRAMEBUFFER, 32);
+            w.le_u64(0xb8000);
+            w.le_u32(2 * fb.columns); // pitch
+            w.le_u32(fb.columns);
+            w.le_u32(fb.rows);
             w.u8(16); // bpp
             w.u8(FB_TYPE_EGA_TEXT);
-            w.u16(0); // reserved
+            w.le_u16(0); // reserved
         }
         Some(Framebuffer::Graphics(g)) => {
             // The common part, then the colour info; sizes as GRUB sets them
@@ -273,44 +219,44 @@ fn write_all(info: &BootInfo, w: &mut Writer) {
                 Color::Rgb(_) => 38,
                 Color::Indexed(p) => 34 + 3 * p.len(),
             };
-            w.header(tag::FRAMEBUFFER, size);
-            w.u64(g.addr);
-            w.u32(g.pitch);
-            w.u32(g.width);
-            w.u32(g.height);
+            tag_header(w, tag::FRAMEBUFFER, size);
+            w.le_u64(g.addr);
+            w.le_u32(g.pitch);
+            w.le_u32(g.width);
+            w.le_u32(g.height);
             w.u8(g.bpp);
             match &g.color {
                 Color::Indexed(p) => {
                     w.u8(FB_TYPE_INDEXED);
-                    w.u16(0);
-                    w.u16(p.len() as u16);
+                    w.le_u16(0);
+                    w.le_u16(p.len() as u16);
                     for c in p {
                         w.bytes(c);
                     }
                 }
                 Color::Rgb(f) => {
                     w.u8(FB_TYPE_RGB);
-                    w.u16(0);
+                    w.le_u16(0);
                     w.bytes(f);
                 }
             }
-            w.align8();
+            w.align(8);
         }
         None => {}
     }
 
     if let Some(r) = info.acpi_old {
-        w.header(tag::ACPI_OLD, 8 + r.len());
+        tag_header(w, tag::ACPI_OLD, 8 + r.len());
         w.bytes(r);
-        w.align8();
+        w.align(8);
     }
     if let Some(r) = info.acpi_new {
-        w.header(tag::ACPI_NEW, 8 + r.len());
+        tag_header(w, tag::ACPI_NEW, 8 + r.len());
         w.bytes(r);
-        w.align8();
+        w.align(8);
     }
 
-    w.header(tag::END, 8);
+    tag_header(w, tag::END, 8);
 }
 
 /// The tag types the MBI for `info` holds, in order (for telling which
@@ -373,9 +319,9 @@ pub fn grub_chunk_size(info: &BootInfo) -> usize {
 
 /// The MBI's size in bytes.
 pub fn size(info: &BootInfo) -> usize {
-    let mut w = Writer { buf: None, pos: 0 };
-    write_all(info, &mut w);
-    w.pos
+    let mut w = Writer::counter();
+    write_all(info, 0, &mut w);
+    w.len()
 }
 
 /// Writes the MBI into `buf` (which should be 8-byte aligned where it will
@@ -385,12 +331,9 @@ pub fn write(info: &BootInfo, buf: &mut [u8]) -> Result<usize, BufferTooSmall> {
     if buf.len() < need {
         return Err(BufferTooSmall { need, have: buf.len() });
     }
-    let buf = &mut buf[..need];
-    buf.fill(0);
-    let mut w = Writer { buf: Some(&mut *buf), pos: 0 };
-    write_all(info, &mut w);
-    buf[..4].copy_from_slice(&(need as u32).to_le_bytes());
-    Ok(need)
+    let mut w = Writer::new(&mut buf[..need]);
+    write_all(info, need as u32, &mut w);
+    w.finish()
 }
 
 /// The ACPI RSDPs in a BIOS area (the first KiB of the EBDA, or
