@@ -174,7 +174,7 @@ fn boot_files(kernel: &[u8], module: Option<&[u8]>, memory_mib: u32) -> (tempfil
 }
 
 /// Segments over chainloader.0 itself (an a.out-kludge kernel at 64 KiB,
-/// inside the loader's 0x7c00-0x7b000), and over memory that is not RAM
+/// inside the loader's 0x7c00-0x7c000), and over memory that is not RAM
 /// (an ELF kernel at 3 GiB on a 128 MiB machine): each is refused with the
 /// range, and the countdown follows.
 #[test]
