@@ -89,3 +89,18 @@ pub fn ram_region_difference_grub_minus_chainloader() -> i64 {
     let ours = std::fs::metadata(dist("chainloader.0")).unwrap().len();
     ipxe_hidden_for_nbp(ours) as i64 - ipxe_hidden_for_nbp(grub::GrubNetboot::core_size()) as i64
 }
+
+/// Reads a child's piped stdout and stderr to the end on two threads, so
+/// that neither pipe fills and stalls it; join them for the text.
+pub fn collect_output(
+    child: &mut std::process::Child,
+) -> (std::thread::JoinHandle<String>, std::thread::JoinHandle<String>) {
+    fn drain(mut r: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<String> {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    }
+    (drain(child.stdout.take().expect("stdout piped")), drain(child.stderr.take().expect("stderr piped")))
+}

@@ -268,17 +268,7 @@ impl RelayServe {
                 let _ = si.write_all(&data);
             });
         }
-        let (mut so, mut se) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-        let out = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = std::io::Read::read_to_string(&mut so, &mut s);
-            s
-        });
-        let err = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = std::io::Read::read_to_string(&mut se, &mut s);
-            s
-        });
+        let (out, err) = crate::collect_output(&mut child);
         let deadline = Instant::now() + timeout;
         let code = loop {
             if let Some(st) = child.try_wait().unwrap() {

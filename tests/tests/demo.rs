@@ -17,17 +17,7 @@ fn demo_script_runs_the_whole_workflow() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (mut so, mut se) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut so, &mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut se, &mut s);
-        s
-    });
+    let (out, err) = e2e::collect_output(&mut child);
     let deadline = Instant::now() + Duration::from_secs(280);
     let code = loop {
         if let Some(st) = child.try_wait().unwrap() {
