@@ -286,11 +286,11 @@ pub fn plot(r: &Results, out: &Path) -> Result<PathBuf, String> {
         return Err("gnuplot is not installed (apt-get install gnuplot-nox)".into());
     }
     let mut script = String::from(
-        "set terminal pngcairo size 1000,620 font 'sans,10'\n\
+        "set terminal pngcairo size 1000,720 font 'sans,10'\n\
          set output '__OUT__'\n\
          set title 'Own time to kernel entry vs module size (QEMU TCG, e1000, iPXE ROM); lower is better'\n\
          set logscale xy\nset xlabel 'module size (MiB)'\nset ylabel 'own time (s): power-on to kernel entry minus floor'\n\
-         set key left top\nset grid\n",
+         set key outside below maxrows 5\nset grid\nset xrange [0.7:400]\n",
     );
     let mut plots = vec![];
     let mut data = String::new();
@@ -310,7 +310,7 @@ pub fn plot(r: &Results, out: &Path) -> Result<PathBuf, String> {
             let _ = writeln!(data, "{s} {t}");
         }
         data += "\n\n";
-        let style = if row.loader == LINUX { "points pt 7 ps 1.5" } else { "linespoints pt 7" };
+        let style = if points.len() == 1 { "points pt 7 ps 1.5" } else { "linespoints pt 7" };
         let dash = if row.link == Link::User { "dt 2" } else { "dt 1" };
         let title = format!("{}: {} ({})", row.link.label(), row.loader, row.server).replace('\'', "");
         plots.push(format!("'__DATA__' index {index} with {style} {dash} lw 2 title '{title}'"));

@@ -3,6 +3,7 @@
 use crate::arch::pxe::{RxRing, Undi, TX_BUF_LEN};
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, UdpPacket};
 
 pub struct UndiDevice {
     pub undi: Undi,
@@ -21,15 +22,19 @@ impl UndiDevice {
 
 pub struct RxToken<'a>(&'a [u8], &'a core::cell::Cell<usize>);
 
-/// The UDP payload length if `f` is an IPv4/UDP frame to port 68.
+/// The UDP payload length if `f` is an IPv4/UDP frame to port 68, read
+/// through smoltcp's checked views (lengths validated, never trusted).
 fn dhcp_reply_len(f: &[u8]) -> Option<usize> {
-    if f.len() < 42 || f[12..14] != [0x08, 0x00] || f[23] != 17 {
+    let eth = EthernetFrame::new_checked(f).ok()?;
+    if eth.ethertype() != EthernetProtocol::Ipv4 {
         return None;
     }
-    let ihl = (f[14] & 0x0f) as usize * 4;
-    let udp = 14 + ihl;
-    let b = f.get(udp..udp + 8)?;
-    (u16::from_be_bytes([b[2], b[3]]) == 68).then(|| (u16::from_be_bytes([b[4], b[5]]) as usize).saturating_sub(8))
+    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    if ip.next_header() != IpProtocol::Udp {
+        return None;
+    }
+    let udp = UdpPacket::new_checked(ip.payload()).ok()?;
+    (udp.dst_port() == 68).then(|| udp.payload().len())
 }
 
 pub struct TxToken<'a>(&'a mut Undi);
