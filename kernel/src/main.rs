@@ -113,6 +113,10 @@ fn start(magic: u32, mbi_addr: u32) -> ! {
         arch::halt_forever();
     }
 
+    if has("burst") {
+        console_burst(&mut c, BURST_LINES);
+    }
+
     c.set_rx_interrupt(true);
     arch::cpu::unmask_irq(arch::cpu::COM1_IRQ);
     let _ = writeln!(
@@ -122,6 +126,39 @@ fn start(magic: u32, mbi_addr: u32) -> ! {
     loop {
         arch::wait_for_interrupt();
     }
+}
+
+/// Lines the `burst` switch prints (78 bytes each: about 310 KiB).
+const BURST_LINES: u32 = 4000;
+
+/// The `burst` switch: `lines` pseudo-random lines as fast as the UART
+/// takes them, `BURST 000000 <64 hex digits>`, then
+/// `BURST-END lines=N crc32=X`, the CRC-32 of the lines with a `\n` after
+/// each (the UART adds its `\r`). A test can then check that a console log
+/// holds every byte, in order, whatever its clients did meanwhile.
+fn console_burst(c: &mut impl Write, lines: u32) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut crc = crc32fast::Hasher::new();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut line = *b"BURST 000000 0000000000000000000000000000000000000000000000000000000000000000\n";
+    for n in 0..lines {
+        let mut v = n;
+        for d in line[6..12].iter_mut().rev() {
+            *d = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        for chunk in line[13..77].chunks_mut(16) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            for (i, d) in chunk.iter_mut().enumerate() {
+                *d = HEX[((x >> (i * 4)) & 0xf) as usize];
+            }
+        }
+        crc.update(&line);
+        let _ = c.write_str(core::str::from_utf8(&line).unwrap_or(""));
+    }
+    let _ = writeln!(c, "BURST-END lines={lines} crc32={:08x}", crc.finalize());
 }
 
 fn read_and_check(magic: u32, addr: u64, kernel: Range) -> Result<Mbi<'static>, mbi_check::Problem> {
