@@ -102,7 +102,7 @@ impl Dhcp {
         config: &Config,
         state_dir: Option<&std::path::Path>,
     ) -> anyhow::Result<Dhcp> {
-        let rules = config.rules.iter().cloned().map(Rule::new).collect::<anyhow::Result<Vec<_>>>()?;
+        let rules = config.rules.iter().cloned().map(Rule::new).collect::<Result<Vec<_>, _>>()?;
         let leases = match mode {
             Mode::Proxy => None,
             Mode::Full => {
