@@ -220,14 +220,14 @@ pub fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         let d = dhcp.clone();
         spawn("pxe-4011", Box::new(move || Ok(dhcp::serve(s, PXE_PORT, &d)?)))?;
     }
-    spawn("tftp", Box::new(move || tftp.run()))?;
+    spawn("tftp", Box::new(move || Ok(tftp.run()?)))?;
     if let Some(h) = http {
         info!(
             "relay: HTTP on {} for chainloader.0 (option 210 {})",
             h.local_addr(),
             dhcp.lock().map(|d| d.http_prefix.clone().unwrap_or_default()).unwrap_or_default()
         );
-        spawn("http", Box::new(move || h.run().map_err(anyhow::Error::from)))?;
+        spawn("http", Box::new(move || Ok(h.run()?)))?;
     }
     if let Some(p) = pinger {
         let d = dhcp.clone();
