@@ -12,17 +12,65 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::console::session::{self, Codec};
+use crate::error::chain;
 use crate::target::boot::{self, BootPlan};
 use crate::target::reboot::{self, Outcome, Progress, EXIT_CANNOT_RESET};
 use crate::target::stage::{self, Staged};
 use crate::target::{TargetStatus, Targets};
 
 pub const DEFAULT_CONTROL: &str = "/run/relay/control.sock";
+
+/// What went wrong on the control socket, on either end. Each variant's
+/// text is its own context; the cause is its `source()`.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Nul(#[from] std::ffi::NulError),
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
+    #[error(transparent)]
+    Target(#[from] crate::target::TargetError),
+
+    // -- the daemon's socket
+    #[error("cannot create {}", dir.display())]
+    CreateDir { dir: PathBuf, source: std::io::Error },
+    #[error("another relay is already listening on {}", .0.display())]
+    AlreadyListening(PathBuf),
+    #[error("cannot remove stale socket {}", path.display())]
+    RemoveStale { path: PathBuf, source: std::io::Error },
+    #[error("cannot listen on {}", path.display())]
+    Listen { path: PathBuf, source: std::io::Error },
+    #[error("cannot give {} to group {group}", path.display())]
+    Chown { path: PathBuf, group: String, source: std::io::Error },
+    #[error("no group {0:?} (for the control socket)")]
+    NoGroup(String),
+
+    // -- requests
+    #[error("the target has no reset method {name:?} (it has: {has})")]
+    NoMethod { name: String, has: String },
+    #[error("no --kernel given and the target has no default kernel")]
+    NoKernel,
+    #[error("cannot open the default kernel {}", path.display())]
+    OpenKernel { path: PathBuf, source: std::io::Error },
+    #[error("cannot open module {path}")]
+    OpenModule { path: String, source: std::io::Error },
+
+    // -- the client
+    #[error("cannot reach the relay at {} (is `relay serve` running? are you in the socket's group?)", path.display())]
+    Connect { path: PathBuf, source: std::io::Error },
+    #[error("bad event from the relay: {line:?}")]
+    BadEvent { line: String, source: serde_json::Error },
+}
+
+type Result<T, E = ControlError> = std::result::Result<T, E>;
 
 /// A file sent after the request line.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,22 +132,26 @@ pub enum Event {
 /// the relay.
 pub fn listen(path: &Path, group: Option<&str>) -> Result<UnixListener> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|source| ControlError::CreateDir { dir: dir.to_path_buf(), source })?;
     }
     if path.exists() {
         if UnixStream::connect(path).is_ok() {
-            bail!("another relay is already listening on {}", path.display());
+            return Err(ControlError::AlreadyListening(path.to_path_buf()));
         }
-        std::fs::remove_file(path).with_context(|| format!("cannot remove stale socket {}", path.display()))?;
+        std::fs::remove_file(path).map_err(|source| ControlError::RemoveStale { path: path.to_path_buf(), source })?;
     }
-    let l = UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))?;
+    let l = UnixListener::bind(path).map_err(|source| ControlError::Listen { path: path.to_path_buf(), source })?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
     if let Some(g) = group {
         let gid = group_id(g)?;
         let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
         // SAFETY: chown on a NUL-terminated path we own; -1 keeps the owner.
         if unsafe { libc::chown(c.as_ptr(), u32::MAX, gid) } != 0 {
-            bail!("cannot give {} to group {g}: {}", path.display(), std::io::Error::last_os_error());
+            return Err(ControlError::Chown {
+                path: path.to_path_buf(),
+                group: g.to_string(),
+                source: std::io::Error::last_os_error(),
+            });
         }
     }
     Ok(l)
@@ -114,7 +166,7 @@ fn group_id(name: &str) -> Result<u32> {
     // (the relay calls it once, at start, before other threads do).
     let g = unsafe { libc::getgrnam(c.as_ptr()) };
     if g.is_null() {
-        bail!("no group {name:?} (for the control socket)");
+        return Err(ControlError::NoGroup(name.to_string()));
     }
     // SAFETY: non-null result of getgrnam points to a valid struct group.
     Ok(unsafe { (*g).gr_gid })
@@ -127,7 +179,7 @@ pub fn serve(listener: UnixListener, targets: Arc<Targets>) {
                 let t = targets.clone();
                 std::thread::spawn(move || {
                     if let Err(e) = handle(c, &t) {
-                        warn!("control: {e:#}");
+                        warn!("control: {}", chain(&e));
                     }
                 });
             }
@@ -167,7 +219,7 @@ fn handle(stream: UnixStream, targets: &Targets) -> Result<()> {
             let rt = match targets.get(target.as_deref()) {
                 Ok(t) => t,
                 Err(e) => {
-                    done(&mut w, 1, format!("{e:#}"));
+                    done(&mut w, 1, chain(&e));
                     return Ok(());
                 }
             };
@@ -181,14 +233,14 @@ fn handle(stream: UnixStream, targets: &Targets) -> Result<()> {
             let rt = match targets.get(target.as_deref()) {
                 Ok(t) => t,
                 Err(e) => {
-                    done(&mut w, 1, format!("{e:#}"));
+                    done(&mut w, 1, chain(&e));
                     return Ok(());
                 }
             };
             let methods = match pick_methods(&rt.target.reset, &methods) {
                 Ok(m) => m,
                 Err(e) => {
-                    done(&mut w, 1, format!("{e:#}"));
+                    done(&mut w, 1, chain(&e));
                     return Ok(());
                 }
             };
@@ -208,7 +260,7 @@ fn handle(stream: UnixStream, targets: &Targets) -> Result<()> {
             let rt = match targets.get(target.as_deref()) {
                 Ok(t) => t,
                 Err(e) => {
-                    done(&mut w, 1, format!("{e:#}"));
+                    done(&mut w, 1, chain(&e));
                     return Ok(());
                 }
             };
@@ -217,7 +269,7 @@ fn handle(stream: UnixStream, targets: &Targets) -> Result<()> {
             let kernel_given = kernel.is_some();
             let result = (|| -> Result<BootPlan> {
                 let methods = pick_methods(&t.reset, &methods)?;
-                let mut stage_one = |spec: &FileSpec, fallback: &str| -> Result<Staged> {
+                let mut stage_one = |spec: &FileSpec, fallback: &str| -> Result<Staged, crate::target::TargetError> {
                     let rel = format!("{dir}/{}", stage::safe_name(&spec.name, fallback));
                     stage::stage_file(&targets.tftp_root, &rel, &mut r, Some(spec.size))
                 };
@@ -226,13 +278,9 @@ fn handle(stream: UnixStream, targets: &Targets) -> Result<()> {
                         (if k.name == "-" { "(stdin)".to_string() } else { k.name.clone() }, stage_one(k, "kernel")?)
                     }
                     None => {
-                        let p = t
-                            .defaults
-                            .kernel
-                            .clone()
-                            .context("no --kernel given and the target has no default kernel")?;
+                        let p = t.defaults.kernel.clone().ok_or(ControlError::NoKernel)?;
                         let mut f = std::fs::File::open(&p)
-                            .with_context(|| format!("cannot open the default kernel {}", p.display()))?;
+                            .map_err(|source| ControlError::OpenKernel { path: p.clone(), source })?;
                         let rel = format!("{dir}/{}", stage::safe_name(&p.to_string_lossy(), "kernel"));
                         (p.display().to_string(), stage::stage_file(&targets.tftp_root, &rel, &mut f, None)?)
                     }
@@ -245,7 +293,8 @@ fn handle(stream: UnixStream, targets: &Targets) -> Result<()> {
                 if modules.is_empty() && !kernel_given {
                     for (i, spec) in t.defaults.modules.iter().enumerate() {
                         let (path, string) = spec.split_once('=').unwrap_or((spec.as_str(), ""));
-                        let mut f = std::fs::File::open(path).with_context(|| format!("cannot open module {path}"))?;
+                        let mut f = std::fs::File::open(path)
+                            .map_err(|source| ControlError::OpenModule { path: path.to_string(), source })?;
                         let rel = format!("{dir}/{}", stage::safe_name(path, &format!("module{}", i + 1)));
                         staged_modules
                             .push((stage::stage_file(&targets.tftp_root, &rel, &mut f, None)?, string.to_string()));
@@ -267,7 +316,7 @@ fn handle(stream: UnixStream, targets: &Targets) -> Result<()> {
             let plan = match result {
                 Ok(p) => p,
                 Err(e) => {
-                    done(&mut w, 1, format!("{e:#}"));
+                    done(&mut w, 1, chain(&e));
                     return Ok(());
                 }
             };
@@ -275,7 +324,7 @@ fn handle(stream: UnixStream, targets: &Targets) -> Result<()> {
             info!("control: boot {} with {} (sha256 {})", t.name, plan.kernel_name, plan.kernel.sha256);
             match boot::run(&rt, targets, plan, &mut |p| forward(&mut w, p)) {
                 Ok(res) => done(&mut w, res.exit, format!("{}\nboot log: {}", res.message, res.log.display())),
-                Err(e) => done(&mut w, 1, format!("{e:#}")),
+                Err(e) => done(&mut w, 1, chain(&e)),
             }
         }
     }
@@ -313,10 +362,10 @@ fn pick_methods(
     }
     for n in names {
         if !all.iter().any(|m| m.name() == n) {
-            bail!(
-                "the target has no reset method {n:?} (it has: {})",
-                all.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
-            );
+            return Err(ControlError::NoMethod {
+                name: n.clone(),
+                has: all.iter().map(|m| m.name()).collect::<Vec<_>>().join(", "),
+            });
         }
     }
     Ok(all.iter().filter(|m| names.iter().any(|n| n == m.name())).cloned().collect())
@@ -356,12 +405,8 @@ pub fn socket_path(given: Option<PathBuf>) -> PathBuf {
 
 impl Client {
     pub fn connect(path: &Path) -> Result<Client> {
-        let s = UnixStream::connect(path).with_context(|| {
-            format!(
-                "cannot reach the relay at {} (is `relay serve` running? are you in the socket's group?)",
-                path.display()
-            )
-        })?;
+        let s =
+            UnixStream::connect(path).map_err(|source| ControlError::Connect { path: path.to_path_buf(), source })?;
         Ok(Client { reader: BufReader::new(s.try_clone()?), stream: s })
     }
 
@@ -382,7 +427,10 @@ impl Client {
         if self.reader.read_line(&mut line)? == 0 {
             return Ok(None);
         }
-        Ok(Some(serde_json::from_str(&line).with_context(|| format!("bad event from the relay: {line:?}"))?))
+        match serde_json::from_str(&line) {
+            Ok(e) => Ok(Some(e)),
+            Err(source) => Err(ControlError::BadEvent { line, source }),
+        }
     }
 
     /// After `attached`: the raw stream (what the reader buffered first).

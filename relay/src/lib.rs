@@ -13,6 +13,7 @@
 //! - `serve`: `relay serve`, everything started from one config.
 pub mod console;
 pub mod control;
+pub mod error;
 pub mod http;
 pub mod net;
 pub mod policy;

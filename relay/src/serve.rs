@@ -13,6 +13,7 @@ use tracing::{info, warn};
 use crate::console::hub::Hub;
 use crate::console::log::{TimestampedLog, DEFAULT_KEEP, DEFAULT_MAX_BYTES};
 use crate::console::session::Codec;
+use crate::error::Chain;
 use crate::net::dhcp::{self, Dhcp, Mode, PXE_PORT, SERVER_PORT};
 use crate::net::iface;
 use crate::policy::config::Config;
@@ -197,7 +198,7 @@ pub fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
                 Some(p)
             }
             Err(e) => {
-                warn!("no background conflict probe of pool addresses: {e:#}");
+                warn!("no background conflict probe of pool addresses: {}", Chain(&e));
                 None
             }
         },
@@ -213,31 +214,31 @@ pub fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
     };
     {
         let d = dhcp.clone();
-        spawn("dhcp", Box::new(move || dhcp::serve(dhcp_sock, SERVER_PORT, &d)))?;
+        spawn("dhcp", Box::new(move || Ok(dhcp::serve(dhcp_sock, SERVER_PORT, &d)?)))?;
     }
     if let Some(s) = pxe_sock {
         let d = dhcp.clone();
-        spawn("pxe-4011", Box::new(move || dhcp::serve(s, PXE_PORT, &d)))?;
+        spawn("pxe-4011", Box::new(move || Ok(dhcp::serve(s, PXE_PORT, &d)?)))?;
     }
-    spawn("tftp", Box::new(move || tftp.run()))?;
+    spawn("tftp", Box::new(move || Ok(tftp.run()?)))?;
     if let Some(h) = http {
         info!(
             "relay: HTTP on {} for chainloader.0 (option 210 {})",
             h.local_addr(),
             dhcp.lock().map(|d| d.http_prefix.clone().unwrap_or_default()).unwrap_or_default()
         );
-        spawn("http", Box::new(move || h.run().map_err(anyhow::Error::from)))?;
+        spawn("http", Box::new(move || Ok(h.run()?)))?;
     }
     if let Some(p) = pinger {
         let d = dhcp.clone();
-        spawn("conflict-probe", Box::new(move || dhcp::probe_pool(&d, p, offered_rx)))?;
+        spawn("conflict-probe", Box::new(move || Ok(dhcp::probe_pool(&d, p, offered_rx)?)))?;
     }
     if !opts.no_ra {
         match crate::net::ra::Responder::bind(&ifc.name) {
             Ok(r) => {
-                spawn("ra", Box::new(move || r.run()))?;
+                spawn("ra", Box::new(move || Ok(r.run()?)))?;
             }
-            Err(e) => warn!("not answering IPv6 router solicitations ({e:#}); iPXE will wait ~13 s for IPv6"),
+            Err(e) => warn!("not answering IPv6 router solicitations ({}); iPXE will wait ~13 s for IPv6", Chain(&e)),
         }
     }
     if let Some(c) = &control {

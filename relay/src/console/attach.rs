@@ -13,8 +13,6 @@ use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::Mutex;
 
-use anyhow::Result;
-
 /// The escape key: Ctrl-] (0x1d).
 pub const ESCAPE: u8 = 0x1d;
 
@@ -107,7 +105,12 @@ impl Drop for RestoreOnDrop {
 
 /// Run the interactive client. `replay` bytes of recent output are shown
 /// first. `reboot` runs on `Ctrl-] r` (on its own thread).
-pub fn run(conn: UnixStream, pending: Vec<u8>, what: &str, reboot: Option<Box<dyn Fn() + Send + Sync>>) -> Result<()> {
+pub fn run(
+    conn: UnixStream,
+    pending: Vec<u8>,
+    what: &str,
+    reboot: Option<Box<dyn Fn() + Send + Sync>>,
+) -> io::Result<()> {
     let tty = make_raw()?;
     let _restore = RestoreOnDrop;
     let nl = if tty { "\r\n" } else { "\n" };

@@ -19,11 +19,11 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use anyhow::Result;
 use tracing::{info, warn};
 
 use super::log::TimestampedLog;
 use super::serial::{self, ModemLine};
+use super::ConsoleError;
 
 /// Recent output kept for replay to newly attached clients.
 pub const REPLAY_CAPACITY: usize = 1 << 20;
@@ -129,10 +129,11 @@ pub struct Hub {
 impl Hub {
     /// Open the port and start reading it. The port is opened here, so
     /// that a missing or busy device stops `relay serve` with its error.
-    pub fn start(target: &str, device: &str, baud: u32, log: TimestampedLog) -> Result<Arc<Hub>> {
+    pub fn start(target: &str, device: &str, baud: u32, log: TimestampedLog) -> Result<Arc<Hub>, ConsoleError> {
         let port = serial::open_serial(device, baud)?;
-        let writer =
-            port.try_clone_native().map_err(|e| anyhow::anyhow!("cannot clone the handle of {device}: {e}"))?;
+        let writer = port
+            .try_clone_native()
+            .map_err(|source| ConsoleError::CloneHandle { device: device.to_string(), source })?;
         let hub = Arc::new(Hub {
             target: target.to_string(),
             device: device.to_string(),
@@ -155,11 +156,11 @@ impl Hub {
 
     /// Change the line speed (an RFC 2217 client asked); a reopened port
     /// keeps it.
-    pub fn set_baud(&self, baud: u32) -> Result<()> {
+    pub fn set_baud(&self, baud: u32) -> Result<(), ConsoleError> {
         use serialport::SerialPort;
         let mut w = self.writer.lock().unwrap();
-        let p = w.as_mut().ok_or_else(|| anyhow::anyhow!("{} is not open (reopening)", self.device))?;
-        p.set_baud_rate(baud).map_err(|e| anyhow::anyhow!("cannot set {} to {baud} baud: {e}", self.device))?;
+        let p = w.as_mut().ok_or_else(|| ConsoleError::NotOpen(self.device.clone()))?;
+        p.set_baud_rate(baud).map_err(|source| ConsoleError::SetBaud { device: self.device.clone(), baud, source })?;
         self.baud.store(baud, Ordering::SeqCst);
         info!("console {}: {} set to {baud} baud (RFC 2217 request)", self.target, self.device);
         Ok(())
@@ -244,11 +245,11 @@ impl Hub {
     }
 
     /// Drive DTR or RTS (reset methods `dtr`, `rts`).
-    pub fn set_line(&self, line: ModemLine, asserted: bool) -> Result<()> {
+    pub fn set_line(&self, line: ModemLine, asserted: bool) -> Result<(), ConsoleError> {
         let mut w = self.writer.lock().unwrap();
         match w.as_mut() {
             Some(p) => serial::set_line(p, &self.device, line, asserted),
-            None => anyhow::bail!("{} is not open (reopening)", self.device),
+            None => Err(ConsoleError::NotOpen(self.device.clone())),
         }
     }
 

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
+use super::ConsoleError;
 
 /// Default size at which the console log is rotated.
 pub const DEFAULT_MAX_BYTES: u64 = 16 << 20;
@@ -37,15 +37,16 @@ impl TimestampedLog {
         TimestampedLog { path: None, file: None, written: 0, max_bytes: u64::MAX, keep: 0, at_line_start: true }
     }
 
-    pub fn open(path: &Path, max_bytes: u64, keep: u32) -> Result<Self> {
+    pub fn open(path: &Path, max_bytes: u64, keep: u32) -> Result<Self, ConsoleError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|source| ConsoleError::CreateLogDir { dir: dir.to_path_buf(), source })?;
         }
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
-            .with_context(|| format!("cannot open log {}", path.display()))?;
+            .map_err(|source| ConsoleError::OpenLog { path: path.to_path_buf(), source })?;
         let written = file.metadata().map(|m| m.len()).unwrap_or(0);
         // A relay that was killed may have left a line half written: what
         // comes next (the target's rest of it, or a note) must not run on

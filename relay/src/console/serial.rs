@@ -5,9 +5,9 @@
 use std::io::{self, Read};
 use std::time::Duration;
 
-use anyhow::anyhow;
-
 pub use crate::policy::targets::ModemLine;
+
+use super::ConsoleError;
 
 /// Open `path` raw, 8N1, no flow control. The crate opens it exclusively
 /// (TIOCEXCL plus an exclusive `flock`, which also stops root): the hub and
@@ -17,7 +17,7 @@ pub use crate::policy::targets::ModemLine;
 /// Opening a tty asserts DTR and RTS (the kernel does it on open, before
 /// any setting can be applied): a reset header wired to DTR without
 /// inversion holds the target in reset from then on; see docs/console.md.
-pub fn open_serial(path: &str, baud: u32) -> anyhow::Result<serialport::TTYPort> {
+pub fn open_serial(path: &str, baud: u32) -> Result<serialport::TTYPort, ConsoleError> {
     let builder = serialport::new(path, baud)
         .data_bits(serialport::DataBits::Eight)
         .parity(serialport::Parity::None)
@@ -27,9 +27,9 @@ pub fn open_serial(path: &str, baud: u32) -> anyhow::Result<serialport::TTYPort>
     serialport::TTYPort::open(&builder).map_err(|e| {
         let d = e.description.to_lowercase();
         if d.contains("busy") || d.contains("exclusive") {
-            anyhow!("{path} is in use (is `relay serve` running with this target? then use `relay attach`): {e}")
+            ConsoleError::SerialInUse { path: path.to_string(), source: e }
         } else {
-            anyhow!("cannot open serial port {path} at {baud} baud: {e}")
+            ConsoleError::SerialOpen { path: path.to_string(), baud, source: e }
         }
     })
 }
@@ -61,13 +61,16 @@ pub fn read_port(port: &mut serialport::TTYPort, buf: &mut [u8]) -> io::Result<u
 
 /// Drive a modem-control line. A device without modem-control lines (a
 /// pty, some USB adapters) refuses the ioctl; the error says so.
-pub fn set_line(port: &mut serialport::TTYPort, path: &str, line: ModemLine, asserted: bool) -> anyhow::Result<()> {
+pub fn set_line(
+    port: &mut serialport::TTYPort,
+    path: &str,
+    line: ModemLine,
+    asserted: bool,
+) -> Result<(), ConsoleError> {
     use serialport::SerialPort;
     let r = match line {
         ModemLine::Dtr => port.write_data_terminal_ready(asserted),
         ModemLine::Rts => port.write_request_to_send(asserted),
     };
-    r.map_err(|e| {
-        anyhow!("cannot drive {line} on {path}: {e}; this device has no modem-control lines (a pty, or an adapter without {line}), so it cannot pulse a reset header")
-    })
+    r.map_err(|error| ConsoleError::DriveLine { line, path: path.to_string(), error })
 }

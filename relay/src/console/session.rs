@@ -82,7 +82,7 @@ pub fn run<R: Read, W: Write + Send + 'static>(
                 Control::Baud(b) => hub.set_baud(b),
             };
             if let Err(e) = r {
-                tracing::warn!("console {}: RFC 2217 request not applied: {e:#}", hub.target);
+                tracing::warn!("console {}: RFC 2217 request not applied: {}", hub.target, crate::error::Chain(&e));
             }
         }
         if !data.is_empty() {

@@ -3,16 +3,21 @@
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
 use tracing::{info, warn};
 
 use super::hub::Hub;
 use super::session::{self, Codec};
+use super::ConsoleError;
 
-pub fn listen(hub: Arc<Hub>, bind: IpAddr, port: u16, codec: Codec) -> Result<SocketAddr> {
+pub fn listen(hub: Arc<Hub>, bind: IpAddr, port: u16, codec: Codec) -> Result<SocketAddr, ConsoleError> {
     let what = if codec == Codec::Telnet { "telnet/RFC 2217" } else { "raw TCP" };
-    let l = TcpListener::bind((bind, port))
-        .with_context(|| format!("cannot listen on {bind}:{port} for the {what} console of {}", hub.target))?;
+    let l = TcpListener::bind((bind, port)).map_err(|source| ConsoleError::Listen {
+        bind,
+        port,
+        what,
+        target: hub.target.clone(),
+        source,
+    })?;
     let addr = l.local_addr()?;
     info!("console {}: {what} on {addr}", hub.target);
     std::thread::Builder::new().name(format!("tcp-{}-{port}", hub.target)).spawn(move || {

@@ -9,13 +9,14 @@ use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use dhcproto::v4::{DhcpOption, Flags, HType, Message, MessageType, Opcode, OptionCode, UnknownOption};
 use dhcproto::{Decodable, Decoder, Encodable};
 use tracing::{debug, info, warn};
 
+use crate::error::Chain;
 use crate::net::iface::Interface;
 use crate::net::leases::{unix_now, Leases};
+use crate::net::{socket, NetError};
 use crate::policy::config::Config;
 use crate::policy::tagging::{self, fmt_mac, mac_file_name, Client, ConfigFile, Decision, Mac, Rule};
 use crate::policy::targets::TargetTable;
@@ -101,28 +102,28 @@ impl Dhcp {
         tftp_root: PathBuf,
         config: &Config,
         state_dir: Option<&std::path::Path>,
-    ) -> anyhow::Result<Dhcp> {
-        let rules = config.rules.iter().cloned().map(Rule::new).collect::<anyhow::Result<Vec<_>>>()?;
+    ) -> Result<Dhcp, NetError> {
+        let rules = config.rules.iter().cloned().map(Rule::new).collect::<Result<Vec<_>, _>>()?;
         let leases = match mode {
             Mode::Proxy => None,
             Mode::Full => {
                 let range = config.dhcp.range.unwrap_or_else(|| default_range(&iface));
                 for ip in [range.0, range.1] {
-                    anyhow::ensure!(
-                        iface.contains(ip),
-                        "DHCP range {} - {} is not in {}'s subnet {}/{}",
-                        range.0,
-                        range.1,
-                        iface.name,
-                        iface.network(),
-                        iface.prefix_len()
-                    );
+                    if !iface.contains(ip) {
+                        return Err(NetError::RangeOutsideSubnet {
+                            first: range.0,
+                            last: range.1,
+                            ifname: iface.name.clone(),
+                            network: iface.network(),
+                            prefix: iface.prefix_len(),
+                        });
+                    }
                 }
                 let statics: HashMap<Mac, Ipv4Addr> = config
                     .hosts
                     .iter()
                     .map(|h| Ok((tagging::parse_mac(&h.mac)?, h.ip)))
-                    .collect::<anyhow::Result<_>>()?;
+                    .collect::<Result<_, crate::policy::PolicyError>>()?;
                 Some(Leases::open(state_dir, range, vec![iface.addr], statics)?)
             }
         };
@@ -227,7 +228,7 @@ impl Dhcp {
                         Some(self.nak(msg))
                     }
                     Err(e) => {
-                        warn!("dhcp: {} REQUEST {ip}: saving the lease failed: {e:#}; NAK", fmt_mac(&mac));
+                        warn!("dhcp: {} REQUEST {ip}: saving the lease failed: {}; NAK", fmt_mac(&mac), Chain(&e));
                         Some(self.nak(msg))
                     }
                 }
@@ -239,7 +240,7 @@ impl Dhcp {
                         fmt_mac(&mac)
                     );
                     if let Err(e) = leases.mark_bad(ip, now) {
-                        warn!("dhcp: saving leases: {e:#}");
+                        warn!("dhcp: saving leases: {}", Chain(&e));
                     }
                 }
                 None
@@ -247,7 +248,7 @@ impl Dhcp {
             MessageType::Release => {
                 info!("dhcp: {} RELEASE {}", fmt_mac(&mac), msg.ciaddr());
                 if let Err(e) = leases.release(&mac, msg.ciaddr()) {
-                    warn!("dhcp: saving leases: {e:#}");
+                    warn!("dhcp: saving leases: {}", Chain(&e));
                 }
                 None
             }
@@ -484,7 +485,7 @@ pub fn probe_pool(
     dhcp: &std::sync::Mutex<Dhcp>,
     mut pinger: crate::net::probe::Pinger,
     offered: std::sync::mpsc::Receiver<()>,
-) -> anyhow::Result<()> {
+) -> Result<(), NetError> {
     const LOOKAHEAD: usize = 4;
     const PROBE_EVERY: Duration = Duration::from_secs(60);
     let mut last: HashMap<Ipv4Addr, Instant> = HashMap::new();
@@ -519,18 +520,18 @@ pub fn probe_pool(
 }
 
 /// Serves one socket until it fails. `local_port` tells the port it is on.
-pub fn serve(socket: UdpSocket, local_port: u16, dhcp: &std::sync::Mutex<Dhcp>) -> anyhow::Result<()> {
+pub fn serve(udp: UdpSocket, local_port: u16, dhcp: &std::sync::Mutex<Dhcp>) -> Result<(), NetError> {
     let mut buf = vec![0u8; 4096];
     loop {
-        let (n, src) = match socket.recv_from(&mut buf) {
+        let (n, src) = match udp.recv_from(&mut buf) {
             Ok(x) => x,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e).context("receiving DHCP"),
+            Err(e) => return Err(socket("receiving DHCP")(e)),
         };
         let std::net::SocketAddr::V4(src) = src else { continue };
         let reply = dhcp.lock().unwrap_or_else(|p| p.into_inner()).handle(&buf[..n], src, local_port);
         if let Some(r) = reply {
-            if let Err(e) = socket.send_to(&r.bytes(), r.to) {
+            if let Err(e) = udp.send_to(&r.bytes(), r.to) {
                 warn!("dhcp: sending to {}: {e}", r.to);
             }
         }
@@ -540,7 +541,7 @@ pub fn serve(socket: UdpSocket, local_port: u16, dhcp: &std::sync::Mutex<Dhcp>) 
 /// Broadcasts a DISCOVER on the interface (from port 68, broadcast flag
 /// set so that servers answer by broadcast) and waits `wait` for any OFFER.
 /// Returns the server that answered, if any, and the probe's xid.
-pub fn probe_other_server(ifname: &str, wait: Duration) -> anyhow::Result<(Option<Ipv4Addr>, u32)> {
+pub fn probe_other_server(ifname: &str, wait: Duration) -> Result<(Option<Ipv4Addr>, u32), NetError> {
     let sock = {
         use socket2::{Domain, Protocol, Socket, Type};
         let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
@@ -568,7 +569,7 @@ pub fn probe_other_server(ifname: &str, wait: Duration) -> anyhow::Result<(Optio
     m.opts_mut().insert(DhcpOption::MessageType(MessageType::Discover));
     m.opts_mut().insert(DhcpOption::ClassIdentifier(b"relay-probe".to_vec()));
     sock.send_to(&m.to_vec()?, (Ipv4Addr::BROADCAST, SERVER_PORT))
-        .with_context(|| format!("sending a probe DISCOVER on {ifname}"))?;
+        .map_err(|source| NetError::SendProbe { ifname: ifname.to_string(), source })?;
     let deadline = Instant::now() + wait;
     let mut buf = [0u8; 1500];
     loop {
@@ -582,7 +583,7 @@ pub fn probe_other_server(ifname: &str, wait: Duration) -> anyhow::Result<(Optio
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
                 return Ok((None, xid))
             }
-            Err(e) => return Err(e).context("waiting for DHCP offers"),
+            Err(e) => return Err(socket("waiting for DHCP offers")(e)),
         };
         debug!("dhcp probe: {n} bytes from {src}");
         let Ok(reply) =

@@ -8,8 +8,9 @@
 use std::ffi::CStr;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 
-use anyhow::{anyhow, bail, Context};
 use socket2::{Domain, Protocol, Socket, Type};
+
+use super::{socket, NetError};
 
 /// What the relay needs to know about an interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,11 +40,11 @@ impl Interface {
 }
 
 /// Looks up the first IPv4 address of `name` with getifaddrs(3).
-pub fn lookup(name: &str) -> anyhow::Result<Interface> {
+pub fn lookup(name: &str) -> Result<Interface, NetError> {
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs writes a list head we free below with freeifaddrs.
     if unsafe { libc::getifaddrs(&mut head) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("getifaddrs");
+        return Err(NetError::Getifaddrs(std::io::Error::last_os_error()));
     }
     let mut found = None;
     let mut exists = false;
@@ -80,22 +81,19 @@ pub fn lookup(name: &str) -> anyhow::Result<Interface> {
     unsafe { libc::freeifaddrs(head) };
     match found {
         Some(i) => Ok(i),
-        None if exists => {
-            bail!("interface {name} has no IPv4 address; give it one (ip addr add 10.0.0.1/24 dev {name})")
-        }
-        None => bail!("no such interface: {name}"),
+        None if exists => Err(NetError::NoIpv4(name.to_string())),
+        None => Err(NetError::NoInterface(name.to_string())),
     }
 }
 
 /// Maps bind errors to messages that say what to do.
-pub fn bind_error(e: std::io::Error, port: u16, ifname: &str) -> anyhow::Error {
+pub fn bind_error(e: std::io::Error, port: u16, ifname: &str) -> NetError {
+    let ifname = ifname.to_string();
     match e.raw_os_error() {
-        Some(libc::EADDRINUSE) => anyhow!("port {port} on {ifname} is in use, is dnsmasq running?"),
-        Some(libc::EACCES) | Some(libc::EPERM) => {
-            anyhow!("binding port {port} on {ifname}: permission denied; the relay needs root or CAP_NET_BIND_SERVICE+CAP_NET_RAW")
-        }
-        Some(libc::ENODEV) => anyhow!("no such interface: {ifname}"),
-        _ => anyhow!("binding UDP port {port} on {ifname}: {e}"),
+        Some(libc::EADDRINUSE) => NetError::PortInUse { port, ifname },
+        Some(libc::EACCES) | Some(libc::EPERM) => NetError::BindDenied { port, ifname },
+        Some(libc::ENODEV) => NetError::NoInterface(ifname),
+        _ => NetError::Bind { port, ifname, source: e },
     }
 }
 
@@ -107,11 +105,11 @@ pub fn bind_error(e: std::io::Error, port: u16, ifname: &str) -> anyhow::Error {
 /// server's on the same port (proxyDHCP next to a DHCP server on the same
 /// host; both get every broadcast). Otherwise a port held by another
 /// process on the device (dnsmasq) makes the bind fail, as it should.
-pub fn udp_on(ifname: &str, addr: SocketAddrV4, share: bool) -> anyhow::Result<UdpSocket> {
-    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).context("creating a UDP socket")?;
+pub fn udp_on(ifname: &str, addr: SocketAddrV4, share: bool) -> Result<UdpSocket, NetError> {
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(socket("creating a UDP socket"))?;
     s.bind_device(Some(ifname.as_bytes())).map_err(|e| bind_error(e, addr.port(), ifname))?;
-    s.set_broadcast(true).context("SO_BROADCAST")?;
-    s.set_reuse_address(share).context("SO_REUSEADDR")?;
+    s.set_broadcast(true).map_err(socket("SO_BROADCAST"))?;
+    s.set_reuse_address(share).map_err(socket("SO_REUSEADDR"))?;
     s.bind(&SocketAddr::V4(addr).into()).map_err(|e| bind_error(e, addr.port(), ifname))?;
     Ok(s.into())
 }

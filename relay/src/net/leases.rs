@@ -8,8 +8,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use serde::{Deserialize, Serialize};
+
+use super::NetError;
 
 use crate::policy::tagging::{fmt_mac, parse_mac, Mac};
 
@@ -55,10 +56,10 @@ impl Leases {
         range: (Ipv4Addr, Ipv4Addr),
         reserved: Vec<Ipv4Addr>,
         statics: HashMap<Mac, Ipv4Addr>,
-    ) -> anyhow::Result<Leases> {
+    ) -> Result<Leases, NetError> {
         let path = match state_dir {
             Some(d) => {
-                std::fs::create_dir_all(d).with_context(|| format!("creating state directory {}", d.display()))?;
+                std::fs::create_dir_all(d).map_err(|source| NetError::StateDir { dir: d.to_path_buf(), source })?;
                 Some(d.join("leases.toml"))
             }
             None => None,
@@ -73,11 +74,15 @@ impl Leases {
             offered: BTreeMap::new(),
             bad: BTreeMap::new(),
         };
-        anyhow::ensure!(l.first <= l.last, "DHCP range {} - {} is empty", range.0, range.1);
+        if l.first > l.last {
+            return Err(NetError::RangeEmpty { first: range.0, last: range.1 });
+        }
         if let Some(p) = &l.path {
             if p.exists() {
-                let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-                let f: File = toml::from_str(&text).with_context(|| format!("lease file {}", p.display()))?;
+                let text =
+                    std::fs::read_to_string(p).map_err(|source| NetError::ReadLeases { path: p.clone(), source })?;
+                let f: File =
+                    toml::from_str(&text).map_err(|source| NetError::LeaseFile { path: p.clone(), source })?;
                 for lease in f.leases {
                     if let Ok(mac) = parse_mac(&lease.mac) {
                         l.bound.insert(lease.ip, (mac, lease.expires));
@@ -160,7 +165,7 @@ impl Leases {
     }
 
     /// Binds `ip` to `mac` if allowed (answer to a REQUEST); false means NAK.
-    pub fn bind(&mut self, mac: &Mac, ip: Ipv4Addr, now: u64, secs: u32) -> anyhow::Result<bool> {
+    pub fn bind(&mut self, mac: &Mac, ip: Ipv4Addr, now: u64, secs: u32) -> Result<bool, NetError> {
         let ok = match self.statics.get(mac) {
             Some(s) => *s == ip,
             None => self.in_pool(ip) && self.bindable_for(ip, mac, now),
@@ -174,7 +179,7 @@ impl Leases {
         Ok(ok)
     }
 
-    pub fn release(&mut self, mac: &Mac, ip: Ipv4Addr) -> anyhow::Result<()> {
+    pub fn release(&mut self, mac: &Mac, ip: Ipv4Addr) -> Result<(), NetError> {
         if self.bound.get(&ip).is_some_and(|(m, _)| m == mac) {
             self.bound.remove(&ip);
             self.save()?;
@@ -184,7 +189,7 @@ impl Leases {
 
     /// Takes `ip` out of the pool for a while: a client declined it or a
     /// probe found another host using it.
-    pub fn mark_bad(&mut self, ip: Ipv4Addr, now: u64) -> anyhow::Result<()> {
+    pub fn mark_bad(&mut self, ip: Ipv4Addr, now: u64) -> Result<(), NetError> {
         self.bad.insert(ip, now + BAD_SECS);
         self.offered.remove(&ip);
         self.save()
@@ -206,15 +211,16 @@ impl Leases {
         self.bound.iter().find(|(_, (m, _))| m == mac).map(|(ip, _)| *ip)
     }
 
-    fn save(&self) -> anyhow::Result<()> {
+    fn save(&self) -> Result<(), NetError> {
         let Some(p) = &self.path else { return Ok(()) };
         let f = File {
             leases: self.bound.iter().map(|(ip, (m, e))| Lease { mac: fmt_mac(m), ip: *ip, expires: *e }).collect(),
             bad: self.bad.iter().map(|(ip, u)| (ip.to_string(), *u)).collect(),
         };
         let tmp = p.with_extension("toml.tmp");
-        std::fs::write(&tmp, toml::to_string(&f)?).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, p).with_context(|| format!("renaming to {}", p.display()))?;
+        std::fs::write(&tmp, toml::to_string(&f)?)
+            .map_err(|source| NetError::WriteLeases { path: tmp.clone(), source })?;
+        std::fs::rename(&tmp, p).map_err(|source| NetError::RenameLeases { path: p.clone(), source })?;
         Ok(())
     }
 }

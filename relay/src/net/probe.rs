@@ -9,8 +9,9 @@ use std::mem::MaybeUninit;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use socket2::{Domain, Protocol, Socket, Type};
+
+use super::{socket, NetError};
 
 /// The Internet checksum (RFC 1071).
 pub fn checksum(data: &[u8]) -> u16 {
@@ -43,18 +44,19 @@ pub struct Pinger {
 }
 
 impl Pinger {
-    pub fn new(ifname: &str) -> anyhow::Result<Pinger> {
+    pub fn new(ifname: &str) -> Result<Pinger, NetError> {
         let sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))
-            .context("raw ICMP socket (needs CAP_NET_RAW)")?;
-        sock.bind_device(Some(ifname.as_bytes())).with_context(|| format!("binding ICMP to {ifname}"))?;
+            .map_err(socket("raw ICMP socket (needs CAP_NET_RAW)"))?;
+        sock.bind_device(Some(ifname.as_bytes()))
+            .map_err(|source| NetError::BindIcmp { ifname: ifname.to_string(), source })?;
         Ok(Pinger { sock, id: rand::random(), seq: 0 })
     }
 
     /// Whether `ip` answers an echo request within `wait`.
-    pub fn answers(&mut self, ip: Ipv4Addr, wait: Duration) -> anyhow::Result<bool> {
+    pub fn answers(&mut self, ip: Ipv4Addr, wait: Duration) -> Result<bool, NetError> {
         self.seq = self.seq.wrapping_add(1);
         let req = echo_request(self.id, self.seq);
-        self.sock.send_to(&req, &SocketAddrV4::new(ip, 0).into()).with_context(|| format!("pinging {ip}"))?;
+        self.sock.send_to(&req, &SocketAddrV4::new(ip, 0).into()).map_err(|source| NetError::Ping { ip, source })?;
         let deadline = Instant::now() + wait;
         let mut buf = [MaybeUninit::<u8>::uninit(); 1500];
         loop {
@@ -69,7 +71,7 @@ impl Pinger {
                     return Ok(false)
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e).context("receiving ICMP"),
+                Err(e) => return Err(socket("receiving ICMP")(e)),
             };
             // SAFETY: recv initialised the first n bytes.
             let pkt: Vec<u8> = buf[..n].iter().map(|b| unsafe { b.assume_init() }).collect();

@@ -10,9 +10,10 @@
 use std::mem::MaybeUninit;
 use std::net::{Ipv6Addr, SocketAddrV6};
 
-use anyhow::Context;
 use socket2::{Domain, Protocol, Socket, Type};
 use tracing::{debug, info, warn};
+
+use super::{socket, NetError};
 
 const ROUTER_SOLICITATION: u8 = 133;
 const ROUTER_ADVERTISEMENT: u8 = 134;
@@ -42,17 +43,17 @@ pub struct Responder {
 
 impl Responder {
     /// Opens a raw ICMPv6 socket on `ifname`, joined to all-routers.
-    pub fn bind(ifname: &str) -> anyhow::Result<Responder> {
+    pub fn bind(ifname: &str) -> Result<Responder, NetError> {
         let ifindex = if_index(ifname)?;
         let sock =
             Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6)).map_err(|e| match e.raw_os_error() {
-                Some(libc::EPERM) | Some(libc::EACCES) => {
-                    anyhow::anyhow!("answering IPv6 router solicitations needs root or CAP_NET_RAW")
-                }
-                _ => anyhow::anyhow!("raw ICMPv6 socket: {e}"),
+                Some(libc::EPERM) | Some(libc::EACCES) => NetError::RawIcmp6Denied,
+                _ => NetError::RawIcmp6(e),
             })?;
-        sock.bind_device(Some(ifname.as_bytes())).with_context(|| format!("binding ICMPv6 to {ifname}"))?;
-        sock.join_multicast_v6(&ALL_ROUTERS, ifindex).with_context(|| format!("joining ff02::2 on {ifname}"))?;
+        sock.bind_device(Some(ifname.as_bytes()))
+            .map_err(|source| NetError::BindIcmp6 { ifname: ifname.to_string(), source })?;
+        sock.join_multicast_v6(&ALL_ROUTERS, ifindex)
+            .map_err(|source| NetError::JoinAllRouters { ifname: ifname.to_string(), source })?;
         // RFC 4861: RAs go out with hop limit 255, and receivers drop others.
         sock.set_multicast_hops_v6(255)?;
         sock.set_unicast_hops_v6(255)?;
@@ -60,14 +61,14 @@ impl Responder {
         Ok(Responder { sock, ifindex, ifname: ifname.to_string() })
     }
 
-    pub fn run(self) -> anyhow::Result<()> {
+    pub fn run(self) -> Result<(), NetError> {
         info!("ra: answering IPv6 router solicitations on {} (no prefix, router lifetime 0)", self.ifname);
         let mut buf = [MaybeUninit::<u8>::uninit(); 1500];
         loop {
             let (n, from) = match self.sock.recv_from(&mut buf) {
                 Ok(x) => x,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e).context("receiving ICMPv6"),
+                Err(e) => return Err(socket("receiving ICMPv6")(e)),
             };
             // SAFETY: recv_from initialised the first n bytes.
             let pkt: Vec<u8> = buf[..n].iter().map(|b| unsafe { b.assume_init() }).collect();
@@ -85,11 +86,13 @@ impl Responder {
     }
 }
 
-fn if_index(name: &str) -> anyhow::Result<u32> {
-    let c = std::ffi::CString::new(name).context("interface name")?;
+fn if_index(name: &str) -> Result<u32, NetError> {
+    let c = std::ffi::CString::new(name).map_err(NetError::InterfaceName)?;
     // SAFETY: c is a valid NUL-terminated string.
     let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    anyhow::ensure!(idx != 0, "no such interface: {name}");
+    if idx == 0 {
+        return Err(NetError::NoInterface(name.to_string()));
+    }
     Ok(idx)
 }
 

@@ -39,8 +39,9 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use serde::Deserialize;
+
+use super::PolicyError;
 
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -118,15 +119,16 @@ pub struct RuleConfig {
 }
 
 impl Config {
-    pub fn load(path: &Path) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
-        Config::parse(&text).with_context(|| format!("config {}", path.display()))
+    pub fn load(path: &Path) -> Result<Config, PolicyError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| PolicyError::ReadConfig { path: path.to_path_buf(), source })?;
+        toml::from_str(&text).map_err(|source| PolicyError::Config { path: path.to_path_buf(), source })
     }
 
     /// Parses the TOML only. Rules, MACs and reset methods are validated
     /// where they are compiled (`Rule: TryFrom<RuleConfig>`,
     /// `targets::TargetTable::new`), so that this file holds no policy.
-    pub fn parse(text: &str) -> anyhow::Result<Config> {
+    pub fn parse(text: &str) -> Result<Config, PolicyError> {
         Ok(toml::from_str(text)?)
     }
 }
@@ -282,7 +284,8 @@ mod tests {
     fn bad_values_are_clear_errors() {
         let rule = |t: &str| crate::policy::tagging::Rule::try_from(Config::parse(t).unwrap().rules[0].clone());
         let e = rule("[[rule]]\nname = \"x\"\noptions = { 3 = \"ip:300.1.1.1\" }\n").unwrap_err();
-        assert!(format!("{e:#}").contains("option 3"), "{e:#}");
+        let e = crate::error::chain(&e);
+        assert!(e.contains("option 3"), "{e}");
         assert!(rule("[[rule]]\nname = \"x\"\nmac = \"zz:*\"\n").is_err());
         assert!(Config::parse("[dhcp]\nrnage = 1\n").is_err());
     }

@@ -1,17 +1,17 @@
 //! MAC addresses and dnsmasq-style MAC patterns.
 
-use anyhow::{bail, Context};
+use super::PolicyError;
 
 pub type Mac = [u8; 6];
 
-pub fn parse_mac(s: &str) -> anyhow::Result<Mac> {
+pub fn parse_mac(s: &str) -> Result<Mac, PolicyError> {
     let parts: Vec<&str> = s.split([':', '-']).collect();
     if parts.len() != 6 {
-        bail!("{s:?} is not a MAC address (6 hex bytes separated by ':')");
+        return Err(PolicyError::MacLength(s.to_string()));
     }
     let mut mac = [0u8; 6];
     for (b, p) in mac.iter_mut().zip(parts) {
-        *b = u8::from_str_radix(p, 16).with_context(|| format!("{s:?} is not a MAC address"))?;
+        *b = u8::from_str_radix(p, 16).map_err(|source| PolicyError::MacByte { s: s.to_string(), source })?;
     }
     Ok(mac)
 }
@@ -30,16 +30,16 @@ pub fn mac_file_name(mac: &Mac) -> String {
 pub struct MacPattern(Vec<Option<u8>>);
 
 impl MacPattern {
-    pub fn parse(s: &str) -> anyhow::Result<MacPattern> {
+    pub fn parse(s: &str) -> Result<MacPattern, PolicyError> {
         let parts: Vec<&str> = s.split(':').collect();
         if parts.is_empty() || parts.len() > 6 || (parts.len() < 6 && parts.last() != Some(&"*")) {
-            bail!("MAC pattern {s:?}: give 6 bytes, '*' for any byte, or end with '*' for the rest");
+            return Err(PolicyError::MacPatternLength(s.to_string()));
         }
         let bytes = parts
             .iter()
             .map(|p| if *p == "*" { Ok(None) } else { u8::from_str_radix(p, 16).map(Some) })
             .collect::<Result<Vec<_>, _>>()
-            .with_context(|| format!("MAC pattern {s:?} has a byte that is neither hex nor '*'"))?;
+            .map_err(|source| PolicyError::MacPatternByte { s: s.to_string(), source })?;
         Ok(MacPattern(bytes))
     }
 

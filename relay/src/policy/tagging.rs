@@ -8,11 +8,11 @@
 
 use std::net::Ipv4Addr;
 
-use anyhow::Context;
 use dhcproto::v4::{DhcpOption, Message, OptionCode};
 
 use super::config::RuleConfig;
 pub use super::mac::{fmt_mac, mac_file_name, parse_mac, Mac, MacPattern};
+use super::PolicyError;
 
 /// The NBP served to BIOS PXE ROMs.
 pub const CHAINLOADER: &str = "chainloader.0";
@@ -137,22 +137,32 @@ pub struct Rule {
 
 /// The config's rule, validated and with its options encoded once.
 impl TryFrom<RuleConfig> for Rule {
-    type Error = anyhow::Error;
+    type Error = PolicyError;
 
-    fn try_from(cfg: RuleConfig) -> anyhow::Result<Rule> {
-        let mac =
-            cfg.mac.as_deref().map(MacPattern::parse).transpose().with_context(|| format!("rule {:?}", cfg.name))?;
+    fn try_from(cfg: RuleConfig) -> Result<Rule, PolicyError> {
+        let mac = cfg
+            .mac
+            .as_deref()
+            .map(MacPattern::parse)
+            .transpose()
+            .map_err(|e| PolicyError::Rule { name: cfg.name.clone(), source: Box::new(e) })?;
         let options = cfg
             .options
             .iter()
-            .map(|(c, v)| parse_option(c, v).with_context(|| format!("rule {:?}: option {c}", cfg.name)))
-            .collect::<anyhow::Result<_>>()?;
+            .map(|(c, v)| {
+                parse_option(c, v).map_err(|e| PolicyError::RuleOption {
+                    name: cfg.name.clone(),
+                    code: c.clone(),
+                    source: Box::new(e),
+                })
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Rule { cfg, mac, options })
     }
 }
 
 impl Rule {
-    pub fn new(cfg: RuleConfig) -> anyhow::Result<Rule> {
+    pub fn new(cfg: RuleConfig) -> Result<Rule, PolicyError> {
         Rule::try_from(cfg)
     }
 
@@ -241,30 +251,39 @@ pub fn decide(rules: &[Rule], c: &Client) -> Decision {
 }
 
 /// An option of a rule: the code (1-254, as TOML keys are strings) and its value.
-pub fn parse_option(code: &str, v: &str) -> anyhow::Result<(u8, Vec<u8>)> {
-    let c: u8 = code.trim().parse().with_context(|| format!("{code:?} is not an option code (1-254)"))?;
-    anyhow::ensure!((1..=254).contains(&c), "option code {c} is reserved");
+pub fn parse_option(code: &str, v: &str) -> Result<(u8, Vec<u8>), PolicyError> {
+    let c: u8 = code.trim().parse().map_err(|source| PolicyError::OptionCode { code: code.to_string(), source })?;
+    if !(1..=254).contains(&c) {
+        return Err(PolicyError::OptionReserved(c));
+    }
     Ok((c, parse_option_value(v)?))
 }
 
 /// Encodes an option value written in the config.
-pub fn parse_option_value(v: &str) -> anyhow::Result<Vec<u8>> {
+pub fn parse_option_value(v: &str) -> Result<Vec<u8>, PolicyError> {
     if let Some(ips) = v.strip_prefix("ip:") {
         let mut out = vec![];
         for ip in ips.split(',') {
-            let ip: Ipv4Addr = ip.trim().parse().with_context(|| format!("{ip:?} is not an IPv4 address"))?;
+            let ip: Ipv4Addr =
+                ip.trim().parse().map_err(|source| PolicyError::OptionIp { ip: ip.to_string(), source })?;
             out.extend_from_slice(&ip.octets());
         }
         Ok(out)
     } else if let Some(hex) = v.strip_prefix("hex:") {
         let hex: String = hex.chars().filter(|c| !matches!(c, ':' | ' ')).collect();
-        anyhow::ensure!(hex.len().is_multiple_of(2), "hex value {v:?} has an odd number of digits");
+        if !hex.len().is_multiple_of(2) {
+            return Err(PolicyError::OptionHexOdd(v.to_string()));
+        }
         (0..hex.len())
             .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).with_context(|| format!("{v:?} is not hex")))
+            .map(|i| {
+                u8::from_str_radix(&hex[i..i + 2], 16)
+                    .map_err(|source| PolicyError::OptionHex { v: v.to_string(), source })
+            })
             .collect()
     } else if let Some(n) = v.strip_prefix("u32:") {
-        Ok(n.trim().parse::<u32>().with_context(|| format!("{v:?} is not a u32"))?.to_be_bytes().to_vec())
+        let n = n.trim().parse::<u32>().map_err(|source| PolicyError::OptionU32 { v: v.to_string(), source })?;
+        Ok(n.to_be_bytes().to_vec())
     } else {
         Ok(v.as_bytes().to_vec())
     }

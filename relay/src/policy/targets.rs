@@ -6,10 +6,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-
 use super::config::{QemuConfig, ResetConfig, TargetConfig};
-use super::mac::{fmt_mac, mac_file_name, parse_mac, Mac};
+use super::mac::{mac_file_name, parse_mac, Mac};
+use super::PolicyError;
+
+type Result<T, E = PolicyError> = std::result::Result<T, E>;
 
 /// The reference kernel's acknowledgement of `~~~k`.
 pub const REFERENCE_ACK: &str = "serial: reboot command received";
@@ -116,8 +117,8 @@ impl Target {
     }
 }
 
-fn secs(what: &str, s: f64) -> Result<Duration> {
-    Duration::try_from_secs_f64(s).map_err(|_| anyhow::anyhow!("{what} = {s}: not a number of seconds"))
+fn secs(what: &'static str, s: f64) -> Result<Duration> {
+    Duration::try_from_secs_f64(s).map_err(|_| PolicyError::Secs { what, secs: s })
 }
 
 fn compile_reset(r: &ResetConfig, default_wait: Duration) -> Result<ResetMethod> {
@@ -132,35 +133,34 @@ fn compile_reset(r: &ResetConfig, default_wait: Duration) -> Result<ResetMethod>
         "dtr" => ResetAction::Line { line: ModemLine::Dtr, pulse, active_low: t.active_low, device: t.device.clone() },
         "rts" => ResetAction::Line { line: ModemLine::Rts, pulse, active_low: t.active_low, device: t.device.clone() },
         "command" => ResetAction::Command {
-            run: t.run.clone().context("reset method \"command\" needs run = \"...\" (the shell command)")?,
+            run: t.run.clone().ok_or(PolicyError::CommandNeedsRun)?,
             timeout: secs("timeout", t.timeout.unwrap_or(30.0))?,
         },
         "qemu" => ResetAction::Qemu,
-        m => bail!("unknown reset method {m:?} (serial, dtr, rts, command, qemu)"),
+        m => return Err(PolicyError::UnknownReset(m.to_string())),
     };
     Ok(ResetMethod { action, wait })
 }
 
 impl TryFrom<&TargetConfig> for Target {
-    type Error = anyhow::Error;
+    type Error = PolicyError;
 
     fn try_from(c: &TargetConfig) -> Result<Target> {
         let name = c.name.trim();
-        anyhow::ensure!(
-            !name.is_empty()
-                && name.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
-                && !name.starts_with('.'),
-            "target name {:?}: use letters, digits, '-', '_' and '.' (it names a directory)",
-            c.name
-        );
+        if name.is_empty()
+            || !name.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+            || name.starts_with('.')
+        {
+            return Err(PolicyError::TargetName(c.name.clone()));
+        }
         let mac = parse_mac(&c.mac)?;
         let kind = match c.kind.as_deref() {
             None | Some("serial") => Kind::Serial,
             Some("qemu") => Kind::Qemu,
-            Some(k) => bail!("kind = {k:?}: \"serial\" or \"qemu\""),
+            Some(k) => return Err(PolicyError::Kind(k.to_string())),
         };
         if kind == Kind::Serial && c.serial.is_none() {
-            bail!("serial = \"/dev/ttyS0\" (the port wired to its COM1) is missing");
+            return Err(PolicyError::NoSerial);
         }
         let default_wait = c.reset_wait.map(|w| secs("reset_wait", w)).transpose()?.unwrap_or(DEFAULT_RESET_WAIT);
         let mut reset = c.reset.iter().map(|r| compile_reset(r, default_wait)).collect::<Result<Vec<_>>>()?;
@@ -171,7 +171,7 @@ impl TryFrom<&TargetConfig> for Target {
             }
         }
         if reset.iter().any(|r| r.action == ResetAction::Qemu) && kind != Kind::Qemu && c.qmp.is_none() {
-            bail!("reset method \"qemu\" needs qmp = \"/path/to/qmp.sock\" (or kind = \"qemu\")");
+            return Err(PolicyError::QemuNeedsQmp);
         }
         Ok(Target {
             name: name.to_string(),
@@ -208,15 +208,16 @@ impl TargetTable {
     pub fn new(configs: &[TargetConfig]) -> Result<TargetTable> {
         let mut targets: Vec<Target> = vec![];
         for c in configs {
-            let t = Target::try_from(c).with_context(|| format!("[[target]] {:?}", c.name))?;
+            let t =
+                Target::try_from(c).map_err(|e| PolicyError::Target { name: c.name.clone(), source: Box::new(e) })?;
             if let Some(o) = targets.iter().find(|o| o.name == t.name || o.mac == t.mac) {
-                bail!("[[target]] {:?} and {:?} share a name or the MAC {}", o.name, t.name, fmt_mac(&t.mac));
+                return Err(PolicyError::TargetShared { first: o.name.clone(), second: t.name.clone(), mac: t.mac });
             }
             for p in [t.tcp_port, t.telnet_port].into_iter().flatten() {
                 if targets.iter().any(|o| o.tcp_port == Some(p) || o.telnet_port == Some(p))
                     || (t.tcp_port == t.telnet_port)
                 {
-                    bail!("[[target]] {:?}: console port {p} is used twice", t.name);
+                    return Err(PolicyError::PortTwice { name: t.name.clone(), port: p });
                 }
             }
             targets.push(t);
@@ -231,19 +232,16 @@ impl TargetTable {
     /// The named target; with no name, the only one.
     pub fn by_name(&self, name: Option<&str>) -> Result<&Target> {
         match name {
-            Some(n) => self.targets.iter().find(|t| t.name == n).with_context(|| {
-                format!(
-                    "no target {n:?} (targets: {})",
-                    self.targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
-                )
+            Some(n) => self.targets.iter().find(|t| t.name == n).ok_or_else(|| PolicyError::NoSuchTarget {
+                name: n.to_string(),
+                targets: self.targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", "),
             }),
             None => match self.targets.as_slice() {
                 [one] => Ok(one),
-                [] => bail!("this relay has no [[target]] in its config"),
-                many => bail!(
-                    "which target? give its name ({})",
-                    many.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
-                ),
+                [] => Err(PolicyError::NoTargets),
+                many => {
+                    Err(PolicyError::WhichTarget(many.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")))
+                }
             },
         }
     }
@@ -290,7 +288,7 @@ mod tests {
 
     #[test]
     fn refuses_bad_targets() {
-        let e = |s: &str| format!("{:#}", table(s).unwrap_err());
+        let e = |s: &str| crate::error::chain(&table(s).unwrap_err());
         assert!(e("[[target]]\nname = \"a\"\nmac = \"52:54:00:00:00:01\"\n").contains("serial"));
         assert!(
             e("[[target]]\nname = \"a/b\"\nmac = \"52:54:00:00:00:01\"\nserial = \"/dev/x\"\n").contains("directory")

@@ -10,13 +10,12 @@ use std::path::PathBuf;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
 use tracing::info;
 
 use super::evidence::{LineMatcher, Lines, Verdict, DEFAULT_FAIL_PATTERNS, HANDOFF_LINE};
 use super::reboot::{self, Outcome, Progress, EXIT_CANNOT_RESET};
 use super::stage::{self, Staged};
-use super::{LastBoot, State, TargetRuntime, Targets};
+use super::{LastBoot, State, TargetError, TargetRuntime, Targets};
 use crate::console::log::{utc_now, TimestampedLog};
 use crate::policy::targets::ResetMethod;
 
@@ -45,7 +44,12 @@ pub struct BootResult {
     pub log: PathBuf,
 }
 
-pub fn run(rt: &TargetRuntime, targets: &Targets, plan: BootPlan, out: &mut dyn FnMut(Progress)) -> Result<BootResult> {
+pub fn run(
+    rt: &TargetRuntime,
+    targets: &Targets,
+    plan: BootPlan,
+    out: &mut dyn FnMut(Progress),
+) -> Result<BootResult, TargetError> {
     let t = &rt.target;
     let d = &t.defaults;
     let expect = plan.expect.clone().or_else(|| d.expect.clone()).unwrap_or_else(|| HANDOFF_LINE.to_string());

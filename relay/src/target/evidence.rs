@@ -2,7 +2,6 @@
 //! boot, and the verdict of a boot from its console lines. Plain code over
 //! bytes, unit-tested on the host.
 
-use anyhow::{Context, Result};
 use regex::Regex;
 
 /// Console lines that only a machine coming out of reset prints: its
@@ -190,12 +189,13 @@ pub struct LineMatcher {
 }
 
 impl LineMatcher {
-    pub fn new(expect: &str, fail: &[String]) -> Result<Self> {
-        let expect = Regex::new(expect).with_context(|| format!("bad --expect pattern {expect:?}"))?;
+    pub fn new(expect: &str, fail: &[String]) -> Result<Self, super::TargetError> {
+        let expect =
+            Regex::new(expect).map_err(|source| super::TargetError::Expect { pattern: expect.to_string(), source })?;
         let fail = fail
             .iter()
-            .map(|f| Regex::new(f).with_context(|| format!("bad --fail pattern {f:?}")))
-            .collect::<Result<_>>()?;
+            .map(|f| Regex::new(f).map_err(|source| super::TargetError::Fail { pattern: f.to_string(), source }))
+            .collect::<Result<_, _>>()?;
         Ok(LineMatcher { expect, fail, lines: Lines::default(), partial: false })
     }
 

@@ -24,6 +24,69 @@ use crate::policy::tagging::Client;
 use crate::policy::targets::Target;
 use evidence::{is_banner, Lines, HANDOFF_LINE};
 
+/// What went wrong resetting, starting or booting a target. Each variant's
+/// text is its own context; the cause is its `source()`.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Console(#[from] crate::console::ConsoleError),
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+
+    // -- reset methods
+    #[error("writing ~~~k to {device}")]
+    WriteReboot { device: String, source: std::io::Error },
+    #[error("cannot open the reset adapter {device}")]
+    ResetAdapter { device: String, source: serialport::Error },
+    #[error("cannot run `sh -c {run:?}`")]
+    RunCommand { run: String, source: std::io::Error },
+    #[error("`{run}` did not finish within {secs:.0} s and was killed")]
+    CommandTimeout { run: String, secs: f64 },
+    #[error("`{run}` failed ({status})")]
+    CommandFailed { run: String, status: std::process::ExitStatus },
+    #[error("no QMP socket for this target")]
+    NoQmp,
+
+    // -- QEMU
+    #[error("cannot connect to QMP at {}", path.display())]
+    QmpConnect { path: PathBuf, source: std::io::Error },
+    #[error("{} is not a QMP socket: {greeting}", path.display())]
+    NotQmp { path: PathBuf, greeting: serde_json::Value },
+    #[error("QMP closed the connection")]
+    QmpClosed,
+    #[error("QMP {cmd}: {error}")]
+    QmpCommand { cmd: String, error: serde_json::Value },
+    #[error("target {target}: qemu.netdev = {netdev:?}: \"user\" or \"tap:IFNAME\"")]
+    Netdev { target: String, netdev: String },
+    #[error("cannot start qemu-system-x86_64 (apt-get install qemu-system-x86 ipxe-qemu)")]
+    StartQemu(#[source] std::io::Error),
+    #[error("QEMU for target {0} did not say where its serial pty is")]
+    NoPty(String),
+    #[error("QEMU for target {target} never opened its QMP socket {}", path.display())]
+    NoQmpSocket { target: String, path: PathBuf },
+
+    // -- staging and boot
+    #[error("cannot create {}", path.display())]
+    Create { path: PathBuf, source: std::io::Error },
+    #[error("staged file has no directory")]
+    NoDirectory,
+    #[error("the file ended after {total} of {size} bytes")]
+    ShortFile { total: u64, size: u64 },
+    #[error("cannot rename {} to {}", from.display(), to.display())]
+    Rename { from: PathBuf, to: PathBuf, source: std::io::Error },
+    /// bootproto's error is `no_std`, not a `std::error::Error`: it is in the text.
+    #[error("the command line or a module string does not fit the chainloader's config syntax: {0}")]
+    ConfigSyntax(bootproto::config::ConfigError),
+    #[error("bad --expect pattern {pattern:?}")]
+    Expect { pattern: String, source: regex::Error },
+    #[error("bad --fail pattern {pattern:?}")]
+    Fail { pattern: String, source: regex::Error },
+}
+
 /// What the relay believes a target is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -197,7 +260,7 @@ pub struct Targets {
 }
 
 impl Targets {
-    pub fn get(&self, name: Option<&str>) -> anyhow::Result<Arc<TargetRuntime>> {
+    pub fn get(&self, name: Option<&str>) -> Result<Arc<TargetRuntime>, crate::policy::PolicyError> {
         let table =
             crate::policy::targets::TargetTable { targets: self.list.iter().map(|t| t.target.clone()).collect() };
         let t = table.by_name(name)?;

@@ -9,12 +9,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use tracing::info;
 
+use super::TargetError;
 use crate::policy::mac::fmt_mac;
 use crate::policy::targets::Target;
+
+type Result<T, E = TargetError> = std::result::Result<T, E>;
 
 /// A QMP session (one command at a time).
 pub struct Qmp {
@@ -24,18 +26,23 @@ pub struct Qmp {
 
 impl Qmp {
     pub fn connect(path: &Path) -> Result<Qmp> {
-        let s = UnixStream::connect(path).with_context(|| format!("cannot connect to QMP at {}", path.display()))?;
+        let s =
+            UnixStream::connect(path).map_err(|source| TargetError::QmpConnect { path: path.to_path_buf(), source })?;
         s.set_read_timeout(Some(Duration::from_secs(10)))?;
         let mut q = Qmp { reader: BufReader::new(s.try_clone()?), writer: s };
         let greeting = q.read()?;
-        anyhow::ensure!(greeting.get("QMP").is_some(), "{} is not a QMP socket: {greeting}", path.display());
+        if greeting.get("QMP").is_none() {
+            return Err(TargetError::NotQmp { path: path.to_path_buf(), greeting });
+        }
         q.execute("qmp_capabilities")?;
         Ok(q)
     }
 
     fn read(&mut self) -> Result<Value> {
         let mut line = String::new();
-        anyhow::ensure!(self.reader.read_line(&mut line)? > 0, "QMP closed the connection");
+        if self.reader.read_line(&mut line)? == 0 {
+            return Err(TargetError::QmpClosed);
+        }
         Ok(serde_json::from_str(&line)?)
     }
 
@@ -48,7 +55,7 @@ impl Qmp {
                 return Ok(r.clone());
             }
             if let Some(e) = v.get("error") {
-                bail!("QMP {cmd}: {e}");
+                return Err(TargetError::QmpCommand { cmd: cmd.to_string(), error: e.clone() });
             }
         }
     }
@@ -87,13 +94,14 @@ impl Drop for VirtualMachine {
 /// Start the virtual target, paused: the caller opens the pty first (QEMU
 /// drops console output while nobody has it open), then calls [`VirtualMachine::run`].
 pub fn start(t: &Target, tftp_root: &Path, state_dir: &Path) -> Result<VirtualMachine> {
-    std::fs::create_dir_all(state_dir).with_context(|| format!("cannot create {}", state_dir.display()))?;
+    std::fs::create_dir_all(state_dir)
+        .map_err(|source| TargetError::Create { path: state_dir.to_path_buf(), source })?;
     let qmp = state_dir.join(format!("{}.qmp", t.name));
     let _ = std::fs::remove_file(&qmp);
     let netdev = match t.qemu.netdev.as_deref().unwrap_or("user") {
         "user" => format!("user,id=n0,tftp={},bootfile=chainloader.0", tftp_root.display()),
         tap if tap.starts_with("tap:") => format!("tap,id=n0,ifname={},script=no,downscript=no", &tap[4..]),
-        other => bail!("target {}: qemu.netdev = {other:?}: \"user\" or \"tap:IFNAME\"", t.name),
+        other => return Err(TargetError::Netdev { target: t.name.clone(), netdev: other.to_string() }),
     };
     let accel = std::env::var("NETBOOT_QEMU_ACCEL").unwrap_or_else(|_| "tcg".into());
     let mut cmd = Command::new("qemu-system-x86_64");
@@ -116,8 +124,7 @@ pub fn start(t: &Target, tftp_root: &Path, state_dir: &Path) -> Result<VirtualMa
             Ok(())
         });
     }
-    let mut child =
-        cmd.spawn().context("cannot start qemu-system-x86_64 (apt-get install qemu-system-x86 ipxe-qemu)")?;
+    let mut child = cmd.spawn().map_err(TargetError::StartQemu)?;
     // "char device redirected to /dev/pts/3 (label serial0)": QEMU 7.2
     // prints it on stdout, others on stderr; read both.
     let (tx, rx) = mpsc::channel();
@@ -128,7 +135,7 @@ pub fn start(t: &Target, tftp_root: &Path, state_dir: &Path) -> Result<VirtualMa
     ] {
         let (tx, name) = (tx.clone(), name.clone());
         std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
+            for line in BufReader::new(out).lines().map_while(std::io::Result::ok) {
                 if let Some(p) = line.split("redirected to ").nth(1) {
                     let _ = tx.send(p.split_whitespace().next().unwrap_or("").to_string());
                 }
@@ -140,13 +147,13 @@ pub fn start(t: &Target, tftp_root: &Path, state_dir: &Path) -> Result<VirtualMa
         Ok(p) => p,
         Err(_) => {
             let _ = child.kill();
-            bail!("QEMU for target {} did not say where its serial pty is", t.name)
+            return Err(TargetError::NoPty(t.name.clone()));
         }
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     while !qmp.exists() {
         if Instant::now() > deadline {
-            bail!("QEMU for target {} never opened its QMP socket {}", t.name, qmp.display());
+            return Err(TargetError::NoQmpSocket { target: t.name.clone(), path: qmp });
         }
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -86,13 +86,13 @@ pub fn reboot(rt: &TargetRuntime, methods: &[ResetMethod], out: &mut dyn FnMut(P
             ResetAction::Command { run, timeout } => reset::run_command(t, run, *timeout, &mut info),
             ResetAction::Qemu => match &t.qmp {
                 Some(q) => reset::qemu_reset(q),
-                None => Err(anyhow::anyhow!("no QMP socket for this target")),
+                None => Err(super::TargetError::NoQmp),
             },
         };
         let mut did = match did {
             Ok(d) => d,
             Err(e) => {
-                let e = format!("{e:#}");
+                let e = crate::error::chain(&e);
                 out(Progress::Info(format!("reset {}: {} failed: {e}", t.name, m.name())));
                 attempts.push(Attempt {
                     method: m.name(),

@@ -6,13 +6,16 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
 use tracing::info;
+
+use super::TargetError;
 
 use crate::console::hub::Hub;
 use crate::console::serial::ModemLine;
 use crate::policy::mac::fmt_mac;
 use crate::policy::targets::Target;
+
+type Result<T, E = TargetError> = std::result::Result<T, E>;
 
 /// The reboot command: three tildes and `k` (Nautilus's `~~~K` syntax).
 pub const REBOOT_COMMAND: &[u8] = b"~~~k";
@@ -22,7 +25,7 @@ pub const REBOOT_ATTEMPTS: u32 = 4;
 
 /// `serial`: the kernel's own reboot command on the console.
 pub fn send_reboot_command(hub: &Hub) -> Result<()> {
-    hub.write(REBOOT_COMMAND).with_context(|| format!("writing ~~~k to {}", hub.device))
+    hub.write(REBOOT_COMMAND).map_err(|source| TargetError::WriteReboot { device: hub.device.clone(), source })
 }
 
 /// `dtr` / `rts`: drive the line to its active level for `pulse`, then back.
@@ -50,7 +53,7 @@ pub fn pulse(hub: &Hub, line: ModemLine, pulse: Duration, active_low: bool) -> R
 pub fn pulse_device(device: &str, line: ModemLine, pulse: Duration, active_low: bool) -> Result<String> {
     let mut port = serialport::new(device, 9600)
         .open_native()
-        .with_context(|| format!("cannot open the reset adapter {device}"))?;
+        .map_err(|source| TargetError::ResetAdapter { device: device.to_string(), source })?;
     let active = !active_low;
     crate::console::serial::set_line(&mut port, device, line, active)?;
     std::thread::sleep(pulse);
@@ -77,7 +80,7 @@ pub fn run_command(t: &Target, run: &str, timeout: Duration, out: &mut dyn FnMut
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .with_context(|| format!("cannot run `sh -c {run:?}`"))?;
+        .map_err(|source| TargetError::RunCommand { run: run.to_string(), source })?;
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     let mut readers = vec![];
     for r in [
@@ -86,7 +89,7 @@ pub fn run_command(t: &Target, run: &str, timeout: Duration, out: &mut dyn FnMut
     ] {
         let tx = tx.clone();
         readers.push(std::thread::spawn(move || {
-            for l in BufReader::new(r).lines().map_while(Result::ok) {
+            for l in BufReader::new(r).lines().map_while(std::io::Result::ok) {
                 let _ = tx.send(l);
             }
         }));
@@ -106,7 +109,7 @@ pub fn run_command(t: &Target, run: &str, timeout: Duration, out: &mut dyn FnMut
             unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
             let _ = child.kill();
             let _ = child.wait();
-            bail!("`{run}` did not finish within {:.0} s and was killed", timeout.as_secs_f64());
+            return Err(TargetError::CommandTimeout { run: run.to_string(), secs: timeout.as_secs_f64() });
         }
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -118,7 +121,7 @@ pub fn run_command(t: &Target, run: &str, timeout: Duration, out: &mut dyn FnMut
         out(format!("reset command: {l}"));
     }
     if !status.success() {
-        bail!("`{run}` failed ({status})");
+        return Err(TargetError::CommandFailed { run: run.to_string(), status });
     }
     Ok(format!("ran `{run}` ({status})"))
 }

@@ -9,10 +9,12 @@ use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
+use super::TargetError;
 use crate::policy::targets::Target;
+
+type Result<T, E = TargetError> = std::result::Result<T, E>;
 
 /// A staged file: its name on the TFTP server and what it holds.
 #[derive(Debug, Clone)]
@@ -27,11 +29,11 @@ pub struct Staged {
 /// through a temporary file in the same directory, then rename.
 pub fn stage_file(root: &Path, rel: &str, src: &mut dyn Read, size: Option<u64>) -> Result<Staged> {
     let dest = root.join(rel);
-    let dir = dest.parent().context("staged file has no directory")?;
-    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let dir = dest.parent().ok_or(TargetError::NoDirectory)?;
+    fs::create_dir_all(dir).map_err(|source| TargetError::Create { path: dir.to_path_buf(), source })?;
     let tmp = dir.join(format!(".{}.partial-{}", dest.file_name().unwrap().to_string_lossy(), std::process::id()));
     let result = (|| -> Result<(u64, String)> {
-        let mut f = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        let mut f = File::create(&tmp).map_err(|source| TargetError::Create { path: tmp.clone(), source })?;
         let mut hash = Sha256::new();
         let mut buf = vec![0u8; 1 << 16];
         let mut total = 0u64;
@@ -45,7 +47,9 @@ pub fn stage_file(root: &Path, rel: &str, src: &mut dyn Read, size: Option<u64>)
             }
             let n = src.read(&mut buf[..want])?;
             if n == 0 {
-                anyhow::ensure!(size.is_none(), "the file ended after {total} of {} bytes", size.unwrap());
+                if let Some(size) = size {
+                    return Err(TargetError::ShortFile { total, size });
+                }
                 break;
             }
             hash.update(&buf[..n]);
@@ -57,8 +61,11 @@ pub fn stage_file(root: &Path, rel: &str, src: &mut dyn Read, size: Option<u64>)
     })();
     match result {
         Ok((size, sha256)) => {
-            fs::rename(&tmp, &dest)
-                .with_context(|| format!("cannot rename {} to {}", tmp.display(), dest.display()))?;
+            fs::rename(&tmp, &dest).map_err(|source| TargetError::Rename {
+                from: tmp.clone(),
+                to: dest.clone(),
+                source,
+            })?;
             Ok(Staged { tftp_path: rel.to_string(), size, sha256 })
         }
         Err(e) => {
@@ -80,9 +87,7 @@ pub fn config_text(kernel: &Staged, cmdline: &str, modules: &[(Staged, String)])
     for (m, string) in modules {
         s.push_str(&format!("module /{} {string}\n", m.tftp_path));
     }
-    bootproto::config::parse(&s).map_err(|e| {
-        anyhow::anyhow!("the command line or a module string does not fit the chainloader's config syntax: {e}")
-    })?;
+    bootproto::config::parse(&s).map_err(TargetError::ConfigSyntax)?;
     Ok(s)
 }
 

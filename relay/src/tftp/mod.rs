@@ -30,7 +30,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use anyhow::{anyhow, Context};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use wire::{ErrorCode, Packet, RequestKind};
@@ -92,38 +91,63 @@ struct TransferHandle {
     cancelled: AtomicBool,
 }
 
+/// Why the TFTP server or one of its transfer sockets could not start, or
+/// why the server stopped. Each variant's text is its own context; the
+/// cause is its `source()`.
+#[derive(Debug, thiserror::Error)]
+pub enum TftpError {
+    #[error("creating a UDP socket")]
+    Socket(#[source] io::Error),
+    #[error("binding to interface {0} needs root or CAP_NET_RAW")]
+    DeviceDenied(String),
+    #[error("no such interface: {0}")]
+    NoInterface(String),
+    #[error("binding to interface {ifname}")]
+    Device { ifname: String, source: io::Error },
+    /// `place`: the interface, or the address when there is none.
+    #[error("port {port} on {place} is in use, is dnsmasq running?")]
+    PortInUse { port: u16, place: String },
+    #[error("binding port {0} needs root or CAP_NET_BIND_SERVICE")]
+    PortDenied(u16),
+    #[error("address {ip} is not assigned to {place}; is the interface up and configured?")]
+    AddressNotHere { ip: IpAddr, place: String },
+    #[error("binding UDP {addr} on {place}")]
+    Bind { addr: SocketAddr, place: String, source: io::Error },
+    #[error("TFTP root {}", root.display())]
+    Root { root: PathBuf, source: io::Error },
+    #[error("TFTP root {} is not a directory", root.display())]
+    RootNotDirectory { root: PathBuf },
+    #[error("tftp: receive on {local} keeps failing")]
+    Receive { local: SocketAddr, source: io::Error },
+}
+
 /// Creates a UDP socket bound to `addr`, optionally to a device, with
 /// error messages that say what to do.
-pub(crate) fn bind_udp(addr: SocketAddr, interface: Option<&str>) -> anyhow::Result<Socket> {
-    let socket =
-        Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).context("creating a UDP socket")?;
+pub(crate) fn bind_udp(addr: SocketAddr, interface: Option<&str>) -> Result<Socket, TftpError> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(TftpError::Socket)?;
     if let Some(ifname) = interface {
         socket.bind_device(Some(ifname.as_bytes())).map_err(|e| match e.raw_os_error() {
-            Some(libc::EPERM) | Some(libc::EACCES) => {
-                anyhow!("binding to interface {ifname} needs root or CAP_NET_RAW")
-            }
-            Some(libc::ENODEV) => anyhow!("no such interface: {ifname}"),
-            _ => anyhow!("binding to interface {ifname}: {e}"),
+            Some(libc::EPERM) | Some(libc::EACCES) => TftpError::DeviceDenied(ifname.to_string()),
+            Some(libc::ENODEV) => TftpError::NoInterface(ifname.to_string()),
+            _ => TftpError::Device { ifname: ifname.to_string(), source: e },
         })?;
     }
     let place = interface.map_or_else(|| addr.ip().to_string(), str::to_string);
     socket.bind(&addr.into()).map_err(|e| match e.raw_os_error() {
-        Some(libc::EADDRINUSE) => anyhow!("port {} on {place} is in use, is dnsmasq running?", addr.port()),
-        Some(libc::EACCES) => anyhow!("binding port {} needs root or CAP_NET_BIND_SERVICE", addr.port()),
-        Some(libc::EADDRNOTAVAIL) => {
-            anyhow!("address {} is not assigned to {place}; is the interface up and configured?", addr.ip())
-        }
-        _ => anyhow!("binding UDP {addr} on {place}: {e}"),
+        Some(libc::EADDRINUSE) => TftpError::PortInUse { port: addr.port(), place },
+        Some(libc::EACCES) => TftpError::PortDenied(addr.port()),
+        Some(libc::EADDRNOTAVAIL) => TftpError::AddressNotHere { ip: addr.ip(), place },
+        _ => TftpError::Bind { addr, place, source: e },
     })?;
     Ok(socket)
 }
 
 impl TftpServer {
     /// Opens the root and binds the listening socket.
-    pub fn bind(cfg: TftpConfig) -> anyhow::Result<TftpServer> {
-        let root = fs::Root::open(&cfg.root).with_context(|| format!("TFTP root {}", cfg.root.display()))?;
+    pub fn bind(cfg: TftpConfig) -> Result<TftpServer, TftpError> {
+        let root = fs::Root::open(&cfg.root).map_err(|source| TftpError::Root { root: cfg.root.clone(), source })?;
         if !root.canonical().is_dir() {
-            return Err(anyhow!("TFTP root {} is not a directory", cfg.root.display()));
+            return Err(TftpError::RootNotDirectory { root: cfg.root.clone() });
         }
         let socket: UdpSocket = bind_udp(cfg.bind, cfg.interface.as_deref())?.into();
         // Bound to the wildcard address, the server learns from IP_PKTINFO
@@ -155,7 +179,7 @@ impl TftpServer {
     }
 
     /// Serves requests until the process ends or the socket fails.
-    pub fn run(self) -> anyhow::Result<()> {
+    pub fn run(self) -> Result<(), TftpError> {
         let local = self.local_addr();
         tracing::info!(
             "tftp: serving {} on {local}{}",
@@ -185,7 +209,7 @@ impl TftpServer {
                     consecutive_errors += 1;
                     tracing::warn!("tftp: receive on {local} failed: {e}");
                     if consecutive_errors > 100 {
-                        return Err(anyhow!("tftp: receive on {local} keeps failing: {e}"));
+                        return Err(TftpError::Receive { local, source: e });
                     }
                     std::thread::sleep(std::time::Duration::from_millis(10));
                     continue;

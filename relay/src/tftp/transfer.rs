@@ -97,7 +97,7 @@ pub(super) fn run(shared: &Shared, handle: &TransferHandle, job: Job) {
     let socket = match bind_udp(SocketAddr::new(job.local_ip, 0), shared.interface.as_deref()) {
         Ok(s) => s,
         Err(e) => {
-            tracing::warn!("tftp: {peer} {name}: cannot open a transfer socket: {e:#}");
+            tracing::warn!("tftp: {peer} {name}: cannot open a transfer socket: {}", crate::error::Chain(&e));
             return;
         }
     };
