@@ -265,16 +265,7 @@ pub fn parse_header(image: &[u8]) -> Result<Header, Mb2Error> {
         return Err(Mb2Error::TooShort(image.len()));
     }
     let area = &image[..image.len().min(SEARCH_LEN)];
-    let offset = (0..area.len().saturating_sub(15))
-        .step_by(8)
-        .find(|&o| {
-            use field::header as f;
-            let w = |at: usize| le_u32(area, o + at).unwrap_or(0);
-            let (magic, arch) = (w(f::MAGIC), w(f::ARCHITECTURE));
-            let sum = magic.wrapping_add(arch).wrapping_add(w(f::HEADER_LENGTH)).wrapping_add(w(f::CHECKSUM));
-            magic == HEADER_MAGIC && arch == 0 && sum == 0
-        })
-        .ok_or(Mb2Error::NoHeader)?;
+    let offset = find_header(area)?;
     let header_length = le_u32(area, offset + field::header::HEADER_LENGTH).unwrap_or(0);
     // GRUB does not look at header_length beyond the checksum; only refuse
     // values that cannot describe a header at all.
@@ -296,10 +287,31 @@ pub fn parse_header(image: &[u8]) -> Result<Header, Mb2Error> {
         efi_entry64: None,
         relocatable: None,
     };
+    walk_tags(area, offset + field::header::TAGS, &mut h)?;
+    h.check_supportable()?;
+    Ok(h)
+}
+
+/// The first 8-byte aligned offset in `area` with the magic, architecture 0
+/// and a checksum that makes the fixed part sum to zero.
+fn find_header(area: &[u8]) -> Result<usize, Mb2Error> {
+    (0..area.len().saturating_sub(15))
+        .step_by(8)
+        .find(|&o| {
+            use field::header as f;
+            let w = |at: usize| le_u32(area, o + at).unwrap_or(0);
+            let (magic, arch) = (w(f::MAGIC), w(f::ARCHITECTURE));
+            let sum = magic.wrapping_add(arch).wrapping_add(w(f::HEADER_LENGTH)).wrapping_add(w(f::CHECKSUM));
+            magic == HEADER_MAGIC && arch == 0 && sum == 0
+        })
+        .ok_or(Mb2Error::NoHeader)
+}
+
+/// Reads the tags from `p` up to the end tag into `h`.
+fn walk_tags(area: &[u8], mut p: usize, h: &mut Header) -> Result<(), Mb2Error> {
     // Tags follow the 16-byte fixed part, each padded to 8 bytes. Like GRUB,
     // walk to the end tag; unlike GRUB, stop with an error instead of reading
     // beyond the searched area.
-    let mut p = offset + field::header::TAGS;
     loop {
         let (Some(ty), Some(flags), Some(size)) = (
             le_u16(area, p + field::tag::TYPE),
@@ -314,62 +326,68 @@ pub fn parse_header(image: &[u8]) -> Result<Header, Mb2Error> {
         let Some(end) = end.filter(|_| size as usize >= field::tag::BODY) else {
             return Err(bad);
         };
-        let body = &area[p..end];
-        let optional = flags & htag::FLAG_OPTIONAL != 0;
-        let read = |o: usize| le_u32(body, o).ok_or(bad.clone());
-        match ty {
-            htag::END => break,
-            htag::INFORMATION_REQUEST => {
-                let types = (field::tag::BODY..body.len() / 4 * 4).step_by(4).filter_map(|o| le_u32(body, o)).collect();
-                h.info_requests.push(InfoRequest { optional, types });
-            }
-            htag::ADDRESS => {
-                use field::address as f;
-                h.address = Some(AddressTag {
-                    header_addr: read(f::HEADER_ADDR)?,
-                    load_addr: read(f::LOAD_ADDR)?,
-                    load_end_addr: read(f::LOAD_END_ADDR)?,
-                    bss_end_addr: read(f::BSS_END_ADDR)?,
-                })
-            }
-            htag::ENTRY_ADDRESS => h.entry = Some(read(field::tag::BODY)?),
-            htag::CONSOLE_FLAGS => h.console_flags = Some(read(field::tag::BODY)?),
-            htag::FRAMEBUFFER => {
-                use field::framebuffer as f;
-                h.framebuffer = Some(FramebufferTag {
-                    width: read(f::WIDTH)?,
-                    height: read(f::HEIGHT)?,
-                    depth: read(f::DEPTH)?,
-                    optional,
-                })
-            }
-            htag::MODULE_ALIGN => h.module_align = true,
-            htag::EFI_BS => h.efi_bs = true,
-            // GRUB i386-pc knows no EFI i386 entry tag (its switch has no
-            // case for it): a required one is refused as an unknown tag.
-            htag::ENTRY_ADDRESS_EFI32 if !optional => return Err(Mb2Error::UnsupportedTag { tag_type: ty }),
-            htag::ENTRY_ADDRESS_EFI32 => h.efi_entry32 = Some(read(field::tag::BODY)?),
-            htag::ENTRY_ADDRESS_EFI64 => h.efi_entry64 = Some(read(field::tag::BODY)?),
-            htag::RELOCATABLE => {
-                use field::relocatable as f;
-                h.relocatable = Some(Relocatable {
-                    min_addr: read(f::MIN_ADDR)?,
-                    max_addr: read(f::MAX_ADDR)?,
-                    align: read(f::ALIGN)?,
-                    preference: match read(f::PREFERENCE)? {
-                        1 => LoadPreference::Low,
-                        2 => LoadPreference::High,
-                        _ => LoadPreference::None,
-                    },
-                })
-            }
-            _ if optional => {}
-            _ => return Err(Mb2Error::UnsupportedTag { tag_type: ty }),
+        if ty == htag::END {
+            return Ok(());
         }
+        let optional = flags & htag::FLAG_OPTIONAL != 0;
+        read_tag(h, ty, optional, &area[p..end], &bad)?;
         p += (size as usize).div_ceil(8) * 8;
     }
-    h.check_supportable()?;
-    Ok(h)
+}
+
+/// Records one (non-end) tag of type `ty` and payload `body` in `h`; `bad`
+/// is the error for a tag too short for its fields.
+fn read_tag(h: &mut Header, ty: u16, optional: bool, body: &[u8], bad: &Mb2Error) -> Result<(), Mb2Error> {
+    let read = |o: usize| le_u32(body, o).ok_or(bad.clone());
+    match ty {
+        htag::INFORMATION_REQUEST => {
+            let types = (field::tag::BODY..body.len() / 4 * 4).step_by(4).filter_map(|o| le_u32(body, o)).collect();
+            h.info_requests.push(InfoRequest { optional, types });
+        }
+        htag::ADDRESS => {
+            use field::address as f;
+            h.address = Some(AddressTag {
+                header_addr: read(f::HEADER_ADDR)?,
+                load_addr: read(f::LOAD_ADDR)?,
+                load_end_addr: read(f::LOAD_END_ADDR)?,
+                bss_end_addr: read(f::BSS_END_ADDR)?,
+            })
+        }
+        htag::ENTRY_ADDRESS => h.entry = Some(read(field::tag::BODY)?),
+        htag::CONSOLE_FLAGS => h.console_flags = Some(read(field::tag::BODY)?),
+        htag::FRAMEBUFFER => {
+            use field::framebuffer as f;
+            h.framebuffer = Some(FramebufferTag {
+                width: read(f::WIDTH)?,
+                height: read(f::HEIGHT)?,
+                depth: read(f::DEPTH)?,
+                optional,
+            })
+        }
+        htag::MODULE_ALIGN => h.module_align = true,
+        htag::EFI_BS => h.efi_bs = true,
+        // GRUB i386-pc knows no EFI i386 entry tag (its switch has no
+        // case for it): a required one is refused as an unknown tag.
+        htag::ENTRY_ADDRESS_EFI32 if !optional => return Err(Mb2Error::UnsupportedTag { tag_type: ty }),
+        htag::ENTRY_ADDRESS_EFI32 => h.efi_entry32 = Some(read(field::tag::BODY)?),
+        htag::ENTRY_ADDRESS_EFI64 => h.efi_entry64 = Some(read(field::tag::BODY)?),
+        htag::RELOCATABLE => {
+            use field::relocatable as f;
+            h.relocatable = Some(Relocatable {
+                min_addr: read(f::MIN_ADDR)?,
+                max_addr: read(f::MAX_ADDR)?,
+                align: read(f::ALIGN)?,
+                preference: match read(f::PREFERENCE)? {
+                    1 => LoadPreference::Low,
+                    2 => LoadPreference::High,
+                    _ => LoadPreference::None,
+                },
+            })
+        }
+        _ if optional => {}
+        _ => return Err(Mb2Error::UnsupportedTag { tag_type: ty }),
+    }
+    Ok(())
 }
 
 impl Header {
