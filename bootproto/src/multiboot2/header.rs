@@ -838,6 +838,21 @@ fn phdr(image: &[u8], e: &Elf, i: u64) -> Option<Phdr> {
 
 fn plan_elf(image: &[u8], h: &Header) -> Result<LoadPlan, Mb2Error> {
     let e = elf_header(image)?;
+    let phdrs = program_headers(image, &e)?;
+    let (segments, lo, hi) = load_segments(image, &phdrs)?;
+    let phys = entry_phys(&e, &phdrs)?;
+    let entry = h.entry.map_or(phys, u64::from);
+    Ok(LoadPlan {
+        segments,
+        entry: entry as u32,
+        load_base: lo as u32,
+        kernel_range: Range::new(lo, hi),
+        elf_sections: ElfSections { num: 0, entsize: 0, shndx: 0, table: Vec::new() },
+    })
+}
+
+/// All program headers, checked to lie where GRUB reads them.
+fn program_headers(image: &[u8], e: &Elf) -> Result<Vec<Phdr>, Mb2Error> {
     if e.phnum > 0 && e.phentsize < e.layout.phdr_len {
         return Err(Mb2Error::Elf("program header entries too small"));
     }
@@ -847,11 +862,12 @@ fn plan_elf(image: &[u8], h: &Header) -> Result<LoadPlan, Mb2Error> {
     if ph_end.is_none_or(|end| end > SEARCH_LEN.min(image.len()) as u64) {
         return Err(Mb2Error::Elf("program header at a too high offset"));
     }
-    let phdrs: Vec<Phdr> = (0..e.phnum)
-        .map(|i| phdr(image, &e, i))
-        .collect::<Option<_>>()
-        .ok_or(Mb2Error::Elf("program header truncated"))?;
+    (0..e.phnum).map(|i| phdr(image, e, i)).collect::<Option<_>>().ok_or(Mb2Error::Elf("program header truncated"))
+}
 
+/// The PT_LOAD segments with memory to fill, and the lowest and highest
+/// physical address of all PT_LOAD segments.
+fn load_segments(image: &[u8], phdrs: &[Phdr]) -> Result<(Vec<Segment>, u64, u64), Mb2Error> {
     let mut segments = Vec::new();
     let (mut lo, mut hi) = (u64::MAX, 0u64);
     for p in phdrs.iter().filter(|p| p.ty == elf::PT_LOAD) {
@@ -879,6 +895,11 @@ fn plan_elf(image: &[u8], h: &Header) -> Result<LoadPlan, Mb2Error> {
     if segments.is_empty() {
         return Err(Mb2Error::Elf("no loadable segment"));
     }
+    Ok((segments, lo, hi))
+}
+
+/// The physical address of the ELF entry point.
+fn entry_phys(e: &Elf, phdrs: &[Phdr]) -> Result<u64, Mb2Error> {
     // GRUB's rule: the entry is a virtual address; find the program header
     // (any type) whose virtual range holds it and translate to physical.
     // GRUB does this even when an entry address tag will override the
@@ -892,14 +913,7 @@ fn plan_elf(image: &[u8], h: &Header) -> Result<LoadPlan, Mb2Error> {
     if phys > u32::MAX as u64 {
         return Err(Mb2Error::Elf("entry point above 4 GiB"));
     }
-    let entry = h.entry.map_or(phys, u64::from);
-    Ok(LoadPlan {
-        segments,
-        entry: entry as u32,
-        load_base: lo as u32,
-        kernel_range: Range::new(lo, hi),
-        elf_sections: ElfSections { num: 0, entsize: 0, shndx: 0, table: Vec::new() },
-    })
+    Ok(phys)
 }
 
 /// Reads the section header table for tag 9 and places the sections that
