@@ -932,6 +932,20 @@ fn place_sections(
     if e.shentsize < l.shdr_len {
         return Err(Mb2Error::Elf("section header entries too small"));
     }
+    let (shnum, shndx, mut table) = section_table(image, &e)?;
+    for i in 0..shnum as usize {
+        let o = i * e.shentsize as usize;
+        let shdr = &mut table[o..o + e.shentsize as usize];
+        place_section(image, l, shdr, plan, mem, avoid.as_deref_mut())?;
+    }
+    plan.elf_sections = ElfSections { num: shnum as u32, entsize: e.shentsize as u32, shndx: shndx as u32, table };
+    Ok(())
+}
+
+/// The number of sections, the index of the section name string table and
+/// a copy of the section header table.
+fn section_table(image: &[u8], e: &Elf) -> Result<(u64, u64, Vec<u8>), Mb2Error> {
+    let l = e.layout;
     let at = |i: u64, k: usize| {
         let o = i.checked_mul(e.shentsize).and_then(|n| e.shoff.checked_add(n))?;
         usize::try_from(o).ok()?.checked_add(k)
@@ -956,46 +970,54 @@ fn place_sections(
             file_len: image.len(),
         });
     };
-    let mut table = image[e.shoff as usize..table_end as usize].to_vec();
-    for i in 0..shnum as usize {
-        let o = i * e.shentsize as usize;
-        let s = &table[o..o + e.shentsize as usize];
-        let ty = le_u32(s, l.sh_type).unwrap_or(0);
-        if ty == elf::SHT_REL || ty == elf::SHT_RELA {
-            return Err(Mb2Error::ElfRelocs);
-        }
-        let w = |k| l.word(s, k);
-        let (addr, off, size, align) = (w(l.sh_addr), w(l.sh_offset), w(l.sh_size), w(l.sh_addralign));
-        let (addr, off, size, align) = (addr.unwrap_or(0), off.unwrap_or(0), size.unwrap_or(0), align.unwrap_or(1));
-        if addr != 0 || size == 0 {
-            continue;
-        }
-        let nobits = ty == elf::SHT_NOBITS;
-        if !nobits && off.checked_add(size).is_none_or(|x| x > image.len() as u64) {
-            return Err(Mb2Error::PastEndOfFile { what: "ELF section", offset: off, len: size, file_len: image.len() });
-        }
-        // GRUB's first fit: the lowest free block above 1 MiB (below that
-        // is GRUB's own memory), i.e. right after the kernel.
-        let align = align.clamp(1, 1 << 30);
-        let dest = mem
-            .find(size, align, crate::memmap::ONE_MIB, FOUR_GIB, Preference::Low)
-            .ok_or(Mb2Error::NoRoom { what: "ELF section", size })?;
-        let r = Range::new(dest, dest + size);
-        mem.reserve_grub_chunk(r, "ELF section").map_err(|_| Mb2Error::NoRoom { what: "ELF section", size })?;
-        if let Some(a) = avoid.as_deref_mut() {
-            a.reserve_always(r, "ELF section");
-        }
-        plan.segments.push(Segment {
-            file_offset: off,
-            file_len: if nobits { 0 } else { size },
-            dest_phys: dest,
-            mem_len: size,
-        });
-        // sh_addr is where the kernel finds the section: tell it.
-        let slot = o + l.sh_addr;
-        table[slot..slot + l.word].copy_from_slice(&dest.to_le_bytes()[..l.word]);
+    Ok((shnum, shndx, image[e.shoff as usize..table_end as usize].to_vec()))
+}
+
+/// Refuses a relocation section; gives a section without an address room
+/// in `mem` (and out of `avoid`), a segment in `plan` and that address in
+/// its header `shdr`.
+fn place_section(
+    image: &[u8],
+    l: &elf::Layout,
+    shdr: &mut [u8],
+    plan: &mut LoadPlan,
+    mem: &mut Allocator,
+    avoid: Option<&mut Allocator>,
+) -> Result<(), Mb2Error> {
+    let s = &*shdr;
+    let ty = le_u32(s, l.sh_type).unwrap_or(0);
+    if ty == elf::SHT_REL || ty == elf::SHT_RELA {
+        return Err(Mb2Error::ElfRelocs);
     }
-    plan.elf_sections = ElfSections { num: shnum as u32, entsize: e.shentsize as u32, shndx: shndx as u32, table };
+    let w = |k| l.word(s, k);
+    let (addr, off, size, align) = (w(l.sh_addr), w(l.sh_offset), w(l.sh_size), w(l.sh_addralign));
+    let (addr, off, size, align) = (addr.unwrap_or(0), off.unwrap_or(0), size.unwrap_or(0), align.unwrap_or(1));
+    if addr != 0 || size == 0 {
+        return Ok(());
+    }
+    let nobits = ty == elf::SHT_NOBITS;
+    if !nobits && off.checked_add(size).is_none_or(|x| x > image.len() as u64) {
+        return Err(Mb2Error::PastEndOfFile { what: "ELF section", offset: off, len: size, file_len: image.len() });
+    }
+    // GRUB's first fit: the lowest free block above 1 MiB (below that
+    // is GRUB's own memory), i.e. right after the kernel.
+    let align = align.clamp(1, 1 << 30);
+    let dest = mem
+        .find(size, align, crate::memmap::ONE_MIB, FOUR_GIB, Preference::Low)
+        .ok_or(Mb2Error::NoRoom { what: "ELF section", size })?;
+    let r = Range::new(dest, dest + size);
+    mem.reserve_grub_chunk(r, "ELF section").map_err(|_| Mb2Error::NoRoom { what: "ELF section", size })?;
+    if let Some(a) = avoid {
+        a.reserve_always(r, "ELF section");
+    }
+    plan.segments.push(Segment {
+        file_offset: off,
+        file_len: if nobits { 0 } else { size },
+        dest_phys: dest,
+        mem_len: size,
+    });
+    // sh_addr is where the kernel finds the section: tell it.
+    shdr[l.sh_addr..l.sh_addr + l.word].copy_from_slice(&dest.to_le_bytes()[..l.word]);
     Ok(())
 }
 
