@@ -368,6 +368,17 @@ pub fn check(magic: u32, addr: u64, bytes: &[u8], kernel: Range) -> Result<Mbi<'
         return Err(Problem::TotalSizeNotMultipleOf8(total));
     }
     let bytes = &bytes[..(total as usize).min(bytes.len())];
+    check_tags(bytes, total)?;
+    let mbi = Mbi { addr, bytes };
+    check_memory_map(&mbi)?;
+    check_placement(&mbi, kernel)?;
+    Ok(mbi)
+}
+
+/// The tag walk: every tag fits and is large enough for its fields, strings
+/// are terminated, the memory map's entry size and length agree, and the end
+/// tag is last and ends at `total`; then, that there is a memory map.
+fn check_tags(bytes: &[u8], total: u32) -> Result<(), Problem> {
     let mut end_seen = false;
     let mut have_mmap = false;
     for item in raw_tags(bytes) {
@@ -407,10 +418,14 @@ pub fn check(magic: u32, addr: u64, bytes: &[u8], kernel: Range) -> Result<Mbi<'
     if !end_seen {
         return Err(Problem::NoEndTag);
     }
-    let mbi = Mbi { addr, bytes };
     if !have_mmap {
         return Err(Problem::NoMemoryMap);
     }
+    Ok(())
+}
+
+/// The memory map's usable entries.
+fn check_memory_map(mbi: &Mbi) -> Result<(), Problem> {
     // Usable entries must not overlap each other, and there must be usable
     // RAM above 1 MiB (where a Multiboot2 kernel lives).
     let usable = || mbi.mmap().filter(|e| e.typ == E820_RAM && e.len > 0).map(|e| e.range());
@@ -422,10 +437,15 @@ pub fn check(magic: u32, addr: u64, bytes: &[u8], kernel: Range) -> Result<Mbi<'
     if !usable().any(|r| r.end > 0x10_0000) {
         return Err(Problem::NoUsableRamAbove1M);
     }
+    Ok(())
+}
+
+/// Where the MBI and the modules lie.
+fn check_placement(mbi: &Mbi, kernel: Range) -> Result<(), Problem> {
     // Placement: the MBI and every module in usable RAM, disjoint from each
     // other and from the kernel.
     let mbi_r = mbi.range();
-    if !in_usable(&mbi, mbi_r) {
+    if !in_usable(mbi, mbi_r) {
         return Err(Problem::NotInUsableRam { what: "MBI", range: mbi_r });
     }
     if mbi_r.overlaps(&kernel) {
@@ -435,7 +455,7 @@ pub fn check(magic: u32, addr: u64, bytes: &[u8], kernel: Range) -> Result<Mbi<'
         if m.end < m.start {
             return Err(Problem::ModuleEmptyOrReversed(m));
         }
-        if !in_usable(&mbi, m) {
+        if !in_usable(mbi, m) {
             return Err(Problem::NotInUsableRam { what: "module", range: m });
         }
         if m.overlaps(&kernel) {
@@ -448,7 +468,7 @@ pub fn check(magic: u32, addr: u64, bytes: &[u8], kernel: Range) -> Result<Mbi<'
             return Err(Problem::Overlap { a: "module", ra: m, b: "module", rb: o });
         }
     }
-    Ok(mbi)
+    Ok(())
 }
 
 #[cfg(test)]

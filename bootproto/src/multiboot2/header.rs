@@ -265,16 +265,7 @@ pub fn parse_header(image: &[u8]) -> Result<Header, Mb2Error> {
         return Err(Mb2Error::TooShort(image.len()));
     }
     let area = &image[..image.len().min(SEARCH_LEN)];
-    let offset = (0..area.len().saturating_sub(15))
-        .step_by(8)
-        .find(|&o| {
-            use field::header as f;
-            let w = |at: usize| le_u32(area, o + at).unwrap_or(0);
-            let (magic, arch) = (w(f::MAGIC), w(f::ARCHITECTURE));
-            let sum = magic.wrapping_add(arch).wrapping_add(w(f::HEADER_LENGTH)).wrapping_add(w(f::CHECKSUM));
-            magic == HEADER_MAGIC && arch == 0 && sum == 0
-        })
-        .ok_or(Mb2Error::NoHeader)?;
+    let offset = find_header(area)?;
     let header_length = le_u32(area, offset + field::header::HEADER_LENGTH).unwrap_or(0);
     // GRUB does not look at header_length beyond the checksum; only refuse
     // values that cannot describe a header at all.
@@ -296,10 +287,31 @@ pub fn parse_header(image: &[u8]) -> Result<Header, Mb2Error> {
         efi_entry64: None,
         relocatable: None,
     };
+    walk_tags(area, offset + field::header::TAGS, &mut h)?;
+    h.check_supportable()?;
+    Ok(h)
+}
+
+/// The first 8-byte aligned offset in `area` with the magic, architecture 0
+/// and a checksum that makes the fixed part sum to zero.
+fn find_header(area: &[u8]) -> Result<usize, Mb2Error> {
+    (0..area.len().saturating_sub(15))
+        .step_by(8)
+        .find(|&o| {
+            use field::header as f;
+            let w = |at: usize| le_u32(area, o + at).unwrap_or(0);
+            let (magic, arch) = (w(f::MAGIC), w(f::ARCHITECTURE));
+            let sum = magic.wrapping_add(arch).wrapping_add(w(f::HEADER_LENGTH)).wrapping_add(w(f::CHECKSUM));
+            magic == HEADER_MAGIC && arch == 0 && sum == 0
+        })
+        .ok_or(Mb2Error::NoHeader)
+}
+
+/// Reads the tags from `p` up to the end tag into `h`.
+fn walk_tags(area: &[u8], mut p: usize, h: &mut Header) -> Result<(), Mb2Error> {
     // Tags follow the 16-byte fixed part, each padded to 8 bytes. Like GRUB,
     // walk to the end tag; unlike GRUB, stop with an error instead of reading
     // beyond the searched area.
-    let mut p = offset + field::header::TAGS;
     loop {
         let (Some(ty), Some(flags), Some(size)) = (
             le_u16(area, p + field::tag::TYPE),
@@ -314,62 +326,68 @@ pub fn parse_header(image: &[u8]) -> Result<Header, Mb2Error> {
         let Some(end) = end.filter(|_| size as usize >= field::tag::BODY) else {
             return Err(bad);
         };
-        let body = &area[p..end];
-        let optional = flags & htag::FLAG_OPTIONAL != 0;
-        let read = |o: usize| le_u32(body, o).ok_or(bad.clone());
-        match ty {
-            htag::END => break,
-            htag::INFORMATION_REQUEST => {
-                let types = (field::tag::BODY..body.len() / 4 * 4).step_by(4).filter_map(|o| le_u32(body, o)).collect();
-                h.info_requests.push(InfoRequest { optional, types });
-            }
-            htag::ADDRESS => {
-                use field::address as f;
-                h.address = Some(AddressTag {
-                    header_addr: read(f::HEADER_ADDR)?,
-                    load_addr: read(f::LOAD_ADDR)?,
-                    load_end_addr: read(f::LOAD_END_ADDR)?,
-                    bss_end_addr: read(f::BSS_END_ADDR)?,
-                })
-            }
-            htag::ENTRY_ADDRESS => h.entry = Some(read(field::tag::BODY)?),
-            htag::CONSOLE_FLAGS => h.console_flags = Some(read(field::tag::BODY)?),
-            htag::FRAMEBUFFER => {
-                use field::framebuffer as f;
-                h.framebuffer = Some(FramebufferTag {
-                    width: read(f::WIDTH)?,
-                    height: read(f::HEIGHT)?,
-                    depth: read(f::DEPTH)?,
-                    optional,
-                })
-            }
-            htag::MODULE_ALIGN => h.module_align = true,
-            htag::EFI_BS => h.efi_bs = true,
-            // GRUB i386-pc knows no EFI i386 entry tag (its switch has no
-            // case for it): a required one is refused as an unknown tag.
-            htag::ENTRY_ADDRESS_EFI32 if !optional => return Err(Mb2Error::UnsupportedTag { tag_type: ty }),
-            htag::ENTRY_ADDRESS_EFI32 => h.efi_entry32 = Some(read(field::tag::BODY)?),
-            htag::ENTRY_ADDRESS_EFI64 => h.efi_entry64 = Some(read(field::tag::BODY)?),
-            htag::RELOCATABLE => {
-                use field::relocatable as f;
-                h.relocatable = Some(Relocatable {
-                    min_addr: read(f::MIN_ADDR)?,
-                    max_addr: read(f::MAX_ADDR)?,
-                    align: read(f::ALIGN)?,
-                    preference: match read(f::PREFERENCE)? {
-                        1 => LoadPreference::Low,
-                        2 => LoadPreference::High,
-                        _ => LoadPreference::None,
-                    },
-                })
-            }
-            _ if optional => {}
-            _ => return Err(Mb2Error::UnsupportedTag { tag_type: ty }),
+        if ty == htag::END {
+            return Ok(());
         }
+        let optional = flags & htag::FLAG_OPTIONAL != 0;
+        read_tag(h, ty, optional, &area[p..end], &bad)?;
         p += (size as usize).div_ceil(8) * 8;
     }
-    h.check_supportable()?;
-    Ok(h)
+}
+
+/// Records one (non-end) tag of type `ty` and payload `body` in `h`; `bad`
+/// is the error for a tag too short for its fields.
+fn read_tag(h: &mut Header, ty: u16, optional: bool, body: &[u8], bad: &Mb2Error) -> Result<(), Mb2Error> {
+    let read = |o: usize| le_u32(body, o).ok_or(bad.clone());
+    match ty {
+        htag::INFORMATION_REQUEST => {
+            let types = (field::tag::BODY..body.len() / 4 * 4).step_by(4).filter_map(|o| le_u32(body, o)).collect();
+            h.info_requests.push(InfoRequest { optional, types });
+        }
+        htag::ADDRESS => {
+            use field::address as f;
+            h.address = Some(AddressTag {
+                header_addr: read(f::HEADER_ADDR)?,
+                load_addr: read(f::LOAD_ADDR)?,
+                load_end_addr: read(f::LOAD_END_ADDR)?,
+                bss_end_addr: read(f::BSS_END_ADDR)?,
+            })
+        }
+        htag::ENTRY_ADDRESS => h.entry = Some(read(field::tag::BODY)?),
+        htag::CONSOLE_FLAGS => h.console_flags = Some(read(field::tag::BODY)?),
+        htag::FRAMEBUFFER => {
+            use field::framebuffer as f;
+            h.framebuffer = Some(FramebufferTag {
+                width: read(f::WIDTH)?,
+                height: read(f::HEIGHT)?,
+                depth: read(f::DEPTH)?,
+                optional,
+            })
+        }
+        htag::MODULE_ALIGN => h.module_align = true,
+        htag::EFI_BS => h.efi_bs = true,
+        // GRUB i386-pc knows no EFI i386 entry tag (its switch has no
+        // case for it): a required one is refused as an unknown tag.
+        htag::ENTRY_ADDRESS_EFI32 if !optional => return Err(Mb2Error::UnsupportedTag { tag_type: ty }),
+        htag::ENTRY_ADDRESS_EFI32 => h.efi_entry32 = Some(read(field::tag::BODY)?),
+        htag::ENTRY_ADDRESS_EFI64 => h.efi_entry64 = Some(read(field::tag::BODY)?),
+        htag::RELOCATABLE => {
+            use field::relocatable as f;
+            h.relocatable = Some(Relocatable {
+                min_addr: read(f::MIN_ADDR)?,
+                max_addr: read(f::MAX_ADDR)?,
+                align: read(f::ALIGN)?,
+                preference: match read(f::PREFERENCE)? {
+                    1 => LoadPreference::Low,
+                    2 => LoadPreference::High,
+                    _ => LoadPreference::None,
+                },
+            })
+        }
+        _ if optional => {}
+        _ => return Err(Mb2Error::UnsupportedTag { tag_type: ty }),
+    }
+    Ok(())
 }
 
 impl Header {
@@ -820,6 +838,21 @@ fn phdr(image: &[u8], e: &Elf, i: u64) -> Option<Phdr> {
 
 fn plan_elf(image: &[u8], h: &Header) -> Result<LoadPlan, Mb2Error> {
     let e = elf_header(image)?;
+    let phdrs = program_headers(image, &e)?;
+    let (segments, lo, hi) = load_segments(image, &phdrs)?;
+    let phys = entry_phys(&e, &phdrs)?;
+    let entry = h.entry.map_or(phys, u64::from);
+    Ok(LoadPlan {
+        segments,
+        entry: entry as u32,
+        load_base: lo as u32,
+        kernel_range: Range::new(lo, hi),
+        elf_sections: ElfSections { num: 0, entsize: 0, shndx: 0, table: Vec::new() },
+    })
+}
+
+/// All program headers, checked to lie where GRUB reads them.
+fn program_headers(image: &[u8], e: &Elf) -> Result<Vec<Phdr>, Mb2Error> {
     if e.phnum > 0 && e.phentsize < e.layout.phdr_len {
         return Err(Mb2Error::Elf("program header entries too small"));
     }
@@ -829,11 +862,12 @@ fn plan_elf(image: &[u8], h: &Header) -> Result<LoadPlan, Mb2Error> {
     if ph_end.is_none_or(|end| end > SEARCH_LEN.min(image.len()) as u64) {
         return Err(Mb2Error::Elf("program header at a too high offset"));
     }
-    let phdrs: Vec<Phdr> = (0..e.phnum)
-        .map(|i| phdr(image, &e, i))
-        .collect::<Option<_>>()
-        .ok_or(Mb2Error::Elf("program header truncated"))?;
+    (0..e.phnum).map(|i| phdr(image, e, i)).collect::<Option<_>>().ok_or(Mb2Error::Elf("program header truncated"))
+}
 
+/// The PT_LOAD segments with memory to fill, and the lowest and highest
+/// physical address of all PT_LOAD segments.
+fn load_segments(image: &[u8], phdrs: &[Phdr]) -> Result<(Vec<Segment>, u64, u64), Mb2Error> {
     let mut segments = Vec::new();
     let (mut lo, mut hi) = (u64::MAX, 0u64);
     for p in phdrs.iter().filter(|p| p.ty == elf::PT_LOAD) {
@@ -861,6 +895,11 @@ fn plan_elf(image: &[u8], h: &Header) -> Result<LoadPlan, Mb2Error> {
     if segments.is_empty() {
         return Err(Mb2Error::Elf("no loadable segment"));
     }
+    Ok((segments, lo, hi))
+}
+
+/// The physical address of the ELF entry point.
+fn entry_phys(e: &Elf, phdrs: &[Phdr]) -> Result<u64, Mb2Error> {
     // GRUB's rule: the entry is a virtual address; find the program header
     // (any type) whose virtual range holds it and translate to physical.
     // GRUB does this even when an entry address tag will override the
@@ -874,14 +913,7 @@ fn plan_elf(image: &[u8], h: &Header) -> Result<LoadPlan, Mb2Error> {
     if phys > u32::MAX as u64 {
         return Err(Mb2Error::Elf("entry point above 4 GiB"));
     }
-    let entry = h.entry.map_or(phys, u64::from);
-    Ok(LoadPlan {
-        segments,
-        entry: entry as u32,
-        load_base: lo as u32,
-        kernel_range: Range::new(lo, hi),
-        elf_sections: ElfSections { num: 0, entsize: 0, shndx: 0, table: Vec::new() },
-    })
+    Ok(phys)
 }
 
 /// Reads the section header table for tag 9 and places the sections that
@@ -900,6 +932,20 @@ fn place_sections(
     if e.shentsize < l.shdr_len {
         return Err(Mb2Error::Elf("section header entries too small"));
     }
+    let (shnum, shndx, mut table) = section_table(image, &e)?;
+    for i in 0..shnum as usize {
+        let o = i * e.shentsize as usize;
+        let shdr = &mut table[o..o + e.shentsize as usize];
+        place_section(image, l, shdr, plan, mem, avoid.as_deref_mut())?;
+    }
+    plan.elf_sections = ElfSections { num: shnum as u32, entsize: e.shentsize as u32, shndx: shndx as u32, table };
+    Ok(())
+}
+
+/// The number of sections, the index of the section name string table and
+/// a copy of the section header table.
+fn section_table(image: &[u8], e: &Elf) -> Result<(u64, u64, Vec<u8>), Mb2Error> {
+    let l = e.layout;
     let at = |i: u64, k: usize| {
         let o = i.checked_mul(e.shentsize).and_then(|n| e.shoff.checked_add(n))?;
         usize::try_from(o).ok()?.checked_add(k)
@@ -924,46 +970,54 @@ fn place_sections(
             file_len: image.len(),
         });
     };
-    let mut table = image[e.shoff as usize..table_end as usize].to_vec();
-    for i in 0..shnum as usize {
-        let o = i * e.shentsize as usize;
-        let s = &table[o..o + e.shentsize as usize];
-        let ty = le_u32(s, l.sh_type).unwrap_or(0);
-        if ty == elf::SHT_REL || ty == elf::SHT_RELA {
-            return Err(Mb2Error::ElfRelocs);
-        }
-        let w = |k| l.word(s, k);
-        let (addr, off, size, align) = (w(l.sh_addr), w(l.sh_offset), w(l.sh_size), w(l.sh_addralign));
-        let (addr, off, size, align) = (addr.unwrap_or(0), off.unwrap_or(0), size.unwrap_or(0), align.unwrap_or(1));
-        if addr != 0 || size == 0 {
-            continue;
-        }
-        let nobits = ty == elf::SHT_NOBITS;
-        if !nobits && off.checked_add(size).is_none_or(|x| x > image.len() as u64) {
-            return Err(Mb2Error::PastEndOfFile { what: "ELF section", offset: off, len: size, file_len: image.len() });
-        }
-        // GRUB's first fit: the lowest free block above 1 MiB (below that
-        // is GRUB's own memory), i.e. right after the kernel.
-        let align = align.clamp(1, 1 << 30);
-        let dest = mem
-            .find(size, align, crate::memmap::ONE_MIB, FOUR_GIB, Preference::Low)
-            .ok_or(Mb2Error::NoRoom { what: "ELF section", size })?;
-        let r = Range::new(dest, dest + size);
-        mem.reserve_grub_chunk(r, "ELF section").map_err(|_| Mb2Error::NoRoom { what: "ELF section", size })?;
-        if let Some(a) = avoid.as_deref_mut() {
-            a.reserve_always(r, "ELF section");
-        }
-        plan.segments.push(Segment {
-            file_offset: off,
-            file_len: if nobits { 0 } else { size },
-            dest_phys: dest,
-            mem_len: size,
-        });
-        // sh_addr is where the kernel finds the section: tell it.
-        let slot = o + l.sh_addr;
-        table[slot..slot + l.word].copy_from_slice(&dest.to_le_bytes()[..l.word]);
+    Ok((shnum, shndx, image[e.shoff as usize..table_end as usize].to_vec()))
+}
+
+/// Refuses a relocation section; gives a section without an address room
+/// in `mem` (and out of `avoid`), a segment in `plan` and that address in
+/// its header `shdr`.
+fn place_section(
+    image: &[u8],
+    l: &elf::Layout,
+    shdr: &mut [u8],
+    plan: &mut LoadPlan,
+    mem: &mut Allocator,
+    avoid: Option<&mut Allocator>,
+) -> Result<(), Mb2Error> {
+    let s = &*shdr;
+    let ty = le_u32(s, l.sh_type).unwrap_or(0);
+    if ty == elf::SHT_REL || ty == elf::SHT_RELA {
+        return Err(Mb2Error::ElfRelocs);
     }
-    plan.elf_sections = ElfSections { num: shnum as u32, entsize: e.shentsize as u32, shndx: shndx as u32, table };
+    let w = |k| l.word(s, k);
+    let (addr, off, size, align) = (w(l.sh_addr), w(l.sh_offset), w(l.sh_size), w(l.sh_addralign));
+    let (addr, off, size, align) = (addr.unwrap_or(0), off.unwrap_or(0), size.unwrap_or(0), align.unwrap_or(1));
+    if addr != 0 || size == 0 {
+        return Ok(());
+    }
+    let nobits = ty == elf::SHT_NOBITS;
+    if !nobits && off.checked_add(size).is_none_or(|x| x > image.len() as u64) {
+        return Err(Mb2Error::PastEndOfFile { what: "ELF section", offset: off, len: size, file_len: image.len() });
+    }
+    // GRUB's first fit: the lowest free block above 1 MiB (below that
+    // is GRUB's own memory), i.e. right after the kernel.
+    let align = align.clamp(1, 1 << 30);
+    let dest = mem
+        .find(size, align, crate::memmap::ONE_MIB, FOUR_GIB, Preference::Low)
+        .ok_or(Mb2Error::NoRoom { what: "ELF section", size })?;
+    let r = Range::new(dest, dest + size);
+    mem.reserve_grub_chunk(r, "ELF section").map_err(|_| Mb2Error::NoRoom { what: "ELF section", size })?;
+    if let Some(a) = avoid {
+        a.reserve_always(r, "ELF section");
+    }
+    plan.segments.push(Segment {
+        file_offset: off,
+        file_len: if nobits { 0 } else { size },
+        dest_phys: dest,
+        mem_len: size,
+    });
+    // sh_addr is where the kernel finds the section: tell it.
+    shdr[l.sh_addr..l.sh_addr + l.word].copy_from_slice(&dest.to_le_bytes()[..l.word]);
     Ok(())
 }
 

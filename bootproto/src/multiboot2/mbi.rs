@@ -132,131 +132,156 @@ fn write_all(info: &BootInfo, total_size: u32, w: &mut Writer) {
 
     string_tag(w, tag::CMDLINE, info.cmdline);
     string_tag(w, tag::BOOT_LOADER_NAME, info.loader_name);
-
     if let Some(a) = info.apm {
-        tag_header(w, tag::APM, 28);
-        w.le_u16(a.version);
-        w.le_u16(a.cseg);
-        w.le_u32(a.offset);
-        w.le_u16(a.cseg_16);
-        w.le_u16(a.dseg);
-        w.le_u16(a.flags);
-        w.le_u16(a.cseg_len);
-        w.le_u16(a.cseg_16_len);
-        w.le_u16(a.dseg_len);
-        w.align(8);
+        apm_tag(w, &a);
     }
-
     for m in info.modules {
-        tag_header(w, tag::MODULE, 16 + m.string.len() + 1);
-        w.le_u32(m.start);
-        w.le_u32(m.end);
-        w.bytes(m.string.as_bytes());
-        w.u8(0);
-        w.align(8);
+        module_tag(w, m);
     }
-
-    tag_header(w, tag::MMAP, 16 + 24 * info.mmap.len());
-    w.le_u32(24); // entry_size
-    w.le_u32(0); // entry_version
-    for e in info.mmap {
-        w.le_u64(e.base);
-        w.le_u64(e.len);
-        w.le_u32(e.kind);
-        w.le_u32(0);
-    }
-    w.align(8);
-
-    // GRUB writes tag 9 for every kernel; with num = 0 for a.out-kludge ones.
-    // Its layout uses 32-bit num/entsize/shndx fields (20-byte header).
-    let empty = ElfSections { num: 0, entsize: 0, shndx: 0, table: alloc::vec::Vec::new() };
-    let s = info.elf_sections.unwrap_or(&empty);
-    tag_header(w, tag::ELF_SECTIONS, 20 + s.table.len());
-    w.le_u32(s.num);
-    w.le_u32(s.entsize);
-    w.le_u32(s.shndx);
-    w.bytes(&s.table);
-    w.align(8);
+    mmap_tag(w, info.mmap);
+    elf_sections_tag(w, info.elf_sections);
 
     tag_header(w, tag::BASIC_MEMINFO, 16);
     w.le_u32(info.meminfo.0);
     w.le_u32(info.meminfo.1);
 
     if let Some(ack) = info.dhcp_ack {
-        tag_header(w, tag::NETWORK, 8 + ack.len());
-        w.bytes(ack);
-        w.align(8);
+        raw_tag(w, tag::NETWORK, ack);
     }
-
     if let Some(v) = info.vbe {
-        // multiboot_tag_vbe: 8 + 8 + 512 + 256 bytes.
-        tag_header(w, tag::VBE, 784);
-        w.le_u16(v.mode);
-        w.le_u16(v.interface_seg);
-        w.le_u16(v.interface_off);
-        w.le_u16(v.interface_len);
-        w.bytes(&v.control_info);
-        w.bytes(&v.mode_info);
+        vbe_tag(w, v);
     }
-
     match &info.framebuffer {
-        Some(Framebuffer::EgaText(fb)) => {
-            // multiboot_tag_framebuffer_common: 32 bytes, no colour info for text.
-            tag_header(w, tag::FRAMEBUFFER, 32);
-            w.le_u64(0xb8000);
-            w.le_u32(2 * fb.columns); // pitch
-            w.le_u32(fb.columns);
-            w.le_u32(fb.rows);
-            w.u8(16); // bpp
-            w.u8(FB_TYPE_EGA_TEXT);
-            w.le_u16(0); // reserved
-        }
-        Some(Framebuffer::Graphics(g)) => {
-            // The common part, then the colour info; sizes as GRUB sets them
-            // (`retrieve_video_parameters`): 32 + 6 for RGB, 32 + 2 + 3n for
-            // indexed.
-            let size = match &g.color {
-                Color::Rgb(_) => 38,
-                Color::Indexed(p) => 34 + 3 * p.len(),
-            };
-            tag_header(w, tag::FRAMEBUFFER, size);
-            w.le_u64(g.addr);
-            w.le_u32(g.pitch);
-            w.le_u32(g.width);
-            w.le_u32(g.height);
-            w.u8(g.bpp);
-            match &g.color {
-                Color::Indexed(p) => {
-                    w.u8(FB_TYPE_INDEXED);
-                    w.le_u16(0);
-                    w.le_u16(p.len() as u16);
-                    for c in p {
-                        w.bytes(c);
-                    }
-                }
-                Color::Rgb(f) => {
-                    w.u8(FB_TYPE_RGB);
-                    w.le_u16(0);
-                    w.bytes(f);
-                }
-            }
-            w.align(8);
-        }
+        Some(Framebuffer::EgaText(fb)) => ega_text_framebuffer_tag(w, fb),
+        Some(Framebuffer::Graphics(g)) => graphics_framebuffer_tag(w, g),
         None => {}
     }
-
     if let Some(r) = info.acpi_old {
-        tag_header(w, tag::ACPI_OLD, 8 + r.len());
-        w.bytes(r);
-        w.align(8);
+        raw_tag(w, tag::ACPI_OLD, r);
     }
     if let Some(r) = info.acpi_new {
-        tag_header(w, tag::ACPI_NEW, 8 + r.len());
-        w.bytes(r);
-        w.align(8);
+        raw_tag(w, tag::ACPI_NEW, r);
     }
 
     tag_header(w, tag::END, 8);
+}
+
+/// A tag whose payload is `payload` as it is (network, ACPI RSDPs).
+fn raw_tag(w: &mut Writer, ty: u32, payload: &[u8]) {
+    tag_header(w, ty, 8 + payload.len());
+    w.bytes(payload);
+    w.align(8);
+}
+
+/// Tag 10: the APM interface.
+fn apm_tag(w: &mut Writer, a: &Apm) {
+    tag_header(w, tag::APM, 28);
+    w.le_u16(a.version);
+    w.le_u16(a.cseg);
+    w.le_u32(a.offset);
+    w.le_u16(a.cseg_16);
+    w.le_u16(a.dseg);
+    w.le_u16(a.flags);
+    w.le_u16(a.cseg_len);
+    w.le_u16(a.cseg_16_len);
+    w.le_u16(a.dseg_len);
+    w.align(8);
+}
+
+/// Tag 3: one module and its NUL-terminated string.
+fn module_tag(w: &mut Writer, m: &Module) {
+    tag_header(w, tag::MODULE, 16 + m.string.len() + 1);
+    w.le_u32(m.start);
+    w.le_u32(m.end);
+    w.bytes(m.string.as_bytes());
+    w.u8(0);
+    w.align(8);
+}
+
+/// Tag 6: the memory map, 24-byte entries.
+fn mmap_tag(w: &mut Writer, mmap: &[E820Entry]) {
+    tag_header(w, tag::MMAP, 16 + 24 * mmap.len());
+    w.le_u32(24); // entry_size
+    w.le_u32(0); // entry_version
+    for e in mmap {
+        w.le_u64(e.base);
+        w.le_u64(e.len);
+        w.le_u32(e.kind);
+        w.le_u32(0);
+    }
+    w.align(8);
+}
+
+/// Tag 9: the ELF section headers.
+fn elf_sections_tag(w: &mut Writer, sections: Option<&ElfSections>) {
+    // GRUB writes tag 9 for every kernel; with num = 0 for a.out-kludge ones.
+    // Its layout uses 32-bit num/entsize/shndx fields (20-byte header).
+    let empty = ElfSections { num: 0, entsize: 0, shndx: 0, table: alloc::vec::Vec::new() };
+    let s = sections.unwrap_or(&empty);
+    tag_header(w, tag::ELF_SECTIONS, 20 + s.table.len());
+    w.le_u32(s.num);
+    w.le_u32(s.entsize);
+    w.le_u32(s.shndx);
+    w.bytes(&s.table);
+    w.align(8);
+}
+
+/// Tag 7: the VBE controller and mode information.
+fn vbe_tag(w: &mut Writer, v: &VbeTag) {
+    // multiboot_tag_vbe: 8 + 8 + 512 + 256 bytes.
+    tag_header(w, tag::VBE, 784);
+    w.le_u16(v.mode);
+    w.le_u16(v.interface_seg);
+    w.le_u16(v.interface_off);
+    w.le_u16(v.interface_len);
+    w.bytes(&v.control_info);
+    w.bytes(&v.mode_info);
+}
+
+/// Tag 8 for the EGA text console.
+fn ega_text_framebuffer_tag(w: &mut Writer, fb: &EgaText) {
+    // multiboot_tag_framebuffer_common: 32 bytes, no colour info for text.
+    tag_header(w, tag::FRAMEBUFFER, 32);
+    w.le_u64(0xb8000);
+    w.le_u32(2 * fb.columns); // pitch
+    w.le_u32(fb.columns);
+    w.le_u32(fb.rows);
+    w.u8(16); // bpp
+    w.u8(FB_TYPE_EGA_TEXT);
+    w.le_u16(0); // reserved
+}
+
+/// Tag 8 for a VBE graphics mode.
+fn graphics_framebuffer_tag(w: &mut Writer, g: &Graphics) {
+    // The common part, then the colour info; sizes as GRUB sets them
+    // (`retrieve_video_parameters`): 32 + 6 for RGB, 32 + 2 + 3n for
+    // indexed.
+    let size = match &g.color {
+        Color::Rgb(_) => 38,
+        Color::Indexed(p) => 34 + 3 * p.len(),
+    };
+    tag_header(w, tag::FRAMEBUFFER, size);
+    w.le_u64(g.addr);
+    w.le_u32(g.pitch);
+    w.le_u32(g.width);
+    w.le_u32(g.height);
+    w.u8(g.bpp);
+    match &g.color {
+        Color::Indexed(p) => {
+            w.u8(FB_TYPE_INDEXED);
+            w.le_u16(0);
+            w.le_u16(p.len() as u16);
+            for c in p {
+                w.bytes(c);
+            }
+        }
+        Color::Rgb(f) => {
+            w.u8(FB_TYPE_RGB);
+            w.le_u16(0);
+            w.bytes(f);
+        }
+    }
+    w.align(8);
 }
 
 /// The tag types the MBI for `info` holds, in order (for telling which
