@@ -17,6 +17,7 @@ use tracing::{info, warn};
 
 use crate::console::session::{self, Codec};
 use crate::error::chain;
+use crate::policy::targets::Target;
 use crate::target::boot::{self, BootPlan};
 use crate::target::reboot::{self, Outcome, Progress, EXIT_CANNOT_RESET};
 use crate::target::stage::{self, Staged};
@@ -194,6 +195,7 @@ fn send(w: &mut UnixStream, e: &Event) -> bool {
     w.write_all(line.as_bytes()).is_ok()
 }
 
+/// One connection: reads the request line and hands it to the step for its kind.
 fn handle(stream: UnixStream, targets: &Targets) -> Result<()> {
     let mut w = stream.try_clone()?;
     let mut r = BufReader::with_capacity(1 << 16, stream);
@@ -206,129 +208,157 @@ fn handle(stream: UnixStream, targets: &Targets) -> Result<()> {
             return Ok(());
         }
     };
-    let done = |w: &mut UnixStream, exit: i32, message: String| {
-        send(w, &Event::Done { exit, message });
-    };
     match req {
-        Request::Status => {
-            let list = targets.list.iter().map(|t| t.status()).collect();
-            send(&mut w, &Event::Status { targets: list });
-            done(&mut w, 0, String::new());
-        }
-        Request::Attach { target, read_only, replay } => {
-            let rt = match targets.get(target.as_deref()) {
-                Ok(t) => t,
-                Err(e) => {
-                    done(&mut w, 1, chain(&e));
-                    return Ok(());
-                }
-            };
-            send(&mut w, &Event::Attached { target: rt.target.name.clone(), device: rt.hub.device.clone() });
-            let pending = r.buffer().to_vec();
-            r.consume(pending.len());
-            let peer = format!("pid {}", peer_pid(&w).map_or("?".into(), |p| p.to_string()));
-            session::run(&rt.hub, "unix", peer, read_only, replay, Codec::Raw, r, w, &pending);
-        }
-        Request::Reboot { target, methods } => {
-            let rt = match targets.get(target.as_deref()) {
-                Ok(t) => t,
-                Err(e) => {
-                    done(&mut w, 1, chain(&e));
-                    return Ok(());
-                }
-            };
-            let methods = match pick_methods(&rt.target.reset, &methods) {
-                Ok(m) => m,
-                Err(e) => {
-                    done(&mut w, 1, chain(&e));
-                    return Ok(());
-                }
-            };
-            let _busy = lock_busy(&rt, &mut w);
-            info!("control: reboot {}", rt.target.name);
-            let outcome = reboot::reboot(&rt, &methods, &mut |p| forward(&mut w, p));
-            match outcome {
-                Outcome::NewBoot { method, evidence, .. } => {
-                    done(&mut w, 0, format!("target {} is rebooting (method {method}): {evidence}", rt.target.name))
-                }
-                Outcome::Failed { attempts } => {
-                    done(&mut w, EXIT_CANNOT_RESET, Outcome::failure_message(&attempts, &rt.target.name))
-                }
-            }
-        }
-        Request::Boot { target, kernel, modules, cmdline, expect, fail, timeout, silence, methods } => {
-            let rt = match targets.get(target.as_deref()) {
-                Ok(t) => t,
-                Err(e) => {
-                    done(&mut w, 1, chain(&e));
-                    return Ok(());
-                }
-            };
-            let t = &rt.target;
-            let dir = t.dir().to_string();
-            let kernel_given = kernel.is_some();
-            let result = (|| -> Result<BootPlan> {
-                let methods = pick_methods(&t.reset, &methods)?;
-                let mut stage_one = |spec: &FileSpec, fallback: &str| -> Result<Staged, crate::target::TargetError> {
-                    let rel = format!("{dir}/{}", stage::safe_name(&spec.name, fallback));
-                    stage::stage_file(&targets.tftp_root, &rel, &mut r, Some(spec.size))
-                };
-                let (kernel_name, kernel) = match &kernel {
-                    Some(k) => {
-                        (if k.name == "-" { "(stdin)".to_string() } else { k.name.clone() }, stage_one(k, "kernel")?)
-                    }
-                    None => {
-                        let p = t.defaults.kernel.clone().ok_or(ControlError::NoKernel)?;
-                        let mut f = std::fs::File::open(&p)
-                            .map_err(|source| ControlError::OpenKernel { path: p.clone(), source })?;
-                        let rel = format!("{dir}/{}", stage::safe_name(&p.to_string_lossy(), "kernel"));
-                        (p.display().to_string(), stage::stage_file(&targets.tftp_root, &rel, &mut f, None)?)
-                    }
-                };
-                let mut staged_modules = vec![];
-                for (i, m) in modules.iter().enumerate() {
-                    let s = stage_one(m, &format!("module{}", i + 1))?;
-                    staged_modules.push((s, m.string.clone().unwrap_or_default()));
-                }
-                if modules.is_empty() && !kernel_given {
-                    for (i, spec) in t.defaults.modules.iter().enumerate() {
-                        let (path, string) = spec.split_once('=').unwrap_or((spec.as_str(), ""));
-                        let mut f = std::fs::File::open(path)
-                            .map_err(|source| ControlError::OpenModule { path: path.to_string(), source })?;
-                        let rel = format!("{dir}/{}", stage::safe_name(path, &format!("module{}", i + 1)));
-                        staged_modules
-                            .push((stage::stage_file(&targets.tftp_root, &rel, &mut f, None)?, string.to_string()));
-                    }
-                }
-                let secs = |s: Option<f64>| s.map(|s| Duration::from_secs_f64(s.max(0.0)));
-                Ok(BootPlan {
-                    kernel_name,
-                    kernel,
-                    modules: staged_modules,
-                    cmdline: cmdline.clone().or_else(|| t.defaults.cmdline.clone()).unwrap_or_default(),
-                    expect: expect.clone(),
-                    fail: fail.clone(),
-                    timeout: secs(timeout),
-                    silence: secs(silence),
-                    methods,
-                })
-            })();
-            let plan = match result {
-                Ok(p) => p,
-                Err(e) => {
-                    done(&mut w, 1, chain(&e));
-                    return Ok(());
-                }
-            };
-            let _busy = lock_busy(&rt, &mut w);
-            info!("control: boot {} with {} (sha256 {})", t.name, plan.kernel_name, plan.kernel.sha256);
-            match boot::run(&rt, targets, plan, &mut |p| forward(&mut w, p)) {
-                Ok(res) => done(&mut w, res.exit, format!("{}\nboot log: {}", res.message, res.log.display())),
-                Err(e) => done(&mut w, 1, chain(&e)),
-            }
-        }
+        Request::Status => handle_status(&mut w, targets),
+        Request::Attach { target, read_only, replay } => handle_attach(r, w, targets, target, read_only, replay),
+        Request::Reboot { target, methods } => handle_reboot(&mut w, targets, target, &methods),
+        req @ Request::Boot { .. } => handle_boot(&mut r, &mut w, targets, req),
     }
     Ok(())
+}
+
+fn done(w: &mut UnixStream, exit: i32, message: String) {
+    send(w, &Event::Done { exit, message });
+}
+
+fn handle_status(w: &mut UnixStream, targets: &Targets) {
+    let list = targets.list.iter().map(|t| t.status()).collect();
+    send(w, &Event::Status { targets: list });
+    done(w, 0, String::new());
+}
+
+/// After the `attached` line the connection is a console session (with what was read past the request).
+fn handle_attach(
+    mut r: BufReader<UnixStream>,
+    mut w: UnixStream,
+    targets: &Targets,
+    target: Option<String>,
+    read_only: bool,
+    replay: usize,
+) {
+    let rt = match targets.get(target.as_deref()) {
+        Ok(t) => t,
+        Err(e) => return done(&mut w, 1, chain(&e)),
+    };
+    send(&mut w, &Event::Attached { target: rt.target.name.clone(), device: rt.hub.device.clone() });
+    let pending = r.buffer().to_vec();
+    r.consume(pending.len());
+    let peer = format!("pid {}", peer_pid(&w).map_or("?".into(), |p| p.to_string()));
+    session::run(&rt.hub, "unix", peer, read_only, replay, Codec::Raw, r, w, &pending);
+}
+
+fn handle_reboot(w: &mut UnixStream, targets: &Targets, target: Option<String>, methods: &[String]) {
+    let rt = match targets.get(target.as_deref()) {
+        Ok(t) => t,
+        Err(e) => return done(w, 1, chain(&e)),
+    };
+    let methods = match pick_methods(&rt.target.reset, methods) {
+        Ok(m) => m,
+        Err(e) => return done(w, 1, chain(&e)),
+    };
+    let _busy = lock_busy(&rt, w);
+    info!("control: reboot {}", rt.target.name);
+    let outcome = reboot::reboot(&rt, &methods, &mut |p| forward(w, p));
+    match outcome {
+        Outcome::NewBoot { method, evidence, .. } => {
+            done(w, 0, format!("target {} is rebooting (method {method}): {evidence}", rt.target.name))
+        }
+        Outcome::Failed { attempts } => {
+            done(w, EXIT_CANNOT_RESET, Outcome::failure_message(&attempts, &rt.target.name))
+        }
+    }
+}
+
+/// Stages the files (sent after the request, or the target's defaults), then boots and reports the verdict.
+fn handle_boot(r: &mut BufReader<UnixStream>, w: &mut UnixStream, targets: &Targets, req: Request) {
+    let Request::Boot { target, kernel, modules, cmdline, expect, fail, timeout, silence, methods } = req else {
+        unreachable!("handle passes only boot requests here")
+    };
+    let rt = match targets.get(target.as_deref()) {
+        Ok(t) => t,
+        Err(e) => return done(w, 1, chain(&e)),
+    };
+    let t = &rt.target;
+    let result = (|| -> Result<BootPlan> {
+        let methods = pick_methods(&t.reset, &methods)?;
+        let (kernel_name, staged_kernel) = stage_kernel(t, targets, r, kernel.as_ref())?;
+        let staged_modules = stage_modules(t, targets, r, &modules, kernel.is_some())?;
+        let secs = |s: Option<f64>| s.map(|s| Duration::from_secs_f64(s.max(0.0)));
+        Ok(BootPlan {
+            kernel_name,
+            kernel: staged_kernel,
+            modules: staged_modules,
+            cmdline: cmdline.clone().or_else(|| t.defaults.cmdline.clone()).unwrap_or_default(),
+            expect: expect.clone(),
+            fail: fail.clone(),
+            timeout: secs(timeout),
+            silence: secs(silence),
+            methods,
+        })
+    })();
+    let plan = match result {
+        Ok(p) => p,
+        Err(e) => return done(w, 1, chain(&e)),
+    };
+    let _busy = lock_busy(&rt, w);
+    info!("control: boot {} with {} (sha256 {})", t.name, plan.kernel_name, plan.kernel.sha256);
+    match boot::run(&rt, targets, plan, &mut |p| forward(w, p)) {
+        Ok(res) => done(w, res.exit, format!("{}\nboot log: {}", res.message, res.log.display())),
+        Err(e) => done(w, 1, chain(&e)),
+    }
+}
+
+/// Stages one file sent after the request under the target's directory.
+fn stage_sent(t: &Target, targets: &Targets, r: &mut dyn Read, spec: &FileSpec, fallback: &str) -> Result<Staged> {
+    let rel = format!("{}/{}", t.dir(), stage::safe_name(&spec.name, fallback));
+    Ok(stage::stage_file(&targets.tftp_root, &rel, r, Some(spec.size))?)
+}
+
+/// The kernel sent after the request, else the target's default kernel (a path on the relay host).
+fn stage_kernel(
+    t: &Target,
+    targets: &Targets,
+    r: &mut dyn Read,
+    kernel: Option<&FileSpec>,
+) -> Result<(String, Staged)> {
+    Ok(match kernel {
+        Some(k) => (
+            if k.name == "-" { "(stdin)".to_string() } else { k.name.clone() },
+            stage_sent(t, targets, r, k, "kernel")?,
+        ),
+        None => {
+            let p = t.defaults.kernel.clone().ok_or(ControlError::NoKernel)?;
+            let mut f =
+                std::fs::File::open(&p).map_err(|source| ControlError::OpenKernel { path: p.clone(), source })?;
+            let rel = format!("{}/{}", t.dir(), stage::safe_name(&p.to_string_lossy(), "kernel"));
+            (p.display().to_string(), stage::stage_file(&targets.tftp_root, &rel, &mut f, None)?)
+        }
+    })
+}
+
+/// The modules sent after the request; if neither modules nor a kernel were sent, the target's default modules.
+fn stage_modules(
+    t: &Target,
+    targets: &Targets,
+    r: &mut dyn Read,
+    modules: &[FileSpec],
+    kernel_given: bool,
+) -> Result<Vec<(Staged, String)>> {
+    let mut staged_modules = vec![];
+    for (i, m) in modules.iter().enumerate() {
+        let s = stage_sent(t, targets, r, m, &format!("module{}", i + 1))?;
+        staged_modules.push((s, m.string.clone().unwrap_or_default()));
+    }
+    if modules.is_empty() && !kernel_given {
+        for (i, spec) in t.defaults.modules.iter().enumerate() {
+            let (path, string) = spec.split_once('=').unwrap_or((spec.as_str(), ""));
+            let mut f = std::fs::File::open(path)
+                .map_err(|source| ControlError::OpenModule { path: path.to_string(), source })?;
+            let rel = format!("{}/{}", t.dir(), stage::safe_name(path, &format!("module{}", i + 1)));
+            staged_modules.push((stage::stage_file(&targets.tftp_root, &rel, &mut f, None)?, string.to_string()));
+        }
+    }
+    Ok(staged_modules)
 }
 
 fn forward(w: &mut UnixStream, p: Progress) {

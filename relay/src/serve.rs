@@ -2,7 +2,7 @@
 //! advertisements on one interface, the console hub of every target (and
 //! its TCP ports), and the control socket; each on its own thread.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::path::PathBuf;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
@@ -15,7 +15,7 @@ use crate::console::log::{TimestampedLog, DEFAULT_KEEP, DEFAULT_MAX_BYTES};
 use crate::console::session::Codec;
 use crate::error::Chain;
 use crate::net::dhcp::{self, Dhcp, Mode, PXE_PORT, SERVER_PORT};
-use crate::net::iface;
+use crate::net::iface::{self, Interface};
 use crate::policy::config::Config;
 use crate::policy::targets::{Kind, TargetTable};
 use crate::target::{qemu, TargetRuntime, Targets};
@@ -55,6 +55,46 @@ pub fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
     let table = TargetTable::new(&config.targets).with_context(|| {
         format!("config {}", opts.config.as_ref().map(|p| p.display().to_string()).unwrap_or_default())
     })?;
+    let dirs = resolve_dirs(&mut opts, &config)?;
+
+    // The targets first: their consoles must be read from the start.
+    let runtimes = start_targets(&table, &config, &dirs)?;
+    let targets =
+        Arc::new(Targets { list: runtimes, tftp_root: dirs.tftp_root.clone(), log_dir: dirs.log_dir.clone() });
+    let control = start_control(&opts, &config, &targets)?;
+    let describe = describe_targets(&targets);
+
+    let Some(ifname) = opts.interface.clone().or_else(|| config.serve.interface.clone()) else {
+        return wait_without_interface(control, &describe, &dirs);
+    };
+    let ifc = iface::lookup(&ifname)?;
+    let mode = if opts.proxy { Mode::Proxy } else { Mode::Full };
+
+    // Bind first, so that a port held by dnsmasq is reported as such.
+    let sockets = bind_sockets(&ifc, mode, &opts, &config, &dirs, &targets)?;
+    let mut dhcp = configure_dhcp(&ifc, mode, &opts, &config, &dirs, table, &targets, sockets.http.as_ref())?;
+    let (offered_rx, pinger) = start_conflict_probe(&mut dhcp, mode, &config, &ifc);
+    let dhcp = Arc::new(Mutex::new(dhcp));
+    let (done_tx, done_rx) = mpsc::channel::<(&'static str, anyhow::Result<()>)>();
+    spawn_servers(&done_tx, &dhcp, sockets, pinger, offered_rx, &opts, &ifc)?;
+    if let Some(c) = &control {
+        info!("relay: ready: targets: {describe}; control socket {}; logs in {}", c.display(), dirs.log_dir.display());
+    }
+    drop(done_tx);
+    let (name, result) = done_rx.recv().context("all server threads ended")?;
+    result.with_context(|| format!("{name} server stopped"))?;
+    bail!("{name} server stopped")
+}
+
+/// Where `serve` reads boot files from, keeps leases and writes console logs.
+struct Dirs {
+    tftp_root: PathBuf,
+    state_dir: PathBuf,
+    log_dir: PathBuf,
+}
+
+/// Folds the config's `[serve]` settings into `opts` and picks the directories.
+fn resolve_dirs(opts: &mut ServeOptions, config: &Config) -> anyhow::Result<Dirs> {
     opts.proxy |= config.serve.proxy;
     opts.no_ra |= config.serve.no_ra;
     if let Some(p) = config.serve.probe_secs {
@@ -72,12 +112,15 @@ pub fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         .or_else(|| config.dhcp.state_dir.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
     let log_dir = config.serve.log_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_LOG_DIR));
+    Ok(Dirs { tftp_root, state_dir, log_dir })
+}
 
-    // The targets first: their consoles must be read from the start.
+/// Starts each target's VM (if QEMU), console hub, log and TCP ports.
+fn start_targets(table: &TargetTable, config: &Config, dirs: &Dirs) -> anyhow::Result<Vec<Arc<TargetRuntime>>> {
     let mut runtimes = vec![];
     for mut t in table.targets.clone() {
         let vm = if t.kind == Kind::Qemu {
-            let vm = qemu::start(&t, &tftp_root, &state_dir)?;
+            let vm = qemu::start(&t, &dirs.tftp_root, &dirs.state_dir)?;
             t.serial = Some(vm.pty.clone());
             t.qmp = Some(vm.qmp.clone());
             Some(vm)
@@ -86,7 +129,7 @@ pub fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         };
         let device = t.serial.clone().expect("a serial target has its device (checked in the table)");
         let log = TimestampedLog::open(
-            &log_dir.join(format!("{}.log", t.name)),
+            &dirs.log_dir.join(format!("{}.log", t.name)),
             config.serve.log_max_bytes.unwrap_or(DEFAULT_MAX_BYTES),
             config.serve.log_keep.unwrap_or(DEFAULT_KEEP),
         )?;
@@ -103,48 +146,70 @@ pub fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         }
         runtimes.push(rt);
     }
-    let targets = Arc::new(Targets { list: runtimes, tftp_root: tftp_root.clone(), log_dir: log_dir.clone() });
+    Ok(runtimes)
+}
+
+/// Opens the control socket and its thread, if there are targets or one was asked for.
+fn start_control(opts: &ServeOptions, config: &Config, targets: &Arc<Targets>) -> anyhow::Result<Option<PathBuf>> {
     let control = opts.control.clone().or_else(|| config.serve.control.clone());
-    let control = if !targets.list.is_empty() || control.is_some() {
-        let path = crate::control::socket_path(control);
-        let l = crate::control::listen(&path, config.serve.group.as_deref())?;
-        let t = targets.clone();
-        std::thread::Builder::new().name("control".into()).spawn(move || crate::control::serve(l, t))?;
-        Some(path)
-    } else {
-        None
-    };
-    let describe = targets
+    if targets.list.is_empty() && control.is_none() {
+        return Ok(None);
+    }
+    let path = crate::control::socket_path(control);
+    let l = crate::control::listen(&path, config.serve.group.as_deref())?;
+    let t = targets.clone();
+    std::thread::Builder::new().name("control".into()).spawn(move || crate::control::serve(l, t))?;
+    Ok(Some(path))
+}
+
+/// "name (mac, device), ..." for the readiness lines.
+fn describe_targets(targets: &Targets) -> String {
+    targets
         .list
         .iter()
         .map(|t| format!("{} ({}, {})", t.target.name, crate::policy::mac::fmt_mac(&t.target.mac), t.hub.device))
         .collect::<Vec<_>>()
-        .join(", ");
+        .join(", ")
+}
 
-    let Some(ifname) = opts.interface.clone().or_else(|| config.serve.interface.clone()) else {
-        anyhow::ensure!(control.is_some(), "nothing to do: give --interface IF, or [[target]]s in --config");
-        info!(
-            "relay: ready: no interface, so no DHCP or TFTP (a QEMU user network serves {}); targets: {describe}; control socket {}; logs in {}",
-            tftp_root.display(),
-            control.as_ref().unwrap().display(),
-            log_dir.display()
-        );
-        loop {
-            std::thread::park();
-        }
-    };
-    let ifc = iface::lookup(&ifname)?;
-    let mode = if opts.proxy { Mode::Proxy } else { Mode::Full };
+/// No interface: only consoles and the control socket; reports readiness and never returns Ok.
+fn wait_without_interface(control: Option<PathBuf>, describe: &str, dirs: &Dirs) -> anyhow::Result<()> {
+    anyhow::ensure!(control.is_some(), "nothing to do: give --interface IF, or [[target]]s in --config");
+    info!(
+        "relay: ready: no interface, so no DHCP or TFTP (a QEMU user network serves {}); targets: {describe}; control socket {}; logs in {}",
+        dirs.tftp_root.display(),
+        control.as_ref().unwrap().display(),
+        dirs.log_dir.display()
+    );
+    loop {
+        std::thread::park();
+    }
+}
 
-    // Bind first, so that a port held by dnsmasq is reported as such.
-    let dhcp_sock =
-        iface::udp_on(&ifc.name, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, SERVER_PORT), mode == Mode::Proxy)?;
-    let pxe_sock = match mode {
+/// The bound but not yet running servers on the interface.
+struct Sockets {
+    dhcp: UdpSocket,
+    pxe: Option<UdpSocket>,
+    tftp: TftpServer,
+    http: Option<crate::http::HttpServer>,
+}
+
+/// Binds DHCP (and 4011 in proxy mode), TFTP and, if asked, HTTP.
+fn bind_sockets(
+    ifc: &Interface,
+    mode: Mode,
+    opts: &ServeOptions,
+    config: &Config,
+    dirs: &Dirs,
+    targets: &Arc<Targets>,
+) -> anyhow::Result<Sockets> {
+    let dhcp = iface::udp_on(&ifc.name, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, SERVER_PORT), mode == Mode::Proxy)?;
+    let pxe = match mode {
         Mode::Proxy => Some(iface::udp_on(&ifc.name, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PXE_PORT), false)?),
         Mode::Full => None,
     };
     let tftp = TftpServer::bind(TftpConfig {
-        root: tftp_root.clone(),
+        root: dirs.tftp_root.clone(),
         bind: SocketAddr::from((ifc.addr, 69)),
         interface: Some(ifc.name.clone()),
         max_transfers: 64,
@@ -154,15 +219,29 @@ pub fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
     let http = match opts.http_port.or(config.serve.http_port) {
         Some(port) => {
             let bind = SocketAddr::from((ifc.addr, port));
-            Some(crate::http::HttpServer::bind(crate::http::HttpConfig::new(tftp_root.clone(), bind))?)
+            Some(crate::http::HttpServer::bind(crate::http::HttpConfig::new(dirs.tftp_root.clone(), bind))?)
         }
         None => None,
     };
+    Ok(Sockets { dhcp, pxe, tftp, http })
+}
 
-    let mut dhcp = Dhcp::new(ifc.clone(), mode, tftp_root.clone(), &config, Some(&state_dir))?;
+/// Builds the DHCP server, runs the other-server safety check in full mode, and logs the mode.
+#[allow(clippy::too_many_arguments)] // each is one of serve's settings; a struct would only rename them
+fn configure_dhcp(
+    ifc: &Interface,
+    mode: Mode,
+    opts: &ServeOptions,
+    config: &Config,
+    dirs: &Dirs,
+    table: TargetTable,
+    targets: &Arc<Targets>,
+    http: Option<&crate::http::HttpServer>,
+) -> anyhow::Result<Dhcp> {
+    let mut dhcp = Dhcp::new(ifc.clone(), mode, dirs.tftp_root.clone(), config, Some(&dirs.state_dir))?;
     dhcp.targets = Arc::new(table);
     dhcp.observer = Some(targets.clone());
-    dhcp.http_prefix = http.as_ref().map(|h| match h.local_addr().port() {
+    dhcp.http_prefix = http.map(|h| match h.local_addr().port() {
         80 => format!("http://{}/", ifc.addr),
         p => format!("http://{}:{p}/", ifc.addr),
     });
@@ -178,7 +257,7 @@ pub fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
             None => info!("no other DHCP server answered on {} within {:?}", ifc.name, opts.probe_wait),
         }
     }
-    let range = dhcp.leases.as_ref().map(|_| config.dhcp.range.unwrap_or_else(|| dhcp::default_range(&ifc)));
+    let range = dhcp.leases.as_ref().map(|_| config.dhcp.range.unwrap_or_else(|| dhcp::default_range(ifc)));
     info!(
         "relay: {} on {} ({}/{}){}, TFTP root {}, leases in {}",
         if mode == Mode::Full { "full DHCP" } else { "proxyDHCP" },
@@ -186,10 +265,19 @@ pub fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         ifc.addr,
         ifc.prefix_len(),
         range.map(|(a, b)| format!(", pool {a} - {b}")).unwrap_or_default(),
-        tftp_root.display(),
-        state_dir.display(),
+        dirs.tftp_root.display(),
+        dirs.state_dir.display(),
     );
+    Ok(dhcp)
+}
 
+/// In full mode (unless `no_probe`), a pinger for pool addresses, fed by the offers `dhcp` makes.
+fn start_conflict_probe(
+    dhcp: &mut Dhcp,
+    mode: Mode,
+    config: &Config,
+    ifc: &Interface,
+) -> (mpsc::Receiver<()>, Option<crate::net::probe::Pinger>) {
     let (offered_tx, offered_rx) = mpsc::channel();
     let pinger = match (mode, config.dhcp.no_probe) {
         (Mode::Full, false) => match crate::net::probe::Pinger::new(&ifc.name) {
@@ -204,14 +292,26 @@ pub fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
         },
         _ => None,
     };
-    let dhcp = Arc::new(Mutex::new(dhcp));
-    let (done_tx, done_rx) = mpsc::channel::<(&'static str, anyhow::Result<()>)>();
+    (offered_rx, pinger)
+}
+
+/// Starts the DHCP, proxy 4011, TFTP, HTTP, conflict-probe and RA threads; each reports its end on `done_tx`.
+fn spawn_servers(
+    done_tx: &mpsc::Sender<(&'static str, anyhow::Result<()>)>,
+    dhcp: &Arc<Mutex<Dhcp>>,
+    sockets: Sockets,
+    pinger: Option<crate::net::probe::Pinger>,
+    offered_rx: mpsc::Receiver<()>,
+    opts: &ServeOptions,
+    ifc: &Interface,
+) -> anyhow::Result<()> {
     let spawn = |name: &'static str, f: Box<dyn FnOnce() -> anyhow::Result<()> + Send>| {
         let tx = done_tx.clone();
         std::thread::Builder::new().name(name.into()).spawn(move || {
             let _ = tx.send((name, f()));
         })
     };
+    let Sockets { dhcp: dhcp_sock, pxe: pxe_sock, tftp, http } = sockets;
     {
         let d = dhcp.clone();
         spawn("dhcp", Box::new(move || Ok(dhcp::serve(dhcp_sock, SERVER_PORT, &d)?)))?;
@@ -241,11 +341,5 @@ pub fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
             Err(e) => warn!("not answering IPv6 router solicitations ({}); iPXE will wait ~13 s for IPv6", Chain(&e)),
         }
     }
-    if let Some(c) = &control {
-        info!("relay: ready: targets: {describe}; control socket {}; logs in {}", c.display(), log_dir.display());
-    }
-    drop(done_tx);
-    let (name, result) = done_rx.recv().context("all server threads ended")?;
-    result.with_context(|| format!("{name} server stopped"))?;
-    bail!("{name} server stopped")
+    Ok(())
 }

@@ -6,8 +6,8 @@
 //! timeout or silence, 3 the target could not be reset.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
-use std::sync::mpsc::RecvTimeoutError;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use tracing::info;
@@ -16,6 +16,7 @@ use super::evidence::{LineMatcher, Lines, Verdict, DEFAULT_FAIL_PATTERNS, HANDOF
 use super::reboot::{self, Outcome, Progress, EXIT_CANNOT_RESET};
 use super::stage::{self, Staged};
 use super::{LastBoot, State, TargetError, TargetRuntime, Targets};
+use crate::console::hub::Chunk;
 use crate::console::log::{utc_now, TimestampedLog};
 use crate::policy::targets::ResetMethod;
 
@@ -51,52 +52,11 @@ pub fn run(
     out: &mut dyn FnMut(Progress),
 ) -> Result<BootResult, TargetError> {
     let t = &rt.target;
-    let d = &t.defaults;
-    let expect = plan.expect.clone().or_else(|| d.expect.clone()).unwrap_or_else(|| HANDOFF_LINE.to_string());
-    let fail: Vec<String> = if !plan.fail.is_empty() {
-        plan.fail.clone()
-    } else {
-        d.fail.clone().unwrap_or_else(|| DEFAULT_FAIL_PATTERNS.iter().map(|s| s.to_string()).collect())
-    };
-    let timeout = plan.timeout.or(d.timeout).unwrap_or(DEFAULT_TIMEOUT);
-    let silence = plan.silence.or(d.silence).unwrap_or(DEFAULT_SILENCE);
-    let mut matcher = LineMatcher::new(&expect, &fail)?;
+    let mut c = criteria(rt, &plan)?;
 
     let cfg = stage::config_text(&plan.kernel, &plan.cmdline, &plan.modules)?;
     let cfg_path = stage::write_config(&targets.tftp_root, t, &cfg)?;
-
-    let stamp = utc_now().replace([':', '-'], "").replace(".", "");
-    let log_path =
-        targets.log_dir.join("boots").join(format!("{}-{}-{}.log", t.name, &stamp[..15], &plan.kernel.sha256[..12]));
-    let mut log = TimestampedLog::open(&log_path, u64::MAX, 0)?;
-    let header = format!(
-        "boot of {}: kernel {} ({} bytes, sha256 {}) as /{}, command line {:?}, {} module(s); config {}; expect /{expect}/, timeout {:.0} s, silence {:.0} s",
-        t.name,
-        plan.kernel_name,
-        plan.kernel.size,
-        plan.kernel.sha256,
-        plan.kernel.tftp_path,
-        plan.cmdline,
-        plan.modules.len(),
-        cfg_path.display(),
-        timeout.as_secs_f64(),
-        silence.as_secs_f64()
-    );
-    let _ = log.note(&header);
-    for (m, s) in &plan.modules {
-        let _ = log.note(&format!("module /{} {s:?} ({} bytes, sha256 {})", m.tftp_path, m.size, m.sha256));
-    }
-    info!("boot {}: log {}", t.name, log_path.display());
-    rt.hub.note(&format!("relay boot: {header}; boot log {}", log_path.display()));
-    out(Progress::Info(format!(
-        "boot {}: staged {} as /{} (sha256 {}); config {}; boot log {}",
-        t.name,
-        plan.kernel_name,
-        plan.kernel.tftp_path,
-        &plan.kernel.sha256[..16],
-        cfg_path.display(),
-        log_path.display()
-    )));
+    let (mut log, log_path) = open_boot_log(rt, targets, &plan, &cfg_path, &c, out)?;
 
     // Watch the console from before the reset; the new boot's output
     // starts at the position the reboot judgement reports.
@@ -129,7 +89,112 @@ pub fn run(
         }
     };
 
-    let deadline = start + timeout;
+    let watched = watch_for_verdict(&console, from, start + c.timeout, c.silence, &mut c.matcher, &mut log, out);
+    let elapsed = start.elapsed().as_secs_f64();
+    let (exit, message) = match watched.verdict {
+        Some(v) => match complete_verdict_line(v, &mut c.matcher, &console, &mut log, out) {
+            Verdict::Pass(l) => {
+                rt.set_state(State::Running);
+                (0, format!("PASS in {elapsed:.1} s from the reset to: {l}"))
+            }
+            Verdict::Fail(l) => (1, format!("FAIL after {elapsed:.1} s: {l}")),
+        },
+        None => no_verdict(rt, &c, watched.why_not, &watched.last_lines, elapsed),
+    };
+    let _ = log.note(&message);
+    last.verdict = message.lines().next().unwrap_or("").to_string();
+    rt.set_last_boot(last);
+    info!("boot {}: {} (log {})", t.name, message.lines().next().unwrap_or(""), log_path.display());
+    Ok(BootResult { exit, message, log: log_path })
+}
+
+/// What a boot is judged by: the plan's settings, else the target's defaults, else the built-in ones.
+struct Criteria {
+    expect: String,
+    matcher: LineMatcher,
+    timeout: Duration,
+    silence: Duration,
+}
+
+fn criteria(rt: &TargetRuntime, plan: &BootPlan) -> Result<Criteria, TargetError> {
+    let d = &rt.target.defaults;
+    let expect = plan.expect.clone().or_else(|| d.expect.clone()).unwrap_or_else(|| HANDOFF_LINE.to_string());
+    let fail: Vec<String> = if !plan.fail.is_empty() {
+        plan.fail.clone()
+    } else {
+        d.fail.clone().unwrap_or_else(|| DEFAULT_FAIL_PATTERNS.iter().map(|s| s.to_string()).collect())
+    };
+    let timeout = plan.timeout.or(d.timeout).unwrap_or(DEFAULT_TIMEOUT);
+    let silence = plan.silence.or(d.silence).unwrap_or(DEFAULT_SILENCE);
+    let matcher = LineMatcher::new(&expect, &fail)?;
+    Ok(Criteria { expect, matcher, timeout, silence })
+}
+
+/// Opens this boot's own log, writes its header there and to the console log, and tells the client.
+fn open_boot_log(
+    rt: &TargetRuntime,
+    targets: &Targets,
+    plan: &BootPlan,
+    cfg_path: &Path,
+    c: &Criteria,
+    out: &mut dyn FnMut(Progress),
+) -> Result<(TimestampedLog, PathBuf), TargetError> {
+    let t = &rt.target;
+    let stamp = utc_now().replace([':', '-'], "").replace(".", "");
+    let log_path =
+        targets.log_dir.join("boots").join(format!("{}-{}-{}.log", t.name, &stamp[..15], &plan.kernel.sha256[..12]));
+    let mut log = TimestampedLog::open(&log_path, u64::MAX, 0)?;
+    let header = format!(
+        "boot of {}: kernel {} ({} bytes, sha256 {}) as /{}, command line {:?}, {} module(s); config {}; expect /{}/, timeout {:.0} s, silence {:.0} s",
+        t.name,
+        plan.kernel_name,
+        plan.kernel.size,
+        plan.kernel.sha256,
+        plan.kernel.tftp_path,
+        plan.cmdline,
+        plan.modules.len(),
+        cfg_path.display(),
+        c.expect,
+        c.timeout.as_secs_f64(),
+        c.silence.as_secs_f64()
+    );
+    let _ = log.note(&header);
+    for (m, s) in &plan.modules {
+        let _ = log.note(&format!("module /{} {s:?} ({} bytes, sha256 {})", m.tftp_path, m.size, m.sha256));
+    }
+    info!("boot {}: log {}", t.name, log_path.display());
+    rt.hub.note(&format!("relay boot: {header}; boot log {}", log_path.display()));
+    out(Progress::Info(format!(
+        "boot {}: staged {} as /{} (sha256 {}); config {}; boot log {}",
+        t.name,
+        plan.kernel_name,
+        plan.kernel.tftp_path,
+        &plan.kernel.sha256[..16],
+        cfg_path.display(),
+        log_path.display()
+    )));
+    Ok((log, log_path))
+}
+
+/// What watching the new boot's console came to.
+struct Watched {
+    verdict: Option<Verdict>,
+    /// Without a verdict: "timeout" or "silence".
+    why_not: &'static str,
+    /// The last (up to 5) complete lines, then the unfinished one if any.
+    last_lines: Vec<String>,
+}
+
+/// Feeds the console from `from` on to the log, the client and the matcher until a verdict, the deadline or silence.
+fn watch_for_verdict(
+    console: &Receiver<Chunk>,
+    from: u64,
+    deadline: Instant,
+    silence: Duration,
+    matcher: &mut LineMatcher,
+    log: &mut TimestampedLog,
+    out: &mut dyn FnMut(Progress),
+) -> Watched {
     let mut last_output = Instant::now();
     let mut tail: VecDeque<String> = VecDeque::new();
     let mut tail_lines = Lines::default();
@@ -178,58 +243,56 @@ pub fn run(
             }
         }
     }
-    let elapsed = start.elapsed().as_secs_f64();
-    let (exit, message) = match verdict {
-        Some(mut v) => {
-            if matcher.verdict_line_unfinished() {
-                // Matched while the line was still arriving: wait briefly for
-                // the rest, so the report shows the whole line (the countdown
-                // never ends its line; then it is reported as it stands).
-                let grace = Instant::now() + LINE_GRACE;
-                let mut full = None;
-                while full.is_none() && Instant::now() < grace {
-                    if let Ok(chunk) = console.recv_timeout(grace - Instant::now()) {
-                        let _ = log.write(&chunk.bytes);
-                        out(Progress::Console(&chunk.bytes));
-                        full = matcher.finish_line(&chunk.bytes);
-                    }
-                }
-                let line = full.unwrap_or_else(|| matcher.current_line());
-                v = match v {
-                    Verdict::Pass(_) => Verdict::Pass(line),
-                    Verdict::Fail(_) => Verdict::Fail(line),
-                };
-            }
-            match v {
-                Verdict::Pass(l) => {
-                    rt.set_state(State::Running);
-                    (0, format!("PASS in {elapsed:.1} s from the reset to: {l}"))
-                }
-                Verdict::Fail(l) => (1, format!("FAIL after {elapsed:.1} s: {l}")),
-            }
+    let partial = tail_lines.current();
+    let mut last_lines: Vec<String> = tail.into_iter().collect();
+    if !partial.is_empty() {
+        last_lines.push(partial);
+    }
+    Watched { verdict, why_not, last_lines }
+}
+
+/// A verdict on a line still arriving gets the whole line, if it comes within the grace time.
+fn complete_verdict_line(
+    v: Verdict,
+    matcher: &mut LineMatcher,
+    console: &Receiver<Chunk>,
+    log: &mut TimestampedLog,
+    out: &mut dyn FnMut(Progress),
+) -> Verdict {
+    if !matcher.verdict_line_unfinished() {
+        return v;
+    }
+    // Matched while the line was still arriving: wait briefly for
+    // the rest, so the report shows the whole line (the countdown
+    // never ends its line; then it is reported as it stands).
+    let grace = Instant::now() + LINE_GRACE;
+    let mut full = None;
+    while full.is_none() && Instant::now() < grace {
+        if let Ok(chunk) = console.recv_timeout(grace - Instant::now()) {
+            let _ = log.write(&chunk.bytes);
+            out(Progress::Console(&chunk.bytes));
+            full = matcher.finish_line(&chunk.bytes);
         }
-        None => {
-            let partial = tail_lines.current();
-            let mut lines: Vec<String> = tail.into_iter().collect();
-            if !partial.is_empty() {
-                lines.push(partial);
-            }
-            let shown = if lines.is_empty() {
-                "  (nothing)".to_string()
-            } else {
-                lines.iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
-            };
-            if why_not == "silence" {
-                rt.set_state(State::Hung);
-                (2, format!("SILENCE: nothing on the console for {:.0} s ({elapsed:.1} s after the reset), /{expect}/ not seen; the last lines:\n{shown}", silence.as_secs_f64()))
-            } else {
-                (2, format!("TIMEOUT: /{expect}/ not seen within {:.0} s of the reset (no failure pattern either); the last lines:\n{shown}", timeout.as_secs_f64()))
-            }
-        }
+    }
+    let line = full.unwrap_or_else(|| matcher.current_line());
+    match v {
+        Verdict::Pass(_) => Verdict::Pass(line),
+        Verdict::Fail(_) => Verdict::Fail(line),
+    }
+}
+
+/// The exit status and message of a boot that ended in silence or a timeout.
+fn no_verdict(rt: &TargetRuntime, c: &Criteria, why_not: &str, lines: &[String], elapsed: f64) -> (i32, String) {
+    let expect = &c.expect;
+    let shown = if lines.is_empty() {
+        "  (nothing)".to_string()
+    } else {
+        lines.iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
     };
-    let _ = log.note(&message);
-    last.verdict = message.lines().next().unwrap_or("").to_string();
-    rt.set_last_boot(last);
-    info!("boot {}: {} (log {})", t.name, message.lines().next().unwrap_or(""), log_path.display());
-    Ok(BootResult { exit, message, log: log_path })
+    if why_not == "silence" {
+        rt.set_state(State::Hung);
+        (2, format!("SILENCE: nothing on the console for {:.0} s ({elapsed:.1} s after the reset), /{expect}/ not seen; the last lines:\n{shown}", c.silence.as_secs_f64()))
+    } else {
+        (2, format!("TIMEOUT: /{expect}/ not seen within {:.0} s of the reset (no failure pattern either); the last lines:\n{shown}", c.timeout.as_secs_f64()))
+    }
 }

@@ -6,11 +6,12 @@
 //! wait: the next method. All failed: the machine must be power-cycled by
 //! hand, and the report says what was tried and what was seen.
 
-use std::sync::mpsc::RecvTimeoutError;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use super::evidence::{Evidence, EvidenceWatcher, Lines};
-use super::{reset, State, TargetRuntime};
+use super::{reset, State, TargetError, TargetRuntime};
+use crate::console::hub::Chunk;
 use crate::policy::targets::{ResetAction, ResetMethod};
 
 /// What the caller is told while it runs.
@@ -66,30 +67,11 @@ pub fn reboot(rt: &TargetRuntime, methods: &[ResetMethod], out: &mut dyn FnMut(P
     let mut attempts = vec![];
     for m in methods {
         // Watch before acting, so that nothing the reset causes is missed.
-        let (mut pos, console) = rt.hub.watch();
+        let (pos, console) = rt.hub.watch();
         let dhcp = rt.watch_dhcp();
-        let mut ev = EvidenceWatcher::new(t.ack.as_deref()).at(pos);
-        let mut last_lines = Lines::default();
-        let mut last_line = String::new();
+        let ev = EvidenceWatcher::new(t.ack.as_deref()).at(pos);
         let started = Instant::now();
-        let mut info = |s: String| out(Progress::Info(s));
-        info(format!("reset {}: {} (waiting up to {:.0} s for a new boot)", t.name, m.name(), m.wait.as_secs_f64()));
-        rt.hub.note(&format!("reset method {}", m.name()));
-        let did = match &m.action {
-            ResetAction::Serial => reset::send_reboot_command(&rt.hub).map(|_| "sent ~~~k".to_string()),
-            ResetAction::Line { line, pulse, active_low, device: None } => {
-                reset::pulse(&rt.hub, *line, *pulse, *active_low)
-            }
-            ResetAction::Line { line, pulse, active_low, device: Some(d) } => {
-                reset::pulse_device(d, *line, *pulse, *active_low)
-            }
-            ResetAction::Command { run, timeout } => reset::run_command(t, run, *timeout, &mut info),
-            ResetAction::Qemu => match &t.qmp {
-                Some(q) => reset::qemu_reset(q),
-                None => Err(super::TargetError::NoQmp),
-            },
-        };
-        let mut did = match did {
+        let mut did = match apply_method(rt, m, out) {
             Ok(d) => d,
             Err(e) => {
                 let e = crate::error::chain(&e);
@@ -102,51 +84,12 @@ pub fn reboot(rt: &TargetRuntime, methods: &[ResetMethod], out: &mut dyn FnMut(P
                 continue;
             }
         };
-        let deadline = started + m.wait;
-        let mut sends = 1;
-        let mut sent_at = vec![0.0f64];
-        let mut heard = 0usize;
-        let found = loop {
-            let now = Instant::now();
-            if now >= deadline {
-                break None;
-            }
-            if matches!(m.action, ResetAction::Serial)
-                && sends < reset::REBOOT_ATTEMPTS
-                && now >= started + m.wait * sends / reset::REBOOT_ATTEMPTS
-            {
-                // A receiver can hold a partial tilde count: up to four sends.
-                let _ = reset::send_reboot_command(&rt.hub);
-                sends += 1;
-                sent_at.push(started.elapsed().as_secs_f64());
-            }
-            if let Ok((_, detail)) = dhcp.try_recv() {
-                break Some((Evidence::Dhcp { detail }, pos));
-            }
-            match console.recv_timeout(Duration::from_millis(50).min(deadline - now)) {
-                Ok(chunk) => {
-                    heard += chunk.bytes.len();
-                    pos = chunk.pos + chunk.bytes.len() as u64;
-                    out(Progress::Console(&chunk.bytes));
-                    last_lines.feed(&chunk.bytes, |l, _| {
-                        if !l.trim().is_empty() {
-                            last_line = l.trim().to_string();
-                        }
-                        false
-                    });
-                    if let Some((e, at)) = ev.feed_at(&chunk.bytes) {
-                        break Some((e, at));
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break None,
-            }
-        };
+        let w = watch_for_new_boot(rt, m, started, pos, &console, &dhcp, ev, out);
         if matches!(m.action, ResetAction::Serial) {
-            let at: Vec<String> = sent_at.iter().map(|t| format!("{t:.1}")).collect();
-            did = format!("sent ~~~k {sends} time(s) (at {} s)", at.join(", "));
+            let at: Vec<String> = w.sent_at.iter().map(|t| format!("{t:.1}")).collect();
+            did = format!("sent ~~~k {} time(s) (at {} s)", w.sends, at.join(", "));
         }
-        match found {
+        match w.found {
             Some((evidence, pos)) => {
                 let msg = format!("{}: {did}; new boot seen: {evidence}", m.name());
                 rt.set_evidence(&msg);
@@ -157,10 +100,13 @@ pub fn reboot(rt: &TargetRuntime, methods: &[ResetMethod], out: &mut dyn FnMut(P
                 return Outcome::NewBoot { method: m.name(), evidence, pos, attempts };
             }
             None => {
-                let saw = if heard == 0 {
+                let saw = if w.heard == 0 {
                     "nothing: no console output, no DHCPDISCOVER".to_string()
                 } else {
-                    format!("{heard} console byte(s) (last line {last_line:?}) but no boot banner, acknowledgement or DHCPDISCOVER")
+                    format!(
+                        "{} console byte(s) (last line {:?}) but no boot banner, acknowledgement or DHCPDISCOVER",
+                        w.heard, w.last_line
+                    )
                 };
                 if matches!(m.action, ResetAction::Serial) {
                     rt.set_state(State::Hung);
@@ -177,4 +123,95 @@ pub fn reboot(rt: &TargetRuntime, methods: &[ResetMethod], out: &mut dyn FnMut(P
     }
     rt.hub.note("no reset method showed a new boot");
     Outcome::Failed { attempts }
+}
+
+/// Announces and applies one reset method; Ok says what was done.
+fn apply_method(rt: &TargetRuntime, m: &ResetMethod, out: &mut dyn FnMut(Progress)) -> Result<String, TargetError> {
+    let t = &rt.target;
+    let mut info = |s: String| out(Progress::Info(s));
+    info(format!("reset {}: {} (waiting up to {:.0} s for a new boot)", t.name, m.name(), m.wait.as_secs_f64()));
+    rt.hub.note(&format!("reset method {}", m.name()));
+    match &m.action {
+        ResetAction::Serial => reset::send_reboot_command(&rt.hub).map(|_| "sent ~~~k".to_string()),
+        ResetAction::Line { line, pulse, active_low, device: None } => {
+            reset::pulse(&rt.hub, *line, *pulse, *active_low)
+        }
+        ResetAction::Line { line, pulse, active_low, device: Some(d) } => {
+            reset::pulse_device(d, *line, *pulse, *active_low)
+        }
+        ResetAction::Command { run, timeout } => reset::run_command(t, run, *timeout, &mut info),
+        ResetAction::Qemu => match &t.qmp {
+            Some(q) => reset::qemu_reset(q),
+            None => Err(TargetError::NoQmp),
+        },
+    }
+}
+
+/// What watching after one reset method came to.
+struct Watched {
+    /// The evidence and the console position the new boot starts at.
+    found: Option<(Evidence, u64)>,
+    /// How often ~~~k was sent (serial method), and when (seconds after the reset).
+    sends: u32,
+    sent_at: Vec<f64>,
+    /// Console bytes seen, and the last non-empty line.
+    heard: usize,
+    last_line: String,
+}
+
+/// Watches DHCP and the console for a new boot until the method's wait ends, resending ~~~k on the way.
+#[allow(clippy::too_many_arguments)] // the watch channels are opened by the caller before it acts
+fn watch_for_new_boot(
+    rt: &TargetRuntime,
+    m: &ResetMethod,
+    started: Instant,
+    mut pos: u64,
+    console: &Receiver<Chunk>,
+    dhcp: &Receiver<(Instant, String)>,
+    mut ev: EvidenceWatcher,
+    out: &mut dyn FnMut(Progress),
+) -> Watched {
+    let mut last_lines = Lines::default();
+    let mut last_line = String::new();
+    let deadline = started + m.wait;
+    let mut sends = 1;
+    let mut sent_at = vec![0.0f64];
+    let mut heard = 0usize;
+    let found = loop {
+        let now = Instant::now();
+        if now >= deadline {
+            break None;
+        }
+        if matches!(m.action, ResetAction::Serial)
+            && sends < reset::REBOOT_ATTEMPTS
+            && now >= started + m.wait * sends / reset::REBOOT_ATTEMPTS
+        {
+            // A receiver can hold a partial tilde count: up to four sends.
+            let _ = reset::send_reboot_command(&rt.hub);
+            sends += 1;
+            sent_at.push(started.elapsed().as_secs_f64());
+        }
+        if let Ok((_, detail)) = dhcp.try_recv() {
+            break Some((Evidence::Dhcp { detail }, pos));
+        }
+        match console.recv_timeout(Duration::from_millis(50).min(deadline - now)) {
+            Ok(chunk) => {
+                heard += chunk.bytes.len();
+                pos = chunk.pos + chunk.bytes.len() as u64;
+                out(Progress::Console(&chunk.bytes));
+                last_lines.feed(&chunk.bytes, |l, _| {
+                    if !l.trim().is_empty() {
+                        last_line = l.trim().to_string();
+                    }
+                    false
+                });
+                if let Some((e, at)) = ev.feed_at(&chunk.bytes) {
+                    break Some((e, at));
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break None,
+        }
+    };
+    Watched { found, sends, sent_at, heard, last_line }
 }
