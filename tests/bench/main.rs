@@ -436,6 +436,18 @@ fn main() {
         // dnsmasq sends router advertisements (the tuned setup) only for a
         // prefix the interface has.
         ns.exec(&["ip", "addr", "add", "fd77::1/64", "dev", "br0"]);
+        // Release builds abort on panic, so no Drop runs when a boot fails:
+        // the hook deletes the namespace (and so its servers' sockets) and
+        // kills what runs in it before the process ends.
+        let name = ns.name.clone();
+        let default_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            default_hook(info);
+            let _ = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("ip netns pids {name} | xargs -r kill; ip netns delete {name}"))
+                .status();
+        }));
         Some(ns)
     } else {
         eprintln!("bench: not root, so the tap-link comparison is skipped (it needs a network namespace)");
