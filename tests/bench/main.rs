@@ -169,19 +169,6 @@ fn module_bytes(mib: u32, seed: u64) -> Vec<u8> {
     v
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
-
 /// The TFTP root every server serves: chainloader.0, floor.0, the kernel,
 /// the modules, and GRUB 2's network directory (grub-mknetdir). A second
 /// root holds floor.0 under chainloader.0's name, for the relay's floor.
@@ -197,7 +184,7 @@ fn make_roots(work: &Path, sizes: &[u32]) -> Roots {
         std::fs::copy(e2e::dist(f), main.join(f)).unwrap();
     }
     let grub = e2e::grub::GrubNetboot::with_script(&[], "");
-    copy_dir(grub.root(), &main);
+    e2e::copy_tree(grub.root(), &main);
     for &s in sizes.iter().filter(|&&s| s > 0) {
         std::fs::write(main.join(format!("mod-{s}.bin")), module_bytes(s, 0x9e37_79b9_7f4a_7c15 ^ s as u64)).unwrap();
     }

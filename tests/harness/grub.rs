@@ -42,19 +42,6 @@ fn mknetdir_template() -> &'static Path {
     })
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
-
 /// One `module2` line: file name in the TFTP root, contents, and the string
 /// GRUB passes with it.
 pub struct GrubModule<'a> {
@@ -71,7 +58,7 @@ impl GrubNetboot {
     /// the `multiboot2` line, and each module is written and listed.
     pub fn new(kernel: &Path, args: &str, modules: &[GrubModule]) -> GrubNetboot {
         let dir = tempfile::Builder::new().prefix("netboot-grub-").tempdir().unwrap();
-        copy_tree(mknetdir_template(), dir.path());
+        crate::copy_tree(mknetdir_template(), dir.path());
         std::fs::copy(kernel, dir.path().join("kernel.elf")).unwrap();
         let mut cfg = String::from("set timeout=0\n");
         cfg += &format!("echo 'grub: loading /kernel.elf'\nmultiboot2 /kernel.elf {args}\n");
@@ -89,7 +76,7 @@ impl GrubNetboot {
     /// be read) and then runs `script`.
     pub fn with_script(files: &[(&str, &[u8])], script: &str) -> GrubNetboot {
         let dir = tempfile::Builder::new().prefix("netboot-grub-").tempdir().unwrap();
-        copy_tree(mknetdir_template(), dir.path());
+        crate::copy_tree(mknetdir_template(), dir.path());
         for (name, contents) in files {
             crate::write_file(dir.path(), name, contents);
         }

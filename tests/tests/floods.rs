@@ -193,16 +193,7 @@ fn relay_rss(ns: &NetNs) -> (u64, u64) {
     for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
         if comm.trim() == "relay" {
-            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-            let field = |name: &str| {
-                status
-                    .lines()
-                    .find(|l| l.starts_with(name))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0)
-            };
-            return (field("VmRSS:"), field("VmHWM:"));
+            return (e2e::proc_status_kib(pid, "VmRSS:"), e2e::proc_status_kib(pid, "VmHWM:"));
         }
     }
     panic!("no relay process in namespace {}", ns.name);

@@ -21,13 +21,7 @@ fn relay_rss(r: &RelayServe) -> u64 {
         let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
         let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         if text.contains(" serve ") && text.contains(cfg) {
-            let status = std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
-            return status
-                .lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
+            return e2e::proc_status_kib(&e.file_name().to_string_lossy(), "VmRSS:");
         }
     }
     panic!("relay serve with {cfg} is not running");
