@@ -15,6 +15,7 @@ pub mod console;
 pub mod control;
 pub mod error;
 pub mod http;
+pub mod log;
 pub mod net;
 pub mod policy;
 pub mod serve;
