@@ -233,7 +233,7 @@ mod tests {
 
     #[test]
     fn the_machine_name_follows_the_subsystem_and_the_error_comes_last() {
-        let e = std::io::Error::new(std::io::ErrorKind::Other, "No space left on device");
+        let e = std::io::Error::other("No space left on device");
         let lines = rendered(|| {
             info!(target: "target", target_name = "desk", "reset command: plug says ok");
             warn!(target: "dhcp", error = %e, "saving leases");
