@@ -91,7 +91,24 @@ fn start(magic: u32, mbi_addr: u32) -> ! {
         }
     }
     let passed = result.is_ok() && dma_ok;
+    obey_switches(&mut c, cmdline, passed);
 
+    c.set_rx_interrupt(true);
+    arch::cpu::unmask_irq(arch::cpu::COM1_IRQ);
+    let _ = writeln!(
+        c,
+        "kernel: serial console ready; typed characters are echoed; ~~~k reboots, ~~~p panics, ~~~s shuts down"
+    );
+    loop {
+        arch::wait_for_interrupt();
+    }
+}
+
+/// The command-line switches the tests drive the kernel with, in the order
+/// they act: `exit` ends QEMU with the verdict, `panic`, `fault` and `hang`
+/// imitate a broken kernel, `noack` silences the reboot acknowledgement,
+/// `burst` floods the console.
+fn obey_switches(c: &mut Uart16550, cmdline: &[u8], passed: bool) {
     let has = |w: &str| cmdline.split(|&b| b == b' ').any(|x| x == w.as_bytes());
     if has("exit") {
         let code = if passed { EXIT_PASS } else { EXIT_FAIL };
@@ -112,19 +129,8 @@ fn start(magic: u32, mbi_addr: u32) -> ! {
         let _ = writeln!(c, "kernel: hanging with interrupts off ('hang' switch); the reboot command will not work");
         arch::halt_forever();
     }
-
     if has("burst") {
-        console_burst(&mut c, BURST_LINES);
-    }
-
-    c.set_rx_interrupt(true);
-    arch::cpu::unmask_irq(arch::cpu::COM1_IRQ);
-    let _ = writeln!(
-        c,
-        "kernel: serial console ready; typed characters are echoed; ~~~k reboots, ~~~p panics, ~~~s shuts down"
-    );
-    loop {
-        arch::wait_for_interrupt();
+        console_burst(c, BURST_LINES);
     }
 }
 

@@ -552,7 +552,24 @@ fn trim(b: &[u8]) -> &[u8] {
 fn parse_head(bytes: &[u8]) -> Result<Head, Error> {
     let text = core::str::from_utf8(bytes).map_err(|_| Error::Protocol("response header is not text".into()))?;
     let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
-    let status_line = lines.next().unwrap_or("");
+    let mut head = parse_status_line(lines.next().unwrap_or(""))?;
+    let http10 = head.close;
+    for l in lines.filter(|l| !l.is_empty()) {
+        let (name, value) = l
+            .split_once(':')
+            .ok_or_else(|| Error::Protocol(alloc::format!("bad header line '{}'", l.escape_debug())))?;
+        head.apply_field(name.trim(), value.trim(), http10)?;
+    }
+    if head.chunked {
+        // Chunked framing wins over a Content-Length (RFC 9112 6.3).
+        head.content_length = None;
+    }
+    Ok(head)
+}
+
+/// `HTTP/1.x CODE REASON`: a head with nothing but the status yet; an
+/// HTTP/1.0 response closes unless a header says otherwise.
+fn parse_status_line(status_line: &str) -> Result<Head, Error> {
     let bad_status = || Error::Protocol(alloc::format!("bad status line '{}'", status_line.escape_debug()));
     let (version, rest) = status_line.split_once(' ').ok_or_else(bad_status)?;
     let http10 = match version {
@@ -562,53 +579,44 @@ fn parse_head(bytes: &[u8]) -> Result<Head, Error> {
     };
     let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
     let status = code.parse::<u16>().ok().filter(|c| (100..600).contains(c)).ok_or_else(bad_status)?;
-    let mut head = Head {
+    Ok(Head {
         status,
         reason: reason.trim().to_string(),
         content_length: None,
         chunked: false,
         close: http10,
         location: None,
-    };
-    for l in lines.filter(|l| !l.is_empty()) {
-        let (name, value) = l
-            .split_once(':')
-            .ok_or_else(|| Error::Protocol(alloc::format!("bad header line '{}'", l.escape_debug())))?;
-        let value = value.trim();
-        match name.trim() {
-            n if n.eq_ignore_ascii_case("content-length") => {
-                let v = value
-                    .parse::<u64>()
-                    .map_err(|_| Error::Protocol(alloc::format!("bad Content-Length '{value}'")))?;
-                // RFC 9112 6.3: differing lengths make the framing unknowable.
-                if head.content_length.is_some_and(|old| old != v) {
-                    return Err(Error::Protocol("conflicting Content-Length headers".into()));
-                }
-                head.content_length = Some(v);
+    })
+}
+
+impl Head {
+    /// One header field, for the few that decide the framing and redirects.
+    fn apply_field(&mut self, name: &str, value: &str, http10: bool) -> Result<(), Error> {
+        if name.eq_ignore_ascii_case("content-length") {
+            let v =
+                value.parse::<u64>().map_err(|_| Error::Protocol(alloc::format!("bad Content-Length '{value}'")))?;
+            // RFC 9112 6.3: differing lengths make the framing unknowable.
+            if self.content_length.is_some_and(|old| old != v) {
+                return Err(Error::Protocol("conflicting Content-Length headers".into()));
             }
-            n if n.eq_ignore_ascii_case("transfer-encoding") => {
-                let last = value.rsplit(',').next().unwrap_or("").trim();
-                if !last.eq_ignore_ascii_case("chunked") {
-                    return Err(Error::Protocol(alloc::format!("unsupported Transfer-Encoding '{value}'")));
-                }
-                head.chunked = true;
+            self.content_length = Some(v);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            let last = value.rsplit(',').next().unwrap_or("").trim();
+            if !last.eq_ignore_ascii_case("chunked") {
+                return Err(Error::Protocol(alloc::format!("unsupported Transfer-Encoding '{value}'")));
             }
-            n if n.eq_ignore_ascii_case("connection") => {
-                for opt in value.split(',').map(str::trim) {
-                    if opt.eq_ignore_ascii_case("close") {
-                        head.close = true;
-                    } else if opt.eq_ignore_ascii_case("keep-alive") && http10 {
-                        head.close = false;
-                    }
+            self.chunked = true;
+        } else if name.eq_ignore_ascii_case("connection") {
+            for opt in value.split(',').map(str::trim) {
+                if opt.eq_ignore_ascii_case("close") {
+                    self.close = true;
+                } else if opt.eq_ignore_ascii_case("keep-alive") && http10 {
+                    self.close = false;
                 }
             }
-            n if n.eq_ignore_ascii_case("location") => head.location = Some(value.to_string()),
-            _ => {}
+        } else if name.eq_ignore_ascii_case("location") {
+            self.location = Some(value.to_string());
         }
+        Ok(())
     }
-    if head.chunked {
-        // Chunked framing wins over a Content-Length (RFC 9112 6.3).
-        head.content_length = None;
-    }
-    Ok(head)
 }

@@ -326,44 +326,15 @@ impl Client {
     pub fn poll_transmit(&mut self, now_ms: u64, buf: &mut [u8]) -> Option<Transmit> {
         self.now_ms = now_ms;
         // Answers to stray TIDs first: they are independent of our state.
-        if self.n_strays > 0 {
-            self.n_strays -= 1;
-            let port = self.strays[self.n_strays];
-            let refusal = Outgoing::Error { code: ErrorCode::UnknownTid, message: "Unknown transfer ID" };
-            if let Ok(len) = refusal.emit(buf) {
-                return Some(Transmit { len, dst_port: port });
-            }
+        if let Some(t) = self.stray_refusal(buf) {
+            return Some(t);
         }
-        if let Some((c, msg)) = self.send_error.take() {
-            let port = self.tid.unwrap_or(self.server_port);
-            if let Ok(len) = (Outgoing::Error { code: c, message: msg }).emit(buf) {
-                return Some(Transmit { len, dst_port: port });
-            }
+        if let Some(t) = self.pending_error(buf) {
+            return Some(t);
         }
-
-        if matches!(self.state, State::Requesting | State::Receiving) && !self.send_rrq && self.send_ack.is_none() {
-            if let Some(d) = self.deadline {
-                if now_ms >= d {
-                    self.waited_ms += self.timeout_ms;
-                    if self.retries >= self.timing.max_retries {
-                        self.fail(Error::Timeout { retries: self.retries, waited_ms: self.waited_ms });
-                        self.deadline = None;
-                        return None;
-                    }
-                    self.retries += 1;
-                    self.timeout_ms = (self.timeout_ms * 2).min(self.timing.max_ms);
-                    match self.state {
-                        State::Requesting => self.send_rrq = true,
-                        _ => {
-                            self.send_ack = Some(self.blocks as u16);
-                            // The server restarts its window after our ACK.
-                            self.since_ack = 0;
-                        }
-                    }
-                }
-            }
+        if !self.retransmit_if_due(now_ms) {
+            return None;
         }
-
         if self.send_rrq {
             self.send_rrq = false;
             match self.encode_rrq(buf) {
@@ -386,6 +357,57 @@ impl Client {
             }
         }
         None
+    }
+
+    /// ERROR 5 to the oldest queued stray transfer ID, if any.
+    fn stray_refusal(&mut self, buf: &mut [u8]) -> Option<Transmit> {
+        if self.n_strays == 0 {
+            return None;
+        }
+        self.n_strays -= 1;
+        let port = self.strays[self.n_strays];
+        let refusal = Outgoing::Error { code: ErrorCode::UnknownTid, message: "Unknown transfer ID" };
+        let len = refusal.emit(buf).ok()?;
+        Some(Transmit { len, dst_port: port })
+    }
+
+    /// The ERROR our own abort queued for the server.
+    fn pending_error(&mut self, buf: &mut [u8]) -> Option<Transmit> {
+        let (code, message) = self.send_error.take()?;
+        let port = self.tid.unwrap_or(self.server_port);
+        let len = (Outgoing::Error { code, message }).emit(buf).ok()?;
+        Some(Transmit { len, dst_port: port })
+    }
+
+    /// When the deadline has passed with nothing queued, queues the RRQ or
+    /// the last ACK again with a doubled timeout. Returns false once the
+    /// retries are used up (the transfer has then failed).
+    fn retransmit_if_due(&mut self, now_ms: u64) -> bool {
+        let waiting = matches!(self.state, State::Requesting | State::Receiving);
+        if !waiting || self.send_rrq || self.send_ack.is_some() {
+            return true;
+        }
+        match self.deadline {
+            Some(d) if now_ms >= d => {}
+            _ => return true,
+        }
+        self.waited_ms += self.timeout_ms;
+        if self.retries >= self.timing.max_retries {
+            self.fail(Error::Timeout { retries: self.retries, waited_ms: self.waited_ms });
+            self.deadline = None;
+            return false;
+        }
+        self.retries += 1;
+        self.timeout_ms = (self.timeout_ms * 2).min(self.timing.max_ms);
+        match self.state {
+            State::Requesting => self.send_rrq = true,
+            _ => {
+                self.send_ack = Some(self.blocks as u16);
+                // The server restarts its window after our ACK.
+                self.since_ack = 0;
+            }
+        }
+        true
     }
 
     fn encode_rrq(&self, buf: &mut [u8]) -> Result<usize, wire::BufferTooSmall> {
@@ -444,28 +466,8 @@ impl Client {
     pub fn handle(&mut self, now_ms: u64, src_port: u16, packet: &[u8], sink: &mut Sink<'_>) -> Result<Event, Error> {
         self.now_ms = now_ms;
         let pkt = Packet::parse(packet);
-        if let Some(tid) = self.tid {
-            if src_port != tid {
-                // Another TID (a second transfer started by our RRQ
-                // retransmission, or noise): tell it, never answer an ERROR.
-                if !matches!(pkt, Ok(Packet::Error { .. })) {
-                    self.queue_stray(src_port);
-                }
-                return Ok(Event::None);
-            }
-        }
-        match self.state {
-            State::Failed => return Ok(Event::None),
-            State::Done => {
-                // Our final ACK was lost: the server repeats the last block.
-                if let Ok(Packet::Data { block, .. }) = pkt {
-                    if block == self.blocks as u16 {
-                        self.send_ack = Some(block);
-                    }
-                }
-                return Ok(Event::None);
-            }
-            _ => {}
+        if !self.wants(src_port, &pkt) {
+            return Ok(Event::None);
         }
         let pkt = match pkt {
             Ok(p) => p,
@@ -482,48 +484,8 @@ impl Client {
             }
         };
         match pkt {
-            Packet::Error { code: c, message } => {
-                if self.state == State::Requesting
-                    && ErrorCode::from(c) == ErrorCode::OptionRefused
-                    && self.use_options
-                    && self.has_options()
-                {
-                    // RFC 2347: the server refuses our options; ask again
-                    // plainly (its answer will come from a new TID).
-                    self.use_options = false;
-                    self.send_rrq = true;
-                    self.tid = None;
-                    self.progressed(now_ms);
-                    return Ok(Event::None);
-                }
-                let e = Error::Remote { code: c, message: message.to_string() };
-                self.fail(e.clone());
-                Err(e)
-            }
-            Packet::Oack { options } => {
-                if self.state != State::Requesting {
-                    // A repeated OACK: our ACK 0 was lost.
-                    if self.blocks == 0 && !self.reacked {
-                        self.send_ack = Some(0);
-                        self.reacked = true;
-                    }
-                    return Ok(Event::None);
-                }
-                self.tid = Some(src_port);
-                if let Err(m) = self.apply_oack(options) {
-                    return self.abort(ErrorCode::OptionRefused, "Bad option acknowledgement", Error::Protocol(m));
-                }
-                if let (Some(limit), Some(size)) = (self.max_size, self.neg.tsize) {
-                    if size > limit {
-                        return self.abort(ErrorCode::DiskFull, "File too large", Error::TooLarge { limit, size });
-                    }
-                }
-                self.state = State::Receiving;
-                self.send_ack = Some(0);
-                self.since_ack = 0;
-                self.progressed(now_ms);
-                Ok(Event::Progress { received: 0, total: self.neg.tsize })
-            }
+            Packet::Error { code, message } => self.on_error(now_ms, code, message),
+            Packet::Oack { options } => self.on_oack(now_ms, src_port, options),
             Packet::Data { block, data } => {
                 if self.state == State::Requesting {
                     if block != 1 {
@@ -547,6 +509,79 @@ impl Client {
                 )
             }
         }
+    }
+
+    /// Whether a datagram is for the transfer in progress. Those from
+    /// another TID, and everything once the transfer has ended, are
+    /// answered here (or not at all) and go no further.
+    fn wants(&mut self, src_port: u16, pkt: &Result<Packet<'_>, wire::ParseError>) -> bool {
+        if let Some(tid) = self.tid {
+            if src_port != tid {
+                // Another TID (a second transfer started by our RRQ
+                // retransmission, or noise): tell it, never answer an ERROR.
+                if !matches!(pkt, Ok(Packet::Error { .. })) {
+                    self.queue_stray(src_port);
+                }
+                return false;
+            }
+        }
+        match self.state {
+            State::Failed => false,
+            State::Done => {
+                // Our final ACK was lost: the server repeats the last block.
+                if let Ok(Packet::Data { block, .. }) = pkt {
+                    if *block == self.blocks as u16 {
+                        self.send_ack = Some(*block);
+                    }
+                }
+                false
+            }
+            State::Requesting | State::Receiving => true,
+        }
+    }
+
+    fn on_error(&mut self, now_ms: u64, code: u16, message: &str) -> Result<Event, Error> {
+        if self.state == State::Requesting
+            && ErrorCode::from(code) == ErrorCode::OptionRefused
+            && self.use_options
+            && self.has_options()
+        {
+            // RFC 2347: the server refuses our options; ask again
+            // plainly (its answer will come from a new TID).
+            self.use_options = false;
+            self.send_rrq = true;
+            self.tid = None;
+            self.progressed(now_ms);
+            return Ok(Event::None);
+        }
+        let e = Error::Remote { code, message: message.to_string() };
+        self.fail(e.clone());
+        Err(e)
+    }
+
+    fn on_oack(&mut self, now_ms: u64, src_port: u16, options: wire::Options<'_>) -> Result<Event, Error> {
+        if self.state != State::Requesting {
+            // A repeated OACK: our ACK 0 was lost.
+            if self.blocks == 0 && !self.reacked {
+                self.send_ack = Some(0);
+                self.reacked = true;
+            }
+            return Ok(Event::None);
+        }
+        self.tid = Some(src_port);
+        if let Err(m) = self.apply_oack(options) {
+            return self.abort(ErrorCode::OptionRefused, "Bad option acknowledgement", Error::Protocol(m));
+        }
+        if let (Some(limit), Some(size)) = (self.max_size, self.neg.tsize) {
+            if size > limit {
+                return self.abort(ErrorCode::DiskFull, "File too large", Error::TooLarge { limit, size });
+            }
+        }
+        self.state = State::Receiving;
+        self.send_ack = Some(0);
+        self.since_ack = 0;
+        self.progressed(now_ms);
+        Ok(Event::Progress { received: 0, total: self.neg.tsize })
     }
 
     fn has_options(&self) -> bool {
