@@ -133,9 +133,8 @@ impl HttpServer {
             } else {
                 None
             };
-            let client = shown_peer(peer);
             if let Some((why, limit)) = refused {
-                tracing::warn!(target: "http", client = %client, limit, error = why, "refused");
+                tracing::warn!(target: "http", client = %shown_peer(peer), limit, error = why, "refused");
                 let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
                 let _ = (&stream).write_all(&simple(503, "Service Unavailable", "server busy\n", true));
                 continue;
@@ -150,7 +149,7 @@ impl HttpServer {
                 }
             });
             if let Err(e) = spawned {
-                tracing::warn!(target: "http", client = %client, error = %e, "cannot start a connection thread");
+                tracing::warn!(target: "http", client = %shown_peer(peer), error = %e, "cannot start a connection thread");
             }
         }
         Ok(())
