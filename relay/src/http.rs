@@ -126,15 +126,15 @@ impl HttpServer {
             let host = peer.map(|p| p.ip());
             let refused = if self.active.fetch_add(1, Ordering::SeqCst) >= self.cfg.max_connections {
                 self.active.fetch_sub(1, Ordering::SeqCst);
-                Some(("busy: connection refused", self.cfg.max_connections))
+                Some(("server busy", self.cfg.max_connections))
             } else if !self.per_host.acquire(host, self.cfg.max_per_host) {
                 self.active.fetch_sub(1, Ordering::SeqCst);
-                Some(("busy: too many connections from this client, refused", self.cfg.max_per_host))
+                Some(("server busy: too many connections from this client", self.cfg.max_per_host))
             } else {
                 None
             };
             if let Some((why, limit)) = refused {
-                tracing::warn!(target: "http", client = ?peer, limit, "{why}");
+                tracing::warn!(target: "http", client = %shown_peer(peer), limit, error = why, "refused");
                 let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
                 let _ = (&stream).write_all(&simple(503, "Service Unavailable", "server busy\n", true));
                 continue;
@@ -145,15 +145,20 @@ impl HttpServer {
                 let _guard = Release(active);
                 let _host = HostSlot(per_host, host);
                 if let Err(e) = serve_connection(stream, &root, &cfg) {
-                    tracing::debug!(target: "http", client = ?peer, error = %e, "connection ended");
+                    tracing::debug!(target: "http", client = %shown_peer(peer), error = %e, "connection ended");
                 }
             });
             if let Err(e) = spawned {
-                tracing::warn!(target: "http", error = %e, "cannot start a connection thread");
+                tracing::warn!(target: "http", client = %shown_peer(peer), error = %e, "cannot start a connection thread");
             }
         }
         Ok(())
     }
+}
+
+/// The peer as the log's `client` field shows it.
+fn shown_peer(peer: Option<SocketAddr>) -> String {
+    peer.map_or_else(|| "unknown".to_string(), |p| p.to_string())
 }
 
 /// Connections per client address.
@@ -221,18 +226,28 @@ enum ReadHead {
     Bad(u16, &'static str),
 }
 
+/// Reads and parses the next request head.
 fn read_head(reader: &mut BufReader<TcpStream>) -> io::Result<ReadHead> {
+    match read_head_bytes(reader)? {
+        Ok(head) => Ok(parse_head(&head)),
+        Err(ended) => Ok(ended),
+    }
+}
+
+/// The bytes of the next request head, through its blank line; or why
+/// there is none (the client closed or went idle, or the head is too big).
+fn read_head_bytes(reader: &mut BufReader<TcpStream>) -> io::Result<Result<Vec<u8>, ReadHead>> {
     let mut buf = Vec::new();
     loop {
         let avail = match reader.fill_buf() {
             Ok(b) => b,
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) && buf.is_empty() => {
-                return Ok(ReadHead::Closed)
+                return Ok(Err(ReadHead::Closed))
             }
             Err(e) => return Err(e),
         };
         if avail.is_empty() {
-            return Ok(ReadHead::Closed);
+            return Ok(Err(ReadHead::Closed));
         }
         // Take up to and including the end of the head, if it is here.
         let (old, n) = (buf.len(), avail.len());
@@ -242,22 +257,26 @@ fn read_head(reader: &mut BufReader<TcpStream>) -> io::Result<ReadHead> {
         reader.consume(took);
         if let Some(e) = end {
             buf.truncate(e);
-            break;
+            return Ok(Ok(buf));
         }
         if buf.len() > MAX_HEAD {
-            return Ok(ReadHead::Bad(431, "Request Header Fields Too Large"));
+            return Ok(Err(ReadHead::Bad(431, "Request Header Fields Too Large")));
         }
     }
+}
+
+/// What a complete request head asks for, or the status that refuses it.
+fn parse_head(buf: &[u8]) -> ReadHead {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
-    match req.parse(&buf) {
+    match req.parse(buf) {
         Ok(httparse::Status::Complete(_)) => {}
-        Ok(httparse::Status::Partial) | Err(_) => return Ok(ReadHead::Bad(400, "Bad Request")),
+        Ok(httparse::Status::Partial) | Err(_) => return ReadHead::Bad(400, "Bad Request"),
     }
     let head_only = match req.method {
         Some("GET") => false,
         Some("HEAD") => true,
-        _ => return Ok(ReadHead::Bad(405, "Method Not Allowed")),
+        _ => return ReadHead::Bad(405, "Method Not Allowed"),
     };
     let http10 = req.version == Some(0);
     let header = |name: &str| {
@@ -268,19 +287,22 @@ fn read_head(reader: &mut BufReader<TcpStream>) -> io::Result<ReadHead> {
     };
     // A request body would have to be read and skipped; boot clients send none.
     if header("content-length").is_some_and(|v| v.trim() != "0") || header("transfer-encoding").is_some() {
-        return Ok(ReadHead::Bad(400, "Bad Request"));
+        return ReadHead::Bad(400, "Bad Request");
     }
     let connection = header("connection").unwrap_or_default().to_ascii_lowercase();
     let close = connection.contains("close") || (http10 && !connection.contains("keep-alive"));
-    let target = req.path.unwrap_or("/");
+    let Some(path) = request_path(req.path.unwrap_or("/")) else { return ReadHead::Bad(400, "Bad Request") };
+    ReadHead::Request(Request { head_only, path, range: header("range"), close })
+}
+
+/// The file path a request target names, percent-decoded; `None` if it
+/// holds a NUL.
+fn request_path(target: &str) -> Option<Vec<u8>> {
     // An absolute-form target (a proxy-style client) names the path after the authority.
     let target = target.strip_prefix("http://").map(|t| t.find('/').map_or("/", |i| &t[i..])).unwrap_or(target);
     let raw = target.split(['?', '#']).next().unwrap_or("/");
     let path: Vec<u8> = percent_decode(raw.as_bytes()).collect();
-    if path.contains(&0) {
-        return Ok(ReadHead::Bad(400, "Bad Request"));
-    }
-    Ok(ReadHead::Request(Request { head_only, path, range: header("range"), close }))
+    (!path.contains(&0)).then_some(path)
 }
 
 fn find_end(b: &[u8], from: usize) -> Option<usize> {
@@ -330,6 +352,8 @@ fn byte_range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, ()>
     Ok(Some((start, end)))
 }
 
+/// Serves the requests of one connection until it closes, goes idle or
+/// asks to close.
 fn serve_connection(stream: TcpStream, root: &Root, cfg: &HttpConfig) -> io::Result<()> {
     stream.set_read_timeout(Some(cfg.idle_timeout))?;
     stream.set_write_timeout(Some(cfg.send_timeout))?;
@@ -347,67 +371,88 @@ fn serve_connection(stream: TcpStream, root: &Root, cfg: &HttpConfig) -> io::Res
             }
             ReadHead::Request(r) => r,
         };
-        let shown = String::from_utf8_lossy(&req.path).into_owned();
-        let file = match root.open_request(&req.path) {
-            Ok(f) => f,
-            Err(e) => {
-                let (status, reason) = match e {
-                    OpenError::NotFound => (404, "Not Found"),
-                    OpenError::Io(_) => (500, "Internal Server Error"),
-                    _ => (403, "Forbidden"),
-                };
-                tracing::info!(target: "http", client = %peer, file = %shown, status, error = %e, "refused");
-                out.write_all(&simple(status, reason, &format!("{e}\n"), req.close))?;
-                if req.close {
-                    return Ok(());
-                }
-                continue;
-            }
-        };
-        let size = file.size;
-        let (status, start, end) = match byte_range(req.range.as_deref(), size) {
-            Ok(None) => (200, 0, size),
-            Ok(Some((s, e))) => (206, s, e),
-            Err(()) => {
-                let msg = format!(
-                    "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{size}\r\nContent-Length: 0\r\n\r\n"
-                );
-                out.write_all(msg.as_bytes())?;
-                continue;
-            }
-        };
-        let mut head = format!(
-            "HTTP/1.1 {status} {}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nAccept-Ranges: bytes\r\n",
-            if status == 206 { "Partial Content" } else { "OK" },
-            end - start
-        );
-        if status == 206 {
-            head += &format!("Content-Range: bytes {start}-{}/{size}\r\n", end - 1);
-        }
-        if req.close {
-            head += "Connection: close\r\n";
-        }
-        head += "\r\n";
-        out.write_all(head.as_bytes())?;
-        let t0 = Instant::now();
-        if !req.head_only {
-            let mut f = file.file;
-            f.seek(SeekFrom::Start(start))?;
-            let sent = io::copy(&mut f.take(end - start), &mut out)?;
-            if sent != end - start {
-                // The file shrank under us: the framing is now wrong, so close.
-                tracing::warn!(target: "http", client = %peer, file = %shown, sent, expected = end - start, "file changed while sending");
-                return Ok(());
-            }
-        }
-        tracing::info!(
-            target: "http", client = %peer, file = %shown, status, bytes = end - start,
-            ms = t0.elapsed().as_millis() as u64, "sent"
-        );
-        if req.close {
+        if serve_request(&mut out, root, peer, &req)? == Next::Close {
             return Ok(());
         }
     }
+}
+
+/// Whether a connection takes another request after this one.
+#[derive(PartialEq, Eq)]
+enum Next {
+    KeepAlive,
+    Close,
+}
+
+/// Answers one request: the file (or the range of it asked for), or the
+/// status that says why not.
+fn serve_request(out: &mut TcpStream, root: &Root, peer: SocketAddr, req: &Request) -> io::Result<Next> {
+    let shown = crate::tftp::display_name(&req.path);
+    let file = match root.open_request(&req.path) {
+        Ok(f) => f,
+        Err(e) => return refuse(out, peer, &shown, e, req.close),
+    };
+    let size = file.size;
+    let (status, start, end) = match byte_range(req.range.as_deref(), size) {
+        Ok(None) => (200, 0, size),
+        Ok(Some((s, e))) => (206, s, e),
+        Err(()) => {
+            let msg = format!(
+                "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{size}\r\nContent-Length: 0\r\n\r\n"
+            );
+            out.write_all(msg.as_bytes())?;
+            return Ok(Next::KeepAlive);
+        }
+    };
+    out.write_all(response_head(status, start, end, size, req.close).as_bytes())?;
+    let t0 = Instant::now();
+    if !req.head_only {
+        let mut f = file.file;
+        f.seek(SeekFrom::Start(start))?;
+        let sent = io::copy(&mut f.take(end - start), out)?;
+        if sent != end - start {
+            // The file shrank under us: the framing is now wrong, so close.
+            tracing::warn!(
+                target: "http", client = %peer, file = %shown, bytes = sent, expected = end - start,
+                "file changed while sending"
+            );
+            return Ok(Next::Close);
+        }
+    }
+    tracing::info!(
+        target: "http", client = %peer, file = %shown, status, bytes = end - start,
+        ms = t0.elapsed().as_millis() as u64, "sent"
+    );
+    Ok(if req.close { Next::Close } else { Next::KeepAlive })
+}
+
+/// Answers a file that cannot be served with 404, 403 or 500.
+fn refuse(out: &mut TcpStream, peer: SocketAddr, shown: &str, e: OpenError, close: bool) -> io::Result<Next> {
+    let (status, reason) = match e {
+        OpenError::NotFound => (404, "Not Found"),
+        OpenError::Io(_) => (500, "Internal Server Error"),
+        _ => (403, "Forbidden"),
+    };
+    tracing::info!(target: "http", client = %peer, file = %shown, status, error = %e, "refused");
+    out.write_all(&simple(status, reason, &format!("{e}\n"), close))?;
+    Ok(if close { Next::Close } else { Next::KeepAlive })
+}
+
+/// The status line and headers of a 200 or 206 answer.
+fn response_head(status: u16, start: u64, end: u64, size: u64, close: bool) -> String {
+    let mut head = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nAccept-Ranges: bytes\r\n",
+        if status == 206 { "Partial Content" } else { "OK" },
+        end - start
+    );
+    if status == 206 {
+        head += &format!("Content-Range: bytes {start}-{}/{size}\r\n", end - 1);
+    }
+    if close {
+        head += "Connection: close\r\n";
+    }
+    head += "\r\n";
+    head
 }
 
 #[cfg(test)]

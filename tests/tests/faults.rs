@@ -183,7 +183,7 @@ fn relay_killed_mid_download(http: bool, down: Duration) {
     let out = q.expect_self_check_ok(BOOT);
     want_module(&out, "big", &module);
     if http {
-        r.expect_daemon_log(restarted_at, r"file=/?big\.bin status=200", BOOT);
+        r.expect_daemon_log(restarted_at, r#"http: \S+ "/?big\.bin": sent status=200"#, BOOT);
     } else {
         r.expect_daemon_log(restarted_at, r#"tftp: .*"/?big\.bin": sent"#, BOOT);
     }

@@ -182,9 +182,11 @@ impl TftpServer {
     pub fn run(self) -> Result<(), TftpError> {
         let local = self.local_addr();
         tracing::info!(
-            "tftp: serving {} on {local}{}",
-            self.shared.root.canonical().display(),
-            self.shared.interface.as_deref().map(|i| format!(" ({i})")).unwrap_or_default()
+            target: "tftp",
+            addr = %local,
+            root = %self.shared.root.canonical().display(),
+            interface = self.shared.interface.as_deref().unwrap_or("any"),
+            "serving"
         );
         // Requests are small; 64 KiB takes any datagram whole, so an
         // oversized one is parsed (and refused) rather than cut.
@@ -207,7 +209,7 @@ impl TftpServer {
                     // Transient errors (ICMP-induced ECONNREFUSED, ENOBUFS)
                     // must not end the server; a persistent one must not spin.
                     consecutive_errors += 1;
-                    tracing::warn!("tftp: receive on {local} failed: {e}");
+                    tracing::warn!(target: "tftp", addr = %local, error = %e, "receive failed");
                     if consecutive_errors > 100 {
                         return Err(TftpError::Receive { local, source: e });
                     }
@@ -223,102 +225,23 @@ impl TftpServer {
     fn send_error(&self, reply: &mut Vec<u8>, peer: SocketAddr, code: ErrorCode, message: &str) {
         wire::encode_error(reply, code, message);
         if let Err(e) = self.socket.send_to(reply, peer) {
-            tracing::debug!("tftp: sending error to {peer}: {e}");
+            tracing::debug!(target: "tftp", client = %peer, error = %e, "sending an error packet");
         }
     }
 
+    /// One datagram on the request port: a read request is checked,
+    /// admitted and handed to a transfer thread; anything else is refused
+    /// or ignored.
     fn handle_datagram(&self, datagram: &[u8], peer: SocketAddr, local_ip: IpAddr, reply: &mut Vec<u8>) {
-        let request = match wire::parse(datagram) {
-            Ok(Packet::Request(req)) => req,
-            Ok(other) => {
-                // DATA/ACK/ERROR/OACK belong to a transfer's own port; a
-                // reply here could start an error ping-pong.
-                tracing::debug!("tftp: {peer}: ignoring {} sent to the request port", short(&other));
-                return;
-            }
-            Err(e) => {
-                tracing::debug!("tftp: {peer}: malformed request ({e}), {} bytes", datagram.len());
-                if !e.is_truncated() {
-                    self.send_error(reply, peer, ErrorCode::IllegalOperation, &format!("malformed request: {e}"));
-                }
-                return;
-            }
-        };
+        let Some(request) = self.parse_request(datagram, peer, reply) else { return };
         let name = display_name(request.filename);
-        if request.kind == RequestKind::Write {
-            tracing::info!("tftp: {peer}: refused write request for {name}: server is read-only");
-            self.send_error(
-                reply,
-                peer,
-                ErrorCode::AccessViolation,
-                "write requests are not accepted: read-only server",
-            );
-            return;
-        }
-        // RFC 1350 names three modes; "mail" is obsolete (RFC 1350 says so)
-        // and, like dnsmasq, the relay does not offer it.
-        let netascii = if request.mode.eq_ignore_ascii_case(b"octet") {
-            false
-        } else if request.mode.eq_ignore_ascii_case(b"netascii") {
-            true
-        } else {
-            let mode = display_name(request.mode);
-            tracing::info!("tftp: {peer}: refused {name}: transfer mode {mode} is not supported");
-            self.send_error(
-                reply,
-                peer,
-                ErrorCode::IllegalOperation,
-                &format!("mode {mode} not supported, use octet (binary) or netascii"),
-            );
-            return;
-        };
+        let Some(netascii) = self.accept_kind_and_mode(&request, peer, &name, reply) else { return };
         if request.trailing_garbage {
-            tracing::debug!("tftp: {peer}: ignoring an incomplete option at the end of the request for {name}");
+            tracing::debug!(
+                target: "tftp", client = %peer, file = %name, "ignoring an incomplete option at the end of the request"
+            );
         }
-
-        let handle = Arc::new(TransferHandle {
-            request: datagram.to_vec(),
-            progressed: AtomicBool::new(false),
-            cancelled: AtomicBool::new(false),
-        });
-        {
-            let mut by_peer = self.shared.by_peer.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(old) = by_peer.get(&peer) {
-                if old.request == datagram && !old.progressed.load(Ordering::Acquire) {
-                    // The client resent its request before our answer got
-                    // there; the running transfer answers it.
-                    tracing::debug!("tftp: {peer}: duplicate request for {name}, transfer already under way");
-                    return;
-                }
-                // The client started over from the same port.
-                old.cancelled.store(true, Ordering::Release);
-            }
-            // One host may not take every slot: a flood of requests from
-            // one address that never ACKs would otherwise lock out every
-            // target until its transfers time out. A ROM or a loader runs
-            // one or two transfers at a time.
-            let from_host = by_peer.keys().filter(|p| p.ip() == peer.ip() && **p != peer).count();
-            if from_host >= PER_HOST_TRANSFERS {
-                drop(by_peer);
-                tracing::warn!(
-                    "tftp: {peer}: refused {name}: server busy ({from_host} transfers in flight from {})",
-                    peer.ip()
-                );
-                self.send_error(reply, peer, ErrorCode::NotDefined, "server busy, try again later");
-                return;
-            }
-            let running = self.shared.running.load(Ordering::Acquire);
-            if running >= self.shared.max_transfers {
-                drop(by_peer);
-                tracing::warn!("tftp: {peer}: refused {name}: server busy ({running} transfers in flight)");
-                self.send_error(reply, peer, ErrorCode::NotDefined, "server busy, try again later");
-                return;
-            }
-            self.shared.running.fetch_add(1, Ordering::AcqRel);
-            by_peer.insert(peer, handle.clone());
-        }
-
-        let shared = self.shared.clone();
+        let Some(handle) = self.admit(datagram, peer, &name, reply) else { return };
         let job = transfer::Job {
             peer,
             local_ip,
@@ -326,6 +249,135 @@ impl TftpServer {
             netascii,
             options: request.options.iter().map(|(n, v)| (n.to_vec(), v.to_vec())).collect(),
         };
+        self.start_transfer(job, &name, handle, reply);
+    }
+
+    /// The request in `datagram`, or `None` for anything else (answered
+    /// with an ERROR when it is a request the server cannot read).
+    fn parse_request<'a>(
+        &self,
+        datagram: &'a [u8],
+        peer: SocketAddr,
+        reply: &mut Vec<u8>,
+    ) -> Option<wire::Request<'a>> {
+        match wire::parse(datagram) {
+            Ok(Packet::Request(req)) => Some(req),
+            Ok(other) => {
+                // DATA/ACK/ERROR/OACK belong to a transfer's own port; a
+                // reply here could start an error ping-pong.
+                tracing::debug!(target: "tftp", client = %peer, packet = short(&other), "ignored on the request port");
+                None
+            }
+            Err(e) => {
+                tracing::debug!(
+                    target: "tftp", client = %peer, bytes = datagram.len(), error = %e, "malformed request"
+                );
+                if !e.is_truncated() {
+                    self.send_error(reply, peer, ErrorCode::IllegalOperation, &format!("malformed request: {e}"));
+                }
+                None
+            }
+        }
+    }
+
+    /// Refuses write requests and unknown modes; for a read request, whether
+    /// it is in netascii mode.
+    fn accept_kind_and_mode(
+        &self,
+        request: &wire::Request<'_>,
+        peer: SocketAddr,
+        name: &str,
+        reply: &mut Vec<u8>,
+    ) -> Option<bool> {
+        if request.kind == RequestKind::Write {
+            tracing::info!(
+                target: "tftp", client = %peer, file = %name, error = "server is read-only", "refused write request"
+            );
+            self.send_error(
+                reply,
+                peer,
+                ErrorCode::AccessViolation,
+                "write requests are not accepted: read-only server",
+            );
+            return None;
+        }
+        // RFC 1350 names three modes; "mail" is obsolete (RFC 1350 says so)
+        // and, like dnsmasq, the relay does not offer it.
+        if request.mode.eq_ignore_ascii_case(b"octet") {
+            Some(false)
+        } else if request.mode.eq_ignore_ascii_case(b"netascii") {
+            Some(true)
+        } else {
+            let mode = display_name(request.mode);
+            tracing::info!(
+                target: "tftp", client = %peer, file = %name, mode = %mode, error = "transfer mode not supported",
+                "refused"
+            );
+            self.send_error(
+                reply,
+                peer,
+                ErrorCode::IllegalOperation,
+                &format!("mode {mode} not supported, use octet (binary) or netascii"),
+            );
+            None
+        }
+    }
+
+    /// Takes a transfer slot for `peer`, or says why not: a duplicate of
+    /// the request under way (answered by that transfer), or the server or
+    /// this host is busy.
+    fn admit(&self, datagram: &[u8], peer: SocketAddr, name: &str, reply: &mut Vec<u8>) -> Option<Arc<TransferHandle>> {
+        let handle = Arc::new(TransferHandle {
+            request: datagram.to_vec(),
+            progressed: AtomicBool::new(false),
+            cancelled: AtomicBool::new(false),
+        });
+        let mut by_peer = self.shared.by_peer.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = by_peer.get(&peer) {
+            if old.request == datagram && !old.progressed.load(Ordering::Acquire) {
+                // The client resent its request before our answer got
+                // there; the running transfer answers it.
+                tracing::debug!(
+                    target: "tftp", client = %peer, file = %name, "duplicate request, transfer already under way"
+                );
+                return None;
+            }
+            // The client started over from the same port.
+            old.cancelled.store(true, Ordering::Release);
+        }
+        // One host may not take every slot: a flood of requests from
+        // one address that never ACKs would otherwise lock out every
+        // target until its transfers time out. A ROM or a loader runs
+        // one or two transfers at a time.
+        let from_host = by_peer.keys().filter(|p| p.ip() == peer.ip() && **p != peer).count();
+        if from_host >= PER_HOST_TRANSFERS {
+            drop(by_peer);
+            tracing::warn!(
+                target: "tftp", client = %peer, file = %name, host_transfers = from_host, error = "server busy",
+                "refused"
+            );
+            self.send_error(reply, peer, ErrorCode::NotDefined, "server busy, try again later");
+            return None;
+        }
+        let running = self.shared.running.load(Ordering::Acquire);
+        if running >= self.shared.max_transfers {
+            drop(by_peer);
+            tracing::warn!(
+                target: "tftp", client = %peer, file = %name, transfers = running, error = "server busy", "refused"
+            );
+            self.send_error(reply, peer, ErrorCode::NotDefined, "server busy, try again later");
+            return None;
+        }
+        self.shared.running.fetch_add(1, Ordering::AcqRel);
+        by_peer.insert(peer, handle.clone());
+        Some(handle)
+    }
+
+    /// Runs an admitted transfer on its own thread, which gives its slot
+    /// back when it ends.
+    fn start_transfer(&self, job: transfer::Job, name: &str, handle: Arc<TransferHandle>, reply: &mut Vec<u8>) {
+        let peer = job.peer;
+        let shared = self.shared.clone();
         let spawned = std::thread::Builder::new().name(format!("tftp {peer}")).spawn({
             let handle = handle.clone();
             move || {
@@ -335,7 +387,7 @@ impl TftpServer {
         });
         if let Err(e) = spawned {
             finish(&self.shared, peer, &handle);
-            tracing::warn!("tftp: {peer}: cannot start a transfer thread: {e}");
+            tracing::warn!(target: "tftp", client = %peer, file = %name, error = %e, "cannot start a transfer thread");
             self.send_error(reply, peer, ErrorCode::NotDefined, "server busy, try again later");
         }
     }

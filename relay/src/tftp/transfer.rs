@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::fs::ServedFile;
 use super::options::{self, Limits, Negotiated};
 use super::wire::{self, ErrorCode, Packet};
 use super::{bind_udp, display_name, Shared, TransferHandle, MAX_WINDOWSIZE};
@@ -90,98 +91,161 @@ fn allow_fragmentation(socket: &Socket, ipv4: bool) {
     }
 }
 
+/// Serves one accepted request from its own socket, start to end, and
+/// logs how it ended.
 pub(super) fn run(shared: &Shared, handle: &TransferHandle, job: Job) {
     let started = Instant::now();
-    let peer = job.peer;
     let name = display_name(&job.filename);
+    let Some(socket) = open_socket(shared, &job, &name) else { return };
+    let Some(served) = open_file(shared, &job, &name, &socket) else { return };
+    let negotiated = negotiate(shared, &job, served.size);
+    let mut sender = Sender::new(&socket, job.peer, &served.file, served.size, &negotiated, handle);
+    let outcome = sender.run(&negotiated);
+    let summary = Summary {
+        size: served.size,
+        elapsed: started.elapsed(),
+        granted: negotiated.describe(),
+        retransmissions: sender.retransmissions,
+    };
+    report(shared, &socket, job.peer, &name, outcome, &summary);
+}
+
+/// The transfer's own socket (a new TID) on the address the request came to.
+fn open_socket(shared: &Shared, job: &Job, name: &str) -> Option<UdpSocket> {
+    let peer = job.peer;
     let socket = match bind_udp(SocketAddr::new(job.local_ip, 0), shared.interface.as_deref()) {
         Ok(s) => s,
         Err(e) => {
-            tracing::warn!("tftp: {peer} {name}: cannot open a transfer socket: {}", crate::error::Chain(&e));
-            return;
+            tracing::warn!(
+                target: "tftp", client = %peer, file = %name, error = %crate::error::Chain(&e),
+                "cannot open a transfer socket"
+            );
+            return None;
         }
     };
     allow_fragmentation(&socket, peer.is_ipv4());
-    tracing::debug!("tftp: {peer}: transfer socket {:?}", socket.local_addr().ok().and_then(|a| a.as_socket()));
-    let socket: UdpSocket = socket.into();
-    let mut scratch = Vec::with_capacity(516);
+    if let Some(local) = socket.local_addr().ok().and_then(|a| a.as_socket()) {
+        tracing::debug!(target: "tftp", client = %peer, local = %local, "transfer socket");
+    }
+    Some(socket.into())
+}
 
+/// The file asked for, in the form the mode asks (netascii converted), or
+/// `None` once the client has been told why not.
+fn open_file(shared: &Shared, job: &Job, name: &str, socket: &UdpSocket) -> Option<ServedFile> {
+    let peer = job.peer;
+    let mut scratch = Vec::with_capacity(516);
     let served = match shared.root.open_request(&job.filename) {
         Ok(f) => f,
         Err(e) => {
-            tracing::info!("tftp: {peer} {name}: refused: {e}");
+            tracing::info!(target: "tftp", client = %peer, file = %name, error = %e, "refused");
             wire::encode_error(&mut scratch, e.code(), &e.to_string());
             let _ = socket.send_to(&scratch, peer);
-            return;
+            return None;
         }
     };
-    let served = if job.netascii {
-        match super::netascii::convert(served) {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::info!("tftp: {peer} {name}: refused in netascii mode: {e}");
-                wire::encode_error(&mut scratch, ErrorCode::NotDefined, &e.to_string());
-                let _ = socket.send_to(&scratch, peer);
-                return;
-            }
+    if !job.netascii {
+        return Some(served);
+    }
+    match super::netascii::convert(served) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            tracing::info!(target: "tftp", client = %peer, file = %name, error = %e, "refused in netascii mode");
+            wire::encode_error(&mut scratch, ErrorCode::NotDefined, &e.to_string());
+            let _ = socket.send_to(&scratch, peer);
+            None
         }
-    } else {
-        served
-    };
+    }
+}
 
+/// The options granted, blksize capped by the path MTU.
+fn negotiate(shared: &Shared, job: &Job, size: u64) -> Negotiated {
+    let peer = job.peer;
     let overhead = if peer.is_ipv4() { 32 } else { 52 };
     let mtu_cap = path_mtu(job.local_ip, peer, shared.interface.as_deref())
         .map(|mtu| mtu.saturating_sub(overhead).min(u32::from(u16::MAX)) as u16)
         .unwrap_or(FALLBACK_BLKSIZE);
     let limits = Limits { max_blksize: shared.max_blksize.min(mtu_cap), max_windowsize: MAX_WINDOWSIZE };
     let opts: Vec<(&[u8], &[u8])> = job.options.iter().map(|(n, v)| (&n[..], &v[..])).collect();
-    let negotiated = options::negotiate(&opts, &limits, served.size);
+    options::negotiate(&opts, &limits, size)
+}
 
-    let mut sender = Sender::new(&socket, peer, &served.file, served.size, &negotiated, handle);
-    let outcome = sender.run(&negotiated);
-    let elapsed = started.elapsed();
-    let secs = elapsed.as_secs_f64().max(1e-6);
-    let granted = negotiated.describe();
-    let retrans = sender.retransmissions;
-    let size = served.size;
+/// What the end-of-transfer log line says besides the outcome.
+struct Summary {
+    size: u64,
+    elapsed: Duration,
+    /// The options granted, as `Negotiated::describe` gives them.
+    granted: String,
+    retransmissions: u64,
+}
+
+/// Logs how the transfer ended, tells the observer of a file sent whole,
+/// and tells the client when the server gave up.
+fn report(shared: &Shared, socket: &UdpSocket, peer: SocketAddr, name: &str, outcome: Outcome, summary: &Summary) {
+    let ms = summary.elapsed.as_millis() as u64;
+    let options = &summary.granted;
+    let mut scratch = Vec::with_capacity(516);
     match outcome {
         Outcome::Complete | Outcome::CompleteUnconfirmed => {
-            let note = if matches!(outcome, Outcome::CompleteUnconfirmed) { ", last ACK never came" } else { "" };
-            tracing::info!(
-                "tftp: {peer} {name}: sent {size} bytes in {secs:.3} s ({:.2} MiB/s), options: {granted}, {retrans} retransmissions{note}",
-                size as f64 / secs / (1024.0 * 1024.0)
-            );
+            log_sent(peer, name, matches!(outcome, Outcome::CompleteUnconfirmed), summary);
             let observer = shared.observer.lock().unwrap().clone();
             if let Some(o) = observer {
-                o.sent(peer, &name, size);
+                o.sent(peer, name, summary.size);
             }
         }
-        Outcome::ClientError(8, msg) => {
+        Outcome::ClientError(8, reason) => {
             // PXE ROMs ask for tsize, read the OACK and abort with ERROR 8
             // before asking again: a size probe, not a failure.
-            tracing::info!("tftp: {peer} {name}: client ended after option negotiation (size probe; ERROR 8 {msg:?}), options: {granted}");
+            tracing::info!(
+                target: "tftp", client = %peer, file = %name, code = 8, reason = ?reason, options = ?options,
+                "size probe: the client ended after option negotiation"
+            );
         }
-        Outcome::ClientError(code, msg) => {
+        Outcome::ClientError(code, reason) => {
             tracing::warn!(
-                "tftp: {peer} {name}: client aborted with ERROR {code} {msg:?} after {secs:.3} s, options: {granted}"
+                target: "tftp", client = %peer, file = %name, code, reason = ?reason, ms, options = ?options,
+                "client aborted"
             );
         }
         Outcome::TimedOut { acked_blocks } => {
             tracing::warn!(
-                "tftp: {peer} {name}: gave up after {MAX_RETRIES} retransmissions without an ACK ({acked_blocks} blocks acknowledged, {secs:.3} s), options: {granted}"
+                target: "tftp", client = %peer, file = %name, retransmissions = MAX_RETRIES, acked_blocks, ms,
+                options = ?options, "gave up: no ACK"
             );
             wire::encode_error(&mut scratch, ErrorCode::NotDefined, "timed out waiting for ACK");
             let _ = socket.send_to(&scratch, peer);
         }
         Outcome::Cancelled => {
-            tracing::info!("tftp: {peer} {name}: abandoned: the client sent a new request from the same port");
+            tracing::info!(
+                target: "tftp", client = %peer, file = %name,
+                "abandoned: the client sent a new request from the same port"
+            );
         }
         Outcome::Failed(reason) => {
-            tracing::warn!("tftp: {peer} {name}: failed: {reason}");
+            tracing::warn!(target: "tftp", client = %peer, file = %name, error = %reason, "failed");
             wire::encode_error(&mut scratch, ErrorCode::NotDefined, &reason);
             let _ = socket.send_to(&scratch, peer);
         }
     }
+}
+
+/// The line for a file sent whole: size, time, throughput, options and
+/// retransmissions.
+fn log_sent(peer: SocketAddr, name: &str, unconfirmed: bool, summary: &Summary) {
+    let secs = summary.elapsed.as_secs_f64().max(1e-6);
+    let mib_per_s = format!("{:.2}", summary.size as f64 / secs / (1024.0 * 1024.0));
+    let what = if unconfirmed { "sent (the last ACK never came)" } else { "sent" };
+    tracing::info!(
+        target: "tftp",
+        client = %peer,
+        file = %name,
+        bytes = summary.size,
+        ms = summary.elapsed.as_millis() as u64,
+        mib_per_s = %mib_per_s,
+        options = ?summary.granted,
+        retransmissions = summary.retransmissions,
+        "{what}"
+    );
 }
 
 struct Sender<'a> {
@@ -270,103 +334,172 @@ impl<'a> Sender<'a> {
     }
 
     fn run_inner(&mut self, negotiated: &Negotiated) -> Result<Outcome, String> {
-        let base_timeout = negotiated.timeout_secs.map_or(DEFAULT_TIMEOUT, |s| Duration::from_secs(u64::from(s)));
-        let max_wait = base_timeout.max(MAX_BACKOFF);
-        let mut oack = Vec::new();
-        let mut awaiting_oack_ack = !negotiated.granted.is_empty();
-        // `base` is the first block not yet acknowledged, `sent_upto` the
-        // last block sent; both absolute, so block numbers may wrap on the
-        // wire (65535 -> 0) without confusing the state.
-        let mut base: u64 = 1;
-        let mut sent_upto: u64 = 0;
-        if awaiting_oack_ack {
-            wire::encode_oack(&mut oack, &negotiated.granted);
-            self.send(&oack)?;
-        } else {
-            sent_upto = self.send_window(base)?;
-        }
-        let mut retries = 0;
-        let mut wait = base_timeout;
-        let mut deadline = Instant::now() + wait;
+        let mut st = self.start(negotiated)?;
         let mut incoming = [0u8; 1024];
-        let mut scratch = Vec::new();
         loop {
             if self.handle.cancelled.load(Ordering::Acquire) {
                 return Ok(Outcome::Cancelled);
             }
             let now = Instant::now();
-            if now >= deadline {
-                retries += 1;
-                if retries > MAX_RETRIES {
-                    if !awaiting_oack_ack && base == self.last_block && sent_upto == self.last_block {
-                        return Ok(Outcome::CompleteUnconfirmed);
-                    }
-                    return Ok(Outcome::TimedOut { acked_blocks: base - 1 });
+            if now >= st.deadline {
+                if let Some(outcome) = self.on_timer(&mut st)? {
+                    return Ok(outcome);
                 }
-                wait = (wait * 2).min(max_wait);
-                self.retransmissions += 1;
-                if awaiting_oack_ack {
-                    self.send(&oack)?;
-                } else {
-                    sent_upto = self.send_window(base)?;
-                }
-                deadline = Instant::now() + wait;
                 continue;
             }
-            let remaining = (deadline - now).max(Duration::from_millis(1));
-            self.socket.set_read_timeout(Some(remaining)).map_err(|e| format!("setting the socket timeout: {e}"))?;
-            let (len, from) = match self.socket.recv_from(&mut incoming) {
-                Ok(r) => r,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
-                    ) =>
-                {
-                    continue
-                }
-                Err(e) => return Err(format!("receiving: {e}")),
-            };
-            if from != self.peer {
-                // RFC 1350 section 4: answer a stranger with ERROR 5 and
-                // carry on with the real client.
-                tracing::debug!("tftp: {}: packet from unknown TID {from}, answered with ERROR 5", self.peer);
-                wire::encode_error(&mut scratch, ErrorCode::UnknownTid, "unknown transfer ID");
-                let _ = self.socket.send_to(&scratch, from);
-                continue;
-            }
-            match wire::parse(&incoming[..len]) {
-                Ok(Packet::Ack { block }) => {
-                    if awaiting_oack_ack {
-                        if block != 0 {
-                            continue;
-                        }
-                        awaiting_oack_ack = false;
-                    } else {
-                        let delta = u64::from(block.wrapping_sub(base as u16));
-                        if delta > sent_upto - base {
-                            // A duplicate or stale ACK: the timer decides
-                            // about retransmission, not the ACK.
-                            continue;
-                        }
-                        base += delta + 1;
-                        if base > self.last_block {
-                            self.handle.progressed.store(true, Ordering::Release);
-                            return Ok(Outcome::Complete);
-                        }
-                    }
-                    self.handle.progressed.store(true, Ordering::Release);
-                    sent_upto = self.send_window(base)?;
-                    retries = 0;
-                    wait = base_timeout;
-                    deadline = Instant::now() + wait;
-                }
-                Ok(Packet::Error { code, message }) => {
-                    return Ok(Outcome::ClientError(code, String::from_utf8_lossy(message).into_owned()));
-                }
-                Ok(_) => tracing::debug!("tftp: {}: ignoring an unexpected packet during the transfer", self.peer),
-                Err(e) => tracing::debug!("tftp: {}: ignoring a malformed packet during the transfer: {e}", self.peer),
+            let Some(len) = self.receive(&mut incoming, st.deadline - now)? else { continue };
+            if let Some(outcome) = self.on_packet(&incoming[..len], &mut st)? {
+                return Ok(outcome);
             }
         }
     }
+
+    /// Sends the OACK, or the first window when no option was granted.
+    fn start(&mut self, negotiated: &Negotiated) -> Result<Progress, String> {
+        let base_timeout = negotiated.timeout_secs.map_or(DEFAULT_TIMEOUT, |s| Duration::from_secs(u64::from(s)));
+        let mut st = Progress {
+            awaiting_oack_ack: !negotiated.granted.is_empty(),
+            oack: Vec::new(),
+            base: 1,
+            sent_upto: 0,
+            retries: 0,
+            base_timeout,
+            max_wait: base_timeout.max(MAX_BACKOFF),
+            wait: base_timeout,
+            deadline: Instant::now(),
+        };
+        if st.awaiting_oack_ack {
+            wire::encode_oack(&mut st.oack, &negotiated.granted);
+            self.send(&st.oack)?;
+        } else {
+            st.sent_upto = self.send_window(st.base)?;
+        }
+        st.deadline = Instant::now() + st.wait;
+        Ok(st)
+    }
+
+    /// The timer fired: retransmit with a doubled timeout, or end the
+    /// transfer once the retries are used up.
+    fn on_timer(&mut self, st: &mut Progress) -> Result<Option<Outcome>, String> {
+        st.retries += 1;
+        if st.retries > MAX_RETRIES {
+            if !st.awaiting_oack_ack && st.base == self.last_block && st.sent_upto == self.last_block {
+                return Ok(Some(Outcome::CompleteUnconfirmed));
+            }
+            return Ok(Some(Outcome::TimedOut { acked_blocks: st.base - 1 }));
+        }
+        st.wait = (st.wait * 2).min(st.max_wait);
+        self.retransmissions += 1;
+        if st.awaiting_oack_ack {
+            self.send(&st.oack)?;
+        } else {
+            st.sent_upto = self.send_window(st.base)?;
+        }
+        st.deadline = Instant::now() + st.wait;
+        Ok(None)
+    }
+
+    /// Waits up to `remaining` for a datagram from the client; returns its
+    /// length, or `None` when the wait ended without one (a stranger's
+    /// packet is answered with ERROR 5 and does not count).
+    fn receive(&self, incoming: &mut [u8], remaining: Duration) -> Result<Option<usize>, String> {
+        let remaining = remaining.max(Duration::from_millis(1));
+        self.socket.set_read_timeout(Some(remaining)).map_err(|e| format!("setting the socket timeout: {e}"))?;
+        let (len, from) = match self.socket.recv_from(incoming) {
+            Ok(r) => r,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                ) =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(format!("receiving: {e}")),
+        };
+        if from != self.peer {
+            // RFC 1350 section 4: answer a stranger with ERROR 5 and
+            // carry on with the real client.
+            tracing::debug!(
+                target: "tftp", client = %self.peer, from = %from, "packet from an unknown TID, answered with ERROR 5"
+            );
+            let mut scratch = Vec::new();
+            wire::encode_error(&mut scratch, ErrorCode::UnknownTid, "unknown transfer ID");
+            let _ = self.socket.send_to(&scratch, from);
+            return Ok(None);
+        }
+        Ok(Some(len))
+    }
+
+    /// A packet from the client: an ACK moves the window on, an ERROR ends
+    /// the transfer, anything else is ignored.
+    fn on_packet(&mut self, packet: &[u8], st: &mut Progress) -> Result<Option<Outcome>, String> {
+        match wire::parse(packet) {
+            Ok(Packet::Ack { block }) => self.on_ack(block, st),
+            Ok(Packet::Error { code, message }) => {
+                Ok(Some(Outcome::ClientError(code, String::from_utf8_lossy(message).into_owned())))
+            }
+            Ok(_) => {
+                tracing::debug!(
+                    target: "tftp", client = %self.peer, "ignoring an unexpected packet during the transfer"
+                );
+                Ok(None)
+            }
+            Err(e) => {
+                tracing::debug!(
+                    target: "tftp", client = %self.peer, error = %e, "ignoring a malformed packet during the transfer"
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    /// ACK `block` (as on the wire, 16 bits): of the OACK, or of blocks
+    /// in the window, which then moves on; a duplicate or stale one is
+    /// ignored.
+    fn on_ack(&mut self, block: u16, st: &mut Progress) -> Result<Option<Outcome>, String> {
+        if st.awaiting_oack_ack {
+            if block != 0 {
+                return Ok(None);
+            }
+            st.awaiting_oack_ack = false;
+        } else {
+            let delta = u64::from(block.wrapping_sub(st.base as u16));
+            if delta > st.sent_upto - st.base {
+                // A duplicate or stale ACK: the timer decides
+                // about retransmission, not the ACK.
+                return Ok(None);
+            }
+            st.base += delta + 1;
+            if st.base > self.last_block {
+                self.handle.progressed.store(true, Ordering::Release);
+                return Ok(Some(Outcome::Complete));
+            }
+        }
+        self.handle.progressed.store(true, Ordering::Release);
+        st.sent_upto = self.send_window(st.base)?;
+        st.retries = 0;
+        st.wait = st.base_timeout;
+        st.deadline = Instant::now() + st.wait;
+        Ok(None)
+    }
+}
+
+/// Where a transfer stands. `base` is the first block not yet
+/// acknowledged, `sent_upto` the last block sent; both absolute, so block
+/// numbers may wrap on the wire (65535 -> 0) without confusing the state.
+struct Progress {
+    /// An OACK was sent and its ACK (block 0) has not come yet.
+    awaiting_oack_ack: bool,
+    oack: Vec<u8>,
+    base: u64,
+    sent_upto: u64,
+    /// Retransmissions since the last progress.
+    retries: u32,
+    /// The first timeout, and the one after each ACK that moves on.
+    base_timeout: Duration,
+    /// Backoff doubles the timeout up to this.
+    max_wait: Duration,
+    wait: Duration,
+    deadline: Instant,
 }

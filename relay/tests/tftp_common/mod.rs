@@ -15,6 +15,7 @@ pub struct Fixture {
 
 pub fn init_logs() {
     let _ = tracing_subscriber::fmt()
+        .event_format(relay::log::HumanLine::plain())
         .with_test_writer()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .try_init();
