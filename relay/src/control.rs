@@ -180,11 +180,11 @@ pub fn serve(listener: UnixListener, targets: Arc<Targets>) {
                 let t = targets.clone();
                 std::thread::spawn(move || {
                     if let Err(e) = handle(c, &t) {
-                        warn!("control: {}", chain(&e));
+                        warn!(target: "control", error = %chain(&e), "request failed");
                     }
                 });
             }
-            Err(e) => warn!("control: accept: {e}"),
+            Err(e) => warn!(target: "control", error = %e, "accept failed"),
         }
     }
 }
@@ -257,7 +257,7 @@ fn handle_reboot(w: &mut UnixStream, targets: &Targets, target: Option<String>, 
         Err(e) => return done(w, 1, chain(&e)),
     };
     let _busy = lock_busy(&rt, w);
-    info!("control: reboot {}", rt.target.name);
+    info!(target: "control", target_name = %rt.target.name, "reboot");
     let outcome = reboot::reboot(&rt, &methods, &mut |p| forward(w, p));
     match outcome {
         Outcome::NewBoot { method, evidence, .. } => {
@@ -301,7 +301,7 @@ fn handle_boot(r: &mut BufReader<UnixStream>, w: &mut UnixStream, targets: &Targ
         Err(e) => return done(w, 1, chain(&e)),
     };
     let _busy = lock_busy(&rt, w);
-    info!("control: boot {} with {} (sha256 {})", t.name, plan.kernel_name, plan.kernel.sha256);
+    info!(target: "control", target_name = %t.name, kernel = %plan.kernel_name, sha256 = %plan.kernel.sha256, "boot");
     match boot::run(&rt, targets, plan, &mut |p| forward(w, p)) {
         Ok(res) => done(w, res.exit, format!("{}\nboot log: {}", res.message, res.log.display())),
         Err(e) => done(w, 1, chain(&e)),

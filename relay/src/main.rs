@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use relay::control::{self, Client, Event, FileSpec, Request};
+use relay::target::TargetStatus;
 
 #[derive(Parser)]
 #[command(name = "relay", version, about = "Netboot, console and reboot of target machines with no BMC")]
@@ -265,53 +266,7 @@ fn status(sock: &std::path::Path, target: Option<String>, json: bool) -> Result<
                     println!("{}", serde_json::to_string_pretty(&list)?);
                     continue;
                 }
-                for t in list {
-                    let state = match t.state {
-                        relay::target::State::Unknown => "off/unknown",
-                        relay::target::State::Netbooting => "netbooting",
-                        relay::target::State::Running => "running",
-                        relay::target::State::Hung => "hung",
-                    };
-                    println!("{} ({}) on {}: {state} since {}", t.name, t.mac, t.serial, t.since);
-                    match &t.last_boot {
-                        Some(b) => println!(
-                            "  last boot {}: {} (sha256 {}) {:?}: {}\n  boot log {}",
-                            b.started,
-                            b.kernel,
-                            &b.sha256[..16.min(b.sha256.len())],
-                            b.cmdline,
-                            b.verdict,
-                            b.log
-                        ),
-                        None => println!("  last boot: none through this relay"),
-                    }
-                    if let Some(e) = &t.last_evidence {
-                        println!("  last reset: {e}");
-                    }
-                    if let Some(f) = &t.last_fetch {
-                        println!("  last fetched by TFTP: {f}");
-                    }
-                    let ports: Vec<String> = [
-                        t.tcp_port.map(|p| format!("raw TCP {p}")),
-                        t.telnet_port.map(|p| format!("telnet/RFC 2217 {p}")),
-                    ]
-                    .into_iter()
-                    .flatten()
-                    .collect();
-                    if !ports.is_empty() {
-                        println!("  console ports: {}", ports.join(", "));
-                    }
-                    if let Some(l) = &t.console_log {
-                        println!("  console log {l}");
-                    }
-                    println!(
-                        "  console clients: {}",
-                        if t.clients.is_empty() { "none".to_string() } else { t.clients.len().to_string() }
-                    );
-                    for c in &t.clients {
-                        println!("    {c}");
-                    }
-                }
+                list.iter().for_each(print_target);
             }
             Event::Done { exit, message } => {
                 if !message.is_empty() {
@@ -323,4 +278,56 @@ fn status(sock: &std::path::Path, target: Option<String>, json: bool) -> Result<
         }
     }
     Ok(0)
+}
+
+/// One target of `relay status`, for a person.
+fn print_target(t: &TargetStatus) {
+    let state = match t.state {
+        relay::target::State::Unknown => "off/unknown",
+        relay::target::State::Netbooting => "netbooting",
+        relay::target::State::Running => "running",
+        relay::target::State::Hung => "hung",
+    };
+    println!("{} ({}) on {}: {state} since {}", t.name, t.mac, t.serial, t.since);
+    match &t.last_boot {
+        Some(b) => println!(
+            "  last boot {}: {} (sha256 {}) {:?}: {}\n  boot log {}",
+            b.started,
+            b.kernel,
+            &b.sha256[..16.min(b.sha256.len())],
+            b.cmdline,
+            b.verdict,
+            b.log
+        ),
+        None => println!("  last boot: none through this relay"),
+    }
+    if let Some(e) = &t.last_evidence {
+        println!("  last reset: {e}");
+    }
+    if let Some(f) = &t.last_fetch {
+        println!("  last fetched by TFTP: {f}");
+    }
+    print_console(t);
+}
+
+/// The console lines of `relay status`: ports, log, clients.
+fn print_console(t: &TargetStatus) {
+    let ports: Vec<String> =
+        [t.tcp_port.map(|p| format!("raw TCP {p}")), t.telnet_port.map(|p| format!("telnet/RFC 2217 {p}"))]
+            .into_iter()
+            .flatten()
+            .collect();
+    if !ports.is_empty() {
+        println!("  console ports: {}", ports.join(", "));
+    }
+    if let Some(l) = &t.console_log {
+        println!("  console log {l}");
+    }
+    println!(
+        "  console clients: {}",
+        if t.clients.is_empty() { "none".to_string() } else { t.clients.len().to_string() }
+    );
+    for c in &t.clients {
+        println!("    {c}");
+    }
 }

@@ -78,7 +78,7 @@ pub fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
     let (done_tx, done_rx) = mpsc::channel::<(&'static str, anyhow::Result<()>)>();
     spawn_servers(&done_tx, &dhcp, sockets, pinger, offered_rx, &opts, &ifc)?;
     if let Some(c) = &control {
-        info!("relay: ready: targets: {describe}; control socket {}; logs in {}", c.display(), dirs.log_dir.display());
+        info!(target: "relay", targets = ?describe, control = %c.display(), log_dir = %dirs.log_dir.display(), "ready");
     }
     drop(done_tx);
     let (name, result) = done_rx.recv().context("all server threads ended")?;
@@ -176,10 +176,12 @@ fn describe_targets(targets: &Targets) -> String {
 fn wait_without_interface(control: Option<PathBuf>, describe: &str, dirs: &Dirs) -> anyhow::Result<()> {
     anyhow::ensure!(control.is_some(), "nothing to do: give --interface IF, or [[target]]s in --config");
     info!(
-        "relay: ready: no interface, so no DHCP or TFTP (a QEMU user network serves {}); targets: {describe}; control socket {}; logs in {}",
-        dirs.tftp_root.display(),
-        control.as_ref().unwrap().display(),
-        dirs.log_dir.display()
+        target: "relay",
+        tftp_root = %dirs.tftp_root.display(),
+        targets = ?describe,
+        control = %control.as_ref().unwrap().display(),
+        log_dir = %dirs.log_dir.display(),
+        "ready without an interface: no DHCP or TFTP (a QEMU user network serves the TFTP root)"
     );
     loop {
         std::thread::park();
@@ -253,22 +255,38 @@ fn configure_dhcp(
                 "another DHCP server ({server}) answers on {}; refusing full DHCP mode. Use --proxy to run as proxyDHCP beside it.",
                 ifc.name
             ),
-            Some(server) => warn!("another DHCP server ({server}) answers on {}; serving full DHCP anyway (--force)", ifc.name),
-            None => info!("no other DHCP server answered on {} within {:?}", ifc.name, opts.probe_wait),
+            Some(server) => warn!(
+                target: "relay",
+                interface = %ifc.name,
+                server = %server,
+                "another DHCP server answers, serving full DHCP anyway (--force)"
+            ),
+            None => info!(
+                target: "relay",
+                interface = %ifc.name,
+                ms = opts.probe_wait.as_millis() as u64,
+                "no other DHCP server answered"
+            ),
         }
     }
-    let range = dhcp.leases.as_ref().map(|_| config.dhcp.range.unwrap_or_else(|| dhcp::default_range(ifc)));
-    info!(
-        "relay: {} on {} ({}/{}){}, TFTP root {}, leases in {}",
-        if mode == Mode::Full { "full DHCP" } else { "proxyDHCP" },
-        ifc.name,
-        ifc.addr,
-        ifc.prefix_len(),
-        range.map(|(a, b)| format!(", pool {a} - {b}")).unwrap_or_default(),
-        dirs.tftp_root.display(),
-        dirs.state_dir.display(),
-    );
+    log_mode(&dhcp, mode, config, ifc, dirs);
     Ok(dhcp)
+}
+
+/// The line the harness and scripts wait for: the mode, the interface and where files and leases are.
+fn log_mode(dhcp: &Dhcp, mode: Mode, config: &Config, ifc: &Interface, dirs: &Dirs) {
+    let range = dhcp.leases.as_ref().map(|_| config.dhcp.range.unwrap_or_else(|| dhcp::default_range(ifc)));
+    let addr = format!("{}/{}", ifc.addr, ifc.prefix_len());
+    let pool = range.map(|(a, b)| tracing::field::display(format!("{a}-{b}")));
+    let (tftp_root, state_dir) = (dirs.tftp_root.display(), dirs.state_dir.display());
+    match mode {
+        Mode::Full => {
+            info!(target: "relay", interface = %ifc.name, addr, pool, %tftp_root, %state_dir, "full DHCP")
+        }
+        Mode::Proxy => {
+            info!(target: "relay", interface = %ifc.name, addr, pool, %tftp_root, %state_dir, "proxyDHCP")
+        }
+    }
 }
 
 /// In full mode (unless `no_probe`), a pinger for pool addresses, fed by the offers `dhcp` makes.
@@ -286,7 +304,7 @@ fn start_conflict_probe(
                 Some(p)
             }
             Err(e) => {
-                warn!("no background conflict probe of pool addresses: {}", Chain(&e));
+                warn!(target: "relay", error = %Chain(&e), "no background conflict probe of pool addresses");
                 None
             }
         },
@@ -322,11 +340,8 @@ fn spawn_servers(
     }
     spawn("tftp", Box::new(move || Ok(tftp.run()?)))?;
     if let Some(h) = http {
-        info!(
-            "relay: HTTP on {} for chainloader.0 (option 210 {})",
-            h.local_addr(),
-            dhcp.lock().map(|d| d.http_prefix.clone().unwrap_or_default()).unwrap_or_default()
-        );
+        let prefix = dhcp.lock().map(|d| d.http_prefix.clone().unwrap_or_default()).unwrap_or_default();
+        info!(target: "relay", addr = %h.local_addr(), option_210 = %prefix, "chainloader.0 fetches kernels over HTTP");
         spawn("http", Box::new(move || Ok(h.run()?)))?;
     }
     if let Some(p) = pinger {
@@ -338,7 +353,11 @@ fn spawn_servers(
             Ok(r) => {
                 spawn("ra", Box::new(move || Ok(r.run()?)))?;
             }
-            Err(e) => warn!("not answering IPv6 router solicitations ({}); iPXE will wait ~13 s for IPv6", Chain(&e)),
+            Err(e) => warn!(
+                target: "relay",
+                error = %Chain(&e),
+                "not answering IPv6 router solicitations (iPXE will wait ~13 s for IPv6)"
+            ),
         }
     }
     Ok(())

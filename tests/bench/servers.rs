@@ -113,7 +113,7 @@ pub fn relay(ns: &NetNs, root: &Path, http_port: Option<u16>, work: &Path) -> Se
     let s = spawn(cmd, &work.join("relay.log"));
     let log = s.log.clone();
     wait_for("relay serve", Duration::from_secs(20), || {
-        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("relay: full DHCP on"))
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("relay: full DHCP interface="))
     });
     s
 }

@@ -74,7 +74,7 @@ impl Relayd {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let text = r.text();
-            if text.contains("relay: full DHCP on") || text.contains("relay: proxyDHCP on") {
+            if text.contains("relay: full DHCP interface=") || text.contains("relay: proxyDHCP interface=") {
                 return r;
             }
             if let Ok(Some(st)) = child.try_wait() {

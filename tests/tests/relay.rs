@@ -196,7 +196,7 @@ fn relay_answers_only_on_its_interface() {
     assert!(out.contains("another DHCP server (10.77.0.1) answers on eth0; refusing full DHCP mode"), "{out}");
     let (_, out) = client(&elsewhere);
     assert!(
-        out.contains("no other DHCP server answered on eth0"),
+        out.contains("relay: no other DHCP server answered interface=eth0"),
         "the relay answered on an interface it does not serve:\n{out}"
     );
     // Exactly one DISCOVER answered: the one on br0.
@@ -222,7 +222,7 @@ impl OutputWithDeadline for std::process::Command {
             if child.try_wait().unwrap().is_some() {
                 return (true, text);
             }
-            if text.contains("relay: full DHCP on") || std::time::Instant::now() > deadline {
+            if text.contains("relay: full DHCP interface=") || std::time::Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
                 return (false, text);

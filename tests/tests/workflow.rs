@@ -101,7 +101,7 @@ fn boot_reboot_escalate_and_two_targets_on_one_relay() {
     assert!(regex::Regex::new(r"/boots/alpha-\d{8}T\d{6}-[0-9a-f]{12}\.log$").unwrap().is_match(path), "{path}");
     let boot_log = std::fs::read_to_string(path).unwrap();
     assert!(boot_log.contains("MBI-CHECK: ok") && boot_log.contains("PASS in"), "{boot_log}");
-    assert!(r.daemon_text().contains(&format!("boot alpha: log {path}")), "{}", r.daemon_text());
+    assert!(r.daemon_text().contains(&format!("boot alpha: started log={path}")), "{}", r.daemon_text());
 
     // The noack kernel obeys ~~~k silently: judged by the PXE ROM's DISCOVER.
     let rb = r.run(&["reboot", "alpha"], None, BOOT);

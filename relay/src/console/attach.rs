@@ -103,6 +103,9 @@ impl Drop for RestoreOnDrop {
     }
 }
 
+/// What `Ctrl-] r` runs (on its own thread).
+type Reboot = std::sync::Arc<dyn Fn() + Send + Sync>;
+
 /// Run the interactive client. `replay` bytes of recent output are shown
 /// first. `reboot` runs on `Ctrl-] r` (on its own thread).
 pub fn run(
@@ -119,8 +122,13 @@ pub fn run(
         let mut out = io::stdout();
         let _ = out.write_all(&pending).and_then(|_| out.flush());
     }
+    spawn_output(conn.try_clone()?);
+    type_to_target(conn, reboot.map(std::sync::Arc::from), nl)
+}
 
-    let mut from_hub = conn.try_clone()?;
+/// The relay's output to stdout, until it closes the connection; then
+/// the whole client exits (status 1).
+fn spawn_output(mut from_hub: UnixStream) {
     std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
         let mut out = io::stdout();
@@ -138,9 +146,10 @@ pub fn run(
         eprintln!("\n[relay attach: the relay closed the connection]");
         std::process::exit(1);
     });
+}
 
-    let reboot: Option<std::sync::Arc<dyn Fn() + Send + Sync>> = reboot.map(std::sync::Arc::from);
-    let mut to_hub: UnixStream = conn;
+/// Stdin through the escape state machine to the relay, until `Ctrl-] q`.
+fn type_to_target(mut to_hub: UnixStream, reboot: Option<Reboot>, nl: &str) -> io::Result<()> {
     let mut esc = Escape::default();
     let mut stdin = io::stdin().lock();
     let mut buf = [0u8; 256];
@@ -155,29 +164,35 @@ pub fn run(
         }
         // What was typed goes out in one write, so that it reaches the
         // target in one piece.
-        let mut send = Vec::with_capacity(n);
-        for &b in &buf[..n] {
-            match esc.key(b) {
-                Key::Send(bytes) => send.extend_from_slice(&bytes),
-                Key::Detach => {
-                    to_hub.write_all(&send)?;
-                    restore_terminal();
-                    eprintln!("\n[relay attach: detached]");
-                    return Ok(());
-                }
-                Key::Help => eprint!("{HELP}"),
-                Key::Reboot => match &reboot {
-                    Some(f) => {
-                        let f = f.clone();
-                        std::thread::spawn(move || f());
-                    }
-                    None => eprint!("{nl}[relay attach: no reboot here]{nl}"),
-                },
-                Key::Nothing => {}
-            }
-        }
+        let (send, detach) = keys(&mut esc, &buf[..n], reboot.as_ref(), nl);
         to_hub.write_all(&send)?;
+        if detach {
+            restore_terminal();
+            eprintln!("\n[relay attach: detached]");
+            return Ok(());
+        }
     }
+}
+
+/// The bytes to send for what was typed (up to a detach), and whether it detaches.
+fn keys(esc: &mut Escape, typed: &[u8], reboot: Option<&Reboot>, nl: &str) -> (Vec<u8>, bool) {
+    let mut send = Vec::with_capacity(typed.len());
+    for &b in typed {
+        match esc.key(b) {
+            Key::Send(bytes) => send.extend_from_slice(&bytes),
+            Key::Detach => return (send, true),
+            Key::Help => eprint!("{HELP}"),
+            Key::Reboot => match reboot {
+                Some(f) => {
+                    let f = f.clone();
+                    std::thread::spawn(move || f());
+                }
+                None => eprint!("{nl}[relay attach: no reboot here]{nl}"),
+            },
+            Key::Nothing => {}
+        }
+    }
+    (send, false)
 }
 
 #[cfg(test)]

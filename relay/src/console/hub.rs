@@ -162,7 +162,7 @@ impl Hub {
         let p = w.as_mut().ok_or_else(|| ConsoleError::NotOpen(self.device.clone()))?;
         p.set_baud_rate(baud).map_err(|source| ConsoleError::SetBaud { device: self.device.clone(), baud, source })?;
         self.baud.store(baud, Ordering::SeqCst);
-        info!("console {}: {} set to {baud} baud (RFC 2217 request)", self.target, self.device);
+        info!(target: "console", target_name = %self.target, device = %self.device, baud, "line speed set (RFC 2217 request)");
         Ok(())
     }
 
@@ -210,11 +210,13 @@ impl Hub {
         let q = ClientQueue::new(backlog);
         g.clients.push((info.clone(), q.clone()));
         info!(
-            "console {}: client {} ({kind} {}{}) attached",
-            self.target,
-            info.id,
-            info.peer,
-            if read_only { ", read-only" } else { "" }
+            target: "console",
+            target_name = %self.target,
+            client = %info.peer,
+            id = info.id,
+            kind,
+            read_only,
+            "client attached"
         );
         (info, q)
     }
@@ -224,7 +226,15 @@ impl Hub {
         if let Some(i) = g.clients.iter().position(|(c, _)| c.id == id) {
             let (c, q) = g.clients.remove(i);
             q.close(why);
-            info!("console {}: client {} ({} {}) left: {why}", self.target, c.id, c.kind, c.peer);
+            info!(
+                target: "console",
+                target_name = %self.target,
+                client = %c.peer,
+                id = c.id,
+                kind = c.kind,
+                reason = ?why,
+                "client left"
+            );
         }
     }
 
@@ -257,7 +267,7 @@ impl Hub {
         let mut g = self.inner.lock().unwrap();
         // The log first: it must hold everything even if a client stalls.
         if let Err(e) = g.log.write(bytes) {
-            warn!("console {}: writing the log failed: {e}", self.target);
+            warn!(target: "console", target_name = %self.target, error = %e, "writing the console log");
         }
         g.ring.extend(bytes);
         let excess = g.ring.len().saturating_sub(REPLAY_CAPACITY);
@@ -265,11 +275,17 @@ impl Hub {
         let pos = self.total.fetch_add(bytes.len() as u64, Ordering::SeqCst);
         let chunk = Chunk { pos, bytes: Arc::from(bytes) };
         g.watchers.retain(|w| w.send(chunk.clone()).is_ok());
-        let target = self.target.clone();
         g.clients.retain(|(c, q)| {
             let kept = q.push(bytes);
             if !kept {
-                warn!("console {target}: client {} ({} {}) dropped: it stopped reading", c.id, c.kind, c.peer);
+                warn!(
+                    target: "console",
+                    target_name = %self.target,
+                    client = %c.peer,
+                    id = c.id,
+                    kind = c.kind,
+                    "client dropped: it stopped reading"
+                );
             }
             kept
         });
@@ -290,7 +306,13 @@ impl Hub {
                     // A USB adapter unplugged, a pty whose QEMU went away: keep
                     // the clients, and reopen the device when it returns.
                     let msg = format!("reading {} failed: {e}; reopening every second", self.device);
-                    warn!("console {}: {msg}", self.target);
+                    warn!(
+                        target: "console",
+                        target_name = %self.target,
+                        device = %self.device,
+                        error = %e,
+                        "read failed, reopening every second"
+                    );
                     self.note(&msg);
                     *self.writer.lock().unwrap() = None;
                     port = loop {

@@ -19,13 +19,13 @@ pub fn listen(hub: Arc<Hub>, bind: IpAddr, port: u16, codec: Codec) -> Result<So
         source,
     })?;
     let addr = l.local_addr()?;
-    info!("console {}: {what} on {addr}", hub.target);
+    info!(target: "console", target_name = %hub.target, addr = %addr, protocol = ?what, "listening");
     std::thread::Builder::new().name(format!("tcp-{}-{port}", hub.target)).spawn(move || {
         for c in l.incoming() {
             let c = match c {
                 Ok(c) => c,
                 Err(e) => {
-                    warn!("console {}: accept: {e}", hub.target);
+                    warn!(target: "console", target_name = %hub.target, error = %e, "accept failed");
                     continue;
                 }
             };

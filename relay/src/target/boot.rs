@@ -45,6 +45,8 @@ pub struct BootResult {
     pub log: PathBuf,
 }
 
+/// Writes the config, opens the boot log, resets the target, then judges
+/// the new boot's console.
 pub fn run(
     rt: &TargetRuntime,
     targets: &Targets,
@@ -62,14 +64,7 @@ pub fn run(
     // starts at the position the reboot judgement reports.
     let (_, console) = rt.hub.watch();
     let start = Instant::now();
-    let outcome = reboot::reboot(rt, &plan.methods, &mut |p| match p {
-        Progress::Info(s) => {
-            let _ = log.note(&s);
-            out(Progress::Info(s))
-        }
-        // The old kernel's last words are in the console log, not the boot's.
-        Progress::Console(_) => {}
-    });
+    let outcome = reset_for_boot(rt, &plan.methods, &mut log, out);
     let mut last = LastBoot {
         started: utc_now(),
         kernel: plan.kernel_name.clone(),
@@ -89,23 +84,60 @@ pub fn run(
         }
     };
 
-    let watched = watch_for_verdict(&console, from, start + c.timeout, c.silence, &mut c.matcher, &mut log, out);
+    let (exit, message) = judge(rt, &console, from, start, &mut c, &mut log, out);
+    let _ = log.note(&message);
+    last.verdict = message.lines().next().unwrap_or("").to_string();
+    rt.set_last_boot(last);
+    info!(
+        target: "boot",
+        target_name = %t.name,
+        exit,
+        verdict = ?message.lines().next().unwrap_or(""),
+        log = %log_path.display(),
+        "finished"
+    );
+    Ok(BootResult { exit, message, log: log_path })
+}
+
+/// The reboot judgement, its progress into the boot log and to the client.
+fn reset_for_boot(
+    rt: &TargetRuntime,
+    methods: &[ResetMethod],
+    log: &mut TimestampedLog,
+    out: &mut dyn FnMut(Progress),
+) -> Outcome {
+    reboot::reboot(rt, methods, &mut |p| match p {
+        Progress::Info(s) => {
+            let _ = log.note(&s);
+            out(Progress::Info(s))
+        }
+        // The old kernel's last words are in the console log, not the boot's.
+        Progress::Console(_) => {}
+    })
+}
+
+/// Watches the new boot from console position `from` to its exit status and message.
+fn judge(
+    rt: &TargetRuntime,
+    console: &Receiver<Chunk>,
+    from: u64,
+    start: Instant,
+    c: &mut Criteria,
+    log: &mut TimestampedLog,
+    out: &mut dyn FnMut(Progress),
+) -> (i32, String) {
+    let watched = watch_for_verdict(console, from, start + c.timeout, c.silence, &mut c.matcher, log, out);
     let elapsed = start.elapsed().as_secs_f64();
-    let (exit, message) = match watched.verdict {
-        Some(v) => match complete_verdict_line(v, &mut c.matcher, &console, &mut log, out) {
+    match watched.verdict {
+        Some(v) => match complete_verdict_line(v, &mut c.matcher, console, log, out) {
             Verdict::Pass(l) => {
                 rt.set_state(State::Running);
                 (0, format!("PASS in {elapsed:.1} s from the reset to: {l}"))
             }
             Verdict::Fail(l) => (1, format!("FAIL after {elapsed:.1} s: {l}")),
         },
-        None => no_verdict(rt, &c, watched.why_not, &watched.last_lines, elapsed),
-    };
-    let _ = log.note(&message);
-    last.verdict = message.lines().next().unwrap_or("").to_string();
-    rt.set_last_boot(last);
-    info!("boot {}: {} (log {})", t.name, message.lines().next().unwrap_or(""), log_path.display());
-    Ok(BootResult { exit, message, log: log_path })
+        None => no_verdict(rt, c, watched.why_not, &watched.last_lines, elapsed),
+    }
 }
 
 /// What a boot is judged by: the plan's settings, else the target's defaults, else the built-in ones.
@@ -162,7 +194,7 @@ fn open_boot_log(
     for (m, s) in &plan.modules {
         let _ = log.note(&format!("module /{} {s:?} ({} bytes, sha256 {})", m.tftp_path, m.size, m.sha256));
     }
-    info!("boot {}: log {}", t.name, log_path.display());
+    info!(target: "boot", target_name = %t.name, log = %log_path.display(), "started");
     rt.hub.note(&format!("relay boot: {header}; boot log {}", log_path.display()));
     out(Progress::Info(format!(
         "boot {}: staged {} as /{} (sha256 {}); config {}; boot log {}",
@@ -196,19 +228,7 @@ fn watch_for_verdict(
     out: &mut dyn FnMut(Progress),
 ) -> Watched {
     let mut last_output = Instant::now();
-    let mut tail: VecDeque<String> = VecDeque::new();
-    let mut tail_lines = Lines::default();
-    let mut feed_tail = |b: &[u8], tail: &mut VecDeque<String>| {
-        tail_lines.feed(b, |l, complete| {
-            if complete {
-                tail.push_back(l.to_string());
-                if tail.len() > 5 {
-                    tail.pop_front();
-                }
-            }
-            false
-        });
-    };
+    let mut tail = Tail::default();
     let mut verdict = None;
     let mut why_not = "";
     while verdict.is_none() {
@@ -224,16 +244,11 @@ fn watch_for_verdict(
         let wait = (deadline - now).min(last_output + silence - now).min(Duration::from_millis(200));
         match console.recv_timeout(wait) {
             Ok(chunk) => {
-                let end = chunk.pos + chunk.bytes.len() as u64;
-                if end <= from {
-                    continue;
-                }
-                let skip = from.saturating_sub(chunk.pos) as usize;
-                let b = &chunk.bytes[skip..];
+                let Some(b) = after(&chunk, from) else { continue };
                 last_output = Instant::now();
                 let _ = log.write(b);
                 out(Progress::Console(b));
-                feed_tail(b, &mut tail);
+                tail.feed(b);
                 verdict = matcher.feed(b);
             }
             Err(RecvTimeoutError::Timeout) => {}
@@ -243,12 +258,51 @@ fn watch_for_verdict(
             }
         }
     }
-    let partial = tail_lines.current();
-    let mut last_lines: Vec<String> = tail.into_iter().collect();
-    if !partial.is_empty() {
-        last_lines.push(partial);
+    Watched { verdict, why_not, last_lines: tail.lines() }
+}
+
+/// The part of `chunk` from console position `from` on, if any.
+fn after(chunk: &Chunk, from: u64) -> Option<&[u8]> {
+    let end = chunk.pos + chunk.bytes.len() as u64;
+    if end <= from {
+        return None;
     }
-    Watched { verdict, why_not, last_lines }
+    let skip = from.saturating_sub(chunk.pos) as usize;
+    Some(&chunk.bytes[skip..])
+}
+
+/// The last lines of the boot's console, for a report without a verdict.
+#[derive(Default)]
+struct Tail {
+    complete: VecDeque<String>,
+    lines: Lines,
+}
+
+impl Tail {
+    const KEEP: usize = 5;
+
+    fn feed(&mut self, b: &[u8]) {
+        let complete = &mut self.complete;
+        self.lines.feed(b, |l, done| {
+            if done {
+                complete.push_back(l.to_string());
+                if complete.len() > Tail::KEEP {
+                    complete.pop_front();
+                }
+            }
+            false
+        });
+    }
+
+    /// The last (up to 5) complete lines, then the unfinished one if any.
+    fn lines(self) -> Vec<String> {
+        let partial = self.lines.current();
+        let mut last: Vec<String> = self.complete.into_iter().collect();
+        if !partial.is_empty() {
+            last.push(partial);
+        }
+        last
+    }
 }
 
 /// A verdict on a line still arriving gets the whole line, if it comes within the grace time.

@@ -200,7 +200,7 @@ impl TargetRuntime {
     pub fn set_state(&self, s: State) {
         let mut g = self.status.lock().unwrap();
         if g.state != s {
-            tracing::info!("target {}: {:?} -> {:?}", self.target.name, g.state, s);
+            tracing::info!(target: "target", target_name = %self.target.name, from = ?g.state, to = ?s, "state changed");
             g.state = s;
             g.since = utc_now();
         }
@@ -298,7 +298,14 @@ impl crate::tftp::TftpObserver for Targets {
         else {
             return;
         };
-        tracing::info!("target {}: fetched {path} ({size} bytes) from {}", rt.target.name, peer.ip());
+        tracing::info!(
+            target: "target",
+            target_name = %rt.target.name,
+            client = %peer.ip(),
+            file = %path,
+            bytes = size,
+            "fetched by TFTP"
+        );
         rt.status.lock().unwrap().last_fetch = Some(format!("{} {path} ({size} bytes, to {})", utc_now(), peer.ip()));
     }
 }

@@ -98,18 +98,47 @@ pub fn start(t: &Target, tftp_root: &Path, state_dir: &Path) -> Result<VirtualMa
         .map_err(|source| TargetError::Create { path: state_dir.to_path_buf(), source })?;
     let qmp = state_dir.join(format!("{}.qmp", t.name));
     let _ = std::fs::remove_file(&qmp);
-    let netdev = match t.qemu.netdev.as_deref().unwrap_or("user") {
+    let netdev = netdev_arg(t, tftp_root)?;
+    let mut child = qemu_command(t, &qmp, &netdev).spawn().map_err(TargetError::StartQemu)?;
+    let ptys = read_output(&mut child, &t.name);
+    let pty = match ptys.recv_timeout(Duration::from_secs(30)) {
+        Ok(p) => p,
+        Err(_) => {
+            let _ = child.kill();
+            return Err(TargetError::NoPty(t.name.clone()));
+        }
+    };
+    wait_for_socket(t, &qmp)?;
+    info!(
+        target: "qemu",
+        target_name = %t.name,
+        pid = child.id(),
+        com1 = %pty,
+        qmp = %qmp.display(),
+        netdev = %netdev,
+        "started"
+    );
+    Ok(VirtualMachine { child, pty, qmp })
+}
+
+/// `-netdev`: QEMU's user network serving the TFTP root (the default), or a tap.
+fn netdev_arg(t: &Target, tftp_root: &Path) -> Result<String> {
+    Ok(match t.qemu.netdev.as_deref().unwrap_or("user") {
         "user" => format!("user,id=n0,tftp={},bootfile=chainloader.0", tftp_root.display()),
         tap if tap.starts_with("tap:") => format!("tap,id=n0,ifname={},script=no,downscript=no", &tap[4..]),
         other => return Err(TargetError::Netdev { target: t.name.clone(), netdev: other.to_string() }),
-    };
+    })
+}
+
+/// The QEMU command line: paused (-S), COM1 on a pty, QMP on `qmp`, netbooting; it dies with the relay.
+fn qemu_command(t: &Target, qmp: &Path, netdev: &str) -> Command {
     let accel = std::env::var("NETBOOT_QEMU_ACCEL").unwrap_or_else(|_| "tcg".into());
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args(["-name", &t.name, "-accel", &accel, "-m", &t.qemu.memory_mib.unwrap_or(512).to_string()])
         .args(["-display", "none", "-nodefaults", "-vga", "std", "-boot", "n", "-S"])
         .args(["-serial", "pty"])
         .args(["-qmp", &format!("unix:{},server=on,wait=off", qmp.display())])
-        .args(["-netdev", &netdev])
+        .args(["-netdev", netdev])
         .args(["-device", &format!("{},netdev=n0,mac={}", t.qemu.nic.as_deref().unwrap_or("e1000"), fmt_mac(&t.mac))])
         .args(&t.qemu.args)
         .stdin(Stdio::null())
@@ -124,46 +153,42 @@ pub fn start(t: &Target, tftp_root: &Path, state_dir: &Path) -> Result<VirtualMa
             Ok(())
         });
     }
-    let mut child = cmd.spawn().map_err(TargetError::StartQemu)?;
-    // "char device redirected to /dev/pts/3 (label serial0)": QEMU 7.2
-    // prints it on stdout, others on stderr; read both.
+    cmd
+}
+
+/// Logs QEMU's stdout and stderr, line by line, for as long as it runs;
+/// the receiver gets the pty of "char device redirected to /dev/pts/3
+/// (label serial0)" (QEMU 7.2 prints it on stdout, others on stderr).
+fn read_output(child: &mut Child, name: &str) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
-    let name = t.name.clone();
     for out in [
         Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
         Box::new(child.stderr.take().unwrap()),
     ] {
-        let (tx, name) = (tx.clone(), name.clone());
+        let (tx, name) = (tx.clone(), name.to_string());
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(std::io::Result::ok) {
                 if let Some(p) = line.split("redirected to ").nth(1) {
                     let _ = tx.send(p.split_whitespace().next().unwrap_or("").to_string());
                 }
-                info!("qemu {name}: {line}");
+                // QEMU's own words are the message.
+                info!(target: "qemu", target_name = %name, "{line}");
             }
         });
     }
-    let pty = match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(p) => p,
-        Err(_) => {
-            let _ = child.kill();
-            return Err(TargetError::NoPty(t.name.clone()));
-        }
-    };
+    rx
+}
+
+/// Waits up to 30 s for QEMU to create its QMP socket.
+fn wait_for_socket(t: &Target, qmp: &Path) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !qmp.exists() {
         if Instant::now() > deadline {
-            return Err(TargetError::NoQmpSocket { target: t.name.clone(), path: qmp });
+            return Err(TargetError::NoQmpSocket { target: t.name.clone(), path: qmp.to_path_buf() });
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    info!(
-        "target {}: QEMU started (pid {}), COM1 on {pty}, QMP {}, netdev {netdev}",
-        t.name,
-        child.id(),
-        qmp.display()
-    );
-    Ok(VirtualMachine { child, pty, qmp })
+    Ok(())
 }
 
 impl VirtualMachine {

@@ -62,6 +62,7 @@ impl Outcome {
     }
 }
 
+/// Applies `methods` in order until one shows a new boot.
 pub fn reboot(rt: &TargetRuntime, methods: &[ResetMethod], out: &mut dyn FnMut(Progress)) -> Outcome {
     let t = &rt.target;
     let mut attempts = vec![];
@@ -74,13 +75,7 @@ pub fn reboot(rt: &TargetRuntime, methods: &[ResetMethod], out: &mut dyn FnMut(P
         let mut did = match apply_method(rt, m, out) {
             Ok(d) => d,
             Err(e) => {
-                let e = crate::error::chain(&e);
-                out(Progress::Info(format!("reset {}: {} failed: {e}", t.name, m.name())));
-                attempts.push(Attempt {
-                    method: m.name(),
-                    did: format!("failed: {e}"),
-                    saw: "nothing (not applied)".into(),
-                });
+                attempts.push(not_applied(rt, m, &e, out));
                 continue;
             }
         };
@@ -91,38 +86,66 @@ pub fn reboot(rt: &TargetRuntime, methods: &[ResetMethod], out: &mut dyn FnMut(P
         }
         match w.found {
             Some((evidence, pos)) => {
-                let msg = format!("{}: {did}; new boot seen: {evidence}", m.name());
-                rt.set_evidence(&msg);
-                rt.set_state(State::Netbooting);
-                rt.hub.note(&format!("new boot after reset method {}: {evidence}", m.name()));
-                out(Progress::Info(format!("reset {}: {msg}", t.name)));
-                attempts.push(Attempt { method: m.name(), did, saw: evidence.to_string() });
+                attempts.push(new_boot_seen(rt, m, &did, &evidence, out));
                 return Outcome::NewBoot { method: m.name(), evidence, pos, attempts };
             }
-            None => {
-                let saw = if w.heard == 0 {
-                    "nothing: no console output, no DHCPDISCOVER".to_string()
-                } else {
-                    format!(
-                        "{} console byte(s) (last line {:?}) but no boot banner, acknowledgement or DHCPDISCOVER",
-                        w.heard, w.last_line
-                    )
-                };
-                if matches!(m.action, ResetAction::Serial) {
-                    rt.set_state(State::Hung);
-                }
-                out(Progress::Info(format!(
-                    "reset {}: {}: {did}; no new boot within {:.0} s: {saw}",
-                    t.name,
-                    m.name(),
-                    m.wait.as_secs_f64()
-                )));
-                attempts.push(Attempt { method: m.name(), did, saw });
-            }
+            None => attempts.push(no_new_boot(rt, m, did, &w, out)),
         }
     }
     rt.hub.note("no reset method showed a new boot");
     Outcome::Failed { attempts }
+}
+
+/// A method that could not be applied (its device missing, its command failing).
+fn not_applied(rt: &TargetRuntime, m: &ResetMethod, e: &TargetError, out: &mut dyn FnMut(Progress)) -> Attempt {
+    let e = crate::error::chain(e);
+    out(Progress::Info(format!("reset {}: {} failed: {e}", rt.target.name, m.name())));
+    Attempt { method: m.name(), did: format!("failed: {e}"), saw: "nothing (not applied)".into() }
+}
+
+/// The method worked: recorded as the target's last evidence and in its console log.
+fn new_boot_seen(
+    rt: &TargetRuntime,
+    m: &ResetMethod,
+    did: &str,
+    evidence: &Evidence,
+    out: &mut dyn FnMut(Progress),
+) -> Attempt {
+    let msg = format!("{}: {did}; new boot seen: {evidence}", m.name());
+    rt.set_evidence(&msg);
+    rt.set_state(State::Netbooting);
+    rt.hub.note(&format!("new boot after reset method {}: {evidence}", m.name()));
+    out(Progress::Info(format!("reset {}: {msg}", rt.target.name)));
+    Attempt { method: m.name(), did: did.to_string(), saw: evidence.to_string() }
+}
+
+/// The method's wait ended without evidence: what was seen instead. A
+/// kernel that ignored ~~~k is hung.
+fn no_new_boot(
+    rt: &TargetRuntime,
+    m: &ResetMethod,
+    did: String,
+    w: &Watched,
+    out: &mut dyn FnMut(Progress),
+) -> Attempt {
+    let saw = if w.heard == 0 {
+        "nothing: no console output, no DHCPDISCOVER".to_string()
+    } else {
+        format!(
+            "{} console byte(s) (last line {:?}) but no boot banner, acknowledgement or DHCPDISCOVER",
+            w.heard, w.last_line
+        )
+    };
+    if matches!(m.action, ResetAction::Serial) {
+        rt.set_state(State::Hung);
+    }
+    out(Progress::Info(format!(
+        "reset {}: {}: {did}; no new boot within {:.0} s: {saw}",
+        rt.target.name,
+        m.name(),
+        m.wait.as_secs_f64()
+    )));
+    Attempt { method: m.name(), did, saw }
 }
 
 /// Announces and applies one reset method; Ok says what was done.

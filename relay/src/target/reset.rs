@@ -98,8 +98,7 @@ pub fn run_command(t: &Target, run: &str, timeout: Duration, out: &mut dyn FnMut
     let deadline = Instant::now() + timeout;
     let status = loop {
         while let Ok(l) = rx.try_recv() {
-            info!("target {}: reset command: {l}", t.name);
-            out(format!("reset command: {l}"));
+            pass_on(t, &l, out);
         }
         if let Some(st) = child.try_wait()? {
             break st;
@@ -117,13 +116,19 @@ pub fn run_command(t: &Target, run: &str, timeout: Duration, out: &mut dyn FnMut
         let _ = r.join();
     }
     for l in rx.try_iter() {
-        info!("target {}: reset command: {l}", t.name);
-        out(format!("reset command: {l}"));
+        pass_on(t, &l, out);
     }
     if !status.success() {
         return Err(TargetError::CommandFailed { run: run.to_string(), status });
     }
     Ok(format!("ran `{run}` ({status})"))
+}
+
+/// A line the reset command printed, to the relay's log and to `out`.
+/// The line is the message: it is the command's own words.
+fn pass_on(t: &Target, line: &str, out: &mut dyn FnMut(String)) {
+    info!(target: "target", target_name = %t.name, "reset command: {line}");
+    out(format!("reset command: {line}"));
 }
 
 /// `qemu`: QMP `system_reset`.
