@@ -17,7 +17,7 @@ pub fn relay_bin() -> PathBuf {
 /// A `relay` command line run inside `ns`.
 pub fn relay_command(ns: &NetNs, args: &[&str]) -> Command {
     let mut c = ns.command(relay_bin().to_str().unwrap());
-    c.args(args).env("RELAY_LOG", "info,relay=debug");
+    c.args(args).env("RELAY_LOG", "debug");
     c
 }
 
@@ -180,7 +180,7 @@ impl RelayServe {
             Some(ns) => relay_command(ns, &args),
             None => {
                 let mut c = Command::new(relay_bin());
-                c.args(args).env("RELAY_LOG", "info,relay=debug");
+                c.args(args).env("RELAY_LOG", "debug");
                 c
             }
         };
