@@ -16,6 +16,7 @@ use tracing::{debug, info, warn};
 use crate::error::Chain;
 use crate::net::iface::Interface;
 use crate::net::leases::{unix_now, Leases};
+use crate::net::wire::{self, Packet};
 use crate::net::{socket, NetError};
 use crate::policy::config::Config;
 use crate::policy::tagging::{self, fmt_mac, mac_file_name, Client, ConfigFile, Decision, Mac, Rule};
@@ -398,10 +399,6 @@ impl Dhcp {
     }
 }
 
-/// Offset of the options (after the fixed BOOTP header and magic cookie).
-const OPTIONS_AT: usize = 240;
-const MAGIC_COOKIE: [u8; 4] = [99, 130, 83, 99];
-
 /// Rebuilds a client datagram with only the options the server reads, each
 /// with the length its meaning requires, before `dhcproto` sees it.
 ///
@@ -409,57 +406,24 @@ const MAGIC_COOKIE: [u8; 4] = [99, 130, 83, 99];
 /// (found by the mutation test), `len - 3` style arithmetic, fixed-size
 /// reads that ignore the length byte and so desynchronise the rest. With
 /// `panic = "abort"` one hostile datagram must not be able to end the server.
-/// A server needs few client options, so everything else is dropped here.
+/// A server needs few client options, so everything else is dropped here
+/// (which ones, and how long each must be: `wire::OptionCode::keep`).
 pub fn sanitize(pkt: &[u8]) -> Result<Vec<u8>, &'static str> {
-    if pkt.len() < OPTIONS_AT {
-        return Err("shorter than a BOOTP header");
+    let p = Packet::new_checked(pkt).map_err(wire::Error::text)?;
+    if p.magic_cookie() != wire::MAGIC_COOKIE {
+        return Err(wire::Error::NoMagicCookie.text());
     }
-    if pkt[236..240] != MAGIC_COOKIE {
-        return Err("no DHCP magic cookie");
+    if p.hardware_len() != 6 {
+        return Err(wire::Error::NotEthernet.text());
     }
-    if pkt[2] != 6 {
-        return Err("hardware address length is not 6 (not Ethernet)");
+    let kept = p.kept_options().map_err(wire::Error::text)?;
+    let mut out = p.header().to_vec();
+    for (code, value) in kept {
+        out.push(code.into());
+        out.push(value.len() as u8);
+        out.extend_from_slice(value);
     }
-    let mut out = pkt[..OPTIONS_AT].to_vec();
-    let mut i = OPTIONS_AT;
-    let mut ended = false;
-    // dhcproto joins repeated options (RFC 3396), which would undo the
-    // length checks below; the first of each is kept.
-    let mut seen = [false; 256];
-    while i < pkt.len() {
-        let code = pkt[i];
-        if code == 0 {
-            i += 1;
-            continue;
-        }
-        if code == 255 {
-            ended = true;
-            break;
-        }
-        let Some(&len) = pkt.get(i + 1) else { return Err("option without a length") };
-        let len = len as usize;
-        let Some(val) = pkt.get(i + 2..i + 2 + len) else { return Err("option runs past the end of the datagram") };
-        i += 2 + len;
-        let keep: Option<&[u8]> = match code {
-            53 if len == 1 => Some(val),
-            50 | 51 | 54 if len == 4 => Some(val),
-            57 if len == 2 => Some(val),
-            // Client architecture: a list of u16; the first is the one used.
-            93 if len >= 2 => Some(&val[..2]),
-            94 if len == 3 => Some(val),
-            12 | 43 | 55 | 60 | 61 | 77 | 97 | 175 if len >= 1 => Some(val),
-            _ => None,
-        };
-        if let Some(v) = keep.filter(|_| !std::mem::replace(&mut seen[code as usize], true)) {
-            out.push(code);
-            out.push(v.len() as u8);
-            out.extend_from_slice(v);
-        }
-    }
-    if !ended {
-        return Err("options not terminated by END");
-    }
-    out.push(255);
+    out.push(wire::END);
     Ok(out)
 }
 
@@ -605,5 +569,121 @@ pub fn probe_other_server(ifname: &str, wait: Duration) -> Result<(Option<Ipv4Ad
             },
         };
         return Ok((Some(server), xid));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `sanitize` as it was before the `wire` view, walking raw offsets:
+    /// the view must give the same bytes and the same errors.
+    fn sanitize_by_offsets(pkt: &[u8]) -> Result<Vec<u8>, &'static str> {
+        if pkt.len() < 240 {
+            return Err("shorter than a BOOTP header");
+        }
+        if pkt[236..240] != [99, 130, 83, 99] {
+            return Err("no DHCP magic cookie");
+        }
+        if pkt[2] != 6 {
+            return Err("hardware address length is not 6 (not Ethernet)");
+        }
+        let mut out = pkt[..240].to_vec();
+        let mut i = 240;
+        let mut ended = false;
+        let mut seen = [false; 256];
+        while i < pkt.len() {
+            let code = pkt[i];
+            if code == 0 {
+                i += 1;
+                continue;
+            }
+            if code == 255 {
+                ended = true;
+                break;
+            }
+            let Some(&len) = pkt.get(i + 1) else { return Err("option without a length") };
+            let len = len as usize;
+            let Some(val) = pkt.get(i + 2..i + 2 + len) else { return Err("option runs past the end of the datagram") };
+            i += 2 + len;
+            let keep: Option<&[u8]> = match code {
+                53 if len == 1 => Some(val),
+                50 | 51 | 54 if len == 4 => Some(val),
+                57 if len == 2 => Some(val),
+                93 if len >= 2 => Some(&val[..2]),
+                94 if len == 3 => Some(val),
+                12 | 43 | 55 | 60 | 61 | 77 | 97 | 175 if len >= 1 => Some(val),
+                _ => None,
+            };
+            if let Some(v) = keep.filter(|_| !std::mem::replace(&mut seen[code as usize], true)) {
+                out.push(code);
+                out.push(v.len() as u8);
+                out.extend_from_slice(v);
+            }
+        }
+        if !ended {
+            return Err("options not terminated by END");
+        }
+        out.push(255);
+        Ok(out)
+    }
+
+    const FIXTURES: [&[u8]; 5] = [
+        include_bytes!("../../tests/fixtures/qemu-ipxe-rom-discover.bin"),
+        include_bytes!("../../tests/fixtures/qemu-ipxe-rom-request.bin"),
+        include_bytes!("../../tests/fixtures/chainloader-discover.bin"),
+        include_bytes!("../../tests/fixtures/chainloader-request.bin"),
+        include_bytes!("../../tests/fixtures/fuzz-repeated-option-94.bin"),
+    ];
+
+    #[test]
+    fn sanitize_gives_the_bytes_and_errors_it_gave_by_offsets() {
+        for pkt in FIXTURES {
+            assert!(sanitize(pkt).is_ok());
+            for n in 0..=pkt.len() {
+                assert_eq!(sanitize(&pkt[..n]), sanitize_by_offsets(&pkt[..n]), "truncated to {n}");
+            }
+        }
+        // Deterministic pseudo-random mutations, denser in the options.
+        let mut x: u64 = 0x2545f4914f6cdd1d;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..40000 {
+            let mut p = FIXTURES[round % FIXTURES.len()].to_vec();
+            for _ in 0..(next() % 6 + 1) {
+                let i =
+                    if next() % 4 == 0 { next() as usize % p.len() } else { 236 + next() as usize % (p.len() - 236) };
+                p[i] = match next() % 4 {
+                    0 => 255,
+                    1 => 0,
+                    2 => [50, 53, 54, 57, 60, 77, 93, 94, 97, 175][next() as usize % 10],
+                    _ => next() as u8,
+                };
+            }
+            if next() % 3 == 0 {
+                p.truncate(next() as usize % p.len());
+            }
+            assert_eq!(sanitize(&p), sanitize_by_offsets(&p), "{p:02x?}");
+        }
+    }
+
+    #[test]
+    fn sanitize_drops_what_the_server_does_not_read() {
+        let mut p = FIXTURES[0][..240].to_vec();
+        // Pad, an unknown option, option 53, a repeated 53, a long 93, END.
+        p.extend_from_slice(&[0, 1, 4, 255, 255, 255, 0, 53, 1, 1, 53, 1, 3, 93, 4, 0, 0, 0, 7, 255, 9, 9]);
+        let out = sanitize(&p).unwrap();
+        assert_eq!(&out[240..], &[53, 1, 1, 93, 2, 0, 0, 255]);
+        assert_eq!(sanitize(&p[..245]), Err("option runs past the end of the datagram"));
+        assert_eq!(sanitize(&p[..p.len() - 3]), Err("options not terminated by END"));
+        let mut bad = p.clone();
+        bad[2] = 16;
+        assert_eq!(sanitize(&bad), Err("hardware address length is not 6 (not Ethernet)"));
+        bad[236] = 0;
+        assert_eq!(sanitize(&bad), Err("no DHCP magic cookie"));
     }
 }
