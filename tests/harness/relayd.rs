@@ -14,10 +14,15 @@ pub fn relay_bin() -> PathBuf {
     p
 }
 
+/// The relay's log filter in the tests: debug lines of the relay's own
+/// events, which carry their subsystem as target (`dhcp`, `proxy`, `ra`)
+/// or, without one, the module path (`relay::...`).
+const RELAY_LOG: &str = "info,relay=debug,dhcp=debug,proxy=debug,ra=debug";
+
 /// A `relay` command line run inside `ns`.
 pub fn relay_command(ns: &NetNs, args: &[&str]) -> Command {
     let mut c = ns.command(relay_bin().to_str().unwrap());
-    c.args(args).env("RELAY_LOG", "info,relay=debug");
+    c.args(args).env("RELAY_LOG", RELAY_LOG);
     c
 }
 
@@ -180,7 +185,7 @@ impl RelayServe {
             Some(ns) => relay_command(ns, &args),
             None => {
                 let mut c = Command::new(relay_bin());
-                c.args(args).env("RELAY_LOG", "info,relay=debug");
+                c.args(args).env("RELAY_LOG", RELAY_LOG);
                 c
             }
         };
