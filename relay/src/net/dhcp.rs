@@ -148,10 +148,14 @@ impl Dhcp {
 
     /// One datagram in, at most one reply out. `local_port` is 67 or 4011.
     pub fn handle(&mut self, pkt: &[u8], src: SocketAddrV4, local_port: u16) -> Option<Reply> {
-        let (msg, mtype) = parse_request(pkt, src)?;
+        let msg = parse_request(pkt, src)?;
         if self.ignore_xid == Some(msg.xid()) {
             return None;
         }
+        let Some(mtype) = msg.opts().msg_type() else {
+            debug!(target: "dhcp", src = %src, "dropped a BOOTP message without option 53");
+            return None;
+        };
         let client = Client::from_message(&msg, &self.iface.name)?;
         if mtype == MessageType::Discover {
             if let Some(o) = &self.observer {
@@ -426,10 +430,10 @@ impl Dhcp {
     }
 }
 
-/// A client's datagram as a DHCP request: sanitised, decoded, a
-/// BOOTREQUEST from Ethernet with option 53. Anything else is dropped, with
-/// a debug line saying why.
-fn parse_request(pkt: &[u8], src: SocketAddrV4) -> Option<(Message, MessageType)> {
+/// A client's datagram as a BOOTP request: sanitised, decoded, a
+/// BOOTREQUEST from Ethernet. Anything else is dropped, with a debug line
+/// saying why.
+fn parse_request(pkt: &[u8], src: SocketAddrV4) -> Option<Message> {
     let clean = match sanitize(pkt) {
         Ok(c) => c,
         Err(why) => {
@@ -448,11 +452,7 @@ fn parse_request(pkt: &[u8], src: SocketAddrV4) -> Option<(Message, MessageType)
         debug!(target: "dhcp", src = %src, "dropped a non-request or non-Ethernet message");
         return None;
     }
-    let Some(mtype) = msg.opts().msg_type() else {
-        debug!(target: "dhcp", src = %src, "dropped a BOOTP message without option 53");
-        return None;
-    };
-    Some((msg, mtype))
+    Some(msg)
 }
 
 /// Option 50 or 54 of a message, if it has it.
