@@ -14,10 +14,15 @@ pub fn relay_bin() -> PathBuf {
     p
 }
 
+/// The relay's log filter in the tests: every debug line. The relay's
+/// events carry their subsystem as target (`dhcp`, `tftp`, ...), so a
+/// filter on the crate's name (`relay=debug`) would no longer match them.
+const RELAY_LOG: &str = "debug";
+
 /// A `relay` command line run inside `ns`.
 pub fn relay_command(ns: &NetNs, args: &[&str]) -> Command {
     let mut c = ns.command(relay_bin().to_str().unwrap());
-    c.args(args).env("RELAY_LOG", "debug");
+    c.args(args).env("RELAY_LOG", RELAY_LOG);
     c
 }
 
@@ -180,7 +185,7 @@ impl RelayServe {
             Some(ns) => relay_command(ns, &args),
             None => {
                 let mut c = Command::new(relay_bin());
-                c.args(args).env("RELAY_LOG", "debug");
+                c.args(args).env("RELAY_LOG", RELAY_LOG);
                 c
             }
         };

@@ -132,8 +132,8 @@ const TARGET_MAC: &str = "52:54:00:12:34:56";
 
 /// The address the relay's log says it acked to `mac` (after byte `from`).
 fn acked_ip(r: &RelayServe, from: usize, mac: &str) -> String {
-    let line = r.expect_daemon_log(from, &format!(r"dhcp: {mac} REQUEST .*-> Ack ip="), BOOT);
-    let ip = line.split("Ack ip=").nth(1).unwrap().split_whitespace().next().unwrap();
+    let line = r.expect_daemon_log(from, &format!(r"dhcp: {mac} (\S+: )?REQUEST .* reply=Ack ip="), BOOT);
+    let ip = line.split("reply=Ack ip=").nth(1).unwrap().split_whitespace().next().unwrap();
     ip.to_string()
 }
 

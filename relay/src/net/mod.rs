@@ -1,5 +1,6 @@
 //! The network servers: DHCP (full and proxy), leases, the conflict
-//! probe, router advertisements, interfaces.
+//! probe, router advertisements, interfaces, and the typed view of a DHCP
+//! datagram (`wire`) that sanitising reads through.
 
 pub mod dhcp;
 pub mod iface;
@@ -7,6 +8,7 @@ pub mod leases;
 pub mod probe;
 pub mod proxydhcp;
 pub mod ra;
+pub mod wire;
 
 use std::io;
 use std::net::Ipv4Addr;

@@ -11,7 +11,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use dhcproto::v4::{Message, MessageType};
 use tracing::debug;
 
-use crate::net::dhcp::{Dhcp, Reply};
+use crate::net::dhcp::{Dhcp, Reply, PXE_PORT};
 use crate::policy::tagging::{fmt_mac, Client};
 
 impl Dhcp {
@@ -22,17 +22,18 @@ impl Dhcp {
             return None;
         }
         if !client.is_pxe() && !client.is_chainloader() {
-            debug!("proxy: {} is not a PXE client; the site DHCP server serves it", fmt_mac(&client.mac));
+            debug!(target: "proxy", client = %fmt_mac(&client.mac), "not a PXE client; the site DHCP server serves it");
             return None;
         }
         let d = self.decide(client);
         if d.boot_file.is_none() && d.config_file.is_none() {
             // An offer with nothing to boot would only slow the ROM down.
             tracing::info!(
-                "proxy: {} DISCOVER rule={}: nothing to offer{}",
-                fmt_mac(&client.mac),
-                d.rule,
-                d.note.map(|n| format!(" ({n})")).unwrap_or_default()
+                target: "proxy",
+                client = %fmt_mac(&client.mac),
+                rule = ?d.rule,
+                note = d.note.as_deref().map(tracing::field::debug),
+                "DISCOVER: nothing to offer"
             );
             return None;
         }
@@ -49,7 +50,7 @@ impl Dhcp {
         src: SocketAddrV4,
     ) -> Option<Reply> {
         if !matches!(mtype, MessageType::Request | MessageType::Inform) {
-            debug!("proxy: {} {mtype:?} on port 4011 ignored", fmt_mac(&client.mac));
+            debug!(target: "proxy", client = %fmt_mac(&client.mac), request = ?mtype, port = PXE_PORT, "ignored");
             return None;
         }
         let d = self.decide(client);

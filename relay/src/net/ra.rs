@@ -62,7 +62,11 @@ impl Responder {
     }
 
     pub fn run(self) -> Result<(), NetError> {
-        info!("ra: answering IPv6 router solicitations on {} (no prefix, router lifetime 0)", self.ifname);
+        info!(
+            target: "ra",
+            interface = %self.ifname,
+            "answering IPv6 router solicitations (no prefix, router lifetime 0)"
+        );
         let mut buf = [MaybeUninit::<u8>::uninit(); 1500];
         loop {
             let (n, from) = match self.sock.recv_from(&mut buf) {
@@ -76,11 +80,16 @@ impl Responder {
                 continue;
             }
             let src = from.as_socket_ipv6().map(|a| *a.ip());
-            debug!("ra: router solicitation from {src:?} on {}", self.ifname);
+            debug!(
+                target: "ra",
+                client = src.map(tracing::field::display),
+                interface = %self.ifname,
+                "router solicitation"
+            );
             // To all nodes: the solicitor may have no address yet (::).
             let to = SocketAddrV6::new(ALL_NODES, 0, 0, self.ifindex);
             if let Err(e) = self.sock.send_to(&advertisement(), &to.into()) {
-                warn!("ra: sending a router advertisement on {}: {e}", self.ifname);
+                warn!(target: "ra", interface = %self.ifname, error = %e, "sending a router advertisement");
             }
         }
     }
