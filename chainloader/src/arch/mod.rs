@@ -32,11 +32,7 @@ use baremetal::serial::{Uart16550, COM1};
 
 // modes.S uses the long-mode constants and macros it shares with the
 // kernel's entry.S.
-core::arch::global_asm!(
-    include_str!("../../../baremetal/longmode.S"),
-    include_str!("modes.S"),
-    options(att_syntax)
-);
+core::arch::global_asm!(include_str!("../../../baremetal/longmode.S"), include_str!("modes.S"), options(att_syntax));
 core::arch::global_asm!(include_str!("pump.S"), options(att_syntax));
 
 /// The registers the PXE ROM (or PXELINUX) handed to the NBP at 0000:7C00.
