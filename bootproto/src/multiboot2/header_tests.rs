@@ -360,13 +360,8 @@ fn header_search_rules() {
 
 #[test]
 fn garbage_never_panics() {
-    let mut x: u64 = 0x1234_5678_9abc_def1;
-    let mut rnd = || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut x = crate::xorshift::Xorshift64(0x1234_5678_9abc_def1);
+    let mut rnd = || x.next_u64();
     let base = higher_half(
         false,
         &[tag(htag::INFORMATION_REQUEST, htag::FLAG_OPTIONAL, &[4, 6]), tag(htag::ENTRY_ADDRESS, 0, &[0x10_1000])],
