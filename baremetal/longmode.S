@@ -93,3 +93,21 @@ pd:   .skip 4096 * 4
     movl %eax, %cr0
     ljmpl $0x08, $\target
 .endm
+
+/* A bin's climb at its entry, from 32-bit protected mode with flat data
+ * segments (LOAD_DATA_SEGMENTS 0x10) and paging off: the stack at
+ * __stack_top, .bss zeroed (the page tables and the stack are in it), the
+ * first 4 GiB identity-mapped, long mode. Goes on after the macro in 64-bit
+ * code with flat data segments, %rsp = __stack_top and %rbp = 0 (the end
+ * of the frame chain). */
+.macro CLIMB_TO_LONG_MODE
+    movl $__stack_top, %esp
+    ZERO_BSS
+    IDENTITY_MAP_4GIB
+    ENTER_LONG_MODE .Llong\@
+.code64
+.Llong\@:
+    LOAD_DATA_SEGMENTS 0x10
+    movabsq $__stack_top, %rsp
+    xorl %ebp, %ebp
+.endm

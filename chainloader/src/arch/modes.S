@@ -10,8 +10,8 @@
  * addresses every variable with a %cs: override and never depends on DS.
  */
 
-/* CR0_*, CR4_*, EFER and the macros LOAD_DATA_SEGMENTS, ZERO_BSS,
- * IDENTITY_MAP_4GIB, ENTER_LONG_MODE and LONG_MODE_PAGE_TABLES come from
+/* CR0_*, CR4_*, EFER and the macros LOAD_DATA_SEGMENTS, CLIMB_TO_LONG_MODE,
+ * ENTER_LONG_MODE and LONG_MODE_PAGE_TABLES come from
  * baremetal/longmode.S, shared with the kernel's entry and assembled first. */
 
 /* From real mode (interrupts off), into 32-bit protected mode with flat data
@@ -63,17 +63,7 @@ _start:
 2:
     cli
     ENTER_PROTECTED_MODE
-    movl $__stack_top, %esp
-    /* .bss holds the page tables and the stack. */
-    ZERO_BSS
-    IDENTITY_MAP_4GIB
-    ENTER_LONG_MODE entry64
-
-.code64
-entry64:
-    LOAD_DATA_SEGMENTS 0x10
-    movabsq $__stack_top, %rsp
-    xorl %ebp, %ebp
+    CLIMB_TO_LONG_MODE
     call chainloader_main
 5:  hlt
     jmp 5b

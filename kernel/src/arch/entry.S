@@ -31,8 +31,8 @@ mb2_header:
     .word 0, 0
     .long 8
 
-/* CR0_*, CR4_*, EFER and the macros LOAD_DATA_SEGMENTS, ZERO_BSS,
- * IDENTITY_MAP_4GIB, ENTER_LONG_MODE and LONG_MODE_PAGE_TABLES come from
+/* CR0_*, CR4_*, EFER and the macros LOAD_DATA_SEGMENTS, CLIMB_TO_LONG_MODE
+ * and LONG_MODE_PAGE_TABLES come from
  * baremetal/longmode.S, shared with chainloader's modes.S and assembled
  * first. */
 
@@ -50,17 +50,8 @@ _start:
     ljmpl $0x18, $1f
 1:
     LOAD_DATA_SEGMENTS 0x10
-    movl $__stack_top, %esp
-    /* A loader should have zeroed .bss; be sure. */
-    ZERO_BSS
-    IDENTITY_MAP_4GIB
-    ENTER_LONG_MODE entry64
-
-.code64
-entry64:
-    LOAD_DATA_SEGMENTS 0x10
-    movabsq $__stack_top, %rsp
-    xorl %ebp, %ebp
+    /* .bss zeroed again, though a loader should have done it. */
+    CLIMB_TO_LONG_MODE
     movl mb2_entry_magic(%rip), %edi
     movl mb2_entry_info(%rip), %esi
     call kernel_main
