@@ -38,14 +38,9 @@ fn put(img: &mut Vec<u8>, off: usize, bytes: &[u8]) {
     img[off..off + bytes.len()].copy_from_slice(bytes);
 }
 
-struct Ph {
-    ty: u32,
-    offset: u64,
-    vaddr: u64,
-    paddr: u64,
-    filesz: u64,
-    memsz: u64,
-}
+// The program header the test images are built with is the one the parser
+// reads.
+use super::Phdr as Ph;
 
 /// An ELF executable: headers at 0, the Multiboot2 header at 0x1000 (inside
 /// the first segment's file bytes), `len` bytes of file.
