@@ -15,6 +15,7 @@ pub mod memmap;
 pub mod multiboot2;
 pub mod tftp;
 pub mod vbe;
+pub mod xorshift;
 
 // The paths the chainloader and the kernel were written against.
 pub use multiboot2::{check as mbi_check, mbi};

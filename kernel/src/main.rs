@@ -145,7 +145,7 @@ const BURST_LINES: u32 = 4000;
 fn console_burst(c: &mut impl Write, lines: u32) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut crc = crc32fast::Hasher::new();
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rng = bootproto::xorshift::Xorshift64(0x9e37_79b9_7f4a_7c15);
     let mut line = *b"BURST 000000 0000000000000000000000000000000000000000000000000000000000000000\n";
     for n in 0..lines {
         let mut v = n;
@@ -154,9 +154,7 @@ fn console_burst(c: &mut impl Write, lines: u32) {
             v /= 10;
         }
         for chunk in line[13..77].chunks_mut(16) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = rng.next_u64();
             for (i, d) in chunk.iter_mut().enumerate() {
                 *d = HEX[((x >> (i * 4)) & 0xf) as usize];
             }

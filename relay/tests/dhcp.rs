@@ -303,13 +303,8 @@ fn mutated_packets_never_panic() {
     let root = tempfile::tempdir().unwrap();
     let mut full = server(Mode::Full, root.path(), None, "");
     let mut proxy = server(Mode::Proxy, root.path(), None, "");
-    let mut x: u64 = 0x9e3779b97f4a7c15;
-    let mut next = || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut x = bootproto::xorshift::Xorshift64(0x9e3779b97f4a7c15);
+    let mut next = || x.next_u64();
     for _ in 0..20000 {
         let mut p = ROM_DISCOVER.to_vec();
         for _ in 0..(next() % 8 + 1) {

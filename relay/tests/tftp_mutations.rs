@@ -8,23 +8,10 @@ mod tftp_common;
 use std::net::UdpSocket;
 use std::path::{Component, Path};
 
+use bootproto::xorshift::Xorshift64 as Rng;
 use relay::tftp::options::{negotiate, Limits, BLKSIZE_MAX, BLKSIZE_MIN};
 use relay::tftp::{fs, wire};
 use tftp_common::*;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 fn seeds() -> Vec<Vec<u8>> {
     vec![
@@ -64,11 +51,11 @@ fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
             }
             1 if !p.is_empty() => {
                 let i = rng.below(p.len());
-                p[i] = rng.next() as u8;
+                p[i] = rng.next_u64() as u8;
             }
             2 => {
                 let i = rng.below(p.len() + 1);
-                p.insert(i, rng.next() as u8);
+                p.insert(i, rng.next_u64() as u8);
             }
             3 if !p.is_empty() => {
                 let i = rng.below(p.len());

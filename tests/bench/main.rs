@@ -158,13 +158,10 @@ impl Results {
 /// Deterministic module contents (xorshift), so that every loader fetches
 /// the same bytes and no compression anywhere could flatter one.
 fn module_bytes(mib: u32, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
+    let mut x = bootproto::xorshift::Xorshift64(seed | 1);
     let mut v = Vec::with_capacity((mib as usize) << 20);
     while v.len() < (mib as usize) << 20 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
+        v.extend_from_slice(&x.next_u64().to_le_bytes());
     }
     v
 }

@@ -40,11 +40,6 @@ fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
     }
 }
 
-fn udp_port_bound(ns: &NetNs, port: u16) -> bool {
-    let out = ns.command("ss").args(["-Hlun", &format!("sport = :{port}")]).output().unwrap();
-    !out.stdout.is_empty()
-}
-
 /// How dnsmasq is set up for GRUB 2.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub enum DnsmasqSetup {
@@ -70,21 +65,14 @@ impl DnsmasqSetup {
 /// and giving the ROM `bootfile`. Its log records each file it sends.
 pub fn dnsmasq(ns: &NetNs, setup: DnsmasqSetup, root: &Path, bootfile: &str, work: &Path) -> Server {
     let _ = std::fs::remove_file(work.join("dnsmasq.leases"));
-    let mut cmd = ns.command("dnsmasq");
-    cmd.args(["--no-daemon", "--conf-file=/dev/null", "--port=0", "--interface=br0", "--bind-interfaces"])
-        .arg("--user=root")
-        .arg("--dhcp-range=10.77.0.100,10.77.0.150,1h")
-        .arg("--enable-tftp")
-        .arg(format!("--tftp-root={}", root.display()))
-        .arg(format!("--dhcp-boot={bootfile}"))
-        .arg(format!("--dhcp-leasefile={}", work.join("dnsmasq.leases").display()))
-        .arg(format!("--log-facility={}", work.join("dnsmasq.log").display()));
+    let mut cmd = e2e::dnsmasq::command(ns, root, &work.join("dnsmasq.leases"));
+    cmd.arg(format!("--dhcp-boot={bootfile}")).arg(format!("--log-facility={}", work.join("dnsmasq.log").display()));
     if setup == DnsmasqSetup::Tuned {
         cmd.args(["--dhcp-option-force=60,PXEClient", "--no-ping", "--enable-ra", "--dhcp-range=fd77::,ra-only"]);
     }
     let _ = std::fs::remove_file(work.join("dnsmasq.log"));
     let mut s = spawn(cmd, &work.join("dnsmasq.out"));
-    wait_for("dnsmasq", Duration::from_secs(10), || udp_port_bound(ns, 67));
+    e2e::dnsmasq::wait_bound(ns);
     s.log = work.join("dnsmasq.log");
     s
 }
@@ -100,16 +88,14 @@ pub fn dnsmasq_sent_files(log: &Path) -> Vec<PathBuf> {
 pub fn relay(ns: &NetNs, root: &Path, http_port: Option<u16>, work: &Path) -> Server {
     let state = work.join("relay-state");
     let _ = std::fs::remove_dir_all(&state);
-    let mut args: Vec<String> =
-        ["--interface", "br0", "--probe-secs", "1", "--tftp-root"].map(String::from).into_iter().collect();
-    args.push(root.display().to_string());
-    args.extend(["--state-dir".into(), state.display().to_string()]);
-    args.extend(["--control".into(), work.join("relay.sock").display().to_string()]);
-    if let Some(p) = http_port {
-        args.extend(["--http-port".into(), p.to_string()]);
+    let control = work.join("relay.sock");
+    let port = http_port.map(|p| p.to_string());
+    let mut extra = vec!["--probe-secs", "1", "--control", control.to_str().unwrap()];
+    if let Some(p) = &port {
+        extra.extend(["--http-port", p]);
     }
     let mut cmd = ns.command(e2e::relayd::relay_bin().to_str().unwrap());
-    cmd.arg("serve").args(&args).env("RELAY_LOG", "info");
+    cmd.args(e2e::relayd::serve_args(root, &state, &extra)).env("RELAY_LOG", "info");
     let s = spawn(cmd, &work.join("relay.log"));
     let log = s.log.clone();
     wait_for("relay serve", Duration::from_secs(20), || {

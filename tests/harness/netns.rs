@@ -56,6 +56,22 @@ impl NetNs {
         c
     }
 
+    /// Whether a socket in the namespace is bound to UDP `port` (`ss`).
+    pub fn udp_port_bound(&self, port: u16) -> bool {
+        let out = self.command("ss").args(["-Hlun", &format!("sport = :{port}")]).output().unwrap();
+        !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+    }
+
+    /// Waits until a socket in the namespace is bound to UDP `port`, for
+    /// `what` (the server that binds it) at most `timeout`, polling.
+    pub fn wait_udp_port_bound(&self, port: u16, what: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.udp_port_bound(port) {
+            assert!(Instant::now() < deadline, "{what} did not bind UDP port {port} within {timeout:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Start a long-running process inside the namespace; killed on drop.
     pub fn spawn(&mut self, mut cmd: Command) -> &mut Child {
         let child = cmd.stdin(Stdio::null()).spawn().expect("spawn in netns");

@@ -128,6 +128,21 @@ pub fn install_pxelinux(root: &Path) {
 /// `relay serve --config` with named targets, its control socket and logs
 /// in a temporary directory; optionally inside a network namespace (the
 /// control socket is a path, so clients run outside it).
+/// relay.toml's `[[target]]` table for a virtual target the relay starts
+/// itself (kind = "qemu"), named `name`, its NIC's MAC `mac`; `extra` are
+/// further lines of the table (`reset = [...]`, `qemu = {...}`), each
+/// ending in a newline.
+pub fn qemu_target(name: &str, mac: &str, extra: &str) -> String {
+    format!("[[target]]\nname = \"{name}\"\nkind = \"qemu\"\nmac = \"{mac}\"\n{extra}")
+}
+
+/// The `reset` line of the virtual-target tests: the serial command first,
+/// its evidence (a DHCPDISCOVER) awaited `serial_wait` seconds, then QEMU's
+/// own reset, whose wait is generous.
+pub fn serial_then_qemu_reset(serial_wait: u32) -> String {
+    format!("reset = [{{ method = \"serial\", wait = {serial_wait} }}, {{ method = \"qemu\", wait = 90 }}]\n")
+}
+
 pub struct RelayServe {
     pub dir: tempfile::TempDir,
     pub control: PathBuf,

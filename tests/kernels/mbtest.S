@@ -126,8 +126,26 @@ mb_header_end:
     call puts
 .endm
 
-.macro HEX reg
-    mov \reg, %eax
+/* HEX and DECIMAL print `src`, loaded into %eax by `load` (mov, or
+ * movzbl/movzwl for a narrower field), in hex or in decimal (a field known
+ * to be small). Not DEC: gas matches macro names without case, and that
+ * would take the place of the dec instruction. */
+.macro HEX src, load=mov
+    \load \src, %eax
+    call hex32
+.endm
+
+.macro DECIMAL src, load=mov
+    \load \src, %eax
+    call dec_small
+.endm
+
+/* Prints the FNV-1a hash of the tag at %ebx from byte `from` to its end. */
+.macro TAG_FNV from
+    lea \from(%ebx), %edx
+    mov 4(%ebx), %ecx
+    sub $\from, %ecx
+    call fnv
     call hex32
 .endm
 
@@ -261,8 +279,7 @@ entry:
 3:  cmp (range_table - _start_image + 12)(%ebp), %edi
     jae 5f
     PUTS "mbtest: range "
-    mov %edi, %eax
-    call dec_small
+    DECIMAL %edi
     PUTS " addr="
     mov (range_table - _start_image + 16)(%ebp,%edi,8), %edx
     add %ebp, %edx
@@ -305,11 +322,9 @@ entry:
 
 tag_loop:
     PUTS "mbtest: tag "
-    mov (%ebx), %eax
-    call dec_small
+    DECIMAL (%ebx)
     PUTS " size "
-    mov 4(%ebx), %eax
-    call dec_small
+    DECIMAL 4(%ebx)
     mov (%ebx), %eax
     cmp $0, %eax
     je tags_done
@@ -339,11 +354,7 @@ tag_loop:
     je t_base
     /* Any other tag: a hash of its payload. */
     PUTS " fnv="
-    lea 8(%ebx), %edx
-    mov 4(%ebx), %ecx
-    sub $8, %ecx
-    call fnv
-    call hex32
+    TAG_FNV 8
     jmp next_tag
 
 t_string:
@@ -375,19 +386,15 @@ t_module:
     jmp next_tag
 t_meminfo:
     PUTS " lower="
-    mov 8(%ebx), %eax
-    call dec_small
+    DECIMAL 8(%ebx)
     PUTS " upper="
-    mov 12(%ebx), %eax
-    call dec_small
+    DECIMAL 12(%ebx)
     jmp next_tag
 t_mmap:
     PUTS " entry_size="
-    mov 8(%ebx), %eax
-    call dec_small
+    DECIMAL 8(%ebx)
     PUTS " version="
-    mov 12(%ebx), %eax
-    call dec_small
+    DECIMAL 12(%ebx)
     lea 16(%ebx), %edi
 8:  mov %ebx, %eax
     add 4(%ebx), %eax
@@ -401,63 +408,47 @@ t_mmap:
     HEX 12(%edi)
     HEX 8(%edi)
     PUTS " "
-    mov 16(%edi), %eax
-    call dec_small
+    DECIMAL 16(%edi)
     add 8(%ebx), %edi
     jmp 8b
 t_fb:
     PUTS " addr="
     HEX 8(%ebx)
     PUTS " pitch="
-    mov 16(%ebx), %eax
-    call dec_small
+    DECIMAL 16(%ebx)
     PUTS " width="
-    mov 20(%ebx), %eax
-    call dec_small
+    DECIMAL 20(%ebx)
     PUTS " height="
-    mov 24(%ebx), %eax
-    call dec_small
+    DECIMAL 24(%ebx)
     PUTS " bpp="
-    movzbl 28(%ebx), %eax
-    call dec_small
+    DECIMAL 28(%ebx), movzbl
     PUTS " type="
-    movzbl 29(%ebx), %eax
-    call dec_small
+    DECIMAL 29(%ebx), movzbl
     call newline
     PUTS "mbtest:   fb addr_hi="
     HEX 12(%ebx)
     PUTS " color_info_fnv="
-    lea 32(%ebx), %edx
-    mov 4(%ebx), %ecx
-    sub $32, %ecx
-    call fnv
-    call hex32
+    TAG_FNV 32
     jmp next_tag
 .Lt_vbe:
     PUTS " mode="
-    movzwl 8(%ebx), %eax
-    call hex32
+    HEX 8(%ebx), movzwl
     PUTS " pm="
     HEX 10(%ebx)
     PUTS " version="
-    movzwl 20(%ebx), %eax
-    call hex32
+    HEX 20(%ebx), movzwl
     PUTS " modeattr="
-    movzwl 528(%ebx), %eax
-    call hex32
+    HEX 528(%ebx), movzwl
     PUTS " modebase="
     HEX 568(%ebx)
     jmp next_tag
 t_elf:
     PUTS " num="
-    mov 8(%ebx), %eax
-    call dec_small
+    DECIMAL 8(%ebx)
     PUTS " entsize="
-    mov 12(%ebx), %eax
-    call dec_small
+    DECIMAL 12(%ebx)
     PUTS " shndx="
-    mov 16(%ebx), %eax
-    call dec_small
+    DECIMAL 16(%ebx)
     /* Each section header: type, flags, address, size and, for a section
      * with bytes in memory, a hash of them. ELF32 headers are 40 bytes,
      * ELF64 64 (fields twice as wide; the high halves are printed too). */
@@ -468,8 +459,7 @@ t_elf:
     push %ecx
     call newline
     PUTS "mbtest:   shdr "
-    mov (%esp), %eax
-    call dec_small
+    DECIMAL (%esp)
     PUTS " type="
     HEX 4(%edi)
     cmpl $64, 12(%ebx)
@@ -510,20 +500,14 @@ t_elf:
     jmp 10b
 t_acpi:
     PUTS " revision="
-    movzbl 23(%ebx), %eax
-    call dec_small
+    DECIMAL 23(%ebx), movzbl
     call newline
     PUTS "mbtest:   rsdp fnv="
-    lea 8(%ebx), %edx
-    mov 4(%ebx), %ecx
-    sub $8, %ecx
-    call fnv
-    call hex32
+    TAG_FNV 8
     jmp next_tag
 t_net:
     PUTS " op="
-    movzbl 8(%ebx), %eax
-    call dec_small
+    DECIMAL 8(%ebx), movzbl
     call newline
     PUTS "mbtest:   net yiaddr="
     HEX 24(%ebx)

@@ -5,10 +5,7 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-$here/../../target/dist/pxeshim.0}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-gcc -m32 -c -o "$tmp/pxeshim.o" "$here/pxeshim.S"
-ld -m elf_i386 -nostdlib --build-id=none -Ttext=0 -e _start --oformat binary -o "$out" "$tmp/pxeshim.o"
+"$here/../flatbin.sh" "$here/pxeshim.S" "$out" 0
 # The shim reserves SHIM_KIB (8 KiB) of base memory for its image, buffers included.
 size=$(stat -c %s "$out")
 if [ "$size" -gt 8192 ]; then

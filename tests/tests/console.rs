@@ -7,7 +7,7 @@
 //!
 //! Run: `scripts/build && cargo nextest run --release -p e2e --test console`.
 
-use e2e::relayd::{pty_pair, RelayServe};
+use e2e::relayd::{pty_pair, qemu_target, serial_then_qemu_reset, RelayServe};
 use e2e::{dist, free_port, tftp_root, write_file};
 use regex::Regex;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -148,13 +148,8 @@ fn serial_device(r: &RelayServe, target: &str) -> String {
 fn console_clients_reboot_and_boot_on_a_virtual_target() {
     let root = tftp_root();
     write_file(root.path(), "chainloader.cfg/default", "kernel /kernel.elf\n");
-    let r = RelayServe::start(
-        None,
-        root.path(),
-        "",
-        "[[target]]\nname = \"vm\"\nkind = \"qemu\"\nmac = \"52:54:00:12:34:56\"\n\
-         reset = [{ method = \"serial\", wait = 20 }, { method = \"qemu\", wait = 90 }]\n",
-    );
+    let r =
+        RelayServe::start(None, root.path(), "", &qemu_target("vm", "52:54:00:12:34:56", &serial_then_qemu_reset(20)));
     let (_a, seen_a) = attach_raw(&r.control, "vm", 1 << 20, false);
     let (mut b, seen_b) = attach_raw(&r.control, "vm", 0, false);
     seen_a.expect("MBI-CHECK: ok", BOOT);
@@ -486,7 +481,7 @@ fn the_console_log_keeps_every_byte_of_a_burst_through_stalled_and_churning_clie
         None,
         root.path(),
         "log_max_bytes = 65536\nlog_keep = 40\n",
-        "[[target]]\nname = \"vm\"\nkind = \"qemu\"\nmac = \"52:54:00:12:34:56\"\n",
+        &qemu_target("vm", "52:54:00:12:34:56", ""),
     );
     // Attached, and never read from again: its socket buffer fills.
     let mut stalled = UnixStream::connect(&r.control).unwrap();

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bootproto::xorshift::Xorshift64;
 use dhcproto::{v4, Decodable, Decoder, Encodable, Encoder};
 use e2e::netns::NetNs;
 use e2e::qemu::{Qemu, QemuConfig};
@@ -65,16 +66,6 @@ impl Drop for Peer {
     }
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 fn discover(mac: [u8; 6], xid: u32) -> Vec<u8> {
     let mut m = v4::Message::default();
     m.set_xid(xid).set_flags(v4::Flags::default().set_broadcast()).set_chaddr(&mac);
@@ -105,10 +96,10 @@ fn dhcp_flood(stop: Arc<AtomicBool>, c: Arc<Counts>, pause: Duration) {
     s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, 68)).into()).unwrap();
     let s: UdpSocket = s.into();
     s.set_nonblocking(true).unwrap();
-    let mut rng = Rng(0x0dd_f00d_5eed);
+    let mut rng = Xorshift64(0x0dd_f00d_5eed);
     let mut buf = [0u8; 1500];
     while !stop.load(Ordering::Relaxed) {
-        let r = rng.next();
+        let r = rng.next_u64();
         let mac = [0x02, (r >> 8) as u8, (r >> 16) as u8, (r >> 24) as u8, (r >> 32) as u8, (r >> 40) as u8];
         if s.send_to(&discover(mac, r as u32), (Ipv4Addr::BROADCAST, 67)).is_ok() {
             c.discovers.fetch_add(1, Ordering::Relaxed);

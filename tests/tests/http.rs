@@ -50,6 +50,20 @@ fn python_http_server(dir: &Path) -> (Killed, u16) {
     (Killed(child), port)
 }
 
+/// chainloader.0 under QEMU's user network, its config (by TFTP) naming
+/// the reference kernel and `modules` (path on the server, module string)
+/// by HTTP on the host's `port`. The TFTP root lives as long as the boot.
+fn boot_by_http(port: u16, modules: &[(&str, &str)]) -> (tempfile::TempDir, Qemu) {
+    let mut cfg = format!("kernel http://10.0.2.2:{port}/kernel.elf exit\n");
+    for (path, string) in modules {
+        cfg += &format!("module http://10.0.2.2:{port}/{path} {string}\n");
+    }
+    let root = tftp_root();
+    write_file(root.path(), "chainloader.cfg/default", cfg);
+    let q = Qemu::start(&QemuConfig::user_net(root.path(), "chainloader.0"));
+    (root, q)
+}
+
 /// Kernel, a 4 MiB module and a gzip module from Python's http.server.
 #[test]
 fn kernel_and_modules_by_http_from_python_http_server() {
@@ -62,17 +76,7 @@ fn kernel_and_modules_by_http_from_python_http_server() {
     Command::new("gzip").args(["-9n", "-k"]).arg(web.path().join("boot/text.txt")).status().unwrap();
     let (_server, port) = python_http_server(web.path());
 
-    let root = tftp_root();
-    write_file(
-        root.path(),
-        "chainloader.cfg/default",
-        format!(
-            "kernel http://10.0.2.2:{port}/kernel.elf exit\n\
-             module http://10.0.2.2:{port}/boot/big.bin big module\n\
-             module http://10.0.2.2:{port}/boot/text.txt.gz text\n"
-        ),
-    );
-    let mut q = Qemu::start(&QemuConfig::user_net(root.path(), "chainloader.0"));
+    let (_root, mut q) = boot_by_http(port, &[("boot/big.bin", "big module"), ("boot/text.txt.gz", "text")]);
     let line = q.expect(r"big\.bin: [0-9.]+ MiB in [0-9.]+ s, [0-9.]+ MiB/s", BOOT);
     eprintln!("throughput: {line}");
     let out = q.expect_self_check_ok(SHORT);
@@ -88,13 +92,7 @@ fn a_404_names_the_url_and_ends_in_the_countdown() {
     let web = tempfile::tempdir().unwrap();
     std::fs::copy(dist("kernel.elf"), web.path().join("kernel.elf")).unwrap();
     let (_server, port) = python_http_server(web.path());
-    let root = tftp_root();
-    write_file(
-        root.path(),
-        "chainloader.cfg/default",
-        format!("kernel http://10.0.2.2:{port}/kernel.elf exit\nmodule http://10.0.2.2:{port}/missing.bin m\n"),
-    );
-    let mut q = Qemu::start(&QemuConfig::user_net(root.path(), "chainloader.0"));
+    let (_root, mut q) = boot_by_http(port, &[("missing.bin", "m")]);
     q.expect(&format!(r"chainloader: HTTP 404 [^\n]*: http://10\.0\.2\.2:{port}/missing\.bin"), BOOT);
     q.expect(r"rebooting in \d+ s", SHORT);
     assert!(q.wait_exit(SHORT).is_some(), "no reset after the countdown:\n{}", q.output());
@@ -142,15 +140,7 @@ fn a_connection_dropped_mid_file_is_retried() {
             });
         }
     });
-    let root = tftp_root();
-    write_file(
-        root.path(),
-        "chainloader.cfg/default",
-        format!(
-            "kernel http://10.0.2.2:{port}/kernel.elf exit\nmodule http://10.0.2.2:{port}/module.bin dropped once\n"
-        ),
-    );
-    let mut q = Qemu::start(&QemuConfig::user_net(root.path(), "chainloader.0"));
+    let (_root, mut q) = boot_by_http(port, &[("module.bin", "dropped once")]);
     q.expect(r"module\.bin: [^\n]*(closed the connection|cannot connect|no data)[^\n]*\(attempt 1 of 3\)", BOOT);
     let out = q.expect_self_check_ok(BOOT);
     want_module(&out, "dropped once", &module);
@@ -173,17 +163,7 @@ fn relay_http_server_serves_every_file_over_one_connection() {
     let server = relay::http::HttpServer::bind(cfg).unwrap();
     let accepted = server.accepted();
     std::thread::spawn(move || server.run());
-    let root = tftp_root();
-    write_file(
-        root.path(),
-        "chainloader.cfg/default",
-        format!(
-            "kernel http://10.0.2.2:{port}/kernel.elf exit\n\
-             module http://10.0.2.2:{port}/m1.bin one\n\
-             module http://10.0.2.2:{port}/m2.bin two\n"
-        ),
-    );
-    let mut q = Qemu::start(&QemuConfig::user_net(root.path(), "chainloader.0"));
+    let (_root, mut q) = boot_by_http(port, &[("m1.bin", "one"), ("m2.bin", "two")]);
     let out = q.expect_self_check_ok(BOOT);
     want_module(&out, "one", &m1);
     want_module(&out, "two", &m2);

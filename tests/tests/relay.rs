@@ -114,7 +114,7 @@ fn site_dhcp_server(ns: &NetNs, state: &std::path::Path) -> NetNs {
         &format!("--pid-file={}", state.join("dnsmasq.pid").display()),
     ]);
     site.spawn(dnsmasq);
-    wait_for_udp_port(&site, 67);
+    site.wait_udp_port_bound(67, "the site's dnsmasq", Duration::from_secs(20));
     site
 }
 
@@ -253,7 +253,7 @@ fn relay_reports_port_67_in_use() {
         &format!("--pid-file={}", state.path().join("dnsmasq.pid").display()),
     ]);
     ns.spawn(dnsmasq);
-    wait_for_udp_port(&ns, 67);
+    ns.wait_udp_port_bound(67, "dnsmasq", Duration::from_secs(20));
     let (ok, stderr) = run_relay_to_exit(&ns, &serve_args(root.path(), state.path(), &[]));
     assert!(!ok, "{stderr}");
     assert!(stderr.contains("port 67 on br0 is in use, is dnsmasq running?"), "{stderr}");
@@ -281,19 +281,6 @@ fn run_relay_to_exit(ns: &NetNs, args: &[&str]) -> (bool, String) {
             let _ = child.wait();
             panic!("relay still running after 30 s:\n{}", std::fs::read_to_string(&log).unwrap());
         }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Waits (bounded) until something in `ns` listens on UDP `port`.
-fn wait_for_udp_port(ns: &NetNs, port: u16) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = ns.command("ss").args(["-Hlun", &format!("sport = :{port}")]).output().unwrap();
-        if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
-            return;
-        }
-        assert!(std::time::Instant::now() < deadline, "nothing listens on UDP port {port} after 20 s");
         std::thread::sleep(Duration::from_millis(50));
     }
 }

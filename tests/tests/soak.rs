@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::relayd::RelayServe;
+use e2e::relayd::{qemu_target, serial_then_qemu_reset, RelayServe};
 use e2e::{dist, tftp_root, write_file};
 
 const CYCLE: Duration = Duration::from_secs(240);
@@ -32,13 +32,8 @@ fn relay_rss(r: &RelayServe) -> u64 {
 fn fifty_boot_cycles_with_panics_and_hangs() {
     let root = tftp_root();
     write_file(root.path(), "chainloader.cfg/default", "kernel /kernel.elf\n");
-    let r = RelayServe::start(
-        None,
-        root.path(),
-        "",
-        "[[target]]\nname = \"vm\"\nkind = \"qemu\"\nmac = \"52:54:00:12:34:56\"\n\
-         reset = [{ method = \"serial\", wait = 15 }, { method = \"qemu\", wait = 90 }]\n",
-    );
+    let r =
+        RelayServe::start(None, root.path(), "", &qemu_target("vm", "52:54:00:12:34:56", &serial_then_qemu_reset(15)));
     r.expect_console("vm", 0, "kernel: serial console ready", CYCLE);
     let kernel = dist("kernel.elf");
     let rss_start = relay_rss(&r);

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use e2e::netns::NetNs;
-use e2e::relayd::RelayServe;
+use e2e::relayd::{qemu_target, serial_then_qemu_reset, RelayServe};
 use e2e::{dist, tftp_root, write_file};
 
 /// Generous: TCG on a shared 2-core machine, two QEMUs at once.
@@ -21,11 +21,7 @@ fn targets() -> String {
     // DHCPDISCOVER, comes within seconds of a reset under QEMU), the QMP
     // reset's generous.
     let t = |name: &str, mac: &str, tap: &str| {
-        format!(
-            "[[target]]\nname = \"{name}\"\nkind = \"qemu\"\nmac = \"{mac}\"\n\
-             reset = [{{ method = \"serial\", wait = 15 }}, {{ method = \"qemu\", wait = 90 }}]\n\
-             qemu = {{ netdev = \"tap:{tap}\" }}\n"
-        )
+        qemu_target(name, mac, &(serial_then_qemu_reset(15) + &format!("qemu = {{ netdev = \"tap:{tap}\" }}\n")))
     };
     t("alpha", ALPHA_MAC, "tap0") + &t("beta", "52:54:00:12:34:57", "tap1")
 }

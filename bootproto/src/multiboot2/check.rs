@@ -569,19 +569,10 @@ mod tests {
         let mmap = [E820Entry::new(0, 0x9fc00, 1), E820Entry::new(0x10_0000, 0x1fee_0000, 1)];
         let mods = [Module { start: 0x30_0000, end: 0x30_1000, string: "initrd arg=1" }];
         let info = BootInfo {
-            load_base: 0x10_0000,
             cmdline: "console=ttyS0",
             loader_name: "chainloader",
-            apm: None,
             modules: &mods,
-            mmap: &mmap,
-            meminfo: (639, 523136),
-            elf_sections: None,
-            dhcp_ack: None,
-            framebuffer: None,
-            vbe: None,
-            acpi_old: None,
-            acpi_new: None,
+            ..mbi::tests::minimal(&mmap)
         };
         let mut buf = alloc::vec![0u8; mbi::size(&info)];
         mbi::write(&info, &mut buf).unwrap();

@@ -38,14 +38,9 @@ fn put(img: &mut Vec<u8>, off: usize, bytes: &[u8]) {
     img[off..off + bytes.len()].copy_from_slice(bytes);
 }
 
-struct Ph {
-    ty: u32,
-    offset: u64,
-    vaddr: u64,
-    paddr: u64,
-    filesz: u64,
-    memsz: u64,
-}
+// The program header the test images are built with is the one the parser
+// reads.
+use super::Phdr as Ph;
 
 /// An ELF executable: headers at 0, the Multiboot2 header at 0x1000 (inside
 /// the first segment's file bytes), `len` bytes of file.
@@ -360,13 +355,8 @@ fn header_search_rules() {
 
 #[test]
 fn garbage_never_panics() {
-    let mut x: u64 = 0x1234_5678_9abc_def1;
-    let mut rnd = || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut x = crate::xorshift::Xorshift64(0x1234_5678_9abc_def1);
+    let mut rnd = || x.next_u64();
     let base = higher_half(
         false,
         &[tag(htag::INFORMATION_REQUEST, htag::FLAG_OPTIONAL, &[4, 6]), tag(htag::ENTRY_ADDRESS, 0, &[0x10_1000])],

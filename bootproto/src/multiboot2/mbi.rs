@@ -387,7 +387,7 @@ pub fn find_rsdp(area: &[u8]) -> (Option<&[u8]>, Option<&[u8]>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use alloc::vec;
     use alloc::vec::Vec;
@@ -396,7 +396,9 @@ mod tests {
         b.chunks(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect()
     }
 
-    fn minimal<'a>(mmap: &'a [E820Entry]) -> BootInfo<'a> {
+    /// Boot information with only the memory map (and what follows from
+    /// it) filled in; tests add what they look at.
+    pub(crate) fn minimal<'a>(mmap: &'a [E820Entry]) -> BootInfo<'a> {
         BootInfo {
             load_base: 0x100000,
             cmdline: "",

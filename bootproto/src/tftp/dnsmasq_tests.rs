@@ -117,15 +117,7 @@ fn fetch(server: Ipv4Addr, req: &Request) -> (Result<Vec<u8>, Error>, Negotiated
 }
 
 fn random(n: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s as u8
-        })
-        .collect()
+    crate::xorshift::Xorshift64(seed | 1).bytes(n)
 }
 
 #[test]

@@ -30,7 +30,9 @@ pub mod vga;
 
 use baremetal::serial::{Uart16550, COM1};
 
-core::arch::global_asm!(include_str!("modes.S"), options(att_syntax));
+// modes.S uses the long-mode constants and macros it shares with the
+// kernel's entry.S.
+core::arch::global_asm!(include_str!("../../../baremetal/longmode.S"), include_str!("modes.S"), options(att_syntax));
 core::arch::global_asm!(include_str!("pump.S"), options(att_syntax));
 
 /// The registers the PXE ROM (or PXELINUX) handed to the NBP at 0000:7C00.

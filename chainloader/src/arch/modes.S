@@ -10,34 +10,22 @@
  * addresses every variable with a %cs: override and never depends on DS.
  */
 
-.set CR0_PE,   0x00000001
-.set CR0_MP,   0x00000002
-.set CR0_EM,   0x00000004
-.set CR0_PG,   0x80000000
-.set CR4_PAE,  0x00000020
-.set CR4_OSFXSR, 0x00000200
-.set CR4_OSXMMEXCPT, 0x00000400
-.set MSR_EFER, 0xC0000080
-.set EFER_LME, 0x00000100
+/* CR0_*, CR4_*, EFER and the macros LOAD_DATA_SEGMENTS, CLIMB_TO_LONG_MODE,
+ * ENTER_LONG_MODE and LONG_MODE_PAGE_TABLES come from
+ * baremetal/longmode.S, shared with the kernel's entry and assembled first. */
 
-/* From 32-bit protected mode with paging off, into long mode. Sets every
- * control register from scratch, since a BIOS or PXE call may have changed
- * any of them. */
-.macro ENTER_LONG_MODE target
-    movl %cr4, %eax
-    orl $(CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT), %eax
-    movl %eax, %cr4
-    movl $pml4, %eax
-    movl %eax, %cr3
-    movl $MSR_EFER, %ecx
-    rdmsr
-    orl $EFER_LME, %eax
-    wrmsr
+/* From real mode (interrupts off), into 32-bit protected mode with flat data
+ * segments, going on after the macro. The return from every real-mode call
+ * does this again, since the callee may have changed GDTR and CR0. */
+.macro ENTER_PROTECTED_MODE
+    lgdtl %cs:gdt_ptr
     movl %cr0, %eax
-    andl $~CR0_EM, %eax
-    orl $(CR0_PG | CR0_MP | CR0_PE), %eax
+    orl $CR0_PE, %eax
     movl %eax, %cr0
-    ljmpl $0x08, $\target
+    ljmpl $0x18, $.Lprotected\@
+.code32
+.Lprotected\@:
+    LOAD_DATA_SEGMENTS 0x10
 .endm
 
 .section .text16.entry, "awx"
@@ -74,64 +62,8 @@ _start:
     outb %al, $0x92
 2:
     cli
-    lgdtl %cs:gdt_ptr
-    movl %cr0, %eax
-    orl $CR0_PE, %eax
-    movl %eax, %cr0
-    ljmpl $0x18, $entry32
-
-.code32
-entry32:
-    movw $0x10, %ax
-    movw %ax, %ds
-    movw %ax, %es
-    movw %ax, %fs
-    movw %ax, %gs
-    movw %ax, %ss
-    movl $__stack_top, %esp
-
-    /* Zero .bss (it holds the page tables and the stack). */
-    movl $__bss_start, %edi
-    movl $__bss_end, %ecx
-    subl %edi, %ecx
-    xorl %eax, %eax
-    rep stosb
-
-    /* Identity-map the first 4 GiB with 2 MiB pages: PML4[0] -> PDPT,
-     * PDPT[0..4] -> four page directories. */
-    movl $pdpt, %eax
-    orl $3, %eax
-    movl %eax, pml4
-    xorl %ecx, %ecx
-3:  movl %ecx, %eax
-    shll $12, %eax
-    addl $pd, %eax
-    orl $3, %eax
-    movl %eax, pdpt(,%ecx,8)
-    incl %ecx
-    cmpl $4, %ecx
-    jb 3b
-    xorl %ecx, %ecx             /* ecx = 2 MiB page number, 0..2047 */
-4:  movl %ecx, %eax
-    shll $21, %eax
-    orl $0x83, %eax             /* present, writable, 2 MiB */
-    movl %eax, pd(,%ecx,8)
-    incl %ecx
-    cmpl $2048, %ecx
-    jb 4b
-
-    ENTER_LONG_MODE entry64
-
-.code64
-entry64:
-    movw $0x10, %ax
-    movw %ax, %ds
-    movw %ax, %es
-    movw %ax, %ss
-    movw %ax, %fs
-    movw %ax, %gs
-    movabsq $__stack_top, %rsp
-    xorl %ebp, %ebp
+    ENTER_PROTECTED_MODE
+    CLIMB_TO_LONG_MODE
     call chainloader_main
 5:  hlt
     jmp 5b
@@ -173,12 +105,7 @@ rm_thunk:
     ljmpl $0x20, $7f
 .code16
 7:
-    movw $0x28, %ax
-    movw %ax, %ds
-    movw %ax, %es
-    movw %ax, %fs
-    movw %ax, %gs
-    movw %ax, %ss
+    LOAD_DATA_SEGMENTS 0x28
     movl %cr0, %eax
     andl $~CR0_PE, %eax
     movl %eax, %cr0
@@ -251,28 +178,11 @@ rm_thunk:
      * GDTR, IDTR, CR0, CR3, CR4 and EFER; all are set again. */
     xorw %ax, %ax
     movw %ax, %ds
-    lgdtl %cs:gdt_ptr
-    movl %cr0, %eax
-    orl $CR0_PE, %eax
-    movl %eax, %cr0
-    ljmpl $0x18, $13f
-.code32
-13:
-    movw $0x10, %ax
-    movw %ax, %ds
-    movw %ax, %es
-    movw %ax, %fs
-    movw %ax, %gs
-    movw %ax, %ss
+    ENTER_PROTECTED_MODE
     ENTER_LONG_MODE 14f
 .code64
 14:
-    movw $0x10, %ax
-    movw %ax, %ds
-    movw %ax, %es
-    movw %ax, %ss
-    movw %ax, %fs
-    movw %ax, %gs
+    LOAD_DATA_SEGMENTS 0x10
     movq saved_rsp(%rip), %rsp
     lidt saved_idtr(%rip)
     popq %r15
@@ -340,11 +250,7 @@ rm_nstack: .word 0
 rm_stack:  .space 16
 rm_esp_out: .long 0         /* out: %esp as the callee returned it */
 
-.section .bss.pagetables, "aw", @nobits
-.balign 4096
-pml4: .space 4096
-pdpt: .space 4096
-pd:   .space 4096 * 4
+LONG_MODE_PAGE_TABLES
 
 /* 40 KiB: measured use is about 18 KiB (a gzip kernel and a gzip module:
  * the lowest byte of the stack ever written, read back with QEMU's

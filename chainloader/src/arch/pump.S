@@ -27,6 +27,19 @@
  *     call, and both are counted so that the console can say so.
  * Layout of the control block mirrors arch::pxe::PumpCtl.
  */
+
+/* To `before` while the TSC is below pump_deadline (compared as 64 bits,
+ * high words first); to `after` if the high word is past it; falls through
+ * when the TSC is at or past the deadline. Clobbers EAX, EDX. */
+.macro JUMP_IF_BEFORE_DEADLINE before, after
+    rdtsc
+    cmpl %cs:pump_deadline+4, %edx
+    jb \before
+    ja \after
+    cmpl %cs:pump_deadline, %eax
+    jb \before
+.endm
+
 .section .text16, "awx"
 .code16
 .globl undi_pump
@@ -88,12 +101,7 @@ pump_result:
 pump_busy:
     /* The stack asks to be called again; not past the deadline. */
     incw %cs:pump_busy_seen
-    rdtsc
-    cmpl %cs:pump_deadline+4, %edx
-    jb pump_next
-    ja pump_run_end
-    cmpl %cs:pump_deadline, %eax
-    jb pump_next
+    JUMP_IF_BEFORE_DEADLINE pump_next, pump_run_end
     jmp pump_run_end
 pump_got_rx:
     call pump_copy_fragment
@@ -118,12 +126,7 @@ pump_run_end:
     cmpw $0, %cs:pump_nframes
     jne pump_done
 pump_check_time:
-    rdtsc
-    cmpl %cs:pump_deadline+4, %edx
-    jb pump_poll
-    ja pump_done
-    cmpl %cs:pump_deadline, %eax
-    jb pump_poll
+    JUMP_IF_BEFORE_DEADLINE pump_poll, pump_done
 pump_done:
     popal
     popw %es

@@ -192,33 +192,35 @@ impl Net {
         let port = s.endpoint().port;
         s.close();
         let _ = s.bind(if port >= 65000 { TFTP_LOCAL_PORT } else { port + 1 });
-        self.tftp_run(h, server, filename, dest, show, quiet)
+        let mut progress = Progress::new(show, quiet);
+        let result = self.tftp_run(h, server, filename, dest, &mut progress);
+        progress.finish();
+        result
     }
 
     /// The transfer's loop: send what the client has to send, hand it what
-    /// arrived, wait for more or for its next timer, until done or failed.
+    /// arrived (showing `progress`), wait for more or for its next timer,
+    /// until done or failed.
     fn tftp_run(
         &mut self,
         h: SocketHandle,
         server: Ipv4Addr,
         filename: &str,
         dest: &mut [u8],
-        show: &str,
-        quiet: bool,
+        progress: &mut Progress,
     ) -> Result<Fetched, tftp::Error> {
         let t0 = cpu::now_ms();
         let req = Request { filename, blksize: Some(TFTP_BLKSIZE), windowsize: Some(TFTP_WINDOWSIZE), ask_tsize: true };
         let mut client = Client::new(&req, t0);
         client.set_max_size(dest.len() as u64);
         let mut sink = |off: u64, bytes: &[u8]| copy_at(dest, off, bytes).map_err(SinkError);
-        let mut progress = Progress::new(show, quiet);
-        let result = loop {
+        loop {
             self.tftp_send(h, server, &mut client);
             if let Some(e) = client.error() {
                 break Err(e.clone());
             }
             self.poll();
-            let (handled, done) = self.tftp_receive(h, server, &mut client, &mut sink, &mut progress);
+            let (handled, done) = self.tftp_receive(h, server, &mut client, &mut sink, progress);
             if let Some(r) = done {
                 let r = r.map(|size| Fetched { size, ms: cpu::now_ms() - t0 });
                 // The final ACK, or an ERROR for the server: out now.
@@ -239,9 +241,7 @@ impl Net {
                 None => at,
             };
             self.wait(at);
-        };
-        progress.finish();
-        result
+        }
     }
 
     /// Queues what the TFTP client has to send (requests, ACKs, ERROR).

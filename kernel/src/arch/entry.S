@@ -31,15 +31,10 @@ mb2_header:
     .word 0, 0
     .long 8
 
-.set CR0_PE,   0x00000001
-.set CR0_MP,   0x00000002
-.set CR0_EM,   0x00000004
-.set CR0_PG,   0x80000000
-.set CR4_PAE,  0x00000020
-.set CR4_OSFXSR, 0x00000200
-.set CR4_OSXMMEXCPT, 0x00000400
-.set MSR_EFER, 0xC0000080
-.set EFER_LME, 0x00000100
+/* CR0_*, CR4_*, EFER and the macros LOAD_DATA_SEGMENTS, CLIMB_TO_LONG_MODE
+ * and LONG_MODE_PAGE_TABLES come from
+ * baremetal/longmode.S, shared with chainloader's modes.S and assembled
+ * first. */
 
 .section .text.entry, "ax"
 .code32
@@ -54,68 +49,9 @@ _start:
     lgdtl gdt_ptr
     ljmpl $0x18, $1f
 1:
-    movw $0x10, %ax
-    movw %ax, %ds
-    movw %ax, %es
-    movw %ax, %fs
-    movw %ax, %gs
-    movw %ax, %ss
-    movl $__stack_top, %esp
-
-    /* Zero .bss (a loader should have done so; be sure). */
-    movl $__bss_start, %edi
-    movl $__bss_end, %ecx
-    subl %edi, %ecx
-    xorl %eax, %eax
-    rep stosb
-
-    /* Identity-map the first 4 GiB with 2 MiB pages. */
-    movl $pdpt, %eax
-    orl $3, %eax
-    movl %eax, pml4
-    xorl %ecx, %ecx
-2:  movl %ecx, %eax
-    shll $12, %eax
-    addl $pd, %eax
-    orl $3, %eax
-    movl %eax, pdpt(,%ecx,8)
-    incl %ecx
-    cmpl $4, %ecx
-    jb 2b
-    xorl %ecx, %ecx
-3:  movl %ecx, %eax
-    shll $21, %eax
-    orl $0x83, %eax             /* present, writable, 2 MiB page */
-    movl %eax, pd(,%ecx,8)
-    incl %ecx
-    cmpl $2048, %ecx
-    jb 3b
-
-    movl %cr4, %eax
-    orl $(CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT), %eax
-    movl %eax, %cr4
-    movl $pml4, %eax
-    movl %eax, %cr3
-    movl $MSR_EFER, %ecx
-    rdmsr
-    orl $EFER_LME, %eax
-    wrmsr
-    movl %cr0, %eax
-    andl $~CR0_EM, %eax
-    orl $(CR0_PG | CR0_MP | CR0_PE), %eax
-    movl %eax, %cr0
-    ljmpl $0x08, $entry64
-
-.code64
-entry64:
-    movw $0x10, %ax
-    movw %ax, %ds
-    movw %ax, %es
-    movw %ax, %ss
-    movw %ax, %fs
-    movw %ax, %gs
-    movabsq $__stack_top, %rsp
-    xorl %ebp, %ebp
+    LOAD_DATA_SEGMENTS 0x10
+    /* .bss zeroed again, though a loader should have done it. */
+    CLIMB_TO_LONG_MODE
     movl mb2_entry_magic(%rip), %edi
     movl mb2_entry_info(%rip), %esi
     call kernel_main
@@ -153,11 +89,7 @@ empty_idtr:
     .word 0
     .quad 0
 
-.section .bss.pagetables, "aw", @nobits
-.balign 4096
-pml4: .skip 4096
-pdpt: .skip 4096
-pd:   .skip 4096 * 4
+LONG_MODE_PAGE_TABLES
 
 .section .bss
 .balign 16

@@ -8,7 +8,9 @@ use baremetal::serial::{Uart16550, COM1};
 use bootproto::mbi_check::Range;
 use core::arch::asm;
 
-core::arch::global_asm!(include_str!("entry.S"), options(att_syntax));
+// entry.S uses the long-mode constants and macros it shares with
+// chainloader's modes.S.
+core::arch::global_asm!(include_str!("../../../baremetal/longmode.S"), include_str!("entry.S"), options(att_syntax));
 core::arch::global_asm!(include_str!("isr.S"), options(att_syntax));
 #[cfg(feature = "aout")]
 core::arch::global_asm!(include_str!("aout.S"), options(att_syntax));

@@ -45,17 +45,10 @@ pub fn start_on(bind: SocketAddr, max_transfers: usize, max_blksize: u16, setup:
     Fixture { root, addr }
 }
 
-/// Deterministic file contents, so that a misplaced block shows.
+/// Deterministic file contents, so that a misplaced block shows: each
+/// seed its own xorshift stream.
 pub fn pattern(len: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2654435761).wrapping_add(1);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
+    bootproto::xorshift::Xorshift64((u64::from(seed) << 1) | 1).bytes(len)
 }
 
 /// A reply decoded into owned data.
