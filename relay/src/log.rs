@@ -184,14 +184,14 @@ impl Visit for Fields {
     }
 }
 
+/// What the human subscriber renders, for the crate's unit tests.
 #[cfg(test)]
-mod tests {
+pub(crate) mod capture {
     use std::sync::{Arc, Mutex};
 
-    use tracing::{info, warn};
     use tracing_subscriber::fmt::MakeWriter;
 
-    use super::*;
+    use super::HumanLine;
 
     #[derive(Clone, Default)]
     struct Buffer(Arc<Mutex<Vec<u8>>>);
@@ -213,13 +213,32 @@ mod tests {
         }
     }
 
-    /// The lines `f` logs, without the time and level.
-    fn rendered(f: impl FnOnce()) -> Vec<String> {
+    /// The lines `f` logs (INFO and above), each as its level and the rest
+    /// of the line after the time.
+    pub(crate) fn lines(f: impl FnOnce()) -> Vec<(String, String)> {
         let buf = Buffer::default();
         let subscriber = tracing_subscriber::fmt().event_format(HumanLine::plain()).with_writer(buf.clone()).finish();
         tracing::subscriber::with_default(subscriber, f);
         let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-        text.lines().map(|l| l.split_once("  INFO ").or(l.split_once("  WARN ")).unwrap().1.to_string()).collect()
+        text.lines()
+            .filter_map(|l| {
+                let (_time, rest) = l.split_once(' ')?;
+                let (level, rest) = rest.trim_start().split_once(' ')?;
+                Some((level.to_string(), rest.to_string()))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::{info, warn};
+
+    use super::capture;
+
+    /// The rendered lines, in the order logged.
+    fn rendered(f: impl FnOnce()) -> Vec<String> {
+        capture::lines(f).into_iter().map(|(_level, line)| line).collect()
     }
 
     #[test]

@@ -775,31 +775,9 @@ mod tests {
         assert_eq!(sanitize(&bad), Err("no DHCP magic cookie"));
     }
 
-    /// Collects what the relay's human subscriber renders.
-    #[derive(Clone, Default)]
-    struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Lines {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     /// The INFO lines `f` logs, without time and level.
     fn logged(f: impl FnOnce()) -> Vec<String> {
-        let buf = Lines::default();
-        let w = buf.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .event_format(crate::log::HumanLine::plain())
-            .with_writer(move || w.clone())
-            .finish();
-        tracing::subscriber::with_default(subscriber, f);
-        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-        text.lines().filter_map(|l| l.split_once("  INFO ").map(|(_, l)| l.to_string())).collect()
+        crate::log::capture::lines(f).into_iter().filter(|(level, _)| level == "INFO").map(|(_, line)| line).collect()
     }
 
     fn server(mode: Mode, root: &std::path::Path) -> Dhcp {
