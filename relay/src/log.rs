@@ -153,13 +153,13 @@ impl Fields {
             let _ = write!(line, " {c}");
         }
         if let Some(f) = &self.file {
-            let _ = write!(line, " {f}:");
+            let _ = write!(line, " {}:", quoted_if_needed(f));
         }
         if !self.message.is_empty() {
             let _ = write!(line, " {}", self.message);
         }
         for (k, v) in &self.rest {
-            let _ = write!(line, " {k}={v}");
+            let _ = write!(line, " {k}={}", quoted_if_needed(v));
         }
         if let Some(e) = &self.error {
             let _ = write!(line, ": {e}");
@@ -168,9 +168,36 @@ impl Fields {
     }
 }
 
+/// A value as logfmt writes it: bare when it is one plain word, otherwise
+/// in quotes with `"`, `\\` and control characters escaped, so that a
+/// value from the wire (a file name with a space or a newline in it) can
+/// neither split the line nor pass for another field. The JSON rendering
+/// gets the value itself, and JSON's escaping.
+fn quoted_if_needed(v: &str) -> std::borrow::Cow<'_, str> {
+    let plain = !v.is_empty() && v.chars().all(|c| c.is_ascii_graphic() && c != '"' && c != '=' && c != '\\');
+    if plain {
+        v.into()
+    } else {
+        let mut q = String::with_capacity(v.len() + 2);
+        q.push('"');
+        for c in v.chars() {
+            match c {
+                '"' => q.push_str("\\\""),
+                '\\' => q.push_str("\\\\"),
+                c if c.is_control() => q.extend(c.escape_default()),
+                c => q.push(c),
+            }
+        }
+        q.push('"');
+        q.into()
+    }
+}
+
 impl Visit for Fields {
     // `%value` and `?value` both arrive here, already rendered by their
-    // Display or Debug; strings and numbers below are shown as they are.
+    // Display or Debug: call sites give strings with `%` (or as they are),
+    // so that the JSON rendering carries them unquoted; the human line
+    // quotes what needs it.
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.put(field, format!("{value:?}"));
     }
@@ -256,14 +283,29 @@ mod tests {
         let lines = rendered(|| {
             info!(target: "target", target_name = "desk", "reset command: plug says ok");
             warn!(target: "dhcp", error = %e, "saving leases");
-            warn!(target: "dhcp", client = "52:54:00:12:34:56", rule = ?"ipxe", "REQUEST");
+            warn!(target: "dhcp", client = "52:54:00:12:34:56", rule = "builtin:ipxe", "REQUEST");
         });
         assert_eq!(
             lines,
             [
                 "target desk: reset command: plug says ok",
                 "dhcp: saving leases: No space left on device",
-                "dhcp: 52:54:00:12:34:56 REQUEST rule=\"ipxe\"",
+                "dhcp: 52:54:00:12:34:56 REQUEST rule=builtin:ipxe",
+            ]
+        );
+    }
+
+    #[test]
+    fn values_that_could_split_the_line_are_quoted_and_escaped() {
+        let lines = rendered(|| {
+            info!(target: "tftp", file = "a b.bin", options = "blksize=1432 tsize=9", "sent");
+            info!(target: "tftp", file = "x\ny=1", reason = "say \"hi\"", empty = "", "refused");
+        });
+        assert_eq!(
+            lines,
+            [
+                "tftp: \"a b.bin\": sent options=\"blksize=1432 tsize=9\"",
+                "tftp: \"x\\ny=1\": refused reason=\"say \\\"hi\\\"\" empty=\"\"",
             ]
         );
     }

@@ -78,7 +78,7 @@ pub fn serve(mut opts: ServeOptions) -> anyhow::Result<()> {
     let (done_tx, done_rx) = mpsc::channel::<(&'static str, anyhow::Result<()>)>();
     spawn_servers(&done_tx, &dhcp, sockets, pinger, offered_rx, &opts, &ifc)?;
     if let Some(c) = &control {
-        info!(target: "relay", targets = ?describe, control = %c.display(), log_dir = %dirs.log_dir.display(), "ready");
+        info!(target: "relay", targets = %describe, control = %c.display(), log_dir = %dirs.log_dir.display(), "ready");
     }
     drop(done_tx);
     let (name, result) = done_rx.recv().context("all server threads ended")?;
@@ -178,7 +178,7 @@ fn wait_without_interface(control: Option<PathBuf>, describe: &str, dirs: &Dirs)
     info!(
         target: "relay",
         tftp_root = %dirs.tftp_root.display(),
-        targets = ?describe,
+        targets = %describe,
         control = %control.as_ref().unwrap().display(),
         log_dir = %dirs.log_dir.display(),
         "ready without an interface: no DHCP or TFTP (a QEMU user network serves the TFTP root)"

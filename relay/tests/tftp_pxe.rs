@@ -214,9 +214,9 @@ fn ipxe_pxe_rom_boots_pxelinux_from_the_relay() {
     eprintln!("PXELINUX loaded bigfile {:.1} s after QEMU started", started.elapsed().as_secs_f64());
     let log = logs.text();
     let sent_whole = format!(" bytes={} ", big.len());
-    assert!(log.lines().any(|l| l.contains("\"bigfile\": sent") && l.contains(&sent_whole)), "{log}");
-    assert!(log.contains("\"pxelinux.0\": sent"), "{log}");
-    assert!(log.contains("\"ldlinux.c32\": sent"), "{log}");
-    assert!(log.contains("\"pxelinux.cfg/default\": sent"), "{log}");
+    assert!(log.lines().any(|l| l.contains(" bigfile: sent") && l.contains(&sent_whole)), "{log}");
+    assert!(log.contains(" pxelinux.0: sent"), "{log}");
+    assert!(log.contains(" ldlinux.c32: sent"), "{log}");
+    assert!(log.contains(" pxelinux.cfg/default: sent"), "{log}");
     eprintln!("bigfile sent after {:.1} s", started.elapsed().as_secs_f64());
 }

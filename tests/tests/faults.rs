@@ -183,9 +183,9 @@ fn relay_killed_mid_download(http: bool, down: Duration) {
     let out = q.expect_self_check_ok(BOOT);
     want_module(&out, "big", &module);
     if http {
-        r.expect_daemon_log(restarted_at, r#"http: \S+ "/?big\.bin": sent status=200"#, BOOT);
+        r.expect_daemon_log(restarted_at, r#"http: \S+ /?big\.bin: sent status=200"#, BOOT);
     } else {
-        r.expect_daemon_log(restarted_at, r#"tftp: .*"/?big\.bin": sent"#, BOOT);
+        r.expect_daemon_log(restarted_at, r#"tftp: .* /?big\.bin: sent"#, BOOT);
     }
     // The console log: what it held before the kill, then the rest of the
     // boot, the lines printed while no relay ran included.

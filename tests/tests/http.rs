@@ -191,5 +191,5 @@ fn relay_serve_http_port_sends_chainloader_to_http() {
     let out = q.expect_self_check_ok(SHORT);
     want_module(&out, "big", &module);
     r.expect_log(r"config=chainloader\.cfg/default http_prefix=http://10\.77\.0\.1:8080/", SHORT);
-    r.expect_log(r#"http: \S+ "/?big\.bin": sent status=200"#, SHORT);
+    r.expect_log(r#"http: \S+ /?big\.bin: sent status=200"#, SHORT);
 }

@@ -28,11 +28,11 @@ fn relay_full_mode_boots_chainloader_and_kernel() {
     let r = Relayd::start(&mut ns, &serve_args(root.path(), state.path(), &[]));
     let vm = Qemu::start(&QemuConfig::tap(&ns.name, "tap0"));
     vm.expect(r"chainloader \d+\.\d+", BOOT);
-    r.expect_log(r#"dhcp: 52:54:00:12:34:56 chainloader\.0: DISCOVER .*rule="builtin:\S+" reply=Offer ip=10\.77\.0\.100 next_server=10\.77\.0\.1"#, BOOT);
+    r.expect_log(r#"dhcp: 52:54:00:12:34:56 chainloader\.0: DISCOVER .*rule=builtin:\S+ reply=Offer ip=10\.77\.0\.100 next_server=10\.77\.0\.1"#, BOOT);
     r.expect_log(r"dhcp: 52:54:00:12:34:56 chainloader\.0: REQUEST .* reply=Ack ip=10\.77\.0\.100", BOOT);
-    r.expect_log(r#"tftp: .*"chainloader\.0": sent"#, BOOT);
+    r.expect_log(r#"tftp: .* chainloader\.0: sent"#, BOOT);
     // chainloader.0 asks again with its own user class and gets its config file.
-    r.expect_log(r#"52:54:00:12:34:56 DISCOVER .*user="chainloader" .*rule="builtin:chainloader" reply=Offer ip=10\.77\.0\.100 .*config=chainloader\.cfg/default"#, BOOT);
+    r.expect_log(r#"52:54:00:12:34:56 DISCOVER .*user=chainloader .*rule=builtin:chainloader reply=Offer ip=10\.77\.0\.100 .*config=chainloader\.cfg/default"#, BOOT);
     vm.expect(r"MBI-CHECK: ok", BOOT);
     // The lease was written for the next start.
     let leases = std::fs::read_to_string(state.path().join("leases.toml")).unwrap();
@@ -58,8 +58,8 @@ fn relay_boots_chainloader_through_pxelinux() {
     let vm = Qemu::start(&QemuConfig::tap(&ns.name, "tap0"));
     vm.expect(r"chainloader \d+\.\d+", BOOT);
     r.expect_log(r#"pxelinux\.0: DISCOVER .*rule="pxelinux \(over builtin:\S+\)" reply=Offer "#, BOOT);
-    r.expect_log(r#"tftp: .*"pxelinux\.cfg/default": sent"#, BOOT);
-    r.expect_log(r#"tftp: .*"chainloader\.0": sent"#, BOOT);
+    r.expect_log(r#"tftp: .* pxelinux\.cfg/default: sent"#, BOOT);
+    r.expect_log(r#"tftp: .* chainloader\.0: sent"#, BOOT);
     vm.expect(r"MBI-CHECK: ok", BOOT);
 }
 
@@ -78,13 +78,10 @@ fn relay_proxy_mode_beside_dnsmasq() {
     let r = Relayd::start(&mut ns, &args);
     let vm = Qemu::start(&QemuConfig::tap(&ns.name, "tap0"));
     vm.expect(r"chainloader \d+\.\d+", BOOT);
-    r.expect_log(
-        r#"proxy: 52:54:00:12:34:56 chainloader\.0: DISCOVER .*user="iPXE" .* reply=Offer next_server="#,
-        BOOT,
-    );
-    r.expect_log(r#"tftp: 10\.77\.0\.(5\d|60):\d+ "chainloader\.0": sent"#, BOOT);
+    r.expect_log(r#"proxy: 52:54:00:12:34:56 chainloader\.0: DISCOVER .*user=iPXE .* reply=Offer next_server="#, BOOT);
+    r.expect_log(r#"tftp: 10\.77\.0\.(5\d|60):\d+ chainloader\.0: sent"#, BOOT);
     // chainloader.0's own DHCP gets the proxy offer with its config file.
-    r.expect_log(r#"proxy: 52:54:00:12:34:56 DISCOVER .*user="chainloader" .* reply=Offer next_server=10\.77\.0\.1 config=chainloader\.cfg/default"#, BOOT);
+    r.expect_log(r#"proxy: 52:54:00:12:34:56 DISCOVER .*user=chainloader .* reply=Offer next_server=10\.77\.0\.1 config=chainloader\.cfg/default"#, BOOT);
     // Its address comes from the site server; its files from the relay, the
     // boot server the PXE ROM cached, and the kernel comes up.
     vm.expect(r"IP 10\.77\.0\.(5\d|60)/24, .*TFTP server 10\.77\.0\.1 ", BOOT);

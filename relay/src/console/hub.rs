@@ -232,7 +232,7 @@ impl Hub {
                 client = %c.peer,
                 id = c.id,
                 kind = c.kind,
-                reason = ?why,
+                reason = %why,
                 "client left"
             );
         }

@@ -19,7 +19,7 @@ pub fn listen(hub: Arc<Hub>, bind: IpAddr, port: u16, codec: Codec) -> Result<So
         source,
     })?;
     let addr = l.local_addr()?;
-    info!(target: "console", target_name = %hub.target, addr = %addr, protocol = ?what, "listening");
+    info!(target: "console", target_name = %hub.target, addr = %addr, protocol = %what, "listening");
     std::thread::Builder::new().name(format!("tcp-{}-{port}", hub.target)).spawn(move || {
         for c in l.incoming() {
             let c = match c {

@@ -396,16 +396,16 @@ impl Dhcp {
                     target: $target,
                     client = %fmt_mac(&client.mac),
                     file = d.boot_file.as_deref(),
-                    vendor = client.vendor_class.as_deref().map(tracing::field::debug),
-                    user = client.user_classes.first().map(tracing::field::debug),
+                    vendor = client.vendor_class.as_deref(),
+                    user = client.user_classes.first().map(String::as_str),
                     arch = client.arch,
-                    rule = ?d.rule,
+                    rule = %d.rule,
                     reply = ?mtype,
                     ip = ip.map(tracing::field::display),
                     next_server = next_server.map(tracing::field::display),
                     config = cfg,
                     http_prefix = cfg.and(self.http_prefix.as_deref()),
-                    note = d.note.as_deref().map(tracing::field::debug),
+                    note = d.note.as_deref(),
                     "{reqtype}"
                 )
             };
@@ -805,21 +805,21 @@ mod tests {
             proxy.http_prefix = Some("http://10.77.0.1:8080/".into());
             proxy.handle(FIXTURES[2], src, SERVER_PORT).unwrap();
         });
-        let rom = r#"vendor="PXEClient:Arch:00000:UNDI:002001" user="iPXE" arch=0"#;
+        let rom = r#"vendor=PXEClient:Arch:00000:UNDI:002001 user=iPXE arch=0"#;
         let note = r#"note="iPXE client (user class iPXE / option 175) gets chainloader.0 as a PXE ROM would; chainloader.0 does not ask again as iPXE, so this cannot loop""#;
         assert_eq!(lines.len(), 5, "{lines:#?}");
         assert_eq!(
             lines[0],
             format!(
-                r#"dhcp: 52:54:00:12:34:56 chainloader.0: DISCOVER {rom} rule="builtin:ipxe" reply=Offer ip=10.77.0.100 next_server=10.77.0.1 {note}"#
+                r#"dhcp: 52:54:00:12:34:56 chainloader.0: DISCOVER {rom} rule=builtin:ipxe reply=Offer ip=10.77.0.100 next_server=10.77.0.1 {note}"#
             )
         );
         assert!(lines[1].starts_with("dhcp: 52:54:00:12:34:56 chainloader.0: REQUEST "), "{}", lines[1]);
         assert!(lines[1].ends_with(&format!(" reply=Ack ip=10.77.0.100 next_server=10.77.0.1 {note}")), "{}", lines[1]);
-        assert!(lines[2].starts_with(r#"dhcp: 52:54:00:12:34:56 DISCOVER vendor="PXEClient"#), "{}", lines[2]);
+        assert!(lines[2].starts_with(r#"dhcp: 52:54:00:12:34:56 DISCOVER vendor=PXEClient"#), "{}", lines[2]);
         assert!(
             lines[2].ends_with(
-                r#"user="chainloader" rule="builtin:chainloader" reply=Offer ip=10.77.0.100 next_server=10.77.0.1 config=chainloader.cfg/default"#
+                r#"user=chainloader rule=builtin:chainloader reply=Offer ip=10.77.0.100 next_server=10.77.0.1 config=chainloader.cfg/default"#
             ),
             "{}",
             lines[2]
@@ -827,7 +827,7 @@ mod tests {
         assert_eq!(
             lines[3],
             format!(
-                r#"proxy: 52:54:00:12:34:56 chainloader.0: DISCOVER {rom} rule="builtin:ipxe" reply=Offer next_server=10.77.0.1 {note}"#
+                r#"proxy: 52:54:00:12:34:56 chainloader.0: DISCOVER {rom} rule=builtin:ipxe reply=Offer next_server=10.77.0.1 {note}"#
             )
         );
         assert!(lines[4].starts_with("proxy: 52:54:00:12:34:56 DISCOVER "), "{}", lines[4]);

@@ -31,8 +31,8 @@ impl Dhcp {
             tracing::info!(
                 target: "proxy",
                 client = %fmt_mac(&client.mac),
-                rule = ?d.rule,
-                note = d.note.as_deref().map(tracing::field::debug),
+                rule = %d.rule,
+                note = d.note.as_deref(),
                 "DISCOVER: nothing to offer"
             );
             return None;

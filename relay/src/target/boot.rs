@@ -92,7 +92,7 @@ pub fn run(
         target: "boot",
         target_name = %t.name,
         exit,
-        verdict = ?message.lines().next().unwrap_or(""),
+        verdict = message.lines().next().unwrap_or(""),
         log = %log_path.display(),
         "finished"
     );

@@ -290,7 +290,7 @@ impl DhcpObserver for Targets {
 impl crate::tftp::TftpObserver for Targets {
     /// A file is this target's if it is in its directory or is its config.
     fn sent(&self, peer: std::net::SocketAddr, path: &str, size: u64) {
-        let path = path.trim_matches('"').trim_start_matches('/');
+        let path = path.trim_start_matches('/');
         let Some(rt) = self
             .list
             .iter()

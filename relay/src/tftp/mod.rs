@@ -317,7 +317,7 @@ impl TftpServer {
                 reply,
                 peer,
                 ErrorCode::IllegalOperation,
-                &format!("mode {mode} not supported, use octet (binary) or netascii"),
+                &format!("mode {mode:?} not supported, use octet (binary) or netascii"),
             );
             None
         }
@@ -461,17 +461,13 @@ fn finish(shared: &Shared, peer: SocketAddr, handle: &Arc<TransferHandle>) {
     shared.running.fetch_sub(1, Ordering::AcqRel);
 }
 
-/// A file name from the wire, printable in a log line.
+/// A file name from the wire, for a log field: at most 256 bytes of it,
+/// as UTF-8 (the renderer quotes and escapes what needs it).
 pub(crate) fn display_name(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() + 2);
-    s.push('"');
-    for c in String::from_utf8_lossy(&bytes[..bytes.len().min(256)]).chars() {
-        s.extend(c.escape_debug());
-    }
+    let mut s = String::from_utf8_lossy(&bytes[..bytes.len().min(256)]).into_owned();
     if bytes.len() > 256 {
         s.push_str("...");
     }
-    s.push('"');
     s
 }
 

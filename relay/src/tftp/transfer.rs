@@ -197,20 +197,20 @@ fn report(shared: &Shared, socket: &UdpSocket, peer: SocketAddr, name: &str, out
             // PXE ROMs ask for tsize, read the OACK and abort with ERROR 8
             // before asking again: a size probe, not a failure.
             tracing::info!(
-                target: "tftp", client = %peer, file = %name, code = 8, reason = ?reason, options = ?options,
+                target: "tftp", client = %peer, file = %name, code = 8, reason = %reason, options = %options,
                 "size probe: the client ended after option negotiation"
             );
         }
         Outcome::ClientError(code, reason) => {
             tracing::warn!(
-                target: "tftp", client = %peer, file = %name, code, reason = ?reason, ms, options = ?options,
+                target: "tftp", client = %peer, file = %name, code, reason = %reason, ms, options = %options,
                 "client aborted"
             );
         }
         Outcome::TimedOut { acked_blocks } => {
             tracing::warn!(
                 target: "tftp", client = %peer, file = %name, retransmissions = MAX_RETRIES, acked_blocks, ms,
-                options = ?options, "gave up: no ACK"
+                options = %options, "gave up: no ACK"
             );
             wire::encode_error(&mut scratch, ErrorCode::NotDefined, "timed out waiting for ACK");
             let _ = socket.send_to(&scratch, peer);
@@ -242,7 +242,7 @@ fn log_sent(peer: SocketAddr, name: &str, unconfirmed: bool, summary: &Summary) 
         bytes = summary.size,
         ms = summary.elapsed.as_millis() as u64,
         mib_per_s = %mib_per_s,
-        options = ?summary.granted,
+        options = %summary.granted,
         retransmissions = summary.retransmissions,
         "{what}"
     );
