@@ -173,6 +173,7 @@ fn console_clients_reboot_and_boot_on_a_virtual_target() {
     attach_types_and_detaches(&r, &seen_a);
 
     // The reference kernel acknowledges ~~~k: that is evidence enough.
+    let before_reboot = seen_a.text().len();
     let rb = r.run(&["reboot"], None, BOOT);
     assert_eq!(rb.code, 0, "{}", rb.stderr);
     assert!(
@@ -180,7 +181,10 @@ fn console_clients_reboot_and_boot_on_a_virtual_target() {
         "{}",
         rb.stderr
     );
-    seen_a.expect(r"kernel: reset: via port 0xCF9", SHORT);
+    // `reboot` returns on the acknowledgement, while the target is still
+    // resetting: let that boot finish, so that `relay boot` below starts
+    // from a running kernel rather than racing chainloader.0 for the config.
+    seen_a.expect_after(before_reboot, r"(?s)kernel: reset: via port 0xCF9.*serial console ready", BOOT);
 
     // `relay boot`: a kernel from stdin that obeys ~~~k silently; judged
     // by chainloader.0's banner on the console (no DHCP of ours here).
