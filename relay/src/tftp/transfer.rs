@@ -130,17 +130,23 @@ fn open_socket(shared: &Shared, job: &Job, name: &str) -> Option<UdpSocket> {
     Some(socket.into())
 }
 
+/// Tells `to` why with an ERROR packet from the transfer's socket, best
+/// effort: the client may be gone, and nothing waits for an answer.
+fn send_error(socket: &UdpSocket, to: SocketAddr, code: ErrorCode, message: &str) {
+    let mut packet = Vec::with_capacity(516);
+    wire::encode_error(&mut packet, code, message);
+    let _ = socket.send_to(&packet, to);
+}
+
 /// The file asked for, in the form the mode asks (netascii converted), or
 /// `None` once the client has been told why not.
 fn open_file(shared: &Shared, job: &Job, name: &str, socket: &UdpSocket) -> Option<ServedFile> {
     let peer = job.peer;
-    let mut scratch = Vec::with_capacity(516);
     let served = match shared.root.open_request(&job.filename) {
         Ok(f) => f,
         Err(e) => {
             tracing::info!(target: "tftp", client = %peer, file = %name, error = %e, "refused");
-            wire::encode_error(&mut scratch, e.code(), &e.to_string());
-            let _ = socket.send_to(&scratch, peer);
+            send_error(socket, peer, e.code(), &e.to_string());
             return None;
         }
     };
@@ -151,8 +157,7 @@ fn open_file(shared: &Shared, job: &Job, name: &str, socket: &UdpSocket) -> Opti
         Ok(f) => Some(f),
         Err(e) => {
             tracing::info!(target: "tftp", client = %peer, file = %name, error = %e, "refused in netascii mode");
-            wire::encode_error(&mut scratch, ErrorCode::NotDefined, &e.to_string());
-            let _ = socket.send_to(&scratch, peer);
+            send_error(socket, peer, ErrorCode::NotDefined, &e.to_string());
             None
         }
     }
@@ -184,7 +189,6 @@ struct Summary {
 fn report(shared: &Shared, socket: &UdpSocket, peer: SocketAddr, name: &str, outcome: Outcome, summary: &Summary) {
     let ms = summary.elapsed.as_millis() as u64;
     let options = &summary.granted;
-    let mut scratch = Vec::with_capacity(516);
     match outcome {
         Outcome::Complete | Outcome::CompleteUnconfirmed => {
             log_sent(peer, name, matches!(outcome, Outcome::CompleteUnconfirmed), summary);
@@ -212,8 +216,7 @@ fn report(shared: &Shared, socket: &UdpSocket, peer: SocketAddr, name: &str, out
                 target: "tftp", client = %peer, file = %name, retransmissions = MAX_RETRIES, acked_blocks, ms,
                 options = %options, "gave up: no ACK"
             );
-            wire::encode_error(&mut scratch, ErrorCode::NotDefined, "timed out waiting for ACK");
-            let _ = socket.send_to(&scratch, peer);
+            send_error(socket, peer, ErrorCode::NotDefined, "timed out waiting for ACK");
         }
         Outcome::Cancelled => {
             tracing::info!(
@@ -223,8 +226,7 @@ fn report(shared: &Shared, socket: &UdpSocket, peer: SocketAddr, name: &str, out
         }
         Outcome::Failed(reason) => {
             tracing::warn!(target: "tftp", client = %peer, file = %name, error = %reason, "failed");
-            wire::encode_error(&mut scratch, ErrorCode::NotDefined, &reason);
-            let _ = socket.send_to(&scratch, peer);
+            send_error(socket, peer, ErrorCode::NotDefined, &reason);
         }
     }
 }
@@ -423,9 +425,7 @@ impl<'a> Sender<'a> {
             tracing::debug!(
                 target: "tftp", client = %self.peer, from = %from, "packet from an unknown TID, answered with ERROR 5"
             );
-            let mut scratch = Vec::new();
-            wire::encode_error(&mut scratch, ErrorCode::UnknownTid, "unknown transfer ID");
-            let _ = self.socket.send_to(&scratch, from);
+            send_error(self.socket, from, ErrorCode::UnknownTid, "unknown transfer ID");
             return Ok(None);
         }
         Ok(Some(len))
