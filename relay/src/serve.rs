@@ -279,14 +279,8 @@ fn log_mode(dhcp: &Dhcp, mode: Mode, config: &Config, ifc: &Interface, dirs: &Di
     let addr = format!("{}/{}", ifc.addr, ifc.prefix_len());
     let pool = range.map(|(a, b)| tracing::field::display(format!("{a}-{b}")));
     let (tftp_root, state_dir) = (dirs.tftp_root.display(), dirs.state_dir.display());
-    match mode {
-        Mode::Full => {
-            info!(target: "relay", interface = %ifc.name, addr, pool, %tftp_root, %state_dir, "full DHCP")
-        }
-        Mode::Proxy => {
-            info!(target: "relay", interface = %ifc.name, addr, pool, %tftp_root, %state_dir, "proxyDHCP")
-        }
-    }
+    let what = if mode == Mode::Full { "full DHCP" } else { "proxyDHCP" };
+    info!(target: "relay", interface = %ifc.name, addr, pool, %tftp_root, %state_dir, "{what}");
 }
 
 /// In full mode (unless `no_probe`), a pinger for pool addresses, fed by the offers `dhcp` makes.

@@ -86,16 +86,10 @@ pub fn run(
 
     let (exit, message) = judge(rt, &console, from, start, &mut c, &mut log, out);
     let _ = log.note(&message);
-    last.verdict = message.lines().next().unwrap_or("").to_string();
+    let verdict = message.lines().next().unwrap_or("");
+    last.verdict = verdict.to_string();
     rt.set_last_boot(last);
-    info!(
-        target: "boot",
-        target_name = %t.name,
-        exit,
-        verdict = message.lines().next().unwrap_or(""),
-        log = %log_path.display(),
-        "finished"
-    );
+    info!(target: "boot", target_name = %t.name, exit, verdict, log = %log_path.display(), "finished");
     Ok(BootResult { exit, message, log: log_path })
 }
 
